@@ -1,0 +1,108 @@
+"""Pieces every family shares: activations, shortcuts and stochastic depth."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from archgen.blocks.registry import BlockArgs
+    from archgen.complexity import Tally
+
+#: DarkNet's leaky ReLU slope (YOLOv3).
+LEAKY_SLOPE = 0.1
+
+
+def make_act(kind: str) -> nn.Module:
+    if kind == "relu":
+        return nn.ReLU(inplace=True)
+    if kind == "leaky_relu":
+        return nn.LeakyReLU(LEAKY_SLOPE, inplace=True)
+    return nn.Identity()
+
+
+def needs_shortcut_change(a: "BlockArgs", out_chs: int) -> bool:
+    return a.stride != 1 or a.in_chs != out_chs
+
+
+class ZeroPadShortcut(nn.Module):
+    """Option A of He et al. 2015: subsample by the stride, pad the new channels with zeros; no parameters."""
+
+    def __init__(self, stride: int, extra_channels: int) -> None:
+        super().__init__()
+        self.stride = stride
+        self.extra_channels = extra_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride > 1:
+            x = x[:, :, :: self.stride, :: self.stride]
+        if self.extra_channels:
+            x = F.pad(x, (0, 0, 0, 0, 0, self.extra_channels))
+        return x
+
+
+def shortcut_module(a: "BlockArgs", out_chs: int) -> nn.Module | None:
+    """The `downsample` branch (torchvision's name), or None for an identity or no shortcut."""
+    if a.shortcut == "none" or not needs_shortcut_change(a, out_chs):
+        return None
+    if a.shortcut == "zero_pad":
+        if out_chs < a.in_chs:
+            raise ValueError("zero-padding shortcuts cannot reduce channels")
+        return ZeroPadShortcut(a.stride, out_chs - a.in_chs)
+    conv = nn.Conv2d(a.in_chs, out_chs, 1, 1 if a.shortcut == "avgpool_projection" else a.stride, bias=False)
+    if a.shortcut == "avgpool_projection":
+        pool = nn.AvgPool2d(2, a.stride, ceil_mode=True, count_include_pad=False) if a.stride > 1 else nn.Identity()
+        return nn.Sequential(pool, conv, nn.BatchNorm2d(out_chs))
+    return nn.Sequential(conv, nn.BatchNorm2d(out_chs))
+
+
+def shortcut_cost(a: "BlockArgs", out_chs: int, t: "Tally", h: int, w: int) -> None:
+    """Mirror of `shortcut_module` for the analytic counter (h, w: the block's input size)."""
+    if a.shortcut in ("none", "zero_pad") or not needs_shortcut_change(a, out_chs):
+        return
+    with t.scope("downsample"):
+        if a.shortcut == "avgpool_projection":
+            if a.stride > 1:
+                h, w = t.pool("0", a.in_chs, 2, h, w, stride=a.stride, ceil_mode=True)
+            ho, wo = t.conv("1", a.in_chs, out_chs, 1, h, w)
+            t.bn("2", out_chs, ho, wo)
+        else:
+            ho, wo = t.conv("0", a.in_chs, out_chs, 1, h, w, stride=a.stride)
+            t.bn("1", out_chs, ho, wo)
+
+
+def shortcut_check(a: "BlockArgs", out_chs: int) -> tuple[str, str] | None:
+    if a.shortcut == "zero_pad" and out_chs < a.in_chs:
+        return ("width", f"a zero-padding shortcut cannot shrink {a.in_chs} channels to {out_chs}; "
+                         "use shortcut: projection")
+    return None
+
+
+class DropPath(nn.Module):
+    """Stochastic depth (Huang et al. 2016) on a residual branch.
+
+    Training: the branch survives with probability `survival`, decided once per
+    mini-batch as in the paper (a dropped block passes its shortcut through).
+    Eval: the branch is scaled by `survival` (the paper), or, with `inverted`,
+    surviving branches are scaled by 1/survival in training and eval is plain.
+    """
+
+    def __init__(self, survival: float, inverted: bool = False) -> None:
+        super().__init__()
+        self.survival = survival
+        self.inverted = inverted
+
+    def forward(self, branch: torch.Tensor) -> torch.Tensor:
+        if self.survival >= 1.0:
+            return branch
+        if self.training:
+            if torch.rand((), device=branch.device) >= self.survival:
+                return torch.zeros_like(branch)
+            return branch / self.survival if self.inverted else branch
+        return branch if self.inverted else branch * self.survival
+
+    def extra_repr(self) -> str:
+        return f"survival={self.survival:.4f}, inverted={self.inverted}"

@@ -1,0 +1,224 @@
+"""Params, MACs and activations from arithmetic, with no model built and no tracing (as pycls does).
+
+Conventions, stated once:
+- MACs count the multiply-accumulates of convolutions and linear layers only,
+  bias excluded: the papers' "FLOPs" and fvcore's conv + linear count.
+- FLOPs = 2 x MACs.
+- Activations = output elements of every conv (pycls's `acts`).
+- `other_ops` counts, apart, the element-wise work the papers leave out
+  (batch norm, activation, pooling, residual add), one op per output element
+  (per window element for pooling), for reconciliation with other counters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass, field
+from typing import Iterator
+
+
+class TooSmall(ValueError):
+    """A layer's output would have no pixels."""
+
+
+@dataclass
+class LayerCost:
+    name: str
+    op: str  # conv, linear, bn, act, pool, add
+    params: int
+    macs: int
+    acts: int
+    other_ops: int
+    out: tuple[int, int, int]  # channels, height, width
+
+
+@dataclass
+class Tally:
+    """Records each layer's cost as a block's `cost` walks it, under a name scope."""
+
+    layers: list[LayerCost] = field(default_factory=list)
+    prefix: str = ""
+
+    @contextlib.contextmanager
+    def scope(self, name: str) -> Iterator[None]:
+        saved = self.prefix
+        self.prefix = f"{saved}.{name}" if saved else name
+        try:
+            yield
+        finally:
+            self.prefix = saved
+
+    def _name(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def conv(self, name: str, cin: int, cout: int, k: int, h: int, w: int, *, stride: int = 1,
+             groups: int = 1, dilation: int = 1, padding: int | None = None, bias: bool = False) -> tuple[int, int]:
+        pad = dilation * (k - 1) // 2 if padding is None else padding
+        ho = conv_out(h, k, stride, pad, dilation)
+        wo = conv_out(w, k, stride, pad, dilation)
+        if ho < 1 or wo < 1:
+            raise TooSmall(f"{self._name(name)} gets a {h}x{w} input and would output {ho}x{wo}")
+        weight = cout * (cin // groups) * k * k
+        self.layers.append(LayerCost(self._name(name), "conv", weight + (cout if bias else 0),
+                                     weight * ho * wo, cout * ho * wo, 0, (cout, ho, wo)))
+        return ho, wo
+
+    def bn(self, name: str, c: int, h: int, w: int) -> None:
+        self.layers.append(LayerCost(self._name(name), "bn", 2 * c, 0, 0, c * h * w, (c, h, w)))
+
+    def act(self, name: str, kind: str, c: int, h: int, w: int) -> None:
+        if kind != "none":
+            self.layers.append(LayerCost(self._name(name), "act", 0, 0, 0, c * h * w, (c, h, w)))
+
+    def add(self, name: str, c: int, h: int, w: int) -> None:
+        self.layers.append(LayerCost(self._name(name), "add", 0, 0, 0, c * h * w, (c, h, w)))
+
+    def pool(self, name: str, c: int, k: int, h: int, w: int, *, stride: int, padding: int = 0,
+             ceil_mode: bool = False, global_pool: bool = False) -> tuple[int, int]:
+        if global_pool:
+            self.layers.append(LayerCost(self._name(name), "pool", 0, 0, 0, c * h * w, (c, 1, 1)))
+            return 1, 1
+        ho = conv_out(h, k, stride, padding, 1, ceil_mode)
+        wo = conv_out(w, k, stride, padding, 1, ceil_mode)
+        if ho < 1 or wo < 1:
+            raise TooSmall(f"{self._name(name)} gets a {h}x{w} input and would output {ho}x{wo}")
+        self.layers.append(LayerCost(self._name(name), "pool", 0, 0, 0, c * ho * wo * k * k, (c, ho, wo)))
+        return ho, wo
+
+    def linear(self, name: str, cin: int, cout: int, bias: bool = True) -> None:
+        self.layers.append(LayerCost(self._name(name), "linear", cin * cout + (cout if bias else 0),
+                                     cin * cout, cout, 0, (cout, 1, 1)))
+
+    @property
+    def params(self) -> int:
+        return sum(layer.params for layer in self.layers)
+
+    @property
+    def macs(self) -> int:
+        return sum(layer.macs for layer in self.layers)
+
+    @property
+    def acts(self) -> int:
+        return sum(layer.acts for layer in self.layers)
+
+
+def conv_out(size: int, k: int, stride: int, pad: int, dilation: int, ceil_mode: bool = False) -> int:
+    span = size + 2 * pad - dilation * (k - 1) - 1
+    if span < 0:
+        return 0
+    if ceil_mode:
+        out = math.ceil(span / stride) + 1
+        # PyTorch drops a last window that would start in the right padding.
+        if (out - 1) * stride >= size + pad:
+            out -= 1
+        return out
+    return span // stride + 1
+
+
+@dataclass
+class StageProfile:
+    """One row of an architecture table: a stage's output and its blocks in bracket notation."""
+
+    name: str
+    out: tuple[int, int, int]
+    blocks: list[tuple[str, int]]  # (notation, repeats), consecutive equal blocks merged
+    params: int
+    macs: int
+    acts: int
+
+    @property
+    def notation(self) -> str:
+        return " ".join(f"[{text}] x {n}" for text, n in self.blocks)
+
+
+@dataclass
+class Profile:
+    """Analytic counts of a whole network; see the module docstring for what each counts."""
+
+    name: str
+    input_size: int
+    params: int
+    macs: int
+    acts: int
+    other_ops: int
+    stages: list[StageProfile]
+    layers: list[LayerCost]
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
+
+    def to_dict(self, layers: bool = False) -> dict:
+        out = {"name": self.name, "input_size": self.input_size, "params": self.params, "macs": self.macs,
+               "flops": self.flops, "acts": self.acts,
+               "stages": [{"name": s.name, "output": list(s.out), "blocks": s.notation, "params": s.params,
+                           "macs": s.macs, "acts": s.acts} for s in self.stages]}
+        if layers:
+            out["layers"] = [vars(layer) | {"out": list(layer.out)} for layer in self.layers]
+        return out
+
+
+def profile(spec: object, input_size: int | None = None) -> Profile:
+    """Params, MACs, FLOPs and activations per layer and per stage, from the spec alone.
+
+    `spec` is anything `load_spec` takes, or a ModelPlan. `input_size`
+    overrides the spec's `input.size`.
+    """
+    from archgen.blocks.registry import get_block
+    from archgen.plan import ModelPlan, plan
+    from archgen.stems import STEMS
+
+    p = spec if isinstance(spec, ModelPlan) else plan(spec)
+    size = input_size or p.input_size
+    t = Tally()
+    rows: list[StageProfile] = []
+
+    def close(name: str, start: int, out: tuple[int, int, int], blocks: list[tuple[str, int]]) -> None:
+        part = t.layers[start:]
+        rows.append(StageProfile(name, out, blocks, sum(x.params for x in part), sum(x.macs for x in part),
+                                 sum(x.acts for x in part)))
+
+    try:
+        h, w = STEMS[p.stem.type].cost(p.stem, t, size, size)
+        close("stem", 0, (p.stem.out_chs, h, w), [(stem_notation(p), 1)])
+        for stage in p.stages:
+            start = len(t.layers)
+            blocks: list[tuple[str, int]] = []
+            with t.scope(stage.name):
+                for i, b in enumerate(stage.blocks):
+                    family = get_block(b.type)
+                    with t.scope(str(i)):
+                        h, w = family.cost(b, t, h, w)
+                    text = family.notation(b)
+                    if blocks and blocks[-1][0] == text:
+                        blocks[-1] = (text, blocks[-1][1] + 1)
+                    else:
+                        blocks.append((text, 1))
+            close(stage.name, start, (stage.out_chs, h, w), blocks)
+        start = len(t.layers)
+        c = p.num_features
+        with t.scope("head"):
+            if p.final_norm:
+                t.bn("norm", c, h, w)
+                t.act("act", p.final_act, c, h, w)
+            if p.pool != "none":
+                t.pool("pool", c, 0, h, w, stride=1, global_pool=True)
+                if p.classes > 0:
+                    t.linear("fc", c, p.classes)
+        head_text = (f"{'global ' + p.pool + ' pool' if p.pool != 'none' else 'no pool'}"
+                     f"{f', {p.classes}-d fc' if p.classes and p.pool != 'none' else ''}")
+        close("head", start, (p.classes or c, 1, 1), [(head_text, 1)])
+    except TooSmall as exc:
+        at = ("input", "size")
+        raise p.spec.error(at, f"an input of {size}x{size} is too small for this network: {exc}; "
+                               "use a larger input.size or fewer downsampling stages") from None
+    return Profile(p.spec.name, size, t.params, t.macs, t.acts, sum(x.other_ops for x in t.layers), rows,
+                   t.layers)
+
+
+def stem_notation(p: "object") -> str:
+    s = p.stem
+    convs = ", ".join(f"{s.kernel}x{s.kernel}, {w}" + (f", stride {s.stride}" if i == 0 and s.stride > 1 else "")
+                      for i, w in enumerate(s.widths))
+    return convs + ("; 3x3 max pool, stride 2" if s.pool else "")

@@ -1,0 +1,211 @@
+"""The grammar of a spec, as dataclasses: one definition feeds the validator,
+the JSON Schema that editors use, and docs/spec.md's field list.
+
+Every field carries its documentation, an example and its allowed range in the
+dataclass metadata, so adding a field is one edit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional
+
+Act = Literal["relu", "leaky_relu", "none"]
+Shortcut = Literal["projection", "zero_pad", "avgpool_projection", "none"]
+StrideOn = Literal["1x1", "3x3"]
+
+#: Ranges are generous for research but keep a spec from asking for absurd work.
+MAX_DEPTH = 2_000
+MAX_WIDTH = 65_536
+
+
+def spec_field(default: Any = None, *, doc: str, example: Any = None, minimum: float | None = None,
+               maximum: float | None = None, exclusive_minimum: bool = False,
+               required: bool = False, factory: Any = None) -> Any:
+    """A dataclass field with the metadata the validator and docs read."""
+    meta = {"doc": doc, "example": example, "minimum": minimum, "maximum": maximum,
+            "exclusive_minimum": exclusive_minimum, "required": required}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class Paper:
+    """Where the architecture comes from, and what the paper printed for it."""
+
+    title: Optional[str] = spec_field(doc="Paper title.", example="Deep Residual Learning for Image Recognition")
+    authors: Optional[str] = spec_field(doc="First author et al.", example="He et al.")
+    year: Optional[int] = spec_field(doc="Year of the arXiv version cited.", example=2015, minimum=1950, maximum=2100)
+    arxiv: Optional[str] = spec_field(doc="arXiv identifier.", example="1512.03385")
+    table: Optional[str] = spec_field(doc="The table (or section) the spec reproduces.", example="Table 1")
+    params: Optional[str] = spec_field(
+        doc="Parameter count as printed, with its unit (K, M, G); its printed precision is the tolerance.",
+        example="25.0M")
+    macs: Optional[str] = spec_field(
+        doc="Multiply-accumulates as printed (most ResNet-era papers call these 'FLOPs').", example="4.2G")
+    flops: Optional[str] = spec_field(
+        doc="Floating-point operations as printed, when the paper counts a multiply-add as two "
+            "(YOLOv3's 'Bn Ops').", example="18.7G")
+    input_size: Optional[int] = spec_field(
+        doc="Image side at which the printed MACs/FLOPs were measured (default: the spec's input.size).",
+        example=224, minimum=1, maximum=8192)
+    note: Optional[str] = spec_field(doc="Where the spec departs from the paper, or how a number was read.",
+                                     example="FLOPs in the paper are multiply-adds.")
+
+
+@dataclass
+class Input:
+    """The images the network takes."""
+
+    channels: int = spec_field(3, doc="Input channels.", example=3, minimum=1, maximum=1024)
+    size: int = spec_field(224, doc="Image side in pixels (square), used for counting and checks.",
+                           example=224, minimum=1, maximum=8192)
+    classes: int = spec_field(1000, doc="Number of classes of the dataset.", example=1000, minimum=1,
+                              maximum=1_000_000)
+
+
+@dataclass
+class Stem:
+    """The layers before the first stage."""
+
+    type: str = spec_field("imagenet", doc="'imagenet' (7x7/2 conv, 3x3/2 max-pool), 'cifar' (3x3/1 conv), "
+                           "'deep' (three 3x3 convs, the first with stride 2, then the max-pool; ResNet-C).",
+                           example="imagenet")
+    width: int = spec_field(64, doc="Output channels of the stem.", example=64, minimum=1, maximum=MAX_WIDTH)
+    deep_widths: Optional[list[int]] = spec_field(
+        doc="'deep' stem only: widths of its first two convs (the third is 'width').", example=[32, 32])
+    norm: bool = spec_field(True, doc="Batch norm and activation after the stem convs (false for pre-activation "
+                            "CIFAR nets, whose first block normalises).", example=True)
+    pool: Optional[bool] = spec_field(doc="Max-pool 3x3/2 after the convs (default: true for 'imagenet' and "
+                                      "'deep', false for 'cifar').", example=True)
+
+
+@dataclass
+class Block:
+    """The block every stage repeats, and its parameters (each may be overridden per stage)."""
+
+    type: Optional[str] = spec_field(doc="A registered block type: 'basic', 'bottleneck', 'dense'.",
+                                     example="bottleneck")
+    cardinality: Optional[int] = spec_field(doc="Groups of the 3x3 conv (ResNeXt's C).", example=32,
+                                            minimum=1, maximum=MAX_WIDTH)
+    base_width: Optional[int] = spec_field(
+        doc="Width of each group at a stage of width 64 (ResNeXt's d); the 3x3 conv has "
+            "int(width * base_width / 64) * cardinality channels.", example=4, minimum=1, maximum=MAX_WIDTH)
+    expansion: Optional[int] = spec_field(doc="Output channels = width * expansion (bottleneck: 4, basic: 1).",
+                                          example=4, minimum=1, maximum=64)
+    width_factor: Optional[float] = spec_field(
+        doc="Widens the inner convs (Wide ResNet's k); a basic block widens its output too.",
+        example=2, minimum=0, maximum=64, exclusive_minimum=True)
+    growth_rate: Optional[int] = spec_field(doc="DenseNet's k: channels each dense layer adds.", example=32,
+                                            minimum=1, maximum=MAX_WIDTH)
+    bn_size: Optional[int] = spec_field(doc="DenseNet-B bottleneck: the 1x1 conv has bn_size * k channels; "
+                                        "0 drops the 1x1 conv (plain DenseNet).", example=4, minimum=0, maximum=64)
+    compression: Optional[float] = spec_field(doc="DenseNet-C: a transition keeps floor(compression * c) "
+                                              "channels.", example=0.5, minimum=0, maximum=1,
+                                              exclusive_minimum=True)
+    dropout: Optional[float] = spec_field(doc="Dropout inside the block (Wide ResNet between its convs, DenseNet "
+                                          "after each conv).", example=0.3, minimum=0, maximum=0.99)
+    act: Optional[Act] = spec_field(doc="Activation: 'relu', 'leaky_relu' (slope 0.1, DarkNet) or 'none'.",
+                                    example="relu")
+
+
+@dataclass
+class Stage(Block):
+    """One stage: `depth` blocks at one width; the first block applies the stride."""
+
+    depth: int = spec_field(None, doc="Number of blocks (dense layers for 'dense').", example=3, minimum=1,
+                            maximum=MAX_DEPTH, required=True)
+    width: Optional[int] = spec_field(doc="The stage's width (ResNet's 'planes'; ignored by 'dense').",
+                                      example=64, minimum=1, maximum=MAX_WIDTH)
+    stride: int = spec_field(1, doc="Stride of the stage's first block.", example=2, minimum=1, maximum=8)
+    dilation: int = spec_field(1, doc="Dilation of the stage's 3x3 convs (dilated ResNets).", example=2,
+                               minimum=1, maximum=64)
+
+
+@dataclass
+class Multipliers:
+    """Scale depths and widths. Rule: depth -> max(round(d * depth), 1);
+    width -> nearest multiple of 8, at least 8 and never 10% below w * width
+    (a multiplier of 1 leaves every width as written)."""
+
+    depth: float = spec_field(1.0, doc="Multiplies every stage depth.", example=0.5, minimum=0, maximum=100,
+                              exclusive_minimum=True)
+    width: float = spec_field(1.0, doc="Multiplies every stage and stem width.", example=1.5, minimum=0,
+                              maximum=100, exclusive_minimum=True)
+
+
+@dataclass
+class StochasticDepth:
+    """Huang et al. 2016: residual branches dropped at random while training."""
+
+    final_survival: float = spec_field(0.5, doc="p_L, the survival probability of the last block; block l of L "
+                                       "survives with 1 - l/L * (1 - p_L).", example=0.5, minimum=0, maximum=1,
+                                       exclusive_minimum=True)
+    rule: Literal["linear", "uniform"] = spec_field("linear", doc="'linear' decay (the paper's) or 'uniform'.",
+                                                    example="linear")
+    inverted: bool = spec_field(False, doc="Scale surviving branches by 1/p_l while training and run eval "
+                                "unscaled (timm's convention) instead of scaling by p_l at eval (the paper's).",
+                                example=False)
+
+
+@dataclass
+class Head:
+    """What follows the last stage."""
+
+    pool: Literal["avg", "max", "none"] = spec_field("avg", doc="Global pooling.", example="avg")
+    dropout: float = spec_field(0.0, doc="Dropout before the classifier.", example=0.2, minimum=0, maximum=0.99)
+    classes: Optional[int] = spec_field(doc="Classifier outputs (default: input.classes; 0 for a backbone with "
+                                        "no classifier).", example=1000, minimum=0, maximum=1_000_000)
+
+
+@dataclass
+class SpecDoc:
+    """A whole spec as written (before `extends` and multipliers are applied)."""
+
+    name: str = spec_field(None, doc="The model's name.", example="resnet50", required=True)
+    description: Optional[str] = spec_field(doc="One line for people.", example="ResNet-50, torchvision layout")
+    extends: Optional[str] = spec_field(doc="A bundled spec's name or a path (relative to this file) whose fields "
+                                        "this one overrides.", example="resnet50")
+    torchvision: Optional[str] = spec_field(doc="The torchvision model this spec equals, if any.",
+                                            example="resnet50")
+    paper: Optional[Paper] = spec_field(doc="The paper, its table and its printed numbers.", factory=None)
+    input: Input = spec_field(doc="The input images.", factory=Input)
+    stem: Stem = spec_field(doc="The stem.", factory=Stem)
+    block: Block = spec_field(doc="The block type and its parameters.", factory=Block)
+    stages: list[Stage] = spec_field(doc="The stages, in order.", factory=list, required=True)
+    multipliers: Multipliers = spec_field(doc="Depth and width multipliers.", factory=Multipliers)
+    shortcut: Shortcut = spec_field("projection", doc="Shortcut when a block changes shape: 'projection' "
+                                    "(1x1 conv + BN, option B), 'zero_pad' (subsample and pad with zeros, option A), "
+                                    "'avgpool_projection' (2x2 average pool, then 1x1 conv + BN; ResNet-D), 'none' "
+                                    "(plain nets).", example="projection")
+    stride_on: StrideOn = spec_field("3x3", doc="Which conv of a bottleneck strides: '1x1' (He et al. 2015) or "
+                                     "'3x3' (torchvision, 'v1.5', ResNet-B).", example="3x3")
+    stochastic_depth: Optional[StochasticDepth] = spec_field(doc="Stochastic depth (absent: off).")
+    head: Head = spec_field(doc="Pooling, dropout and classifier.", factory=Head)
+
+
+# ---- introspection used by the validator, the JSON Schema and the docs ----
+
+def fields_of(cls: type) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def hints_of(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def unwrap_optional(tp: Any) -> tuple[Any, bool]:
+    """Optional[X] -> (X, True); X -> (X, False)."""
+    if typing.get_origin(tp) is typing.Union:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return tp, False
+
+
+def block_field_names() -> list[str]:
+    """The block parameters a stage may override."""
+    return [f.name for f in dataclasses.fields(Block)]
