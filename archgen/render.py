@@ -1,0 +1,128 @@
+"""One table model, five renderings: rich for people; json, csv, markdown and latex for programs and papers."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+FORMATS = ("rich", "json", "csv", "markdown", "latex")
+
+
+@dataclass
+class Table:
+    """Rows of cells under named columns; `data` replaces the rows in JSON when a command has richer data."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    data: Any = None
+    #: Row indices drawn with a rule above them (totals).
+    rules: set[int] = field(default_factory=set)
+
+    def add(self, *cells: Any, rule: bool = False) -> None:
+        if rule:
+            self.rules.add(len(self.rows))
+        self.rows.append(list(cells))
+
+
+def cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def render(tables: Table | list[Table], fmt: str) -> str:
+    """Text of the tables in `fmt` ('rich' is rendered with rich's console to a string)."""
+    tables = [tables] if isinstance(tables, Table) else tables
+    if fmt == "json":
+        payload = [t.data if t.data is not None else
+                   {"title": t.title, "columns": t.columns, "rows": [dict(zip(t.columns, r)) for r in t.rows],
+                    "notes": t.notes} for t in tables]
+        return json.dumps(payload[0] if len(payload) == 1 else payload, indent=2, default=str) + "\n"
+    renderer = {"csv": to_csv, "markdown": to_markdown, "latex": to_latex, "rich": to_rich}[fmt]
+    return "\n".join(renderer(t) for t in tables)
+
+
+def to_csv(t: Table) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(t.columns)
+    for row in t.rows:
+        writer.writerow([cell(c) for c in row])
+    return out.getvalue()
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def to_markdown(t: Table) -> str:
+    lines = [f"**{t.title}**", "", "| " + " | ".join(_md_escape(c) for c in t.columns) + " |",
+             "|" + "|".join(" --- " for _ in t.columns) + "|"]
+    lines += ["| " + " | ".join(_md_escape(cell(c)) for c in row) + " |" for row in t.rows]
+    if t.notes:
+        lines += [""] + [f"- {_md_escape(n)}" for n in t.notes]
+    return "\n".join(lines) + "\n"
+
+
+_LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+                  "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def to_latex(t: Table) -> str:
+    """A booktabs table, ready for \\usepackage{booktabs}."""
+    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{latex_escape(t.title)}}}",
+             r"\begin{tabular}{" + "l" * len(t.columns) + "}", r"\toprule",
+             " & ".join(latex_escape(c) for c in t.columns) + r" \\", r"\midrule"]
+    for i, row in enumerate(t.rows):
+        if i in t.rules:
+            lines.append(r"\midrule")
+        lines.append(" & ".join(latex_escape(cell(c)) for c in row) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    for note in t.notes:
+        lines.append(r"\par\smallskip{\footnotesize " + latex_escape(note) + "}")
+    lines.append(r"\end{table}")
+    return "\n".join(lines) + "\n"
+
+
+def to_rich(t: Table, width: int = 160) -> str:
+    from rich.console import Console
+    from rich.table import Table as RichTable
+
+    table = RichTable(title=t.title, title_justify="left", show_lines=False)
+    for c in t.columns:
+        table.add_column(c, overflow="fold")
+    for i, row in enumerate(t.rows):
+        table.add_row(*[cell(c) for c in row], end_section=(i + 1) in t.rules)
+    console = Console(width=width, record=True, file=io.StringIO(), force_terminal=False)
+    console.print(table)
+    for note in t.notes:
+        console.print(note, markup=False, highlight=False)
+    return console.export_text()
+
+
+def write_atomic(path: str, data: str | bytes) -> None:
+    """Write to a temporary file beside `path`, then rename: a reader never sees half a file."""
+    import os
+    import tempfile
+
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".archgen-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
