@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str) -> Any:
     if name == "build":
-        from archgen.build import build
+        from archgen.builder import build
 
         return build
     if name == "profile":
@@ -26,7 +26,7 @@ def __getattr__(name: str) -> Any:
 
         return profile
     if name == "plan":
-        from archgen.plan import plan
+        from archgen.planner import plan
 
         return plan
     raise AttributeError(f"module 'archgen' has no attribute {name!r}")

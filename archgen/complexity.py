@@ -166,7 +166,7 @@ def profile(spec: object, input_size: int | None = None) -> Profile:
     overrides the spec's `input.size`.
     """
     from archgen.blocks.registry import get_block
-    from archgen.plan import ModelPlan, plan
+    from archgen.planner import ModelPlan, plan
     from archgen.stems import STEMS
 
     p = spec if isinstance(spec, ModelPlan) else plan(spec)

@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from archgen.blocks.common import make_act
 from archgen.blocks.registry import get_block
-from archgen.plan import ModelPlan, plan
+from archgen.planner import ModelPlan, plan
 from archgen.spec.loader import SpecLike
 from archgen.stems import STEMS
 
