@@ -11,12 +11,11 @@ import torch.nn as nn
 
 from archgen.blocks.common import make_act
 from archgen.blocks.registry import get_block
+from archgen.complexity import DEFAULT_MAX_PARAMS, check_size, profile
 from archgen.planner import ModelPlan, plan
 from archgen.spec.loader import SpecLike
 from archgen.stems import STEMS
 
-#: Largest model `build` makes unless asked (`max_params` / `--max-params`): 4 GB of float32 weights.
-DEFAULT_MAX_PARAMS = 1_000_000_000
 
 
 class Head(nn.Module):
@@ -91,14 +90,8 @@ def build(spec: SpecLike, *, max_params: int = DEFAULT_MAX_PARAMS, device: str |
     `max_params` is refused with a SpecError before anything is allocated.
     Initialisation follows torchvision: Kaiming-normal convs, BN weight 1 and bias 0.
     """
-    from archgen.complexity import profile
-
     p = plan(spec)
-    counted = profile(p)
-    if counted.params > max_params:
-        raise p.spec.error(("stages",), f"the model would have {counted.params:,} parameters, above the limit of "
-                                        f"{max_params:,}; shrink it, or raise the limit (max_params=..., "
-                                        "--max-params)")
+    check_size(profile(p), p.spec, max_params)
     with torch.device(device) if device is not None else contextlib.nullcontext():
         model = ArchNet(p)
     if device is None or torch.device(device).type != "meta":

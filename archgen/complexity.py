@@ -129,6 +129,9 @@ class StageProfile:
 
     @property
     def notation(self) -> str:
+        """Repeated blocks in the papers' brackets ('[1x1, 64; 3x3, 64; 1x1, 256] x 3'); stem and head plain."""
+        if self.name in ("stem", "head"):
+            return "; ".join(text for text, _ in self.blocks)
         return " ".join(f"[{text}] x {n}" for text, n in self.blocks)
 
 
@@ -210,9 +213,13 @@ def profile(spec: object, input_size: int | None = None) -> Profile:
                      f"{f', {p.classes}-d fc' if p.classes and p.pool != 'none' else ''}")
         close("head", start, (p.classes or c, 1, 1), [(head_text, 1)])
     except TooSmall as exc:
-        at = ("input", "size")
-        raise p.spec.error(at, f"an input of {size}x{size} is too small for this network: {exc}; "
-                               "use a larger input.size or fewer downsampling stages") from None
+        raise p.spec.error(("input", "size"), f"an input of {size}x{size} is too small for this network: {exc}; "
+                                              "use a larger input.size or fewer downsampling stages") from None
+    reduction = p.stages[-1].reduction
+    if size < reduction:
+        raise p.spec.error(("input", "size"), f"an input of {size}x{size} is smaller than the network's total "
+                                              f"stride of {reduction}, so its last stage would see less than one "
+                                              f"pixel; use an input of at least {reduction}")
     return Profile(p.spec.name, size, t.params, t.macs, t.acts, sum(x.other_ops for x in t.layers), rows,
                    t.layers)
 
@@ -222,3 +229,15 @@ def stem_notation(p: "object") -> str:
     convs = ", ".join(f"{s.kernel}x{s.kernel}, {w}" + (f", stride {s.stride}" if i == 0 and s.stride > 1 else "")
                       for i, w in enumerate(s.widths))
     return convs + ("; 3x3 max pool, stride 2" if s.pool else "")
+
+
+#: Largest model archgen builds unless asked (`max_params=`, `--max-params`): 4 GB of float32 weights.
+DEFAULT_MAX_PARAMS = 1_000_000_000
+
+
+def check_size(p: Profile, spec: object, max_params: int = DEFAULT_MAX_PARAMS) -> None:
+    """Refuse, before anything is allocated, a model whose counted parameters pass `max_params`."""
+    if p.params > max_params:
+        raise spec.error(("stages",), f"the model would have {p.params:,} parameters, above the limit of "
+                                      f"{max_params:,}; shrink it, or raise the limit (max_params=..., "
+                                      "--max-params)")

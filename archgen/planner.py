@@ -40,6 +40,9 @@ class ModelPlan:
         return self.stages[-1].out_chs
 
 
+#: Blocks in a whole network, after the depth multiplier; keeps a typo from asking for hours of work.
+MAX_TOTAL_BLOCKS = 10_000
+
 BLOCK_DEFAULTS = {f.name: f.default for f in dataclasses.fields(BlockArgs) if f.default is not dataclasses.MISSING}
 
 
@@ -85,6 +88,10 @@ def plan(spec: SpecLike) -> ModelPlan:
         except KeyError as exc:
             raise spec.error(where, exc.args[0]) from None
 
+    depths = [scale_depth(s.depth, mult.depth) for s in doc.stages]
+    if sum(depths) > MAX_TOTAL_BLOCKS:
+        raise spec.error(("stages",), f"the stages hold {sum(depths):,} blocks in all; archgen builds at most "
+                                      f"{MAX_TOTAL_BLOCKS:,} (ResNet-1202 has 600)")
     total_blocks = sum(scale_depth(s.depth, mult.depth) for s, f in zip(doc.stages, families) if f.residual)
     stages: list[StagePlan] = []
     in_chs = stem.out_chs

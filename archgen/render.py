@@ -97,13 +97,14 @@ def to_latex(t: Table) -> str:
 
 def to_rich(t: Table, width: int = 160) -> str:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table as RichTable
 
     table = RichTable(title=t.title, title_justify="left", show_lines=False)
     for c in t.columns:
         table.add_column(c, overflow="fold")
     for i, row in enumerate(t.rows):
-        table.add_row(*[cell(c) for c in row], end_section=(i + 1) in t.rules)
+        table.add_row(*[escape(cell(c)) for c in row], end_section=(i + 1) in t.rules)
     console = Console(width=width, record=True, file=io.StringIO(), force_terminal=False)
     console.print(table)
     for note in t.notes:
@@ -126,3 +127,11 @@ def write_atomic(path: str, data: str | bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def human(n: float, digits: int = 2) -> str:
+    """25557032 -> '25.56M'; the figures tables print for people (json keeps exact integers)."""
+    for scale, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(n) >= scale:
+            return f"{n / scale:.{digits}f}{suffix}"
+    return f"{n:g}"

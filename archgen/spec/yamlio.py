@@ -27,6 +27,7 @@ _SCALAR_TAGS = {
     "tag:yaml.org,2002:bool",
     "tag:yaml.org,2002:null",
 }
+_COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,9 @@ class _Reader:
                 "a spec is a few hundred values at most",
                 path=self.file, line=self.loc(node).line, column=self.loc(node).column,
             )
+        if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _COLLECTION_TAGS:
+            raise self.error(node, path, f"the YAML tag '{node.tag}' is not allowed; a spec holds only plain "
+                                         "strings, numbers, booleans, null, lists and mappings")
         if isinstance(node, yaml.MappingNode):
             out: dict[str, Any] = {}
             self.constructor.flatten_mapping(node)

@@ -1,0 +1,64 @@
+"""JSON Schema (draft 2020-12) generated from the dataclasses in schema.py, so editors check and complete specs."""
+
+from __future__ import annotations
+
+import json
+import typing
+from typing import Any
+
+from archgen.spec import schema
+
+_PRIMITIVES = {int: {"type": "integer"}, float: {"type": "number"}, str: {"type": "string"},
+               bool: {"type": "boolean"}}
+
+
+def _type(tp: Any, meta: Any) -> dict:
+    inner, optional = schema.unwrap_optional(tp)
+    origin = typing.get_origin(inner)
+    if origin is typing.Literal:
+        out: dict = {"enum": list(typing.get_args(inner))}
+    elif origin is list:
+        (item,) = typing.get_args(inner)
+        out = {"type": "array", "minItems": 1, "items": _type(item, {})}
+    elif hasattr(inner, "__dataclass_fields__"):
+        out = {"$ref": f"#/$defs/{inner.__name__}"}
+    else:
+        out = dict(_PRIMITIVES[inner])
+        if meta.get("minimum") is not None:
+            out["exclusiveMinimum" if meta.get("exclusive_minimum") else "minimum"] = meta["minimum"]
+        if meta.get("maximum") is not None:
+            out["maximum"] = meta["maximum"]
+    if optional:
+        out = {"anyOf": [out, {"type": "null"}]}
+    return out
+
+
+def _object(cls: type) -> dict:
+    hints = schema.hints_of(cls)
+    props, required = {}, []
+    for name, f in schema.fields_of(cls).items():
+        prop = _type(hints[name], f.metadata)
+        prop["description"] = f.metadata["doc"]
+        if f.metadata.get("example") is not None:
+            prop["examples"] = [f.metadata["example"]]
+        props[name] = prop
+        if f.metadata.get("required"):
+            required.append(name)
+    out = {"type": "object", "description": " ".join((cls.__doc__ or "").split()), "properties": props,
+           "additionalProperties": False}
+    if required:
+        out["required"] = required
+    return out
+
+
+def json_schema() -> dict:
+    defs = {cls.__name__: _object(cls) for cls in (schema.Paper, schema.Input, schema.Stem, schema.Block,
+                                                   schema.Stage, schema.Multipliers, schema.StochasticDepth,
+                                                   schema.Head)}
+    root = _object(schema.SpecDoc)
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": "archgen-spec.schema.json",
+            "title": "archgen spec", **root, "$defs": defs}
+
+
+def json_schema_text() -> str:
+    return json.dumps(json_schema(), indent=2) + "\n"

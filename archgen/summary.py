@@ -1,0 +1,86 @@
+"""What `archgen build` and `archgen list` show: the library's results as tables."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from archgen.complexity import Profile, profile
+from archgen.render import Table, human, write_atomic
+
+
+@dataclass
+class BuildResult:
+    profile: Profile
+    model: Any  # the nn.Module (on the meta device unless weights were asked for)
+
+
+def build_and_check(spec: object, *, input_size: int | None = None, max_params: int = 1_000_000_000,
+                    weights: bool = False) -> BuildResult:
+    """Build the model and run a forward pass (on the meta device: shapes only, no memory)
+    to check that every stage outputs the shape the analytic counter predicts."""
+    import torch
+
+    from archgen.builder import build
+    from archgen.planner import plan
+
+    p = plan(spec)
+    counted = profile(p, input_size)
+    model = build(p.spec, max_params=max_params, device=None if weights else "meta").eval()
+    x = torch.empty(1, p.in_chans, counted.input_size, counted.input_size, device="meta")
+    with torch.no_grad():
+        x = x.to(next(model.parameters()).device)
+        outs = model.forward_stages(x)
+        logits = model.head(outs[-1])
+    for stage, out in zip(counted.stages[1:-1], outs):
+        if tuple(out.shape[1:]) != stage.out:
+            raise RuntimeError(f"{stage.name}: the model outputs {tuple(out.shape[1:])}, the counter predicts "
+                               f"{stage.out}; the block's module and cost disagree")
+    if logits.shape[-1] != counted.stages[-1].out[0]:
+        raise RuntimeError(f"the head outputs {logits.shape[-1]} features, the counter predicts "
+                           f"{counted.stages[-1].out[0]}")
+    return BuildResult(counted, model)
+
+
+def build_table(p: Profile) -> Table:
+    t = Table(f"{p.name} at {p.input_size}x{p.input_size}", ["stage", "output", "blocks", "params", "MACs"])
+    for s in p.stages:
+        c, h, w = s.out
+        t.add(s.name, f"{h}x{w}, {c}", s.notation, human(s.params), human(s.macs))
+    t.add("total", "", f"FLOPs (2 x MACs) {human(p.flops)}; activations {human(p.acts)}", human(p.params),
+          human(p.macs), rule=True)
+    t.notes.append("MACs: multiply-accumulates of convs and linear layers (the papers' 'FLOPs'); "
+                   "FLOPs = 2 x MACs; activations: output elements of every conv.")
+    t.data = p.to_dict()
+    return t
+
+
+def list_table() -> Table:
+    from archgen.spec.loader import bundled_names, load_spec
+
+    t = Table("Bundled specs", ["name", "paper", "input", "params", "MACs", "description"])
+    rows = []
+    for name in bundled_names():
+        spec = load_spec(name)
+        p = profile(spec)
+        paper = spec.doc.paper
+        cite = ""
+        if paper is not None:
+            cite = ", ".join(x for x in (f"{paper.authors} {paper.year}" if paper.authors else None, paper.table)
+                             if x)
+        t.add(name, cite, p.input_size, human(p.params), human(p.macs), spec.doc.description or "")
+        rows.append({"name": name, "paper": cite, "arxiv": paper.arxiv if paper else None,
+                     "input_size": p.input_size, "params": p.params, "macs": p.macs, "flops": p.flops,
+                     "description": spec.doc.description})
+    t.data = rows
+    return t
+
+
+def save_state_dict(model: Any, path: Path) -> None:
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    write_atomic(str(path), buffer.getvalue())
