@@ -1,0 +1,360 @@
+"""One memory pass for the end of a block: y = act(x * scale + shift [+ r * rscale | + r]).
+
+In inference a batch norm is a per-channel affine map, computed once from the
+running statistics (`scale = gamma / sqrt(var + eps)`, `shift = beta - mean *
+scale`, see `bn_scale_shift`). Eager PyTorch spends three passes over memory
+on BN, the residual add and ReLU; `bn_act` spends one:
+
+    act(bn(x) + r)          bn_act(x, s, t, residual=r)                 identity shortcut
+    act(bn1(x) + bn2(r))    bn_act(x, s1, t1, r, residual_scale=s2, residual_shift=t2)   projection
+    act(bn(x))              bn_act(x, s, t)                             pre-activation, DenseNet
+    act(x + b [+ r])        bn_act(x, None, b, residual=r)              a BN folded into the conv
+
+`act` is 'relu', 'leaky_relu' (slope `archgen.blocks.common.LEAKY_SLOPE`, 0.1,
+DarkNet's) or 'none'. `x` is (N, C, *spatial), contiguous in NCHW or in
+channels_last; other strides are made contiguous first. Arithmetic is in
+float32 whatever the storage type (float32, float16, bfloat16); the output has
+`x`'s dtype and memory format.
+
+Where it runs: the Triton kernel on CUDA tensors; on CPU tensors the same
+kernel in Triton's interpreter when TRITON_INTERPRET=1 is set (read at call
+time; slow, for tests); otherwise, on the CPU or where Triton is missing, a
+pure-PyTorch fallback with the same arithmetic (`bn_act_reference`).
+
+Launch: a 2-D grid of tiles over the tensor seen as rows x columns, so that the
+channel of a tile is found without a per-element division: NCHW is (N*C) rows
+of H*W, channels_last is (N*H*W) rows of C. `launch_config` picks the tile and
+warps from the shape (the table `TILE_RULES` says why); `tune=True` (or
+ARCHGEN_TUNE=1) lets triton.autotune time `TUNE_CONFIGS` per shape on the GPU
+instead, and `tuned_configs()` reports what it chose so the table can learn.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Optional
+
+import torch
+
+if TYPE_CHECKING:
+    import torch.nn as nn
+
+#: Activation names and the codes the kernel is specialised on.
+ACTS = {"none": 0, "relu": 1, "leaky_relu": 2}
+
+
+def _leaky_slope() -> float:
+    from archgen.blocks.common import LEAKY_SLOPE
+
+    return LEAKY_SLOPE
+
+
+# --------------------------------------------------------------------------------------------- kernel
+
+def _kernel_source():
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def bn_act_kernel(x_ptr, scale_ptr, shift_ptr, r_ptr, rscale_ptr, out_ptr,
+                      rows, cols, C, slope,
+                      CH_ON_COLS: tl.constexpr,  # channels_last: channel = column; NCHW: channel = row % C
+                      HAS_SCALE: tl.constexpr,   # False: the BN was folded, shift is the conv's bias
+                      RES: tl.constexpr,         # 0 none, 1 + r, 2 + r * rscale
+                      ACT: tl.constexpr,         # 0 none, 1 relu, 2 leaky relu
+                      INT64: tl.constexpr,
+                      BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
+        r_idx = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+        c_idx = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+        r_mask = r_idx < rows
+        c_mask = c_idx < cols
+        mask = r_mask[:, None] & c_mask[None, :]
+        if INT64:
+            offs = r_idx.to(tl.int64)[:, None] * cols + c_idx[None, :]
+        else:
+            offs = r_idx[:, None] * cols + c_idx[None, :]
+        x = tl.load(x_ptr + offs, mask=mask).to(tl.float32)
+        # Per-channel parameters: one load per tile row (NCHW) or column (channels_last).
+        if CH_ON_COLS:
+            shift = tl.load(shift_ptr + c_idx, mask=c_mask).to(tl.float32)[None, :]
+        else:
+            ch = r_idx % C
+            shift = tl.load(shift_ptr + ch, mask=r_mask).to(tl.float32)[:, None]
+        if HAS_SCALE:
+            if CH_ON_COLS:
+                scale = tl.load(scale_ptr + c_idx, mask=c_mask).to(tl.float32)[None, :]
+            else:
+                scale = tl.load(scale_ptr + ch, mask=r_mask).to(tl.float32)[:, None]
+            y = x * scale + shift
+        else:
+            y = x + shift
+        if RES == 1:
+            y += tl.load(r_ptr + offs, mask=mask).to(tl.float32)
+        if RES == 2:
+            if CH_ON_COLS:
+                rscale = tl.load(rscale_ptr + c_idx, mask=c_mask).to(tl.float32)[None, :]
+            else:
+                rscale = tl.load(rscale_ptr + ch, mask=r_mask).to(tl.float32)[:, None]
+            y += tl.load(r_ptr + offs, mask=mask).to(tl.float32) * rscale
+        # `y < 0` is False for NaN, so NaN passes through as in torch.relu.
+        if ACT == 1:
+            y = tl.where(y < 0, 0.0, y)
+        if ACT == 2:
+            y = tl.where(y < 0, y * slope, y)
+        tl.store(out_ptr + offs, y.to(out_ptr.dtype.element_ty), mask=mask)
+
+    return bn_act_kernel
+
+
+#: Candidates triton.autotune times per (rows, cols, layout, dtype) when tuning is on.
+TUNE_CONFIGS = [(br, bc, w) for (br, bc) in ((1, 1024), (2, 1024), (4, 512), (8, 256), (16, 128), (32, 64),
+                                               (64, 64), (8, 512), (16, 256), (64, 128), (128, 32))
+                for w in (4, 8)]
+
+
+@functools.lru_cache(maxsize=None)
+def _kernel(interpret: bool, tuned: bool):
+    """The jitted kernel, built on first use: triton.jit reads TRITON_INTERPRET when it decorates,
+    so building lazily lets the variable be set any time before the first call."""
+    import triton
+    from triton import knobs
+
+    with knobs.runtime.scope():  # restores the knob and the environment variable
+        knobs.runtime.interpret = interpret
+        fn = _kernel_source()
+    if not tuned:
+        return fn
+    configs = [triton.Config({"BLOCK_R": br, "BLOCK_C": bc}, num_warps=w) for br, bc, w in TUNE_CONFIGS]
+    # restore_value: timing runs must not apply the map twice when `out` aliases `x` (in place).
+    return triton.autotune(configs, key=["rows", "cols", "CH_ON_COLS", "RES", "HAS_SCALE"],
+                           restore_value=["out_ptr"])(fn)
+
+
+def _interpret() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
+
+
+@functools.lru_cache(maxsize=None)
+def triton_available() -> bool:
+    try:
+        import triton  # noqa: F401
+        import triton.language  # noqa: F401
+    except Exception:  # ImportError, or a broken install
+        return False
+    return True
+
+
+def uses_triton(x: torch.Tensor) -> bool:
+    """Whether `bn_act(x, ...)` runs the Triton kernel (CUDA, or the interpreter on the CPU)."""
+    if not triton_available():
+        return False
+    return x.is_cuda or (x.device.type == "cpu" and _interpret())
+
+
+# ------------------------------------------------------------------------------------- launch choice
+
+@dataclass(frozen=True)
+class LaunchConfig:
+    block_r: int
+    block_c: int
+    num_warps: int
+
+
+#: What the heuristic does and why; revise from `tuned_configs()` after GPU runs (benchmarks/README.md).
+TILE_RULES = """\
+- a tile is BLOCK_R rows x BLOCK_C columns, BLOCK_C the power of two >= the row length, capped at 1024;
+- tile elements: 4096 for 4-byte types, 8192 for 2-byte ones (16 KB per operand per tile: 16 B vector
+  loads for every thread at 8 warps), shrunk (down to 512) until there are >= 2 tiles per SM on a
+  132-SM part, so that small, latency-bound tensors (batch 1) still fill the GPU;
+- 8 warps for tiles of 4096 elements or more, else 4;
+- under the interpreter: one large tile (16384 elements), since its cost is per program, not per element."""
+
+_SMS = 132
+
+
+def _pow2_ceil(n: int) -> int:
+    return 1 << max(0, (int(n) - 1).bit_length())
+
+
+def launch_config(rows: int, cols: int, itemsize: int, interpret: bool = False) -> LaunchConfig:
+    """The tile and warps for a rows x cols problem (see TILE_RULES)."""
+    block_c = min(_pow2_ceil(cols), 1024)
+    if interpret:
+        tile = 16384
+    else:
+        tile = 8192 if itemsize <= 2 else 4096
+        while tile > 512 and (rows * cols) / tile < 2 * _SMS:
+            tile //= 2
+    block_c = min(block_c, tile)
+    block_r = max(1, min(_pow2_ceil(rows), tile // block_c))
+    warps = 8 if block_r * block_c >= 4096 else 4
+    return LaunchConfig(block_r, block_c, warps)
+
+
+def tuned_configs() -> dict:
+    """What triton.autotune chose in this process: {(rows, cols, ch_on_cols, res, has_scale, ...): config}."""
+    fn = _kernel(False, True)
+    return {tuple(str(k) for k in key): {"BLOCK_R": cfg.kwargs["BLOCK_R"], "BLOCK_C": cfg.kwargs["BLOCK_C"],
+                                         "num_warps": cfg.num_warps}
+            for key, cfg in getattr(fn, "cache", {}).items()}
+
+
+# --------------------------------------------------------------------------------------- public API
+
+def bn_scale_shift(bn: "nn.BatchNorm2d") -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, shift) in float32 from a BN's running statistics: bn(x) == x * scale + shift in eval mode."""
+    with torch.no_grad():
+        var = bn.running_var.float()
+        mean = bn.running_mean.float()
+        scale = torch.rsqrt(var + bn.eps)
+        if bn.weight is not None:
+            scale = scale * bn.weight.float()
+        shift = -mean * scale
+        if bn.bias is not None:
+            shift = shift + bn.bias.float()
+    return scale, shift
+
+
+def _layout(x: torch.Tensor) -> Optional[bool]:
+    """True: channels_last (channel on columns); False: NCHW-contiguous; None: neither."""
+    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+        # A tensor both ways (H*W == 1, or C == 1) prefers long rows.
+        if not x.is_contiguous() or x.shape[2] * x.shape[3] < x.shape[1]:
+            return True
+    if x.is_contiguous():
+        return False
+    return None
+
+
+def _vector(v: Optional[torch.Tensor], name: str, c: int, device: torch.device) -> Optional[torch.Tensor]:
+    if v is None:
+        return None
+    if not isinstance(v, torch.Tensor):
+        v = torch.as_tensor(v, dtype=torch.float32)
+    if v.numel() != c:
+        raise ValueError(f"bn_act: {name} has {v.numel()} elements; the input has {c} channels")
+    return v.reshape(c).to(device=device).contiguous()
+
+
+def bn_act(x: torch.Tensor, scale: Optional[torch.Tensor], shift: Optional[torch.Tensor],
+           residual: Optional[torch.Tensor] = None, residual_scale: Optional[torch.Tensor] = None,
+           residual_shift: Optional[torch.Tensor] = None, act: str = "relu", *,
+           out: Optional[torch.Tensor] = None, slope: Optional[float] = None, tune: Optional[bool] = None
+           ) -> torch.Tensor:
+    """act(x * scale + shift [+ residual * residual_scale + residual_shift]), in one pass.
+
+    x: (N, C, *spatial), float32/float16/bfloat16. scale, shift: per-channel (C,) vectors (any float
+    dtype; computed in float32), either may be None (1 and 0). residual: x's shape; it is added as is,
+    or scaled by residual_scale (a second BN) when given; residual_shift is added to shift once, on
+    the host. act: 'relu', 'leaky_relu' (slope `slope`, default LEAKY_SLOPE = 0.1) or 'none'.
+    out: where to write (x's shape, dtype and memory format; may be `x` itself, in place); a new
+    tensor otherwise. tune: let triton.autotune choose the launch on CUDA (default: ARCHGEN_TUNE=1).
+
+    Runs the Triton kernel on CUDA, in Triton's interpreter on the CPU when TRITON_INTERPRET=1,
+    and the pure-PyTorch `bn_act_reference` otherwise.
+    """
+    if act not in ACTS:
+        raise ValueError(f"bn_act: unknown act {act!r}; choose one of {', '.join(ACTS)}")
+    if x.dim() < 2:
+        raise ValueError(f"bn_act: x must be (N, C, ...), got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"bn_act: x must be floating point, got {x.dtype}")
+    c = x.shape[1]
+    scale = _vector(scale, "scale", c, x.device)
+    shift = _vector(shift, "shift", c, x.device)
+    residual_scale = _vector(residual_scale, "residual_scale", c, x.device)
+    residual_shift = _vector(residual_shift, "residual_shift", c, x.device)
+    if residual is None and (residual_scale is not None or residual_shift is not None):
+        raise ValueError("bn_act: residual_scale / residual_shift given without a residual")
+    if residual is not None and residual.shape != x.shape:
+        raise ValueError(f"bn_act: residual shape {tuple(residual.shape)} differs from x's {tuple(x.shape)}")
+    if residual_shift is not None:
+        shift = residual_shift.float() if shift is None else shift.float() + residual_shift.float()
+    if slope is None:
+        slope = _leaky_slope()
+    if out is not None and (out.shape != x.shape or out.dtype != x.dtype):
+        raise ValueError("bn_act: out must have x's shape and dtype")
+
+    if not uses_triton(x):
+        return bn_act_reference(x, scale, shift, residual, residual_scale, act, out=out, slope=slope)
+
+    ch_on_cols = _layout(x)
+    if ch_on_cols is None:
+        x = x.contiguous()
+        ch_on_cols = False
+    fmt = torch.channels_last if ch_on_cols else torch.contiguous_format
+    if residual is not None and not residual.is_contiguous(memory_format=fmt):
+        residual = residual.contiguous(memory_format=fmt)
+    if residual is not None and residual.dtype != x.dtype:
+        residual = residual.to(x.dtype)
+    target = out
+    if out is None or not out.is_contiguous(memory_format=fmt):
+        target = torch.empty_like(x, memory_format=fmt)
+
+    numel = x.numel()
+    if numel:
+        if ch_on_cols:
+            rows, cols = numel // c, c
+        else:
+            rows, cols = x.shape[0] * c, numel // max(1, x.shape[0] * c)
+        if shift is None:
+            shift = torch.zeros(c, device=x.device, dtype=torch.float32)
+        res_mode = 0 if residual is None else (2 if residual_scale is not None else 1)
+        interpret = x.device.type == "cpu"
+        tuned = (not interpret) and (tune if tune is not None else os.environ.get("ARCHGEN_TUNE") == "1")
+        args = (x, scale if scale is not None else shift, shift,
+                residual if residual is not None else x,
+                residual_scale if residual_scale is not None else shift,
+                target, rows, cols, c, float(slope))
+        flags = dict(CH_ON_COLS=ch_on_cols, HAS_SCALE=scale is not None, RES=res_mode, ACT=ACTS[act],
+                     INT64=numel >= 2**31 - 1)
+        fn = _kernel(interpret, tuned)
+        if tuned:
+            def grid(meta):
+                return (_cdiv(rows, meta["BLOCK_R"]), _cdiv(cols, meta["BLOCK_C"]))
+            fn[grid](*args, **flags)
+        else:
+            cfg = launch_config(rows, cols, x.element_size(), interpret)
+            grid = (_cdiv(rows, cfg.block_r), _cdiv(cols, cfg.block_c))
+            if grid[0] > 2**31 - 1 or grid[1] > 65535:
+                raise ValueError(f"bn_act: tensor of shape {tuple(x.shape)} needs a grid of {grid}, "
+                                 "beyond CUDA's limits")
+            fn[grid](*args, **flags, BLOCK_R=cfg.block_r, BLOCK_C=cfg.block_c, num_warps=cfg.num_warps)
+    if out is not None and target is not out:
+        out.copy_(target)
+        return out
+    return target
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def bn_act_reference(x: torch.Tensor, scale: Optional[torch.Tensor], shift: Optional[torch.Tensor],
+                     residual: Optional[torch.Tensor] = None, residual_scale: Optional[torch.Tensor] = None,
+                     act: str = "relu", *, out: Optional[torch.Tensor] = None, slope: float = 0.1,
+                     compute_dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The same map in PyTorch ops, computed in `compute_dtype` (the CPU fallback, and the tests' oracle
+    with float64). Differentiable; keeps x's memory format."""
+    shape = (1, x.shape[1]) + (1,) * (x.dim() - 2)
+    y = x.to(compute_dtype)
+    if scale is not None:
+        y = y * scale.to(compute_dtype).reshape(shape)
+    if shift is not None:
+        y = y + shift.to(compute_dtype).reshape(shape)
+    if residual is not None:
+        r = residual.to(compute_dtype)
+        if residual_scale is not None:
+            r = r * residual_scale.to(compute_dtype).reshape(shape)
+        y = y + r
+    if act == "relu":
+        y = torch.relu(y)
+    elif act == "leaky_relu":
+        y = torch.nn.functional.leaky_relu(y, slope)
+    result_dtype = x.dtype if compute_dtype == torch.float32 else compute_dtype
+    if out is not None:
+        out.copy_(y)
+        return out
+    return y.to(result_dtype)

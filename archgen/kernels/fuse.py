@@ -1,0 +1,407 @@
+"""`fuse(model)`: an eval-mode copy of a model whose blocks end in the one-pass `bn_act` kernel.
+
+What is rewritten (everything else is left as it is, running eagerly):
+
+- a residual block (BasicBlock, BottleneckBlock): each conv-BN-act of the
+  branch becomes conv + `bn_act`, and the tail becomes one `bn_act` doing
+  BN + shortcut (identity, zero-padding, or a projection's BN) + act;
+- a DenseNet layer or transition, or any pre-activation act(bn(x)): `bn_act`;
+- nn.Sequential runs (the stem): conv-BN[-act] and BN[-act] patterns;
+- the head's final BN + act (pre-activation designs).
+
+With `fold_bn=True` a BN that follows a conv is folded into it (W' = W *
+scale, bias b' = shift, kept out of the conv so that the kernel adds it with
+the shortcut and the act: bias + add + act); a BN that precedes its conv
+(pre-activation) cannot fold and stays a scale/shift in the kernel. With
+`fold_bn=False` every BN is a scale/shift in the kernel. The statistics are
+read once, when `fuse` runs.
+
+Dispatch is by module type through a small registry, so a new block family
+adds its rule next to its module (`register_fuse_rule`, or
+`register_residual_block` for an act(branch(x) + shortcut(x)) block with a
+conv-BN-act branch). A module with no rule is left eager, its children
+untouched; containers (nn.Sequential, nn.ModuleList, nn.ModuleDict, ArchNet
+and the root model) are walked.
+
+The fused model is for inference. Put back in training mode, its fused
+modules run the same arithmetic in PyTorch (differentiable, but with the BN
+statistics frozen or folded) and say so once with a warning.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections import OrderedDict
+from typing import Callable, Optional
+
+import torch
+import torch.nn as nn
+
+from archgen.kernels.bn_act import bn_act, bn_act_reference, bn_scale_shift
+
+#: type -> rule(module, fold_bn) returning a replacement, or None to leave the module eager.
+FuseRule = Callable[[nn.Module, bool], Optional[nn.Module]]
+_RULES: dict[type, FuseRule] = {}
+#: Types whose children are walked (the root model always is).
+_CONTAINERS: set[type] = {nn.Sequential, nn.ModuleList, nn.ModuleDict}
+
+_warned_training = False
+
+
+def register_fuse_rule(*types: type) -> Callable[[FuseRule], FuseRule]:
+    """Decorator: `rule(module, fold_bn)` rewrites modules of exactly these types (not subclasses,
+    whose forward may differ); it returns the replacement, or None to leave the module eager."""
+
+    def add(rule: FuseRule) -> FuseRule:
+        for t in types:
+            _RULES[t] = rule
+        return rule
+
+    return add
+
+
+def register_container(*types: type) -> None:
+    """Modules of these types are walked: their children are fused in place."""
+    _CONTAINERS.update(types)
+
+
+def fuse(model: nn.Module, fold_bn: bool = True, *, inplace: bool = False) -> nn.Module:
+    """An eval-mode copy of `model` (the model itself with `inplace=True`) whose blocks end in `bn_act`.
+
+    fold_bn: fold each BN that follows a conv into the conv (the kernel then does bias + add + act);
+    False keeps every BN as a per-channel scale and shift in the kernel. Logits equal the eager
+    model's in eval mode within the dtype's rounding. Blocks no rule knows stay eager.
+    """
+    _load_rules()
+    m = model if inplace else copy.deepcopy(model)
+    m.eval()
+    with torch.no_grad():
+        out = _fuse_module(m, fold_bn, root=True)
+    return out.eval()
+
+
+def _fuse_module(m: nn.Module, fold_bn: bool, root: bool = False) -> nn.Module:
+    rule = _RULES.get(type(m))
+    if rule is not None:
+        new = rule(m, fold_bn)
+        if new is not None:
+            return new
+    if root or type(m) in _CONTAINERS:
+        for name, child in list(m.named_children()):
+            new = _fuse_module(child, fold_bn)
+            if new is not child:
+                setattr(m, name, new)
+    return m
+
+
+# ------------------------------------------------------------------------------------ fused modules
+
+def act_of(m: Optional[nn.Module]) -> Optional[tuple[str, float]]:
+    """(kernel act, slope) for an activation module; None when the kernel cannot compute it."""
+    if m is None or isinstance(m, nn.Identity):
+        return "none", 0.0
+    if isinstance(m, nn.ReLU):
+        return "relu", 0.0
+    if isinstance(m, nn.LeakyReLU):
+        return "leaky_relu", float(m.negative_slope)
+    return None
+
+
+def _is_act(m: nn.Module) -> bool:
+    return isinstance(m, (nn.ReLU, nn.LeakyReLU))
+
+
+def _eval_identity(m: nn.Module) -> bool:
+    """Modules that do nothing in eval mode (and so may sit between a conv and its BN)."""
+    return isinstance(m, (nn.Identity, nn.Dropout))
+
+
+class BNAct(nn.Module):
+    """act(x * scale + shift [+ r * rscale | + r]) through `bn_act`; the per-channel vectors are buffers.
+
+    `scale` None: a folded BN (shift is then the conv's bias). `rscale` None: the residual is added as is.
+    """
+
+    def __init__(self, scale: Optional[torch.Tensor], shift: torch.Tensor, act: str = "relu", slope: float = 0.0,
+                 rscale: Optional[torch.Tensor] = None) -> None:
+        super().__init__()
+        self.register_buffer("scale", None if scale is None else scale.detach().float().clone())
+        self.register_buffer("shift", shift.detach().float().clone())
+        self.register_buffer("rscale", None if rscale is None else rscale.detach().float().clone())
+        self.act = act
+        self.slope = slope
+
+    @classmethod
+    def from_bn(cls, bn: nn.BatchNorm2d, act: Optional[nn.Module] = None) -> "BNAct":
+        kind, slope = act_of(act) or ("none", 0.0)
+        scale, shift = bn_scale_shift(bn)
+        return cls(scale, shift, kind, slope)
+
+    def forward(self, x: torch.Tensor, residual: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if self.training:
+            _warn_training()
+            return bn_act_reference(x, self.scale, self.shift, residual, self.rscale, self.act, slope=self.slope)
+        return bn_act(x, self.scale, self.shift, residual, self.rscale, act=self.act, slope=self.slope)
+
+    def extra_repr(self) -> str:
+        kind = "folded bias" if self.scale is None else "scale/shift"
+        res = "" if self.rscale is None else ", residual scaled"
+        return f"{kind}, act={self.act}{res}"
+
+
+class ConvBNAct(nn.Module):
+    """conv, then `BNAct` (a BN as scale/shift, or folded into the conv with its bias in the kernel)."""
+
+    def __init__(self, conv: nn.Module, epilogue: BNAct) -> None:
+        super().__init__()
+        self.conv = conv
+        self.epilogue = epilogue
+
+    def forward(self, x: torch.Tensor, residual: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return self.epilogue(self.conv(x), residual)
+
+
+def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d, factor: float = 1.0) -> tuple[nn.Conv2d, torch.Tensor]:
+    """(conv', bias): conv'(x) + bias == factor * bn(conv(x)) in eval mode; conv' has no bias of its own."""
+    scale, shift = bn_scale_shift(bn)
+    scale, shift = scale * factor, shift * factor
+    new = copy.deepcopy(conv)
+    w = conv.weight.detach().float() * scale.reshape(-1, *([1] * (conv.weight.dim() - 1)))
+    new.weight = nn.Parameter(w.to(conv.weight.dtype), requires_grad=conv.weight.requires_grad)
+    bias = shift
+    if conv.bias is not None:
+        bias = bias + conv.bias.detach().float() * scale
+    new.bias = None
+    return new, bias
+
+
+def conv_bn_act(conv: nn.Conv2d, bn: nn.BatchNorm2d, act: Optional[nn.Module], fold_bn: bool,
+                factor: float = 1.0) -> Optional[ConvBNAct]:
+    """act(factor * bn(conv(x))) as conv + BNAct; None if the act is not one the kernel computes."""
+    a = act_of(act)
+    if a is None:
+        return None
+    assert a is not None
+    if fold_bn:
+        conv2, bias = fold_conv_bn(conv, bn, factor)
+        return ConvBNAct(conv2, BNAct(None, bias, *a))
+    scale, shift = bn_scale_shift(bn)
+    if conv.bias is not None:
+        shift = shift + conv.bias.detach().float() * scale
+        conv = copy.deepcopy(conv)
+        conv.bias = None
+    return ConvBNAct(conv, BNAct(scale * factor, shift * factor, *a))
+
+
+def fuse_sequence(mods: list[tuple[str, nn.Module]], fold_bn: bool) -> list[tuple[str, nn.Module]]:
+    """Rewrite a run of (name, module): conv, BN[, act] -> ConvBNAct; BN[, act] -> BNAct; eval no-ops
+    (Dropout, Identity) are dropped; other modules are fused recursively."""
+    mods = [(n, m) for n, m in mods if not _eval_identity(m)]
+    out: list[tuple[str, nn.Module]] = []
+    i = 0
+    while i < len(mods):
+        name, m = mods[i]
+        nxt = mods[i + 1][1] if i + 1 < len(mods) else None
+        after = mods[i + 2][1] if i + 2 < len(mods) else None
+        if isinstance(m, nn.Conv2d) and isinstance(nxt, nn.BatchNorm2d) and nxt.num_features == m.out_channels:
+            act = after if after is not None and _is_act(after) else None
+            fused = conv_bn_act(m, nxt, act, fold_bn)
+            if fused is not None:
+                out.append((name, fused))
+                i += 3 if act is not None else 2
+                continue
+        if isinstance(m, nn.BatchNorm2d):
+            act = nxt if nxt is not None and _is_act(nxt) else None
+            out.append((name, BNAct.from_bn(m, act)))
+            i += 2 if act is not None else 1
+            continue
+        out.append((name, _fuse_module(m, fold_bn)))
+        i += 1
+    return out
+
+
+class FusedSequential(nn.Sequential):
+    """An nn.Sequential rewritten by `fuse_sequence` (the stem, a DenseNet transition)."""
+
+
+@register_fuse_rule(nn.Sequential, FusedSequential)
+def _fuse_plain_sequential(m: nn.Sequential, fold_bn: bool) -> nn.Module:
+    return FusedSequential(OrderedDict(fuse_sequence(list(m.named_children()), fold_bn)))
+
+
+def fuse_sequential_subclass(m: nn.Sequential, fold_bn: bool) -> Optional[nn.Module]:
+    """For nn.Sequential subclasses that keep Sequential's forward (e.g. DenseNet's Transition)."""
+    if type(m).forward is not nn.Sequential.forward:
+        return None
+    return _fuse_plain_sequential(m, fold_bn)
+
+
+class FusedResidualBlock(nn.Module):
+    """body(x) -> conv -> one kernel: act(folded/scaled BN + shortcut(x)).
+
+    shortcut None: identity; else the (folded) projection or the zero-padding module.
+    """
+
+    def __init__(self, body: nn.Sequential, tail: ConvBNAct, shortcut: Optional[nn.Module], residual: bool
+                 ) -> None:
+        super().__init__()
+        self.body = body
+        self.tail = tail
+        self.shortcut = shortcut
+        self.residual = residual
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.body(x)
+        if not self.residual:
+            return self.tail(y)
+        r = x if self.shortcut is None else self.shortcut(x)
+        return self.tail(y, r)
+
+
+def _drop_path_factor(m: Optional[nn.Module]) -> Optional[float]:
+    """The eval-mode factor of archgen's DropPath (survival, or 1 when inverted); None if unknown."""
+    from archgen.blocks.common import DropPath
+
+    if m is None or isinstance(m, nn.Identity):
+        return 1.0
+    if isinstance(m, DropPath):
+        return 1.0 if (m.inverted or m.survival >= 1.0) else float(m.survival)
+    return None
+
+
+def fuse_residual(block: nn.Module, branch: list[tuple[str, nn.Module]], fold_bn: bool) -> Optional[nn.Module]:
+    """act_out(drop_path(branch(x)) + shortcut(x)) with `branch` ending in (conv, BN): archgen's
+    ResidualBlock contract (attributes `residual`, `downsample`, `drop_path`, `act_out`)."""
+    from archgen.blocks.common import ZeroPadShortcut
+
+    (conv_name, conv), (_, bn) = branch[-2], branch[-1]
+    if not isinstance(conv, nn.Conv2d) or not isinstance(bn, nn.BatchNorm2d):
+        return None
+    act = act_of(getattr(block, "act_out", None))
+    factor = _drop_path_factor(getattr(block, "drop_path", None))
+    if act is None or factor is None:
+        return None
+    residual = bool(getattr(block, "residual", True))
+    down = getattr(block, "downsample", None)
+    shortcut: Optional[nn.Module] = None
+    rscale = None
+    extra_shift = None
+    if residual and down is not None:
+        if isinstance(down, ZeroPadShortcut):
+            shortcut = down
+        elif isinstance(down, nn.Sequential) and len(down) >= 2 and isinstance(down[-1], nn.BatchNorm2d) \
+                and isinstance(down[-2], nn.Conv2d):
+            pre = list(down.named_children())[:-2]
+            dconv, dbn = down[-2], down[-1]
+            if fold_bn:
+                dconv, extra_shift = fold_conv_bn(dconv, dbn)
+            else:
+                rscale, extra_shift = bn_scale_shift(dbn)
+                if dconv.bias is not None:
+                    extra_shift = extra_shift + dconv.bias.detach().float() * rscale
+                    dconv = copy.deepcopy(dconv)
+                    dconv.bias = None
+            shortcut = nn.Sequential(OrderedDict(pre + [("conv", dconv)]))
+        else:
+            return None
+    tail = conv_bn_act(conv, bn, None, fold_bn, factor)
+    ep = tail.epilogue
+    ep.act, ep.slope = act
+    if extra_shift is not None:
+        ep.shift += extra_shift.to(ep.shift)
+    if rscale is not None:
+        ep.rscale = rscale.float().clone()
+    body = FusedSequential(OrderedDict(fuse_sequence(branch[:-2], fold_bn)))
+    return FusedResidualBlock(body, tail, shortcut, residual)
+
+
+def register_residual_block(cls: type, branch: Callable[[nn.Module], list[tuple[str, nn.Module]]]) -> None:
+    """Fuse blocks of type `cls` computing act_out(drop_path(branch(x)) + shortcut(x)); `branch(block)`
+    lists the branch's modules in order as (name, module), ending with its last conv and BN."""
+
+    def rule(block: nn.Module, fold_bn: bool) -> Optional[nn.Module]:
+        try:
+            mods = branch(block)
+        except AttributeError:  # the family changed shape: stay eager rather than guess
+            return None
+        return fuse_residual(block, mods, fold_bn)
+
+    register_fuse_rule(cls)(rule)
+
+
+class FusedDenseLayer(nn.Module):
+    """DenseNet layer: cat([x, f(x)]) with f's BN-ReLU pre-activations in `bn_act`."""
+
+    def __init__(self, f: nn.Sequential) -> None:
+        super().__init__()
+        self.f = f
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, self.f(x)], 1)
+
+
+def _named(block: nn.Module, *names: str) -> list[tuple[str, nn.Module]]:
+    return [(n, getattr(block, n)) for n in names]
+
+
+_loaded = False
+
+
+def _load_rules() -> None:
+    """Rules for archgen's own families (imported late: the blocks import torch and the registry)."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    import importlib
+
+    import archgen
+    from archgen.blocks import densenet, resnet
+
+    # The builder's module, wherever it lives: the classes are found through archgen.build.
+    builder = importlib.import_module(archgen.build.__module__)
+    ArchNet, Head = getattr(builder, "ArchNet", None), getattr(builder, "Head", None)
+    if ArchNet is not None:
+        register_container(ArchNet)
+    register_residual_block(resnet.BasicBlock,
+                            lambda b: _named(b, "conv1", "bn1", "act1", "drop", "conv2", "bn2"))
+    register_residual_block(resnet.BottleneckBlock,
+                            lambda b: _named(b, "conv1", "bn1", "act1", "conv2", "bn2", "act2", "drop", "conv3",
+                                             "bn3"))
+
+    @register_fuse_rule(densenet.DenseLayer)
+    def _dense_layer(m: nn.Module, fold_bn: bool) -> Optional[nn.Module]:
+        layers = getattr(m, "layers", None)
+        if layers is None:
+            return None
+        names = {id(mod): n for n, mod in m.named_children()}
+        seq = []
+        for layer in layers:
+            seq.append((names.get(id(layer), f"l{len(seq)}"), layer))
+            if isinstance(layer, nn.Conv2d):
+                seq.append((f"drop{len(seq)}", m.drop))
+        return FusedDenseLayer(FusedSequential(OrderedDict(fuse_sequence(seq, fold_bn))))
+
+    register_fuse_rule(densenet.Transition)(fuse_sequential_subclass)
+
+    def _head(m: nn.Module, fold_bn: bool) -> Optional[nn.Module]:
+        if hasattr(m, "norm"):
+            a = act_of(m.act)
+            if a is None:
+                return None
+            m.norm = BNAct.from_bn(m.norm, m.act)
+            m.act = nn.Identity()
+        return m
+
+    if Head is not None:
+        register_fuse_rule(Head)(_head)
+
+
+def _warn_training() -> None:
+    global _warned_training
+    if not _warned_training:
+        _warned_training = True
+        warnings.warn("archgen.fuse: a fused model is for inference; in training mode its fused blocks run "
+                      "eagerly in PyTorch with the BN statistics frozen (or folded into the convs). "
+                      "Train the original model instead.", RuntimeWarning, stacklevel=3)
