@@ -1,0 +1,85 @@
+"""The analytic counter (no model, no tracing) against torchvision's numbers and fvcore's tracer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import archgen
+from archgen.spec.loader import bundled_names
+from conftest import TORCHVISION_TWINS, torchvision_reference
+
+#: Image side for the fvcore cross-check: the formula is size-independent, small inputs keep CI fast.
+CHECK_SIZE = 64
+
+
+def fvcore_counts(model, size: int, channels: int = 3):
+    from fvcore.nn import FlopCountAnalysis
+
+    analysis = FlopCountAnalysis(model.eval(), torch.randn(1, channels, size, size))
+    analysis.unsupported_ops_warnings(False)
+    analysis.uncalled_modules_warnings(False)
+    return analysis.by_operator()
+
+
+@pytest.mark.parametrize("name", bundled_names())
+def test_analytic_macs_equal_fvcore_conv_plus_linear(name):
+    spec = archgen.load_spec(name)
+    size = min(spec.doc.input.size, CHECK_SIZE)
+    counted = archgen.profile(spec, input_size=size)
+    ops = fvcore_counts(archgen.build(spec), size, spec.doc.input.channels)
+    assert counted.macs == ops.get("conv", 0) + ops.get("linear", 0)
+    assert counted.params == sum(p.numel() for p in archgen.build(spec).parameters())
+
+
+@pytest.mark.parametrize("name", ["resnet50", "densenet121"])
+def test_fvcore_total_at_224_is_our_macs_plus_two_ops_per_bn_element_plus_pooling(name):
+    """fvcore's total for torchvision's model (reference data) = conv + linear + BN (2 per element) + global pool."""
+    p = archgen.profile(name)
+    bn = sum(layer.other_ops for layer in p.layers if layer.op == "bn")
+    pool = sum(layer.other_ops for layer in p.layers if layer.op == "pool" and layer.out[1:] == (1, 1))
+    assert p.macs + 2 * bn + pool == torchvision_reference(name)["fvcore_total_224"]
+
+
+def test_resnet50_stride_placement_gives_the_two_published_layouts():
+    """He et al. 2015 stride the first 1x1 (3.86 GMACs); torchvision the 3x3 (4.09 GMACs)."""
+    v15 = archgen.profile("resnet50")
+    v1 = archgen.profile({**_resnet50_raw(), "stride_on": "1x1"})
+    assert round(v15.macs / 1e9, 2) == 4.09
+    assert round(v1.macs / 1e9, 2) == 3.86
+    assert v1.params == v15.params == 25_557_032
+
+
+def test_counts_per_stage_add_up_to_the_totals():
+    p = archgen.profile("resnext50_32x4d")
+    assert sum(s.params for s in p.stages) == p.params == 25_028_904
+    assert sum(s.macs for s in p.stages) == p.macs
+    assert p.flops == 2 * p.macs
+    assert [s.out for s in p.stages[1:-1]] == [(256, 56, 56), (512, 28, 28), (1024, 14, 14), (2048, 7, 7)]
+    assert p.stages[1].notation == "[1x1, 128; 3x3, 128, C=32; 1x1, 256] x 3"
+
+
+def test_activations_are_conv_output_elements():
+    p = archgen.profile("resnet18", input_size=224)
+    convs = [layer for layer in p.layers if layer.op == "conv"]
+    assert p.acts == sum(c * h * w for c, h, w in (layer.out for layer in convs)) + 1000
+    assert p.layers[0].out == (64, 112, 112)
+
+
+@pytest.mark.parametrize("name", TORCHVISION_TWINS)
+def test_built_model_exposes_its_stages_as_a_backbone(name):
+    model = archgen.build(name, device="meta")
+    info = model.feature_info
+    assert [i["reduction"] for i in info] == [4, 8, 16, 32]
+    x = torch.empty(1, 3, 64, 64, device="meta")
+    outs = model.forward_stages(x)
+    assert [o.shape[1] for o in outs] == [i["num_chs"] for i in info]
+    assert [64 // o.shape[-1] for o in outs] == [i["reduction"] for i in info]
+
+
+def _resnet50_raw():
+    import yaml
+
+    from archgen.spec.loader import bundled_dir
+
+    return yaml.safe_load((bundled_dir() / "resnet50.yaml").read_text())

@@ -1,0 +1,196 @@
+"""archgen.fuse gives an eval-mode model whose blocks end in bn_act, with eager's logits, on every bundled spec.
+
+BN statistics and affine parameters are randomised so that a wrong scale, shift or fold shows; inputs are
+small (64x64, batch 2) so the whole file stays fast with the kernel in Triton's interpreter.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+import torch.nn as nn
+
+import archgen
+from archgen.kernels import fuse
+from archgen.kernels.fuse import BNAct, FusedResidualBlock, register_fuse_rule
+from archgen.spec.loader import bundled_names
+
+
+@pytest.fixture(autouse=True)
+def interpret(monkeypatch):
+    if not torch.cuda.is_available():
+        monkeypatch.setenv("TRITON_INTERPRET", "1")
+
+
+def _randomise_bns(model: nn.Module, seed: int = 0) -> nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                c = m.num_features
+                m.running_mean.copy_(torch.rand(c, generator=g) * 0.4 - 0.2)
+                m.running_var.copy_(torch.rand(c, generator=g) * 0.5 + 0.75)
+                m.weight.copy_(torch.rand(c, generator=g) * 0.5 + 0.75)
+                m.bias.copy_(torch.rand(c, generator=g) * 0.2 - 0.1)
+    return model.eval()
+
+
+def _assert_logits_equal(model: nn.Module, fused: nn.Module, x: torch.Tensor, rtol: float = 1e-4) -> None:
+    with torch.no_grad():
+        ref, got = model(x), fused(x)
+    assert not torch.isnan(got).any()
+    scale = ref.abs().max().clamp(min=1.0)
+    err = ((got - ref).abs().max() / scale).item()
+    assert err <= rtol, f"logits differ by {err:.3g} of their largest magnitude"
+
+
+@pytest.fixture(scope="module")
+def resnet50():
+    torch.manual_seed(0)
+    return _randomise_bns(archgen.build("resnet50"))
+
+
+@pytest.mark.parametrize("fold_bn", [True, False], ids=["folded", "scale_shift"])
+def test_fused_resnet50_gives_eager_logits(resnet50, fold_bn):
+    fused = fuse(resnet50, fold_bn=fold_bn)
+    assert not fused.training
+    blocks = [m for m in fused.modules() if isinstance(m, FusedResidualBlock)]
+    assert len(blocks) == 16, "every bottleneck of ResNet-50's 3+4+6+3 is fused"
+    _assert_logits_equal(resnet50, fused, torch.randn(2, 3, 64, 64))
+
+
+def test_fused_resnet50_in_channels_last(resnet50):
+    fused = fuse(resnet50).to(memory_format=torch.channels_last)
+    x = torch.randn(2, 3, 64, 64).to(memory_format=torch.channels_last)
+    _assert_logits_equal(resnet50, fused, x)
+
+
+def test_fuse_leaves_the_original_untouched(resnet50):
+    before = {k: v.clone() for k, v in resnet50.state_dict().items()}
+    fuse(resnet50)
+    after = resnet50.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert any(isinstance(m, nn.BatchNorm2d) for m in resnet50.modules())
+
+
+@pytest.mark.parametrize("name", [n for n in bundled_names() if n != "resnet50"])
+def test_fused_bundled_spec_gives_eager_logits(name):
+    torch.manual_seed(1)
+    model = _randomise_bns(archgen.build(name), seed=1)
+    fused = fuse(model)
+    assert any(isinstance(m, BNAct) for m in fused.modules()), "nothing was fused"
+    _assert_logits_equal(model, fused, torch.randn(1, 3, 64, 64))
+
+
+def _tiny(block: str, **extra) -> dict:
+    return {"name": f"tiny_{block}", "input": {"channels": 3, "size": 32, "classes": 10},
+            "stem": {"type": "cifar", "width": 8}, "block": {"type": block, **extra},
+            "stages": [{"depth": 2, "width": 8}, {"depth": 2, "width": 16, "stride": 2}]}
+
+
+@pytest.mark.parametrize("variant", [
+    {"shortcut": "zero_pad"},
+    {"shortcut": "avgpool_projection"},
+    {"shortcut": "none"},
+    {"act": "leaky_relu"},
+], ids=["zero_pad", "avgpool_projection", "plain", "leaky_relu"])
+def test_shortcut_and_act_variants(variant):
+    spec = _tiny("basic")
+    spec.update({k: v for k, v in variant.items() if k != "act"})
+    if "act" in variant:
+        spec["block"]["act"] = variant["act"]
+    try:
+        model = _randomise_bns(archgen.build(spec))
+    except archgen.SpecError as e:  # the grammar may spell a variant differently
+        pytest.skip(f"spec variant not accepted by the grammar: {e}")
+    fused = fuse(model)
+    assert any(isinstance(m, FusedResidualBlock) for m in fused.modules())
+    for fold_bn in (True, False):
+        _assert_logits_equal(model, fuse(model, fold_bn=fold_bn), torch.randn(2, 3, 32, 32))
+
+
+def test_stochastic_depth_is_folded_into_the_tail():
+    spec = _tiny("bottleneck")
+    spec["drop_path"] = 0.3
+    try:
+        model = _randomise_bns(archgen.build(spec))
+    except archgen.SpecError as e:
+        pytest.skip(f"the grammar has no drop_path here: {e}")
+    from archgen.blocks.common import DropPath
+
+    if not any(isinstance(m, DropPath) for m in model.modules()):
+        pytest.skip("the spec made no DropPath")
+    _assert_logits_equal(model, fuse(model), torch.randn(2, 3, 32, 32))
+
+
+def test_unknown_blocks_stay_eager():
+    class Mystery(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(4, 4, 3, padding=1)
+            self.bn = nn.BatchNorm2d(4)
+
+        def forward(self, x):
+            return torch.sigmoid(self.bn(self.conv(x)))
+
+    model = _randomise_bns(nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4), nn.ReLU(), Mystery()))
+    fused = fuse(model)
+    assert isinstance(fused[-1], Mystery) and isinstance(fused[-1].bn, nn.BatchNorm2d)
+    _assert_logits_equal(model, fused, torch.randn(2, 3, 8, 8))
+
+
+def test_a_family_registers_its_own_rule():
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bn = nn.BatchNorm2d(3)
+
+        def forward(self, x):
+            return torch.relu(self.bn(x))
+
+    @register_fuse_rule(Scaled)
+    def rule(m, fold_bn):
+        return BNAct.from_bn(m.bn, nn.ReLU())
+
+    model = _randomise_bns(nn.Sequential(Scaled()))
+    fused = fuse(model)
+    assert isinstance(fused[0], BNAct)
+    _assert_logits_equal(model, fused, torch.randn(2, 3, 5, 5))
+
+
+def test_training_mode_runs_eagerly_and_says_so_once():
+    import archgen.kernels.fuse as fuse_module
+
+    model = _randomise_bns(archgen.build(_tiny("basic")))
+    fused = fuse(model).train()
+    fuse_module._warned_training = False
+    x = torch.randn(2, 3, 32, 32, requires_grad=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fused(x).sum().backward()
+        fused(x)
+    messages = [str(w.message) for w in caught if "archgen.fuse" in str(w.message)]
+    assert len(messages) == 1 and "inference" in messages[0]
+    assert x.grad is not None
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
+def test_fused_models_on_the_gpu(dtype):
+    tol = {torch.float32: 1e-3, torch.float16: 2e-2, torch.bfloat16: 6e-2}[dtype]
+    for name in bundled_names():
+        model = _randomise_bns(archgen.build(name)).cuda().to(dtype).to(memory_format=torch.channels_last)
+        x = torch.randn(4, 3, 128, 128, device="cuda", dtype=dtype).to(memory_format=torch.channels_last)
+        ref64 = _randomise_bns(archgen.build(name))  # a float64 reference would need the same weights
+        ref64.load_state_dict(model.state_dict())
+        ref64 = ref64.double().cuda()
+        with torch.no_grad():
+            want = ref64(x.double())
+            got = fuse(model)(x).double()
+            eager = model(x).double()
+        scale = want.abs().max().clamp(min=1.0)
+        # The fused model is at least as close to float64 as eager in the same dtype, within tol.
+        assert ((got - want).abs().max() / scale).item() <= max(tol, 2 * ((eager - want).abs().max() / scale).item())

@@ -1,0 +1,189 @@
+"""bn_act computes act(x * scale + shift [+ r * rscale | + r]) exactly as float64 arithmetic rounded to
+the storage type, for every layout, act, residual form and dtype, at shapes that do not divide the tile.
+
+On the CPU the Triton kernel runs in Triton's interpreter: `bn_act` reads TRITON_INTERPRET when called,
+and the kernel is jitted on first use, so setting the variable here suffices whatever was imported before.
+"""
+
+from __future__ import annotations
+
+
+import pytest
+import torch
+
+from archgen.kernels import bn_act, bn_act_reference, bn_scale_shift, launch_config, uses_triton
+
+#: Storage types the interpreter handles (it computes through numpy; bfloat16 is emulated).
+DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+#: Rounding of the output to the storage type (1 ulp at the output's magnitude, and a bit).
+TOL = {torch.float32: 2e-6, torch.float16: 1e-3, torch.bfloat16: 8e-3, torch.float64: 1e-12}
+
+SHAPES = [(1, 1, 1, 1), (2, 3, 5, 7), (3, 17, 9, 11), (1, 64, 7, 7), (2, 130, 3, 3), (5, 6, 33, 1)]
+RESIDUALS = ["none", "add", "bn"]
+ACT_NAMES = ["relu", "leaky_relu", "none"]
+
+
+@pytest.fixture(autouse=True)
+def interpret(monkeypatch):
+    if not torch.cuda.is_available():
+        monkeypatch.setenv("TRITON_INTERPRET", "1")
+
+
+def _inputs(shape, dtype, channels_last, residual, device="cpu", seed=0):
+    g = torch.Generator().manual_seed(seed)
+    c = shape[1]
+    x = torch.randn(shape, generator=g).to(dtype)
+    scale = torch.rand(c, generator=g) + 0.5
+    shift = torch.randn(c, generator=g) * 0.5
+    r = torch.randn(shape, generator=g).to(dtype) if residual != "none" else None
+    rs = torch.rand(c, generator=g) + 0.5 if residual == "bn" else None
+    rt = torch.randn(c, generator=g) * 0.5 if residual == "bn" else None
+    if channels_last:
+        x = x.to(memory_format=torch.channels_last)
+        r = r.to(memory_format=torch.channels_last) if r is not None else None
+    to = dict(device=device)
+    return (x.to(**to), scale.to(**to), shift.to(**to), None if r is None else r.to(**to),
+            None if rs is None else rs.to(**to), None if rt is None else rt.to(**to))
+
+
+def _reference(x, scale, shift, r, rs, rt, act):
+    t = shift.double() + (rt.double() if rt is not None else 0)
+    return bn_act_reference(x.double(), scale, t, r, rs, act, compute_dtype=torch.float64)
+
+
+def _check(y, ref, dtype):
+    assert not torch.isnan(y).any(), "an element was left unwritten (NaN poison survived)"
+    err = ((y.double() - ref) / ref.abs().clamp(min=1.0)).abs().max().item()
+    assert err <= TOL[dtype], f"max error {err:.3g} above {TOL[dtype]:.3g} for {dtype}"
+
+
+def test_the_kernel_runs_on_this_machine():
+    """The tests below would otherwise pass against the PyTorch fallback and test nothing."""
+    assert uses_triton(torch.empty(1, device="cuda" if torch.cuda.is_available() else "cpu"))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
+@pytest.mark.parametrize("residual", RESIDUALS)
+def test_bn_act_matches_float64_on_odd_shapes(dtype, channels_last, residual):
+    for i, shape in enumerate(SHAPES):
+        act = ACT_NAMES[i % 3]
+        x, s, t, r, rs, rt = _inputs(shape, dtype, channels_last, residual, seed=i)
+        out = torch.full_like(x, float("nan"))
+        y = bn_act(x, s, t, r, rs, rt, act=act, out=out)
+        assert y is out
+        assert y.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        _check(y, _reference(x, s, t, r, rs, rt, act), dtype)
+
+
+@pytest.mark.parametrize("act", ACT_NAMES)
+def test_every_act_on_each_layout_with_a_new_output(act):
+    for channels_last in (False, True):
+        x, s, t, r, _, _ = _inputs((2, 24, 13, 5), torch.float32, channels_last, "add", seed=3)
+        y = bn_act(x, s, t, r, act=act)
+        assert y.dtype == x.dtype and y.shape == x.shape
+        _check(y, _reference(x, s, t, r, None, None, act), torch.float32)
+
+
+def test_leaky_relu_uses_darknets_slope():
+    from archgen.blocks.common import LEAKY_SLOPE
+
+    x = -torch.ones(1, 2, 3, 3)
+    y = bn_act(x, None, torch.zeros(2), act="leaky_relu")
+    assert torch.equal(y, torch.full_like(x, -LEAKY_SLOPE))
+
+
+def test_folded_bn_is_bias_add_act():
+    """scale None: act(x + bias + r), what the block tail computes once the BN is folded into its conv."""
+    x, _, t, r, _, _ = _inputs((2, 9, 6, 5), torch.float32, True, "add", seed=5)
+    y = bn_act(x, None, t, residual=r)
+    ref = torch.relu(x.double() + t.double().reshape(1, -1, 1, 1) + r.double())
+    _check(y, ref, torch.float32)
+
+
+def test_in_place_and_mixed_layouts():
+    """out may be x itself; a residual in the other memory format is converted, not misread."""
+    x, s, t, r, _, _ = _inputs((2, 12, 7, 9), torch.float32, False, "add", seed=6)
+    r_cl = r.to(memory_format=torch.channels_last)
+    ref = _reference(x, s, t, r, None, None, "relu")
+    y = bn_act(x, s, t, r_cl, out=x)
+    assert y is x
+    _check(y, ref, torch.float32)
+
+
+def test_other_strides_and_ranks():
+    """A transposed (non-contiguous) input and 2-D / 5-D inputs (N, C, ...) work."""
+    x = torch.randn(6, 5, 4, 3).transpose(2, 3)
+    s, t = torch.rand(5) + 0.5, torch.randn(5)
+    _check(bn_act(x, s, t), _reference(x, s, t, None, None, None, "relu"), torch.float32)
+    for shape in [(7, 33), (2, 3, 4, 5, 6)]:
+        x = torch.randn(shape)
+        c = shape[1]
+        s, t = torch.rand(c) + 0.5, torch.randn(c)
+        _check(bn_act(x, s, t, act="none"), _reference(x, s, t, None, None, None, "none"), torch.float32)
+
+
+def test_empty_tensor():
+    x = torch.empty(0, 4, 3, 3)
+    assert bn_act(x, torch.ones(4), torch.zeros(4)).shape == x.shape
+
+
+def test_bn_scale_shift_reproduces_eval_batch_norm():
+    bn = torch.nn.BatchNorm2d(8).eval()
+    with torch.no_grad():
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.uniform_(-1, 1)
+    x = torch.randn(2, 8, 5, 5)
+    s, t = bn_scale_shift(bn)
+    torch.testing.assert_close(bn_act(x, s, t, act="none"), bn(x), rtol=1e-5, atol=1e-5)
+
+
+def test_bad_arguments_say_what_is_wrong():
+    x = torch.randn(2, 4, 3, 3)
+    with pytest.raises(ValueError, match="unknown act 'gelu'"):
+        bn_act(x, None, torch.zeros(4), act="gelu")
+    with pytest.raises(ValueError, match="3 elements; the input has 4 channels"):
+        bn_act(x, torch.ones(3), torch.zeros(4))
+    with pytest.raises(ValueError, match="residual shape"):
+        bn_act(x, None, torch.zeros(4), residual=torch.randn(2, 4, 3, 2))
+    with pytest.raises(ValueError, match="without a residual"):
+        bn_act(x, None, torch.zeros(4), residual_scale=torch.ones(4))
+
+
+def test_the_fallback_computes_the_same(monkeypatch):
+    """Without CUDA and without TRITON_INTERPRET, bn_act is the PyTorch fallback, with the same results."""
+    x, s, t, r, rs, rt = _inputs((2, 5, 4, 3), torch.bfloat16, True, "bn", seed=9)
+    y_kernel = bn_act(x, s, t, r, rs, rt)
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    if not torch.cuda.is_available():
+        assert not uses_triton(x)
+    y_fallback = bn_act(x, s, t, r, rs, rt)
+    torch.testing.assert_close(y_kernel.float(), y_fallback.float(), rtol=1e-2, atol=1e-2)
+
+
+def test_launch_config_covers_the_shape_in_powers_of_two():
+    for rows, cols in [(1, 1), (64 * 256, 3136), (64 * 3136, 256), (49, 2048), (10**6, 3), (3, 10**6)]:
+        for itemsize in (2, 4):
+            cfg = launch_config(rows, cols, itemsize)
+            for v in (cfg.block_r, cfg.block_c):
+                assert v & (v - 1) == 0
+            assert cfg.block_c <= 1024 and cfg.block_r * cfg.block_c <= 8192
+            assert cfg.num_warps in (4, 8)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("tune", [False, True], ids=["heuristic", "autotuned"])
+def test_bn_act_on_the_gpu(dtype, tune):
+    shapes = SHAPES + [(64, 256, 56, 56), (3, 2048, 7, 7), (1, 1000, 1, 1)]
+    for i, shape in enumerate(shapes):
+        for channels_last in (False, True):
+            for residual in RESIDUALS:
+                act = ACT_NAMES[(i + len(residual)) % 3]
+                x, s, t, r, rs, rt = _inputs(shape, dtype, channels_last, residual, device="cuda", seed=i)
+                out = torch.full_like(x, float("nan"))
+                y = bn_act(x, s, t, r, rs, rt, act=act, out=out, tune=tune)
+                _check(y.cpu(), _reference(x, s, t, r, rs, rt, act).cpu(), dtype)
