@@ -128,6 +128,25 @@ def schema(output: Optional[Path] = typer.Option(None, "--output", "-o", help="W
     emit(json_schema_text(), output)
 
 
+def _register(name: str, module: str, attr: str) -> None:
+    # Commands that live beside their library code; each module imports torch only inside the command.
+    import importlib
+
+    try:
+        fn = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError):
+        return
+    app.command(name)(fn)
+
+
+for _name, _module, _attr in [("table", "archgen.tables.command", "table_command"),
+                              ("profile", "archgen.tables.command", "profile_command"),
+                              ("paths", "archgen.ensemble", "paths_command"),
+                              ("lesion", "archgen.ensemble", "lesion_command"),
+                              ("bench", "archgen.bench.command", "bench_command")]:
+    _register(_name, _module, _attr)
+
+
 def main() -> None:
     app()
 

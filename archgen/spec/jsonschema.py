@@ -52,7 +52,7 @@ def _object(cls: type) -> dict:
 
 
 def json_schema() -> dict:
-    defs = {cls.__name__: _object(cls) for cls in (schema.Paper, schema.Input, schema.Stem, schema.Block,
+    defs = {cls.__name__: _object(cls) for cls in (schema.Citation, schema.Paper, schema.Input, schema.Stem, schema.Block,
                                                    schema.Stage, schema.Multipliers, schema.StochasticDepth,
                                                    schema.Head)}
     root = _object(schema.SpecDoc)

@@ -33,8 +33,8 @@ def spec_field(default: Any = None, *, doc: str, example: Any = None, minimum: f
 
 
 @dataclass
-class Paper:
-    """Where the architecture comes from, and what the paper printed for it."""
+class Citation:
+    """A paper, the table that prints this model, and the numbers it printed."""
 
     title: Optional[str] = spec_field(doc="Paper title.", example="Deep Residual Learning for Image Recognition")
     authors: Optional[str] = spec_field(doc="First author et al.", example="He et al.")
@@ -54,6 +54,15 @@ class Paper:
         example=224, minimum=1, maximum=8192)
     note: Optional[str] = spec_field(doc="Where the spec departs from the paper, or how a number was read.",
                                      example="FLOPs in the paper are multiply-adds.")
+
+
+@dataclass
+class Paper(Citation):
+    """The paper the architecture comes from, and other papers that print numbers for it."""
+
+    also: Optional[list[Citation]] = spec_field(
+        doc="Other papers' tables that print this model's numbers (each number lives once, here).",
+        example=[{"title": "Wide Residual Networks", "arxiv": "1605.07146", "table": "Table 8", "params": "25.6M"}])
 
 
 @dataclass
