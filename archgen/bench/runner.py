@@ -1,0 +1,160 @@
+"""Time specs x backends x batch sizes in one process, so that ratios between backends are fair.
+
+Backends: `eager` (the model as built), `fused` (archgen.kernels.fuse, BNs folded into the convs),
+`compile` (torch.compile, default mode; its first call at each shape is reported as compile_s).
+An out-of-memory batch size is recorded with status "oom" and the run goes on.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Optional
+
+from archgen.bench.results import Measurement
+
+BACKENDS = ("eager", "fused", "compile")
+#: What a user comparing backbones would pick (those not bundled are skipped with a note).
+DEFAULT_SPECS = ("resnet50", "resnext50_32x4d", "wide_resnet50_2", "densenet121")
+DTYPES = ("float32", "float16", "bfloat16")
+
+
+@dataclass
+class BenchConfig:
+    specs: list[str]
+    device: str = "cuda"  # "cuda" or "cpu"
+    batch_sizes: list[int] = field(default_factory=lambda: [1, 8, 64, 256])
+    dtype: str = "float32"
+    channels_last: bool = False
+    backends: list[str] = field(default_factory=lambda: list(BACKENDS))
+    cuda_graphs: bool = False
+    warmup: int = 10
+    reps: int = 50
+    image_size: Optional[int] = None  # None: each spec's own input size
+    cudnn_benchmark: bool = True
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _is_oom(e: BaseException) -> bool:
+    import torch
+
+    if isinstance(e, (torch.cuda.OutOfMemoryError, MemoryError)):
+        return True
+    return isinstance(e, RuntimeError) and "out of memory" in str(e).lower()
+
+
+def _free(device: str) -> None:
+    import torch
+
+    gc.collect()
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+
+
+def make_backend(name: str, model, device: str):
+    """The callable model for a backend; models share weights with `model` where they can."""
+    import torch
+
+    if name == "eager":
+        return model
+    if name == "fused":
+        from archgen.kernels.fuse import fuse
+
+        return fuse(model, fold_bn=True)
+    if name == "compile":
+        return torch.compile(model, dynamic=False)
+    raise ValueError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
+
+
+def measure(cfg: BenchConfig, spec: str, backend: str, model, batch: int, size: int, macs: int) -> Measurement:
+    """One (spec, backend, batch) row; never raises for OOM or a failing backend."""
+    import torch
+
+    from archgen.bench.timing import time_cpu, time_cuda, time_cuda_graph
+
+    row = Measurement(spec=spec, backend=backend, batch=batch, image_size=size, dtype=cfg.dtype,
+                      channels_last=cfg.channels_last, cuda_graphs=cfg.cuda_graphs and cfg.device == "cuda",
+                      macs_per_image=macs)
+    dtype = getattr(torch, cfg.dtype)
+    cuda = cfg.device == "cuda"
+    try:
+        x = torch.randn(batch, 3, size, size, device=cfg.device, dtype=dtype)
+        if cfg.channels_last:
+            x = x.to(memory_format=torch.channels_last)
+        if cuda:
+            _free("cuda")
+            torch.cuda.reset_peak_memory_stats()
+        with torch.inference_mode():
+            t0 = time.perf_counter()
+            model(x)
+            if cuda:
+                torch.cuda.synchronize()
+            row.first_call_s = time.perf_counter() - t0
+            if backend == "compile":
+                row.compile_s = row.first_call_s
+            fn = lambda: model(x)  # noqa: E731
+            if cuda and cfg.cuda_graphs:
+                timing = time_cuda_graph(fn, cfg.warmup, cfg.reps)
+            elif cuda:
+                timing = time_cuda(fn, cfg.warmup, cfg.reps)
+            else:
+                timing = time_cpu(fn, cfg.warmup, cfg.reps)
+        row.times_ms = [round(t, 5) for t in timing.times_ms]
+        row.timer, row.reps = timing.method, len(timing.times_ms)
+        row.median_ms, row.p10_ms, row.p90_ms = timing.median, timing.p10, timing.p90
+        row.images_per_s = batch / (timing.median / 1e3) if timing.median > 0 else None
+        if cuda:
+            row.peak_memory_mb = torch.cuda.max_memory_allocated() / 2**20
+    except Exception as e:  # one failing cell must not end the run
+        row.status = "oom" if _is_oom(e) else f"error: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+    finally:
+        x = None
+        _free(cfg.device)
+    return row
+
+
+def run(cfg: BenchConfig, on_step: Optional[Callable[[str], None]] = None,
+        on_done: Optional[Callable[[Measurement], None]] = None) -> list[Measurement]:
+    """Every row of the run, in (spec, batch, backend) order. on_step(description) precedes each cell,
+    on_done(row) follows it."""
+    import torch
+
+    import archgen
+
+    if cfg.device == "cuda":
+        torch.backends.cudnn.benchmark = cfg.cudnn_benchmark
+    dtype = getattr(torch, cfg.dtype)
+    rows: list[Measurement] = []
+    for ref in cfg.specs:
+        spec = archgen.load_spec(ref)
+        prof = archgen.profile(spec, cfg.image_size) if cfg.image_size else archgen.profile(spec)
+        size = prof.input_size
+        model = archgen.build(spec, device=cfg.device).eval().to(dtype)
+        if cfg.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        backends = {}
+        for name in cfg.backends:
+            try:
+                backends[name] = make_backend(name, model, cfg.device)
+            except Exception as e:
+                backends[name] = e
+        for batch in cfg.batch_sizes:
+            for name in cfg.backends:
+                if on_step:
+                    on_step(f"{spec.name} {name} batch {batch}")
+                b = backends[name]
+                if isinstance(b, Exception):
+                    row = Measurement(spec.name, name, batch, size, cfg.dtype, cfg.channels_last, cfg.cuda_graphs,
+                                      prof.macs, status=f"error: {type(b).__name__}: {b}")
+                else:
+                    row = measure(cfg, spec.name, name, b, batch, size, prof.macs)
+                rows.append(row)
+                if on_done:
+                    on_done(row)
+        del model, backends
+        _free(cfg.device)
+    return rows

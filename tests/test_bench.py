@@ -1,0 +1,164 @@
+"""`archgen bench`: bad input exits 2 with one clear paragraph; --cpu times a tiny run end to end and writes
+JSON and CSV with the environment. No assertion is made on any timing."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from archgen.bench.command import bench_command
+from archgen.bench.timing import percentile
+
+TINY = """\
+name: tiny_resnet18
+description: ResNet-18's layout at a tenth of the width, for a fast benchmark test
+input: {channels: 3, size: 32, classes: 10}
+stem: {type: cifar, width: 8}
+block: {type: basic}
+stages:
+  - {depth: 2, width: 8}
+  - {depth: 2, width: 16, stride: 2}
+shortcut: projection
+"""
+
+
+@pytest.fixture
+def app() -> typer.Typer:
+    app = typer.Typer()
+    app.command("bench")(bench_command)
+    app.command("noop")(lambda: None)  # two commands, so that `bench` is a subcommand as in archgen's CLI
+    return app
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    path = tmp_path / "tiny_resnet18.yaml"
+    path.write_text(TINY)
+    return str(path)
+
+
+def invoke(app, *args):
+    return CliRunner().invoke(app, ["bench", *args])
+
+
+def _no_cuda():
+    import torch
+
+    return not torch.cuda.is_available()
+
+
+@pytest.mark.skipif(not _no_cuda(), reason="this machine has a GPU")
+def test_gpu_without_cuda_exits_2_and_says_what_to_do(app, tiny):
+    r = invoke(app, tiny, "--gpu")
+    assert r.exit_code == 2
+    assert "CUDA GPU" in r.stderr and "--cpu" in r.stderr
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--batch-sizes", "1,x"], "'x' is not one"),
+    (["--batch-sizes", "0"], "positive integers"),
+    (["--backends", "eager,tensorrt"], "unknown backend 'tensorrt'"),
+    (["--dtype", "float8"], "unknown --dtype 'float8'"),
+    (["--format", "yaml"], "unknown --format 'yaml'"),
+    (["--output", "results.txt"], "must end in .json or .csv"),
+    (["--reps", "0"], "--reps 1 or more"),
+])
+def test_bad_input_exits_2_with_a_message(app, tiny, args, words):
+    r = invoke(app, tiny, "--cpu", *args)
+    assert r.exit_code == 2, r.output
+    assert words in r.stderr
+    assert "Traceback" not in r.output
+
+
+def test_unknown_spec_exits_2(app):
+    r = invoke(app, "resnet_nonexistent", "--cpu")
+    assert r.exit_code == 2
+    assert "resnet_nonexistent" in r.stderr
+
+
+def test_plot_without_matplotlib_exits_2(app, tiny, tmp_path):
+    try:
+        import matplotlib  # noqa: F401
+        pytest.skip("matplotlib is installed")
+    except ImportError:
+        pass
+    r = invoke(app, tiny, "--cpu", "--plot", str(tmp_path / "p.png"))
+    assert r.exit_code == 2 and "matplotlib" in r.stderr and "archgen[plot]" in r.stderr
+
+
+def test_a_tiny_cpu_run_writes_json_and_csv(app, tiny, tmp_path):
+    out = tmp_path / "results.json"
+    r = invoke(app, tiny, "--cpu", "--batch-sizes", "1,2", "--backends", "eager,fused", "--warmup", "0",
+               "--reps", "1", "--output", str(out), "--format", "markdown")
+    assert r.exit_code == 0, r.output
+    assert "| tiny_resnet18 | 1 | eager |" in r.stdout and "| tiny_resnet18 | 2 | fused |" in r.stdout
+    assert "1.00x" in r.stdout  # eager's ratio to itself
+    data = json.loads(out.read_text())
+    env = data["environment"]
+    for key in ("device", "driver", "torch", "triton", "cuda", "git_revision", "date"):
+        assert key in env
+    assert env["device_type"] == "cpu"
+    results = data["results"]
+    assert [(x["backend"], x["batch"]) for x in results] == [("eager", 1), ("fused", 1), ("eager", 2), ("fused", 2)]
+    for x in results:
+        assert x["status"] == "ok" and x["reps"] == 1 and len(x["times_ms"]) == 1
+        assert x["median_ms"] > 0 and x["images_per_s"] > 0 and x["macs_per_image"] > 0
+    rows = list(csv.DictReader(out.with_suffix(".csv").open()))
+    assert len(rows) == 4 and rows[0]["spec"] == "tiny_resnet18" and rows[0]["device"] == env["device"]
+
+
+def test_json_format_goes_to_stdout(app, tiny):
+    r = invoke(app, tiny, "--cpu", "--batch-sizes", "1", "--backends", "eager", "--warmup", "0", "--reps", "1",
+               "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["results"][0]["spec"] == "tiny_resnet18"
+
+
+def test_an_out_of_memory_cell_is_recorded_and_the_run_goes_on(monkeypatch, tiny):
+    import torch
+
+    from archgen.bench import runner
+
+    real = runner.measure
+
+    def measure(cfg, spec, backend, model, batch, size, macs):
+        if batch == 2:
+            def oom(x):
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1 GiB")
+            return real(cfg, spec, backend, oom, batch, size, macs)
+        return real(cfg, spec, backend, model, batch, size, macs)
+
+    monkeypatch.setattr(runner, "measure", measure)
+    cfg = runner.BenchConfig(specs=[tiny], device="cpu", batch_sizes=[2, 1], backends=["eager"], warmup=0, reps=1)
+    rows = runner.run(cfg)
+    assert [r.status for r in rows] == ["oom", "ok"]
+
+
+def test_percentiles_interpolate_like_numpy():
+    xs = [5.0, 1.0, 3.0, 2.0, 4.0]
+    assert percentile(xs, 50) == 3.0
+    assert percentile(xs, 10) == pytest.approx(1.4)
+    assert percentile(xs, 90) == pytest.approx(4.6)
+
+
+def test_importing_the_command_does_not_import_torch():
+    code = "import sys, archgen.bench.command; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(_no_cuda(), reason="needs CUDA")
+def test_a_tiny_gpu_run_with_cuda_graphs(app, tiny, tmp_path):
+    out = tmp_path / "gpu.json"
+    r = invoke(app, tiny, "--gpu", "--batch-sizes", "1,4", "--backends", "eager,fused", "--cuda-graphs",
+               "--channels-last", "--dtype", "bfloat16", "--warmup", "1", "--reps", "3", "--output", str(out))
+    assert r.exit_code == 0, r.output
+    results = json.loads(out.read_text())["results"]
+    assert all(x["status"] == "ok" and x["timer"] == "cuda-graph" and x["peak_memory_mb"] > 0 for x in results)
