@@ -29,9 +29,9 @@ def build_and_check(spec: object, *, input_size: int | None = None, max_params: 
     p = plan(spec)
     counted = profile(p, input_size)
     model = build(p.spec, max_params=max_params, device=None if weights else "meta").eval()
-    x = torch.empty(1, p.in_chans, counted.input_size, counted.input_size, device="meta")
+    device = next(model.parameters()).device
+    x = torch.zeros(1, p.in_chans, counted.input_size, counted.input_size, device=device)
     with torch.no_grad():
-        x = x.to(next(model.parameters()).device)
         outs = model.forward_stages(x)
         logits = model.head(outs[-1])
     for stage, out in zip(counted.stages[1:-1], outs):

@@ -1,0 +1,88 @@
+"""The CLI end to end: summaries in every format, saved weights, listing, and a fast --help."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import torch
+from typer.testing import CliRunner
+
+import archgen
+from archgen.cli import app
+from archgen.spec.loader import bundled_names
+
+runner = CliRunner()
+
+
+def test_build_prints_the_stages_in_bracket_notation():
+    result = runner.invoke(app, ["build", "specs/resnext50_32x4d.yaml"])
+    assert result.exit_code == 0, result.output
+    assert "[1x1, 128; 3x3, 128, C=32; 1x1, 256] x 3" in result.stdout
+    assert "25.03M" in result.stdout and "4.23G" in result.stdout
+
+
+def test_build_json_carries_exact_integers():
+    result = runner.invoke(app, ["build", "resnet50", "--format", "json", "--input-size", "224"])
+    data = json.loads(result.stdout)
+    assert data["params"] == 25_557_032 and data["macs"] == archgen.profile("resnet50").macs
+    assert data["flops"] == 2 * data["macs"]
+    assert [s["output"] for s in data["stages"]][1:5] == [[256, 56, 56], [512, 28, 28], [1024, 14, 14],
+                                                          [2048, 7, 7]]
+
+
+def test_build_input_size_changes_the_counts():
+    small = json.loads(runner.invoke(app, ["build", "resnet18", "-f", "json", "--input-size", "112"]).stdout)
+    assert small["input_size"] == 112 and small["params"] == 11_689_512
+    assert small["stages"][4]["output"] == [512, 4, 4]
+
+
+def test_build_markdown_and_latex():
+    md = runner.invoke(app, ["build", "resnet18", "-f", "markdown"]).stdout
+    assert "| layer1 | 56x56, 64 | [3x3, 64; 3x3, 64] x 2 |" in md
+    tex = runner.invoke(app, ["build", "resnet18", "-f", "latex"]).stdout
+    assert r"\toprule" in tex and r"\bottomrule" in tex
+
+
+def test_build_output_saves_a_loadable_state_dict(tmp_path):
+    target = tmp_path / "r18.pt"
+    result = runner.invoke(app, ["build", "resnet18", "--output", str(target)])
+    assert result.exit_code == 0, result.output
+    state = torch.load(target)
+    model = archgen.build("resnet18")
+    model.load_state_dict(state)
+    assert sum(v.numel() for k, v in state.items() if not k.endswith(("running_mean", "running_var",
+                                                                       "num_batches_tracked"))) == 11_689_512
+    assert [p.name for p in tmp_path.iterdir()] == ["r18.pt"]  # no temporary file left behind
+
+
+def test_list_shows_every_bundled_spec():
+    data = json.loads(runner.invoke(app, ["list", "--format", "json"]).stdout)
+    assert [row["name"] for row in data] == bundled_names()
+    r50 = next(row for row in data if row["name"] == "resnet50")
+    assert r50["params"] == 25_557_032 and r50["arxiv"] == "1611.05431"
+
+
+def test_validate_several_specs():
+    result = runner.invoke(app, ["validate", "resnet18", "specs/densenet121.yaml"])
+    assert result.exit_code == 0
+    assert result.stdout.count("ok ") == 2
+
+
+def test_help_answers_without_importing_torch():
+    code = "import sys, archgen.cli; assert 'torch' not in sys.modules, 'torch imported at CLI start'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert runner.invoke(app, ["--help"]).exit_code == 0
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme_commands = [line for line in (root / "README.md").read_text().splitlines()
+                       if line.startswith("python3 -m venv")]
+    ci_commands = [line for line in (root / ".ci" / "run").read_text().splitlines()
+                   if line.startswith("python3 -m venv")]
+    assert len(readme_commands) == 2 and ci_commands == [readme_commands[1]]
+    assert readme_commands[1].endswith("python -m pytest -q")
