@@ -86,3 +86,13 @@ def test_ci_runs_exactly_the_readme_test_command():
                    if line.startswith("python3 -m venv")]
     assert len(readme_commands) == 2 and ci_commands == [readme_commands[1]]
     assert readme_commands[1].endswith("python -m pytest -q")
+
+
+def test_pyproject_lists_every_package():
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(root).parts) for p in (root / "archgen").rglob("__init__.py")}
+    assert listed == found | {"archgen.specs"}
