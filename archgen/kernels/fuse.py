@@ -132,6 +132,15 @@ class BNAct(nn.Module):
         self.act = act
         self.slope = slope
 
+    def _apply(self, fn, recurse=True):
+        # model.half() / .to(bfloat16) would round the per-channel vectors; they stay float32 (C values each).
+        super()._apply(fn, recurse)
+        for name in ("scale", "shift", "rscale"):
+            v = getattr(self, name)
+            if v is not None and v.is_floating_point() and v.dtype != torch.float32:
+                setattr(self, name, v.float())
+        return self
+
     @classmethod
     def from_bn(cls, bn: nn.BatchNorm2d, act: Optional[nn.Module] = None) -> "BNAct":
         kind, slope = act_of(act) or ("none", 0.0)
