@@ -105,21 +105,20 @@ RULES: dict[str, dict[str, Rule]] = {
         "conv": Rule("multiply-adds; bias not counted", _macs),
         "linear": Rule("multiply-adds; bias not counted", _macs),
         "bn": Rule("2 per element (scale and shift, eval mode)", _twice_elements),
-        "act": Rule("not counted (aten::relu is on fvcore's ignore list; leaky_relu is unsupported)", _nothing),
-        "pool": Rule("global average pool: 1 per input element; max pools and local average pools are "
-                     "unsupported, so 0", _pool_input_if_global_avg),
+        "act": Rule("not counted (aten::relu ignored, leaky_relu unsupported)", _nothing),
+        "pool": Rule("global avg pool: 1 per input element; max_pool2d and avg_pool2d unsupported, so 0",
+                     _pool_input_if_global_avg),
         "add": Rule("not counted (aten::add is unsupported)", _nothing),
     },
     "ptflops": {
-        "conv": Rule("multiply-adds, plus 1 per output element when the conv has a bias", _macs_plus_bias_per_output),
+        "conv": Rule("multiply-adds, + 1 per output element if it has a bias", _macs_plus_bias_per_output),
         "linear": Rule("multiply-adds, plus 1 per output for the bias", _macs_plus_bias_per_output),
         "bn": Rule("2 per element (affine)", _twice_elements),
-        "act": Rule("2 per element for ReLU: 1 by its module hook and 1 again by its patch of F.relu, which "
-                    "nn.ReLU calls; 1 per element for LeakyReLU (F.leaky_relu is not patched)", _act_once_or_twice),
-        "pool": Rule("2 per input element, for every pooling module: its module hook and its patch of "
-                     "F.max_pool2d / F.avg_pool2d / F.adaptive_avg_pool2d each count the input once",
+        "act": Rule("ReLU: 2 per element (its module hook, then its patch of F.relu, which nn.ReLU calls); "
+                    "LeakyReLU: 1 (F.leaky_relu is not patched)", _act_once_or_twice),
+        "pool": Rule("2 per input element (its module hook, then its patch of the F.*pool2d the module calls)",
                      _pool_input_twice),
-        "add": Rule("not counted (a residual add is Tensor.__add__, which ptflops does not patch)", _nothing),
+        "add": Rule("not counted (Tensor.__add__ is not patched)", _nothing),
     },
 }
 

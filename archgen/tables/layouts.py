@@ -1,0 +1,154 @@
+"""The papers' tables as data: which specs, in which order, under which labels, in which shape.
+
+No printed number lives here: each comes from the specs' `paper:` sections
+(the citation whose arXiv id is the layout's), so a number is written once.
+A layout names its specs; one that is not bundled is left out with a note, so
+a layout can name a spec before it lands.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class Source:
+    """The paper and table a layout reproduces."""
+
+    authors: str
+    year: int
+    title: str
+    arxiv: str
+    table: str
+
+    @property
+    def cite(self) -> str:
+        return f"{self.authors} {self.year}, {self.table} (arXiv:{self.arxiv})"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One model of a table: the first bundled spec among `specs`, printed under `label`."""
+
+    specs: tuple[str, ...]
+    label: str
+    setting: str = ""  # the paper's second column where it has one ("32 x 4d")
+
+
+@dataclass(frozen=True)
+class Row:
+    """An architecture table's row: its label and the parts it shows ('stem', 'stem.pool', 'layer2',
+    'layer2.transition', 'head'; see compare.architecture_parts)."""
+
+    label: str
+    parts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Layout:
+    key: str
+    source: Source
+    shape: Literal["architecture", "complexity"]
+    entries: tuple[Entry, ...]
+    #: What the regenerated table reproduces of the paper's conventions, in words.
+    convention: str
+    rows: tuple[Row, ...] = ()  # architecture tables only
+    notes: tuple[str, ...] = field(default=())
+
+
+def _resnet_rows(name: str) -> tuple[Row, ...]:
+    """He et al.'s and Xie et al.'s rows: conv1, then the max pool heading the first stage's row."""
+    return (Row("conv1", ("stem",)), Row(f"conv2{name}", ("stem.pool", "layer1")),
+            Row(f"conv3{name}", ("layer2",)), Row(f"conv4{name}", ("layer3",)), Row(f"conv5{name}", ("layer4",)),
+            Row("", ("head",)))
+
+
+MULTIPLY_ADDS = "FLOPs are multiply-adds of the convs and the fc layer, bias excluded: archgen's MACs."
+
+HE_2015 = ("He et al.", 2015, "Deep Residual Learning for Image Recognition", "1512.03385")
+XIE_2017 = ("Xie et al.", 2017, "Aggregated Residual Transformations for Deep Neural Networks", "1611.05431")
+
+LAYOUTS: tuple[Layout, ...] = (
+    Layout(
+        key="resnet", source=Source(*HE_2015, "Table 1"), shape="architecture",
+        entries=(Entry(("resnet18",), "18-layer"), Entry(("resnet34",), "34-layer"),
+                 Entry(("resnet50_v1",), "50-layer"), Entry(("resnet101_v1",), "101-layer"),
+                 Entry(("resnet152_v1",), "152-layer")),
+        rows=_resnet_rows("_x"),
+        convention=MULTIPLY_ADDS + " Bottlenecks stride on their first 1x1 conv, as the paper's do (the "
+                   "*_v1 specs; torchvision's stride on the 3x3 adds about 0.2 G)."),
+    Layout(
+        key="resnet", source=Source(*HE_2015, "Table 6"), shape="complexity",
+        entries=tuple(Entry((f"resnet{n}_cifar", f"cifar_resnet{n}", f"resnet{n}_cifar10"), f"ResNet-{n}")
+                      for n in (20, 32, 44, 56, 110, 1202)),
+        convention="CIFAR-10 ResNets: 3x3 stem, three stages of 16/32/64 channels, option A (zero-padding) "
+                   "shortcuts, 10 classes."),
+    Layout(
+        key="resnext", source=Source(*XIE_2017, "Table 1"), shape="architecture",
+        entries=(Entry(("resnet50",), "ResNet-50"), Entry(("resnext50_32x4d",), "ResNeXt-50 (32x4d)")),
+        rows=_resnet_rows(""),
+        convention=MULTIPLY_ADDS + " Both stride on the 3x3 conv, as the paper's do (fb.resnet.torch, "
+                   "torchvision)."),
+    Layout(
+        key="resnext", source=Source(*XIE_2017, "Table 3"), shape="complexity",
+        entries=(Entry(("resnet50",), "ResNet-50", "1 x 64d"),
+                 *(Entry((f"resnext50_{s}",), "ResNeXt-50", s.replace("x", " x ")) for s in
+                   ("2x40d", "4x24d", "8x14d", "32x4d")),
+                 Entry(("resnet101",), "ResNet-101", "1 x 64d"),
+                 *(Entry((f"resnext101_{s}",), "ResNeXt-101", s.replace("x", " x ")) for s in
+                   ("2x40d", "4x24d", "8x14d", "32x4d"))),
+        convention=MULTIPLY_ADDS + " Table 3 has no complexity column: its caption's '~4.1 billion' (50 layers) "
+                   "and '~7.8 billion' FLOPs (101 layers) stand for every row."),
+    Layout(
+        key="wrn", source=Source("Zagoruyko and Komodakis", 2016, "Wide Residual Networks", "1605.07146",
+                                 "Table 8"), shape="complexity",
+        entries=(Entry(("resnet50",), "ResNet-50"), Entry(("resnet101",), "ResNet-101"),
+                 Entry(("resnet152",), "ResNet-152"), Entry(("wide_resnet50_2",), "WRN-50-2-bottleneck"),
+                 Entry(("preact_resnet200", "preresnet200", "resnet200_preact"), "pre-ResNet-200")),
+        convention="Parameters only, as the paper prints; BN scale and shift are parameters, running "
+                   "statistics are not."),
+    Layout(
+        key="densenet", source=Source("Huang et al.", 2017, "Densely Connected Convolutional Networks",
+                                      "1608.06993", "Table 1"), shape="architecture",
+        entries=tuple(Entry((f"densenet{n}",), f"DenseNet-{n}") for n in (121, 169, 201, 264)),
+        rows=(Row("Convolution", ("stem",)), Row("Pooling", ("stem.pool",)),
+              Row("Dense Block (1)", ("layer1",)), Row("Transition Layer (1)", ("layer2.transition",)),
+              Row("Dense Block (2)", ("layer2",)), Row("Transition Layer (2)", ("layer3.transition",)),
+              Row("Dense Block (3)", ("layer3",)), Row("Transition Layer (3)", ("layer4.transition",)),
+              Row("Dense Block (4)", ("layer4",)), Row("Classification Layer", ("head",))),
+        convention="DenseNet-BC, k = 32; each 'conv' is BN-ReLU-Conv. The paper prints no parameter count or "
+                   "FLOPs in this table; archgen's are shown for reference."),
+    Layout(
+        key="darknet", source=Source("Redmon and Farhadi", 2018, "YOLOv3: An Incremental Improvement",
+                                     "1804.02767", "Table 1"), shape="architecture",
+        entries=(Entry(("darknet53",), "Darknet-53"),),
+        convention="At 256x256, as the paper measures. YOLOv3's 'Bn Ops' count a multiply-add as two "
+                   "operations: archgen's FLOPs (2 x MACs)."),
+    Layout(
+        key="preact", source=Source("He et al.", 2016, "Identity Mappings in Deep Residual Networks",
+                                    "1603.05027", "Table 4"), shape="complexity",
+        entries=(Entry(("resnet110_cifar", "cifar_resnet110", "resnet110_cifar10"), "ResNet-110 [He et al. 2015]"),
+                 Entry(("resnet1202_cifar", "cifar_resnet1202", "resnet1202_cifar10"),
+                       "ResNet-1202 [He et al. 2015]"),
+                 Entry(("preact_resnet164", "preresnet164", "resnet164_preact", "preact_resnet164_cifar"),
+                       "ResNet-164 (pre-activation)"),
+                 Entry(("preact_resnet1001", "preresnet1001", "resnet1001_preact", "preact_resnet1001_cifar"),
+                       "ResNet-1001 (pre-activation)")),
+        convention="CIFAR-10 models, parameters only, as the paper prints them in parentheses."),
+    Layout(
+        key="tricks", source=Source("He et al.", 2019, "Bag of Tricks for Image Classification with "
+                                    "Convolutional Neural Networks", "1812.01187", "Table 5"),
+        shape="complexity",
+        entries=(Entry(("resnet50_v1",), "ResNet-50"), Entry(("resnet50_b",), "ResNet-50-B"),
+                 Entry(("resnet50_c",), "ResNet-50-C"), Entry(("resnet50_d",), "ResNet-50-D")),
+        convention=MULTIPLY_ADDS + " ResNet-50 here is the original (stride on the first 1x1); B moves the "
+                   "stride to the 3x3, C adds the deep stem, D adds the average-pool shortcut."),
+)
+
+PAPERS: tuple[str, ...] = tuple(dict.fromkeys(layout.key for layout in LAYOUTS))
+
+
+def layouts_for(paper: str) -> list[Layout]:
+    """The tables of one paper key ('resnet', 'resnext', 'wrn', 'densenet', 'darknet', 'preact', 'tricks')."""
+    return [layout for layout in LAYOUTS if layout.key == paper]
