@@ -42,10 +42,12 @@ class Figure:
         return None if self.printed is None else within(self.printed, self.value)
 
     def _scale_and_digits(self) -> tuple[float, int]:
+        """The printed unit (0.27M -> 1e6) and one digit more than the paper printed."""
         printed = parse_printed(self.printed)
-        decimals = re.match(r"\s*[0-9]*(?:\.([0-9]*))?", self.printed).group(1) or ""
-        scale = 10 ** (3 * math.floor(math.log10(max(printed.value, 1)) / 3))
-        return scale, len(decimals) + 1
+        mantissa = re.match(r"\s*([0-9]*(?:\.([0-9]*))?)", self.printed)
+        value = float(mantissa.group(1) or 0)
+        scale = 10 ** round(math.log10(printed.value / value)) if value else 1
+        return scale, len(mantissa.group(2) or "") + 1
 
     def computed_text(self) -> str:
         if self.printed is None:

@@ -7,7 +7,8 @@ the bundled names that extend the query at an underscore (`resnext50` ->
 torchvision's model of that name (`torchvision:` in its spec) wins when it is
 the only such, since that is the model the short name means to most users
 (resnext50 -> resnext50_32x4d, not the ablation's resnext50_2x40d).
-Otherwise the name is ambiguous, and the SpecError lists the candidates.
+Otherwise the name is ambiguous, and the SpecError lists every bundled name
+that starts with it.
 """
 
 from __future__ import annotations
@@ -26,14 +27,16 @@ def resolve_spec_name(name: str) -> str:
     names = bundled_names()
     if name in names:
         return name
-    candidates = [n for n in names if n.startswith(name + "_")] or [n for n in names if n.startswith(name)]
-    if len(candidates) == 1:
-        return candidates[0]
-    if candidates:
+    at_underscore = [n for n in names if n.startswith(name + "_")]
+    anywhere = [n for n in names if n.startswith(name)]
+    for candidates in (at_underscore, anywhere):
+        if len(candidates) == 1:
+            return candidates[0]
         twins = [n for n in candidates if load_spec(n).doc.torchvision == n]
         if len(twins) == 1:
             return twins[0]
-        raise SpecError(f"'{name}' names several bundled specs: {', '.join(candidates)}; give the full name",
+    if anywhere:
+        raise SpecError(f"'{name}' names several bundled specs: {', '.join(anywhere)}; give the full name",
                         path=name)
     raise SpecError(f"no bundled spec '{name}' and no file of that name.{did_you_mean(name, names)} "
                     f"Bundled specs: {', '.join(names)}", path=name)
