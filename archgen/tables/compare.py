@@ -102,7 +102,12 @@ def citation_in(spec: Spec, arxiv: Optional[str], table: Optional[str] = None) -
     if arxiv is None:
         return found[0] if found else None
     same_paper = [c for c in found if c.arxiv == arxiv]
-    return next((c for c in same_paper if c.table == table), same_paper[0] if same_paper else None)
+    return next((c for c in same_paper if names_table(c, table)), same_paper[0] if same_paper else None)
+
+
+def names_table(c: Citation, table: Optional[str]) -> bool:
+    """Whether the citation's table text names `table` ('Table 8 (ResNet-50)' names 'Table 8', not 'Table 80')."""
+    return table is not None and c.table is not None and re.search(rf"\b{re.escape(table)}\b", c.table) is not None
 
 
 def model_for(spec_ref: object, label: str = "", setting: str = "", arxiv: Optional[str] = None,
@@ -161,7 +166,7 @@ def architecture_parts(m: Model) -> dict[str, tuple[str, tuple[int, int, int]]]:
         parts["stem"] = (stem_text, stem_layers[-1].out)
     for stage in m.plan.stages:
         types = [b.type for b in stage.blocks]
-        main = max(dict.fromkeys(types), key=types.count)
+        main = types[-1]  # the stage's repeated block; a first block of another type (transition) stands apart
         groups: dict[str, list[tuple[str, int]]] = {}
         outs: dict[str, tuple[int, int, int]] = {}
         for i, b in enumerate(stage.blocks):
@@ -299,7 +304,7 @@ def layout_table(layout: Layout) -> Table:
     models, notes = layout_models(layout)
     title = f"{layout.source.cite}: {layout.source.title}"
     elsewhere = [f"{m.label} {m.setting}".strip() + f" ({m.citation.table})" for m in models
-                 if m.citation is not None and m.citation.table and m.citation.table != layout.source.table]
+                 if m.citation is not None and m.citation.table and not names_table(m.citation, layout.source.table)]
     if elsewhere:
         notes.append(f"Printed in another table of the same paper: {', '.join(elsewhere)}.")
     notes = [f"Reproduces: {layout.convention}", *notes, *_citation_notes(models, own_paper=False),

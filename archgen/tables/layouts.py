@@ -123,6 +123,10 @@ LAYOUTS: tuple[Layout, ...] = (
         key="darknet", source=Source("Redmon and Farhadi", 2018, "YOLOv3: An Incremental Improvement",
                                      "1804.02767", "Table 1"), shape="architecture",
         entries=(Entry(("darknet53",), "Darknet-53"),),
+        rows=(Row("Convolutional", ("stem",)),
+              *(row for i in range(1, 6) for row in (Row("Convolutional, stride 2", (f"layer{i}.conv",)),
+                                                     Row("Residual", (f"layer{i}",)))),
+              Row("Avgpool, Connected", ("head",))),
         convention="At 256x256, as the paper measures. YOLOv3's 'Bn Ops' count a multiply-add as two "
                    "operations: archgen's FLOPs (2 x MACs)."),
     Layout(
