@@ -112,7 +112,9 @@ def plan(spec: SpecLike) -> ModelPlan:
         if "growth_rate" in family.uses and mult.width != 1.0:
             params["growth_rate"] = scale_width(params["growth_rate"], mult.width)
         template = BlockArgs(**{**params, "in_chs": in_chs, "width": width, "stride": stage.stride,
-                                "dilation": stage.dilation, "first_dilation": prev_dilation,
+                                "dilation": stage.dilation,
+                                "first_dilation": prev_dilation if stage.first_dilation is None
+                                else stage.first_dilation,
                                 "shortcut": doc.shortcut, "stride_on": doc.stride_on})
         problem = family.check(template)
         if problem:
@@ -122,6 +124,8 @@ def plan(spec: SpecLike) -> ModelPlan:
                 at = ("stages", i, field)
             raise spec.error(at, message)
         blocks = family.expand_stage(template, scale_depth(stage.depth, mult.depth), i)
+        if i == 0:
+            blocks[0] = dataclasses.replace(blocks[0], input_from="stem_act" if stem.norm else "stem")
         if doc.stochastic_depth is not None and family.residual:
             sd = doc.stochastic_depth
             with_survival = []

@@ -1,4 +1,5 @@
-"""The layers before the first stage, by name: 'imagenet', 'cifar', 'deep'."""
+"""The layers before the first stage, by name: 'imagenet', 'cifar', 'deep'; a spec may override the
+kernel and stride of the type (DRN-C/D's 7x7/1 conv)."""
 
 from __future__ import annotations
 
@@ -45,9 +46,10 @@ class ConvStem:
 
     def resolve(self, stem: "Stem", in_chs: int, act: str, scale: Callable[[int], int]) -> StemArgs:
         widths = (*(stem.deep_widths or [32, 32]), stem.width) if self.deep else (stem.width,)
-        return StemArgs(type=stem.type, in_chs=in_chs, widths=tuple(scale(w) for w in widths), kernel=self.kernel,
-                        stride=self.stride, pool=self.pool if stem.pool is None else stem.pool, norm=stem.norm,
-                        act=act)
+        return StemArgs(type=stem.type, in_chs=in_chs, widths=tuple(scale(w) for w in widths),
+                        kernel=self.kernel if stem.kernel is None else stem.kernel,
+                        stride=self.stride if stem.stride is None else stem.stride,
+                        pool=self.pool if stem.pool is None else stem.pool, norm=stem.norm, act=act)
 
     @staticmethod
     def cost(s: StemArgs, t: "Tally", h: int, w: int) -> tuple[int, int]:

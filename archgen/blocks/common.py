@@ -1,4 +1,4 @@
-"""Pieces every family shares: activations, shortcuts and stochastic depth."""
+"""Pieces every family shares: activations, shortcuts, stochastic depth and the residual block contract."""
 
 from __future__ import annotations
 
@@ -44,8 +44,11 @@ class ZeroPadShortcut(nn.Module):
         return x
 
 
-def shortcut_module(a: "BlockArgs", out_chs: int) -> nn.Module | None:
-    """The `downsample` branch (torchvision's name), or None for an identity or no shortcut."""
+def shortcut_module(a: "BlockArgs", out_chs: int, norm: bool = True) -> nn.Module | None:
+    """The `downsample` branch (torchvision's name), or None for an identity or no shortcut.
+
+    `norm=False` leaves out the BN after a projection, as pre-activation units do (He et al. 2016's code).
+    """
     if a.shortcut == "none" or not needs_shortcut_change(a, out_chs):
         return None
     if a.shortcut == "zero_pad":
@@ -53,25 +56,28 @@ def shortcut_module(a: "BlockArgs", out_chs: int) -> nn.Module | None:
             raise ValueError("zero-padding shortcuts cannot reduce channels")
         return ZeroPadShortcut(a.stride, out_chs - a.in_chs)
     conv = nn.Conv2d(a.in_chs, out_chs, 1, 1 if a.shortcut == "avgpool_projection" else a.stride, bias=False)
+    layers: list[nn.Module] = [conv, nn.BatchNorm2d(out_chs)] if norm else [conv]
     if a.shortcut == "avgpool_projection":
         pool = nn.AvgPool2d(2, a.stride, ceil_mode=True, count_include_pad=False) if a.stride > 1 else nn.Identity()
-        return nn.Sequential(pool, conv, nn.BatchNorm2d(out_chs))
-    return nn.Sequential(conv, nn.BatchNorm2d(out_chs))
+        layers.insert(0, pool)
+    return nn.Sequential(*layers)
 
 
-def shortcut_cost(a: "BlockArgs", out_chs: int, t: "Tally", h: int, w: int) -> None:
+def shortcut_cost(a: "BlockArgs", out_chs: int, t: "Tally", h: int, w: int, norm: bool = True) -> None:
     """Mirror of `shortcut_module` for the analytic counter (h, w: the block's input size)."""
     if a.shortcut in ("none", "zero_pad") or not needs_shortcut_change(a, out_chs):
         return
     with t.scope("downsample"):
+        index = 0
         if a.shortcut == "avgpool_projection":
             if a.stride > 1:
                 h, w = t.pool("0", a.in_chs, 2, h, w, stride=a.stride, ceil_mode=True)
-            ho, wo = t.conv("1", a.in_chs, out_chs, 1, h, w)
-            t.bn("2", out_chs, ho, wo)
+            index = 1
+            ho, wo = t.conv(str(index), a.in_chs, out_chs, 1, h, w)
         else:
             ho, wo = t.conv("0", a.in_chs, out_chs, 1, h, w, stride=a.stride)
-            t.bn("1", out_chs, ho, wo)
+        if norm:
+            t.bn(str(index + 1), out_chs, ho, wo)
 
 
 def shortcut_check(a: "BlockArgs", out_chs: int) -> tuple[str, str] | None:
@@ -106,3 +112,57 @@ class DropPath(nn.Module):
 
     def extra_repr(self) -> str:
         return f"survival={self.survival:.4f}, inverted={self.inverted}"
+
+
+class ResidualBlock(nn.Module):
+    """act_out(drop_path(branch(x)) + shortcut(x)); no add for plain nets.
+
+    Subclasses define `branch(x)`. The attributes `residual`, `downsample`,
+    `drop_path` and `act_out` are the contract that `archgen.fuse` and
+    `archgen.lesion` read. `out_act` overrides the activation after the add
+    ('none' for DarkNet's linear shortcut and for pre-activation units).
+    """
+
+    def __init__(self, a: "BlockArgs", out_chs: int, out_act: str | None = None, shortcut_norm: bool = True) -> None:
+        super().__init__()
+        self.residual = a.shortcut != "none"
+        self.downsample = shortcut_module(a, out_chs, shortcut_norm)
+        self.drop_path = DropPath(a.survival, a.inverted_drop) if a.survival < 1.0 else nn.Identity()
+        self.act_out = make_act(a.act if out_act is None else out_act)
+
+    def downsample_last(self) -> None:
+        """torchvision registers `downsample` after the convs; keep its state-dict order."""
+        if self.downsample is not None:
+            self._modules["downsample"] = self._modules.pop("downsample")
+
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.branch(x)
+        if self.residual:
+            shortcut = x if self.downsample is None else self.downsample(x)
+            out = self.drop_path(out) + shortcut
+        return self.act_out(out)
+
+    def shortcut_is_identity(self) -> bool:
+        """Whether the shortcut passes the block's input on unchanged (so a lesion may delete the branch)."""
+        return self.residual and self.downsample is None
+
+    def without_branch(self) -> nn.Module:
+        """The block with its residual branch deleted: what is left is act_out(x)."""
+        return ShortcutOnly(self.act_out)
+
+
+class ShortcutOnly(nn.Module):
+    """A residual block whose branch was deleted (Veit et al. 2016's lesion): only the activation after the add."""
+
+    def __init__(self, act_out: nn.Module) -> None:
+        super().__init__()
+        self.act_out = act_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Out of place: the input may be a tensor the caller still holds.
+        if isinstance(self.act_out, nn.Identity):
+            return x
+        return self.act_out(x.clone())

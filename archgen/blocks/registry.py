@@ -40,6 +40,10 @@ class BlockArgs:
     stride_on: str = "3x3"
     survival: float = 1.0
     inverted_drop: bool = False
+    #: What feeds the block: "block" (another block), or, for the network's first block, "stem" (a stem ending
+    #: in a bare conv) or "stem_act" (a stem ending in BN + activation). Pre-activation units read it: the
+    #: first unit activates before the split into its two paths, or not at all when the stem already did.
+    input_from: str = "block"
 
 
 class BlockFamily(abc.ABC):

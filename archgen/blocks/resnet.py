@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from archgen.blocks.common import DropPath, make_act, shortcut_check, shortcut_cost, shortcut_module
+from archgen.blocks.common import ResidualBlock, make_act, shortcut_check, shortcut_cost
 from archgen.blocks.registry import BlockArgs, BlockFamily, register_block
 from archgen.complexity import Tally
 
@@ -17,45 +17,17 @@ def _groups_suffix(a: BlockArgs) -> str:
     return out + (f", dilation {a.dilation}" if a.dilation > 1 else "")
 
 
-class ResidualBlock(nn.Module):
-    """act(drop_path(branch(x)) + shortcut(x)); no add for plain nets.
-
-    Subclasses define `branch(x)`, the residual function ending in a BN.
-    """
-
-    def __init__(self, a: BlockArgs, out_chs: int) -> None:
-        super().__init__()
-        self.residual = a.shortcut != "none"
-        self.downsample = shortcut_module(a, out_chs)
-        self.drop_path = DropPath(a.survival, a.inverted_drop) if a.survival < 1.0 else nn.Identity()
-        self.act_out = make_act(a.act)
-
-    def downsample_last(self) -> None:
-        """torchvision registers `downsample` after the convs; keep its state-dict order."""
-        if self.downsample is not None:
-            self._modules["downsample"] = self._modules.pop("downsample")
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.branch(x)
-        if self.residual:
-            shortcut = x if self.downsample is None else self.downsample(x)
-            out = self.drop_path(out) + shortcut
-        return self.act_out(out)
-
-
 class BasicBlock(ResidualBlock):
     def __init__(self, a: BlockArgs) -> None:
-        width = int(a.width * a.width_factor)
-        out_chs = width * a.expansion
-        super().__init__(a, out_chs)
+        conv1, conv2 = basic_convs(a)
+        super().__init__(a, conv2.out_channels)
         # conv1 / bn1 / conv2 / bn2 and `downsample`: torchvision's names and order.
-        self.conv1 = nn.Conv2d(a.in_chs, width, 3, a.stride, a.first_dilation, a.first_dilation,
-                               groups=a.cardinality, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
+        self.conv1 = conv1
+        self.bn1 = nn.BatchNorm2d(conv1.out_channels)
         self.act1 = make_act(a.act)
         self.drop = nn.Dropout(a.dropout) if a.dropout > 0 else nn.Identity()
-        self.conv2 = nn.Conv2d(width, out_chs, 3, 1, a.dilation, a.dilation, groups=a.cardinality, bias=False)
-        self.bn2 = nn.BatchNorm2d(out_chs)
+        self.conv2 = conv2
+        self.bn2 = nn.BatchNorm2d(conv2.out_channels)
         self.downsample_last()
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
@@ -64,25 +36,41 @@ class BasicBlock(ResidualBlock):
 
 class BottleneckBlock(ResidualBlock):
     def __init__(self, a: BlockArgs) -> None:
-        super().__init__(a, a.width * a.expansion)
-        inner = bottleneck_inner(a)
-        s1, s3 = (a.stride, 1) if a.stride_on == "1x1" else (1, a.stride)
-        self.conv1 = nn.Conv2d(a.in_chs, inner, 1, s1, bias=False)
-        self.bn1 = nn.BatchNorm2d(inner)
+        conv1, conv2, conv3 = bottleneck_convs(a)
+        super().__init__(a, conv3.out_channels)
+        self.conv1 = conv1
+        self.bn1 = nn.BatchNorm2d(conv1.out_channels)
         self.act1 = make_act(a.act)
-        self.conv2 = nn.Conv2d(inner, inner, 3, s3, a.first_dilation, a.first_dilation, groups=a.cardinality,
-                               bias=False)
-        self.bn2 = nn.BatchNorm2d(inner)
+        self.conv2 = conv2
+        self.bn2 = nn.BatchNorm2d(conv2.out_channels)
         self.act2 = make_act(a.act)
         self.drop = nn.Dropout(a.dropout) if a.dropout > 0 else nn.Identity()
-        self.conv3 = nn.Conv2d(inner, a.width * a.expansion, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(a.width * a.expansion)
+        self.conv3 = conv3
+        self.bn3 = nn.BatchNorm2d(conv3.out_channels)
         self.downsample_last()
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
         x = self.act1(self.bn1(self.conv1(x)))
         x = self.drop(self.act2(self.bn2(self.conv2(x))))
         return self.bn3(self.conv3(x))
+
+
+def basic_convs(a: BlockArgs) -> tuple[nn.Conv2d, nn.Conv2d]:
+    """The two 3x3 convs of a basic block, shared by the post- and pre-activation designs: the first strides
+    and keeps the previous dilation, the second maps to width * width_factor * expansion channels."""
+    width = int(a.width * a.width_factor)
+    return (nn.Conv2d(a.in_chs, width, 3, a.stride, a.first_dilation, a.first_dilation, groups=a.cardinality,
+                      bias=False),
+            nn.Conv2d(width, width * a.expansion, 3, 1, a.dilation, a.dilation, groups=a.cardinality, bias=False))
+
+
+def bottleneck_convs(a: BlockArgs) -> tuple[nn.Conv2d, nn.Conv2d, nn.Conv2d]:
+    """1x1 reduce, 3x3 (grouped; strides unless stride_on is '1x1'), 1x1 expand."""
+    inner = bottleneck_inner(a)
+    s1, s3 = (a.stride, 1) if a.stride_on == "1x1" else (1, a.stride)
+    return (nn.Conv2d(a.in_chs, inner, 1, s1, bias=False),
+            nn.Conv2d(inner, inner, 3, s3, a.first_dilation, a.first_dilation, groups=a.cardinality, bias=False),
+            nn.Conv2d(inner, a.width * a.expansion, 1, bias=False))
 
 
 def bottleneck_inner(a: BlockArgs) -> int:

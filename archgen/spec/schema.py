@@ -54,6 +54,9 @@ class Citation:
         example=224, minimum=1, maximum=8192)
     note: Optional[str] = spec_field(doc="Where the spec departs from the paper, or how a number was read.",
                                      example="FLOPs in the paper are multiply-adds.")
+    unmet: Optional[list[Literal["params", "macs", "flops"]]] = spec_field(
+        doc="Printed figures this architecture does not round to (a misprint, or a paper that truncates); `note` "
+            "says why. Tests check that they are indeed off, so a fix to the spec shows up.", example=["macs"])
 
 
 @dataclass
@@ -80,9 +83,14 @@ class Input:
 class Stem:
     """The layers before the first stage."""
 
-    type: str = spec_field("imagenet", doc="'imagenet' (7x7/2 conv, 3x3/2 max-pool), 'cifar' (3x3/1 conv), "
-                           "'deep' (three 3x3 convs, the first with stride 2, then the max-pool; ResNet-C).",
-                           example="imagenet")
+    type: str = spec_field("imagenet", doc="'imagenet' (7x7/2 conv, 3x3/2 max-pool), 'cifar' (3x3/1 conv; also "
+                           "DarkNet's first layer), 'deep' (three 3x3 convs, the first with stride 2, then the "
+                           "max-pool; ResNet-C).", example="imagenet")
+    kernel: Optional[int] = spec_field(doc="Kernel of the stem conv(s), overriding the type's (7 for 'imagenet', "
+                                       "3 otherwise).", example=7, minimum=1, maximum=15)
+    stride: Optional[int] = spec_field(doc="Stride of the stem's first conv, overriding the type's (2 for "
+                                       "'imagenet' and 'deep', 1 for 'cifar'); DRN-C/D use a 7x7/1 conv.",
+                                       example=1, minimum=1, maximum=8)
     width: int = spec_field(64, doc="Output channels of the stem.", example=64, minimum=1, maximum=MAX_WIDTH)
     deep_widths: Optional[list[int]] = spec_field(
         doc="'deep' stem only: widths of its first two convs (the third is 'width').", example=[32, 32])
@@ -96,8 +104,11 @@ class Stem:
 class Block:
     """The block every stage repeats, and its parameters (each may be overridden per stage)."""
 
-    type: Optional[str] = spec_field(doc="A registered block type: 'basic', 'bottleneck', 'dense'.",
-                                     example="bottleneck")
+    type: Optional[str] = spec_field(
+        doc="A registered block type: 'basic', 'bottleneck' (post-activation ResNet), 'preact_basic', "
+            "'preact_bottleneck' (full pre-activation, He et al. 2016), 'dense' (DenseNet), 'darknet' (DarkNet-53: "
+            "a 3x3/2 conv, then residual units), 'conv' (conv-BN-act layers without shortcut: DRN's levels).",
+        example="bottleneck")
     cardinality: Optional[int] = spec_field(doc="Groups of the 3x3 conv (ResNeXt's C).", example=32,
                                             minimum=1, maximum=MAX_WIDTH)
     base_width: Optional[int] = spec_field(
@@ -132,6 +143,9 @@ class Stage(Block):
     stride: int = spec_field(1, doc="Stride of the stage's first block.", example=2, minimum=1, maximum=8)
     dilation: int = spec_field(1, doc="Dilation of the stage's 3x3 convs (dilated ResNets).", example=2,
                                minimum=1, maximum=64)
+    first_dilation: Optional[int] = spec_field(
+        doc="Dilation of the first block's first 3x3 conv (default: the previous stage's dilation, as torchvision "
+            "and timm do; DRN-A keeps 1, DRN-C/D use the stage's own).", example=2, minimum=1, maximum=64)
 
 
 @dataclass
