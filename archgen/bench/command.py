@@ -121,7 +121,7 @@ def bench_command(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Results file: FILE.json (with FILE.csv "
                                           "beside it) or FILE.csv; written atomically."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Draw latency against MACs per backend to "
-                                        "FILE.png (needs matplotlib: pip install 'archgen[plot]')."),
+                                        "FILE.png (needs matplotlib: pip install 'archgen\\[plot]')."),
     fmt: str = typer.Option("rich", "--format", "-f", help="rich, json, csv, markdown or latex."),
     warmup: int = typer.Option(None, "--warmup", help="Untimed calls first (default: 10 GPU, 2 CPU)."),
     reps: int = typer.Option(None, "--reps", help="Timed calls (default: 100 GPU, 10 CPU)."),
@@ -130,8 +130,7 @@ def bench_command(
 ) -> None:
     """Latency (median, p10, p90), images/s and peak memory per spec, backend and batch size.
 
-    Backends run in one process so that ratios are fair: eager PyTorch, archgen's fused Triton kernels
-    (BNs folded) and torch.compile (its compile time reported apart).
+    Backends run in one process, so that ratios are fair: eager PyTorch, archgen's fused Triton kernels (BNs folded) and torch.compile (its compile time reported apart).
     """
     # Input checks first, before torch is imported or anything is built.
     if fmt not in FORMATS:

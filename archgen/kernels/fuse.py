@@ -6,6 +6,9 @@ What is rewritten (everything else is left as it is, running eagerly):
   branch becomes conv + `bn_act`, and the tail becomes one `bn_act` doing
   BN + shortcut (identity, zero-padding, or a projection's BN) + act;
 - a DenseNet layer or transition, or any pre-activation act(bn(x)): `bn_act`;
+- a pre-activation unit (PreActBasicBlock, PreActBottleneckBlock): its act1(bn1(x)) and its branch's
+  conv-BN-acts in `bn_act`; the add, with nothing after it, stays in PyTorch;
+- a DarkNet unit (act before the add): its conv-BN-leaky-ReLUs in `bn_act`, the add in PyTorch;
 - nn.Sequential runs (the stem): conv-BN[-act] and BN[-act] patterns;
 - the head's final BN + act (pre-activation designs).
 
@@ -175,7 +178,8 @@ def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d, factor: float = 1.0) -> tu
     """(conv', bias): conv'(x) + bias == factor * bn(conv(x)) in eval mode; conv' has no bias of its own."""
     scale, shift = bn_scale_shift(bn)
     scale, shift = scale * factor, shift * factor
-    new = copy.deepcopy(conv)
+    new = copy.copy(conv)  # shallow: the new weight replaces the shared one below
+    new._parameters = dict(conv._parameters)
     w = conv.weight.detach().float() * scale.reshape(-1, *([1] * (conv.weight.dim() - 1)))
     new.weight = nn.Parameter(w.to(conv.weight.dtype), requires_grad=conv.weight.requires_grad)
     bias = shift
@@ -279,42 +283,74 @@ def _drop_path_factor(m: Optional[nn.Module]) -> Optional[float]:
     return None
 
 
-def fuse_residual(block: nn.Module, branch: list[tuple[str, nn.Module]], fold_bn: bool) -> Optional[nn.Module]:
-    """act_out(drop_path(branch(x)) + shortcut(x)) with `branch` ending in (conv, BN): archgen's
-    ResidualBlock contract (attributes `residual`, `downsample`, `drop_path`, `act_out`)."""
+def _shortcut(down: Optional[nn.Module], fold_bn: bool):
+    """(module, rscale, extra_shift) for a block's `downsample`: the projection's BN is folded into its conv
+    or returned as (rscale, shift) for the kernel; None module: identity. Unknown shortcuts: NotImplemented."""
     from archgen.blocks.common import ZeroPadShortcut
 
-    (conv_name, conv), (_, bn) = branch[-2], branch[-1]
-    if not isinstance(conv, nn.Conv2d) or not isinstance(bn, nn.BatchNorm2d):
-        return None
+    if down is None:
+        return None, None, None
+    if isinstance(down, ZeroPadShortcut):
+        return down, None, None
+    if not isinstance(down, nn.Sequential) or len(down) == 0:
+        return NotImplemented
+    if len(down) >= 2 and isinstance(down[-1], nn.BatchNorm2d) and isinstance(down[-2], nn.Conv2d):
+        pre = list(down.named_children())[:-2]
+        dconv, dbn = down[-2], down[-1]
+        if fold_bn:
+            dconv, shift = fold_conv_bn(dconv, dbn)
+            return nn.Sequential(OrderedDict(pre + [("conv", dconv)])), None, shift
+        rscale, shift = bn_scale_shift(dbn)
+        if dconv.bias is not None:
+            shift = shift + dconv.bias.detach().float() * rscale
+            dconv = copy.deepcopy(dconv)
+            dconv.bias = None
+        return nn.Sequential(OrderedDict(pre + [("conv", dconv)])), rscale, shift
+    if isinstance(down[-1], nn.Conv2d):  # a projection without BN (pre-activation units): added as is
+        return down, None, None
+    return NotImplemented
+
+
+class FusedBranchBlock(nn.Module):
+    """act_out(drop_path(body(x)) + shortcut(x)) with the add in PyTorch: for branches that do not end in a
+    BN (DarkNet's act before the add, pre-activation's bare conv), whose conv-BN-acts are still fused."""
+
+    def __init__(self, body: nn.Module, shortcut: Optional[nn.Module], drop_path: nn.Module, act_out: nn.Module,
+                 residual: bool) -> None:
+        super().__init__()
+        self.body = body
+        self.shortcut = shortcut
+        self.drop_path = drop_path
+        self.act_out = act_out
+        self.residual = residual
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.body(x)
+        if self.residual:
+            out = self.drop_path(out) + (x if self.shortcut is None else self.shortcut(x))
+        return self.act_out(out)
+
+
+def fuse_residual(block: nn.Module, branch: list[tuple[str, nn.Module]], fold_bn: bool) -> Optional[nn.Module]:
+    """act_out(drop_path(branch(x)) + shortcut(x)): archgen's ResidualBlock contract (attributes `residual`,
+    `downsample`, `drop_path`, `act_out`). A branch ending in (conv, BN) gets its tail in one kernel
+    (BN + shortcut + act); any other branch has its conv-BN-acts fused and the add left to PyTorch."""
     act = act_of(getattr(block, "act_out", None))
     factor = _drop_path_factor(getattr(block, "drop_path", None))
-    if act is None or factor is None:
-        return None
     residual = bool(getattr(block, "residual", True))
-    down = getattr(block, "downsample", None)
-    shortcut: Optional[nn.Module] = None
-    rscale = None
-    extra_shift = None
-    if residual and down is not None:
-        if isinstance(down, ZeroPadShortcut):
-            shortcut = down
-        elif isinstance(down, nn.Sequential) and len(down) >= 2 and isinstance(down[-1], nn.BatchNorm2d) \
-                and isinstance(down[-2], nn.Conv2d):
-            pre = list(down.named_children())[:-2]
-            dconv, dbn = down[-2], down[-1]
-            if fold_bn:
-                dconv, extra_shift = fold_conv_bn(dconv, dbn)
-            else:
-                rscale, extra_shift = bn_scale_shift(dbn)
-                if dconv.bias is not None:
-                    extra_shift = extra_shift + dconv.bias.detach().float() * rscale
-                    dconv = copy.deepcopy(dconv)
-                    dconv.bias = None
-            shortcut = nn.Sequential(OrderedDict(pre + [("conv", dconv)]))
-        else:
-            return None
+    sc = _shortcut(getattr(block, "downsample", None), fold_bn) if residual else (None, None, None)
+    if sc is NotImplemented:
+        return None
+    shortcut, rscale, extra_shift = sc
+    (_, conv), (_, bn) = branch[-2], branch[-1]
+    if not (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)) or act is None or factor is None:
+        down = getattr(block, "downsample", None) if residual else None
+        shortcut = None if down is None else _fuse_module(down, fold_bn)  # its conv-BN as conv + BNAct
+        body = FusedSequential(OrderedDict(fuse_sequence(branch, fold_bn)))
+        return FusedBranchBlock(body, shortcut, copy.deepcopy(getattr(block, "drop_path", nn.Identity())),
+                                copy.deepcopy(getattr(block, "act_out", nn.Identity())), residual)
     tail = conv_bn_act(conv, bn, None, fold_bn, factor)
+    assert tail is not None
     ep = tail.epilogue
     ep.act, ep.slope = act
     if extra_shift is not None:
@@ -325,16 +361,58 @@ def fuse_residual(block: nn.Module, branch: list[tuple[str, nn.Module]], fold_bn
     return FusedResidualBlock(body, tail, shortcut, residual)
 
 
-def register_residual_block(cls: type, branch: Callable[[nn.Module], list[tuple[str, nn.Module]]]) -> None:
+class FusedPreActBlock(nn.Module):
+    """A pre-activation unit: act1(bn1(x)) in `bn_act`, the branch's conv-BN-acts fused, the add in PyTorch
+    (nothing follows it). `mode`: 'both' (shortcut on the activated input), 'branch' or 'none'."""
+
+    def __init__(self, pre: Optional[nn.Module], mode: str, body: nn.Module, shortcut: Optional[nn.Module],
+                 drop_path: nn.Module, residual: bool) -> None:
+        super().__init__()
+        self.pre = pre
+        self.mode = mode
+        self.body = body
+        self.shortcut = shortcut
+        self.drop_path = drop_path
+        self.residual = residual
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pre = x if self.pre is None else self.pre(x)
+        out = self.body(pre)
+        if not self.residual:
+            return out
+        split = x if self.mode == "branch" else pre
+        return self.drop_path(out) + (split if self.shortcut is None else self.shortcut(split))
+
+
+def fuse_preact(block: nn.Module, branch: list[tuple[str, nn.Module]], fold_bn: bool) -> Optional[nn.Module]:
+    mode = getattr(block, "mode", None)
+    if mode not in ("both", "branch", "none") or not isinstance(getattr(block, "act_out", None), nn.Identity):
+        return None
+    pre = None
+    if mode != "none":
+        if act_of(block.act1) is None:
+            return None
+        pre = BNAct.from_bn(block.bn1, block.act1)
+    residual = bool(block.residual)
+    down = block.downsample if residual else None
+    if down is not None and _shortcut(down, fold_bn) is NotImplemented:
+        return None
+    body = FusedSequential(OrderedDict(fuse_sequence(branch, fold_bn)))
+    return FusedPreActBlock(pre, mode, body, _fuse_module(down, fold_bn) if down is not None else None,
+                            copy.deepcopy(block.drop_path), residual)
+
+
+def register_residual_block(cls: type, branch: Callable[[nn.Module], list[tuple[str, nn.Module]]],
+                            fuser: Callable[..., Optional[nn.Module]] = None) -> None:
     """Fuse blocks of type `cls` computing act_out(drop_path(branch(x)) + shortcut(x)); `branch(block)`
-    lists the branch's modules in order as (name, module), ending with its last conv and BN."""
+    lists the branch's modules in order as (name, module), ideally ending with its last conv and BN."""
 
     def rule(block: nn.Module, fold_bn: bool) -> Optional[nn.Module]:
         try:
             mods = branch(block)
         except AttributeError:  # the family changed shape: stay eager rather than guess
             return None
-        return fuse_residual(block, mods, fold_bn)
+        return (fuser or fuse_residual)(block, mods, fold_bn)
 
     register_fuse_rule(cls)(rule)
 
@@ -378,6 +456,20 @@ def _load_rules() -> None:
     register_residual_block(resnet.BottleneckBlock,
                             lambda b: _named(b, "conv1", "bn1", "act1", "conv2", "bn2", "act2", "drop", "conv3",
                                              "bn3"))
+
+    try:
+        from archgen.blocks import darknet, preact
+    except ImportError:
+        darknet = preact = None
+    if darknet is not None and hasattr(darknet, "DarkNetUnit"):
+        register_residual_block(darknet.DarkNetUnit,
+                                lambda b: _named(b, "conv1", "bn1", "act1", "conv2", "bn2", "act2"))
+    if preact is not None and hasattr(preact, "PreActBasicBlock"):
+        register_residual_block(preact.PreActBasicBlock,
+                                lambda b: _named(b, "conv1", "bn2", "act2", "drop", "conv2"), fuse_preact)
+        register_residual_block(preact.PreActBottleneckBlock,
+                                lambda b: _named(b, "conv1", "bn2", "act2", "conv2", "bn3", "act3", "drop",
+                                                 "conv3"), fuse_preact)
 
     @register_fuse_rule(densenet.DenseLayer)
     def _dense_layer(m: nn.Module, fold_bn: bool) -> Optional[nn.Module]:
