@@ -1,6 +1,7 @@
 """archgen: compile declarative YAML specs of ResNet-family networks into PyTorch.
 
-Public API: `load_spec`, `build`, `profile`, `SpecError`, and
+Public API: `load_spec`, `build`, `profile`, `plan`, `fuse` (Triton-fused
+inference), `lesion` and `path_lengths` (the ensemble view), `SpecError`, and
 `archgen.interop.load_torchvision_state_dict`. Torch is imported only when a
 function that needs it is called, so `archgen --help` stays fast.
 """
@@ -12,21 +13,25 @@ from typing import Any
 from archgen.errors import SpecError
 from archgen.spec.loader import Spec, load_spec
 
-__all__ = ["SpecError", "Spec", "load_spec", "build", "profile", "plan"]
+__all__ = ["SpecError", "Spec", "load_spec", "build", "profile", "plan", "fuse", "lesion", "path_lengths"]
 __version__ = "0.1.0"
 
 
+#: Public names served lazily: name -> (module, attribute). Importing them pulls in torch.
+_LAZY = {
+    "build": ("archgen.builder", "build"),
+    "profile": ("archgen.complexity", "profile"),
+    "plan": ("archgen.planner", "plan"),
+    "fuse": ("archgen.kernels.fuse", "fuse"),
+    "lesion": ("archgen.ensemble", "lesion"),
+    "path_lengths": ("archgen.ensemble", "path_lengths"),
+}
+
+
 def __getattr__(name: str) -> Any:
-    if name == "build":
-        from archgen.builder import build
+    if name in _LAZY:
+        import importlib
 
-        return build
-    if name == "profile":
-        from archgen.complexity import profile
-
-        return profile
-    if name == "plan":
-        from archgen.planner import plan
-
-        return plan
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
     raise AttributeError(f"module 'archgen' has no attribute {name!r}")
