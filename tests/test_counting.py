@@ -11,6 +11,16 @@ from conftest import TORCHVISION_TWINS, torchvision_reference
 
 #: Image side for the fvcore cross-check: the formula is size-independent, small inputs keep CI fast.
 CHECK_SIZE = 64
+#: fvcore's tracer spends about 30 s on a 600-block network on a CI core. Deeper specs are checked on the
+#: meta device for params; their blocks are those of the shallower CIFAR nets that fvcore does trace
+#: (resnet110_cifar, preact_resnet164_cifar, resnet110_sd_cifar).
+TRACE_MAX_BLOCKS = 200
+
+
+def total_blocks(spec) -> int:
+    from archgen.planner import plan
+
+    return sum(len(stage.blocks) for stage in plan(spec).stages)
 
 
 def fvcore_counts(model, size: int, channels: int = 3):
@@ -27,9 +37,15 @@ def test_analytic_macs_equal_fvcore_conv_plus_linear(name):
     spec = archgen.load_spec(name)
     size = min(spec.doc.input.size, CHECK_SIZE)
     counted = archgen.profile(spec, input_size=size)
-    ops = fvcore_counts(archgen.build(spec), size, spec.doc.input.channels)
+    if total_blocks(spec) > TRACE_MAX_BLOCKS:
+        model = archgen.build(spec, device="meta")
+        assert counted.params == sum(p.numel() for p in model.parameters())
+        pytest.skip(f"{total_blocks(spec)} blocks: params checked on the meta device; fvcore traces the "
+                    "same blocks in the shallower CIFAR specs")
+    model = archgen.build(spec)
+    assert counted.params == sum(p.numel() for p in model.parameters())
+    ops = fvcore_counts(model, size, spec.doc.input.channels)
     assert counted.macs == ops.get("conv", 0) + ops.get("linear", 0)
-    assert counted.params == sum(p.numel() for p in archgen.build(spec).parameters())
 
 
 @pytest.mark.parametrize("name", ["resnet50", "densenet121"])
