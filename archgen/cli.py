@@ -13,6 +13,10 @@ from typing import Callable, List, Optional
 
 import typer
 
+from archgen.bench.command import bench_command
+from archgen.ensemble import lesion_command, paths_command
+from archgen.tables.command import profile_command, table_command
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Compile YAML specs of ResNet-family networks into PyTorch; count, compare and benchmark them.")
 
@@ -128,23 +132,12 @@ def schema(output: Optional[Path] = typer.Option(None, "--output", "-o", help="W
     emit(json_schema_text(), output)
 
 
-def _register(name: str, module: str, attr: str) -> None:
-    # Commands that live beside their library code; each module imports torch only inside the command.
-    import importlib
-
-    try:
-        fn = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError):
-        return
-    app.command(name)(fn)
-
-
-for _name, _module, _attr in [("table", "archgen.tables.command", "table_command"),
-                              ("profile", "archgen.tables.command", "profile_command"),
-                              ("paths", "archgen.ensemble", "paths_command"),
-                              ("lesion", "archgen.ensemble", "lesion_command"),
-                              ("bench", "archgen.bench.command", "bench_command")]:
-    _register(_name, _module, _attr)
+# Commands that live beside their library code; each imports torch only inside its body.
+app.command("table")(table_command)
+app.command("profile")(profile_command)
+app.command("paths")(paths_command)
+app.command("lesion")(lesion_command)
+app.command("bench")(bench_command)
 
 
 def main() -> None:
