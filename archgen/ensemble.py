@@ -196,7 +196,7 @@ def lesion_command(
     """Delete residual branches (Veit et al. 2016's lesion study) and report how far the output moves on a
     random probe batch; without --blocks, list the residual blocks and which can be lesioned."""
     from archgen.errors import SpecError
-    from archgen.render import Table, render
+    from archgen.render import render
 
     fmt = _check_format(fmt)
     refs = [] if blocks is None else [_block_ref(b) for b in blocks.split(",") if b.strip()]

@@ -87,7 +87,7 @@ def _driver_version() -> Optional[str]:
     return out.splitlines()[0].strip() if out else None
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -111,7 +111,7 @@ def environment(device: str) -> dict[str, Any]:
         triton_version = None
     env: dict[str, Any] = {
         "device_type": device,
-        "device": _cpu_name() if device == "cpu" else torch.cuda.get_device_name(),
+        "device": cpu_name() if device == "cpu" else torch.cuda.get_device_name(),
         "driver": _driver_version() if device == "cuda" else None,
         "torch": torch.__version__,
         "triton": triton_version,
@@ -119,7 +119,7 @@ def environment(device: str) -> dict[str, Any]:
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "cpu_threads": torch.get_num_threads(),
         "archgen": archgen.__version__,
         "git_revision": git_revision(),

@@ -136,7 +136,8 @@ class ResidualBlock(nn.Module):
             self._modules["downsample"] = self._modules.pop("downsample")
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """The residual function; every block class defines its own (an abstract method)."""
+        raise NotImplementedError(f"{type(self).__name__} must define branch()")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.branch(x)
