@@ -5,63 +5,19 @@ Torch is imported inside the commands that need it, so `archgen --help` answers 
 
 from __future__ import annotations
 
-import functools
-import sys
-from enum import Enum
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import List, Optional
 
 import typer
 
 from archgen.bench.command import bench_command
-from archgen.ensemble import lesion_command, paths_command
+from archgen.cliutil import FORMAT_OPTION, Fmt, check_output_path, emit, friendly
+from archgen.complexity import DEFAULT_MAX_PARAMS
+from archgen.ensemble.command import lesion_command, paths_command
 from archgen.tables.command import profile_command, table_command
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Compile YAML specs of ResNet-family networks into PyTorch; count, compare and benchmark them.")
-
-
-class Fmt(str, Enum):
-    rich = "rich"
-    json = "json"
-    csv = "csv"
-    markdown = "markdown"
-    latex = "latex"
-
-
-def fail(message: str) -> typer.Exit:
-    """Print one paragraph to stderr and return the exit-2 exception to raise."""
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(2)
-
-
-def friendly(fn: Callable) -> Callable:
-    """Turn a user's mistake (SpecError, unknown name, unreadable file) into one paragraph and exit 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from archgen.errors import SpecError
-
-        try:
-            return fn(*args, **kwargs)
-        except SpecError as exc:
-            raise fail(str(exc)) from None
-        except OSError as exc:
-            raise fail(f"{exc.filename or ''}: {exc.strerror or exc}") from None
-
-    return wrapper
-
-
-def emit(text: str, output: Optional[Path] = None) -> None:
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        from archgen.render import write_atomic
-
-        write_atomic(str(output), text)
-
-
-FORMAT_OPTION = typer.Option(Fmt.rich, "--format", "-f", help="Output format.")
 
 
 @app.command()
@@ -72,17 +28,18 @@ def build(
                                              help="Image side for the shape check and counts (default: the spec's)."),
     fmt: Fmt = FORMAT_OPTION,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Save the model's state dict (torch.save)."),
-    max_params: int = typer.Option(1_000_000_000, "--max-params", help="Refuse larger models (counted first)."),
+    max_params: int = typer.Option(DEFAULT_MAX_PARAMS, "--max-params", help="Refuse larger models (counted first)."),
 ) -> None:
     """Validate SPEC, build it, check every stage's shape with a forward pass, and summarise it."""
     from archgen import summary
-
-    result = summary.build_and_check(spec, input_size=input_size, max_params=max_params, weights=output is not None)
     from archgen.render import render
 
-    typer.echo(render(summary.build_table(result.profile), fmt.value), nl=False)
+    check_output_path(output)
+    result = summary.build_and_check(spec, input_size=input_size, max_params=max_params, weights=output is not None)
     if output is not None:
         summary.save_state_dict(result.model, output)
+    typer.echo(render(summary.build_table(result.profile), fmt.value), nl=False)
+    if output is not None:
         typer.echo(f"saved the state dict to {output}", err=True)
 
 
@@ -90,7 +47,7 @@ def build(
 @friendly
 def validate(
     specs: List[str] = typer.Argument(..., help="Spec names or YAML files."),
-    max_params: int = typer.Option(1_000_000_000, "--max-params", help="Refuse larger models."),
+    max_params: int = typer.Option(DEFAULT_MAX_PARAMS, "--max-params", help="Refuse larger models."),
 ) -> None:
     """Check specs without building them: grammar, block parameters, shapes and size."""
     from archgen.complexity import check_size, profile
@@ -125,6 +82,7 @@ def list_specs(fmt: Fmt = FORMAT_OPTION) -> None:
 
 
 @app.command()
+@friendly
 def schema(output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to a file.")) -> None:
     """Print the JSON Schema of a spec (for editors: yaml-language-server's `$schema`)."""
     from archgen.spec.jsonschema import json_schema_text

@@ -171,8 +171,9 @@ class Reconciliation:
         """Each counter's total per kind of layer ('conv', 'bn', 'max pool', ...): where the totals part."""
         out: dict[str, dict[str, int]] = {}
         for layer in self.layers:
-            row = out.setdefault(layer.kind, {c: 0 for c in COUNTERS})
-            for c in COUNTERS:
+            ran = [c for c in COUNTERS if c in layer.counted]  # only the counters this run used
+            row = out.setdefault(layer.kind, {c: 0 for c in ran})
+            for c in ran:
                 row[c] += layer.counted[c] if layer.counted[c] is not None else layer.expected[c]
         return out
 

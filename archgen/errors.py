@@ -6,7 +6,11 @@ import difflib
 from collections.abc import Iterable
 
 
-class SpecError(ValueError):
+class UserError(ValueError):
+    """A mistake in what the user asked for (not a bug): the CLI prints it as one paragraph and exits 2."""
+
+
+class SpecError(UserError):
     """A spec that cannot be turned into a model.
 
     Carries ``path`` (the file), ``line`` and ``column`` (1-based, None when the

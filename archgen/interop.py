@@ -15,8 +15,10 @@ from collections.abc import Mapping
 import torch
 import torch.nn as nn
 
+from archgen.errors import UserError
 
-class StateDictMismatch(ValueError):
+
+class StateDictMismatch(UserError):
     """A torchvision state dict that does not fit the model entry by entry."""
 
 

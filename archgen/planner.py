@@ -76,6 +76,9 @@ def plan(spec: SpecLike) -> ModelPlan:
         raise spec.error(("stages",), f"the stages hold {sum(depths):,} blocks in all; archgen builds at most "
                                       f"{MAX_TOTAL_BLOCKS:,} (ResNet-1202 has 600)")
     residual_total = sum(d for d, f in zip(depths, families) if f.residual)
+    if doc.stochastic_depth is not None and (doc.shortcut == "none" or residual_total == 0):
+        raise spec.error(("stochastic_depth",), "stochastic depth drops residual branches, and this network has "
+                                                "none (shortcut: none, or no residual block type); remove it")
     stages: list[StagePlan] = []
     in_chs, reduction, prev_dilation, residual_done = stem.out_chs, stem.reduction, 1, 0
     for i, (stage, family, depth) in enumerate(zip(doc.stages, families, depths)):

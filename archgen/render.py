@@ -118,6 +118,10 @@ def write_atomic(path: str, data: str | bytes) -> None:
     import tempfile
 
     directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise IsADirectoryError(21, "Is a directory", path)
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(2, "No such directory", directory)
     fd, tmp = tempfile.mkstemp(prefix=".archgen-", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from archgen.complexity import Profile, profile
+from archgen.complexity import DEFAULT_MAX_PARAMS, Profile, profile
 from archgen.render import Table, human, write_atomic
 
 
@@ -17,7 +17,7 @@ class BuildResult:
     model: Any  # the nn.Module (on the meta device unless weights were asked for)
 
 
-def build_and_check(spec: object, *, input_size: int | None = None, max_params: int = 1_000_000_000,
+def build_and_check(spec: object, *, input_size: int | None = None, max_params: int = DEFAULT_MAX_PARAMS,
                     weights: bool = False) -> BuildResult:
     """Build the model and run a forward pass (on the meta device: shapes only, no memory)
     to check that every stage outputs the shape the analytic counter predicts."""

@@ -145,7 +145,7 @@ def main(argv=None) -> int:
                         nbytes = bytes_moved(x, r)
                         src = torch.empty(nbytes // 2, dtype=torch.uint8, device=args.device)
                         dst = torch.empty_like(src)
-                        copy_ms = time_ms(lambda: dst.copy_(src), args.device, args.reps)[0]
+                        copy_ms = time_ms(lambda d=dst, s=src: d.copy_(s), args.device, args.reps)[0]
                         copy_gbs = nbytes / copy_ms / 1e6
                         results = {"copy": (copy_ms, None, None)}
                         for name, fn in functions(form, x, r, bns, args.tune).items():

@@ -65,7 +65,7 @@ def test_gpu_without_cuda_exits_2_and_says_what_to_do(app, tiny):
     (["--batch-sizes", "0"], "positive integers"),
     (["--backends", "eager,tensorrt"], "unknown backend 'tensorrt'"),
     (["--dtype", "float8"], "unknown --dtype 'float8'"),
-    (["--format", "yaml"], "unknown --format 'yaml'"),
+    (["--format", "yaml"], "'yaml' is not one of"),
     (["--output", "results.txt"], "must end in .json or .csv"),
     (["--reps", "0"], "--reps 1 or more"),
 ])

@@ -26,7 +26,7 @@ def test_build_prints_the_stages_in_bracket_notation():
 def test_build_json_carries_exact_integers():
     result = runner.invoke(app, ["build", "resnet50", "--format", "json", "--input-size", "224"])
     data = json.loads(result.stdout)
-    assert data["params"] == 25_557_032 and data["macs"] == archgen.profile("resnet50").macs
+    assert data["params"] == 25_557_032 and data["macs"] == 4_089_184_256  # fvcore's conv + linear count
     assert data["flops"] == 2 * data["macs"]
     assert [s["output"] for s in data["stages"]][1:5] == [[256, 56, 56], [512, 28, 28], [1024, 14, 14],
                                                           [2048, 7, 7]]
@@ -96,3 +96,44 @@ def test_pyproject_lists_every_package():
     listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {".".join(p.parent.relative_to(root).parts) for p in (root / "archgen").rglob("__init__.py")}
     assert listed == found | {"archgen.specs"}
+
+
+def test_short_names_resolve_in_every_command():
+    assert json.loads(runner.invoke(app, ["build", "resnext50", "-f", "json"]).stdout)["name"] == "resnext50_32x4d"
+    assert runner.invoke(app, ["validate", "darknet"]).stdout.startswith("ok  darknet: darknet53")
+    ambiguous = runner.invoke(app, ["build", "densenet"])
+    assert ambiguous.exit_code == 2 and "names several bundled specs: densenet121" in ambiguous.stderr
+
+
+def test_an_output_in_a_missing_directory_is_refused_before_any_work(tmp_path):
+    missing = tmp_path / "no" / "such" / "x"
+    for command in (["build", "resnet18", "--output", str(missing)], ["table", "resnet18", "-o", str(missing)],
+                    ["profile", "resnet18", "-o", str(missing)], ["schema", "-o", str(missing)]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2, command
+        assert result.stdout == "" and f"cannot write '{missing}'" in result.stderr
+        assert "Traceback" not in result.output
+    as_directory = runner.invoke(app, ["build", "resnet18", "--output", str(tmp_path)])
+    assert as_directory.exit_code == 2 and "is a directory" in as_directory.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_ensemble_view_refuses_a_network_without_shortcuts():
+    for command in (["paths", "densenet121"], ["lesion", "plain20_cifar"]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2 and "no residual blocks" in result.stderr
+
+
+def test_profile_with_one_tracer_reconciles_it_alone():
+    for counter in ("fvcore", "ptflops"):
+        result = runner.invoke(app, ["profile", "resnet20_cifar", "--counters", counter])
+        assert result.exit_code == 0, result.output
+        assert "Every count matches its rule." in result.stdout
+
+
+def test_lesion_names_what_is_wrong_with_foreign_weights(tmp_path):
+    weights = tmp_path / "r18.pt"
+    torch.save(archgen.build("resnet18").state_dict(), weights)
+    result = runner.invoke(app, ["lesion", "resnet20_cifar", "--blocks", "1", "--weights", str(weights)])
+    assert result.exit_code == 2
+    assert "is not a state dict of resnet20_cifar" in result.stderr and "missing (first:" in result.stderr

@@ -50,6 +50,8 @@ CASES = [
     ("alias bomb", "a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
                    "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
                    "e: [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\n", None, None, ["expands to more than"]),
+    ("stochastic depth without shortcuts", GOOD + "shortcut: none\nstochastic_depth: {final_survival: 0.5}\n", 9,
+     "stochastic_depth", ["has none", "remove it"]),
     ("zero-pad shrinking", GOOD.replace("width: 32", "width: 8") + "shortcut: zero_pad\n", 7, "stages[1].width",
      ["cannot shrink 16 channels to 8"]),
 ]

@@ -21,7 +21,7 @@ from archgen.errors import SpecError
 from archgen.render import FORMATS, render
 from archgen.tables.compare import Figure, layout_models, layout_table, model_for, specs_table, stages_table
 from archgen.tables.layouts import LAYOUTS, PAPERS, layouts_for
-from archgen.tables.names import resolve_spec_name
+from archgen.spec.loader import bundled_names, resolve_name as resolve_spec_name
 
 GOLDEN = Path(__file__).parent / "golden"
 EXTENSION = {"rich": "txt", "json": "json", "csv": "csv", "markdown": "md", "latex": "tex"}
@@ -73,7 +73,8 @@ def test_a_printed_figure_is_met_within_half_a_unit_of_its_last_digit():
 
 @pytest.mark.parametrize("layout", LAYOUTS, ids=lambda lay: f"{lay.key}-{lay.source.table}")
 def test_every_paper_table_builds_and_explains_each_figure_outside_the_printed_rounding(layout):
-    models, _ = layout_models(layout)
+    assert {entry.spec for entry in layout.entries} <= set(bundled_names()), "a table names a spec not bundled"
+    models = layout_models(layout)
     t = layout_table(layout)
     assert t.rows
     for m in models:
@@ -85,8 +86,7 @@ def test_every_paper_table_builds_and_explains_each_figure_outside_the_printed_r
 def test_he_2015_table1_marks_the_34_and_50_layer_flops_that_do_not_round_to_the_printed_ones():
     """With the paper's stride placement, 18/101/152 round to the printed FLOPs; 34 (3.66 G for '3.6') and
     50 (3.86 G for '3.8') do not, and the table says so rather than hiding it."""
-    models, missing = layout_models(layouts_for("resnet")[0])
-    assert not missing
+    models = layout_models(layouts_for("resnet")[0])
     within = {m.label: m.figures["macs"].within for m in models}
     assert within == {"18-layer": True, "34-layer": False, "50-layer": False, "101-layer": True,
                       "152-layer": True}

@@ -9,13 +9,8 @@ from typing import Optional
 
 import typer
 
-from archgen.render import FORMATS, Table, render
-
-
-def fail(message: str) -> None:
-    """One paragraph on stderr, exit status 2 (bad input, or a machine that cannot do what was asked)."""
-    typer.echo(f"archgen bench: {message}", err=True)
-    raise typer.Exit(2)
+from archgen.cliutil import FORMAT_OPTION, Fmt, check_output_path, fail
+from archgen.render import Table, render
 
 
 def parse_batch_sizes(text: str) -> list[int]:
@@ -122,7 +117,7 @@ def bench_command(
                                           "beside it) or FILE.csv; written atomically."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Draw latency against MACs per backend to "
                                         "FILE.png (needs matplotlib: pip install 'archgen\\[plot]')."),
-    fmt: str = typer.Option("rich", "--format", "-f", help="rich, json, csv, markdown or latex."),
+    fmt: Fmt = FORMAT_OPTION,
     warmup: int = typer.Option(None, "--warmup", help="Untimed calls first (default: 10 GPU, 2 CPU)."),
     reps: int = typer.Option(None, "--reps", help="Timed calls (default: 100 GPU, 10 CPU)."),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="Input side in pixels (default: "
@@ -133,8 +128,6 @@ def bench_command(
     Backends run in one process, so that ratios are fair: eager PyTorch, archgen's fused Triton kernels (BNs folded) and torch.compile (its compile time reported apart).
     """
     # Input checks first, before torch is imported or anything is built.
-    if fmt not in FORMATS:
-        fail(f"unknown --format '{fmt}'; choose one of {', '.join(FORMATS)}.")
     from archgen.bench.runner import DEFAULT_SPECS, DTYPES, BenchConfig, run
 
     if dtype not in DTYPES:
@@ -156,8 +149,7 @@ def bench_command(
             fail("--plot needs matplotlib, which is not installed; install it with "
                  "pip install 'archgen[plot]' (or pip install matplotlib), or leave out --plot.")
     for target in (output, plot):
-        if target is not None and not target.resolve().parent.is_dir():
-            fail(f"cannot write '{target}': its directory does not exist.")
+        check_output_path(target)
 
     import archgen
     from archgen.errors import SpecError
@@ -177,7 +169,7 @@ def bench_command(
             fail("none of the default specs is bundled; name the specs to time.")
     for name in names:
         try:
-            archgen.load_spec(name)
+            archgen.profile(name, input_size=image_size)  # the spec is valid and the image not too small
         except SpecError as e:
             fail(str(e))
 
@@ -224,12 +216,12 @@ def bench_command(
                  f"torch {env['torch']}, triton {env['triton']}, CUDA {env['cuda']}, driver {env['driver']}; "
                  f"archgen {env['git_revision']}; {env['date']}")
     table = results_table(rows, env, notes)
-    if fmt == "json":
+    if fmt is Fmt.json:
         from archgen.bench.results import to_json
 
         typer.echo(to_json(rows, env, cfg.as_dict()), nl=False)
     else:
-        typer.echo(render(table, fmt), nl=False)
+        typer.echo(render(table, fmt.value), nl=False)
     if output is not None:
         for path in write_results(output, rows, env, cfg.as_dict()):
             typer.echo(f"wrote {path}", err=True)

@@ -25,7 +25,8 @@ import torch.nn as nn
 
 from archgen.blocks.common import ResidualBlock, make_act, needs_shortcut_change, shortcut_cost
 from archgen.blocks.registry import BlockArgs, register_block
-from archgen.blocks.resnet import Basic, Bottleneck, basic_convs, bottleneck_convs, bottleneck_inner
+from archgen.blocks.resnet import (Basic, Bottleneck, basic_convs, bottleneck_convs, bottleneck_inner,
+                                   bottleneck_strides)
 from archgen.complexity import Tally
 
 
@@ -142,7 +143,7 @@ class PreActBottleneck(Bottleneck):
 
     def cost(self, a: BlockArgs, t: Tally, h: int, w: int) -> tuple[int, int]:
         inner, out = bottleneck_inner(a), self.out_chs(a)
-        s1, s3 = (a.stride, 1) if a.stride_on == "1x1" else (1, a.stride)
+        s1, s3 = bottleneck_strides(a)
         preact_cost(a, out, t, h, w)
         h1, w1 = t.conv("conv1", a.in_chs, inner, 1, h, w, stride=s1)
         t.bn("bn2", inner, h1, w1)

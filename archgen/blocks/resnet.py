@@ -67,10 +67,15 @@ def basic_convs(a: BlockArgs) -> tuple[nn.Conv2d, nn.Conv2d]:
 def bottleneck_convs(a: BlockArgs) -> tuple[nn.Conv2d, nn.Conv2d, nn.Conv2d]:
     """1x1 reduce, 3x3 (grouped; strides unless stride_on is '1x1'), 1x1 expand."""
     inner = bottleneck_inner(a)
-    s1, s3 = (a.stride, 1) if a.stride_on == "1x1" else (1, a.stride)
+    s1, s3 = bottleneck_strides(a)
     return (nn.Conv2d(a.in_chs, inner, 1, s1, bias=False),
             nn.Conv2d(inner, inner, 3, s3, a.first_dilation, a.first_dilation, groups=a.cardinality, bias=False),
             nn.Conv2d(inner, a.width * a.expansion, 1, bias=False))
+
+
+def bottleneck_strides(a: BlockArgs) -> tuple[int, int]:
+    """Strides of the first 1x1 and of the 3x3: He et al. 2015 stride the 1x1, torchvision ('v1.5') the 3x3."""
+    return (a.stride, 1) if a.stride_on == "1x1" else (1, a.stride)
 
 
 def bottleneck_inner(a: BlockArgs) -> int:
@@ -142,7 +147,7 @@ class Bottleneck(BlockFamily):
 
     def cost(self, a: BlockArgs, t: Tally, h: int, w: int) -> tuple[int, int]:
         inner, out = bottleneck_inner(a), self.out_chs(a)
-        s1, s3 = (a.stride, 1) if a.stride_on == "1x1" else (1, a.stride)
+        s1, s3 = bottleneck_strides(a)
         h1, w1 = t.conv("conv1", a.in_chs, inner, 1, h, w, stride=s1)
         t.bn("bn1", inner, h1, w1)
         t.act("act1", a.act, inner, h1, w1)

@@ -166,26 +166,34 @@ class LaunchConfig:
 TILE_RULES = """\
 - a tile is BLOCK_R rows x BLOCK_C columns, BLOCK_C the power of two >= the row length, capped at 1024;
 - tile elements: 4096 for 4-byte types, 8192 for 2-byte ones (16 KB per operand per tile: 16 B vector
-  loads for every thread at 8 warps), shrunk (down to 512) until there are >= 2 tiles per SM on a
-  132-SM part, so that small, latency-bound tensors (batch 1) still fill the GPU;
+  loads for every thread at 8 warps), shrunk (down to 512) until there are >= 2 tiles per SM of the device
+  (its multi_processor_count), so that small, latency-bound tensors (batch 1) still fill the GPU;
 - 8 warps for tiles of 4096 elements or more, else 4;
 - under the interpreter: one large tile (16384 elements), since its cost is per program, not per element."""
 
-_SMS = 132
+#: Streaming multiprocessors assumed when no CUDA device is given (an H100 SXM has 132).
+DEFAULT_SMS = 132
+
+
+@functools.lru_cache(maxsize=None)
+def device_sms(index: int) -> int:
+    """The SM count of CUDA device `index`, read once."""
+    return torch.cuda.get_device_properties(index).multi_processor_count
 
 
 def _pow2_ceil(n: int) -> int:
     return 1 << max(0, (int(n) - 1).bit_length())
 
 
-def launch_config(rows: int, cols: int, itemsize: int, interpret: bool = False) -> LaunchConfig:
-    """The tile and warps for a rows x cols problem (see TILE_RULES)."""
+def launch_config(rows: int, cols: int, itemsize: int, interpret: bool = False,
+                  sms: int = DEFAULT_SMS) -> LaunchConfig:
+    """The tile and warps for a rows x cols problem on a GPU of `sms` multiprocessors (see TILE_RULES)."""
     block_c = min(_pow2_ceil(cols), 1024)
     if interpret:
         tile = 16384
     else:
         tile = 8192 if itemsize <= 2 else 4096
-        while tile > 512 and (rows * cols) / tile < 2 * _SMS:
+        while tile > 512 and (rows * cols) / tile < 2 * sms:
             tile //= 2
     block_c = min(block_c, tile)
     block_r = max(1, min(_pow2_ceil(rows), tile // block_c))
@@ -316,7 +324,8 @@ def bn_act(x: torch.Tensor, scale: Optional[torch.Tensor], shift: Optional[torch
                 return (_cdiv(rows, meta["BLOCK_R"]), _cdiv(cols, meta["BLOCK_C"]))
             fn[grid](*args, **flags)
         else:
-            cfg = launch_config(rows, cols, x.element_size(), interpret)
+            sms = device_sms(x.device.index or 0) if x.is_cuda else DEFAULT_SMS
+            cfg = launch_config(rows, cols, x.element_size(), interpret, sms)
             grid = (_cdiv(rows, cfg.block_r), _cdiv(cols, cfg.block_c))
             if grid[0] > 2**31 - 1 or grid[1] > 65535:
                 raise ValueError(f"bn_act: tensor of shape {tuple(x.shape)} needs a grid of {grid}, "

@@ -441,35 +441,24 @@ def _load_rules() -> None:
     if _loaded:
         return
     _loaded = True
-    import importlib
 
-    import archgen
-    from archgen.blocks import densenet, resnet
+    from archgen.blocks import darknet, densenet, preact, resnet
+    from archgen.builder import ArchNet, Head
 
-    # The builder's module, wherever it lives: the classes are found through archgen.build.
-    builder = importlib.import_module(archgen.build.__module__)
-    ArchNet, Head = getattr(builder, "ArchNet", None), getattr(builder, "Head", None)
-    if ArchNet is not None:
-        register_container(ArchNet)
+    register_container(ArchNet)
     register_residual_block(resnet.BasicBlock,
                             lambda b: _named(b, "conv1", "bn1", "act1", "drop", "conv2", "bn2"))
     register_residual_block(resnet.BottleneckBlock,
                             lambda b: _named(b, "conv1", "bn1", "act1", "conv2", "bn2", "act2", "drop", "conv3",
                                              "bn3"))
 
-    try:
-        from archgen.blocks import darknet, preact
-    except ImportError:
-        darknet = preact = None
-    if darknet is not None and hasattr(darknet, "DarkNetUnit"):
-        register_residual_block(darknet.DarkNetUnit,
-                                lambda b: _named(b, "conv1", "bn1", "act1", "conv2", "bn2", "act2"))
-    if preact is not None and hasattr(preact, "PreActBasicBlock"):
-        register_residual_block(preact.PreActBasicBlock,
-                                lambda b: _named(b, "conv1", "bn2", "act2", "drop", "conv2"), fuse_preact)
-        register_residual_block(preact.PreActBottleneckBlock,
-                                lambda b: _named(b, "conv1", "bn2", "act2", "conv2", "bn3", "act3", "drop",
-                                                 "conv3"), fuse_preact)
+    register_residual_block(darknet.DarkNetUnit,
+                            lambda b: _named(b, "conv1", "bn1", "act1", "conv2", "bn2", "act2"))
+    register_residual_block(preact.PreActBasicBlock,
+                            lambda b: _named(b, "conv1", "bn2", "act2", "drop", "conv2"), fuse_preact)
+    register_residual_block(preact.PreActBottleneckBlock,
+                            lambda b: _named(b, "conv1", "bn2", "act2", "conv2", "bn3", "act3", "drop", "conv3"),
+                            fuse_preact)
 
     @register_fuse_rule(densenet.DenseLayer)
     def _dense_layer(m: nn.Module, fold_bn: bool) -> Optional[nn.Module]:
@@ -495,8 +484,7 @@ def _load_rules() -> None:
             m.act = nn.Identity()
         return m
 
-    if Head is not None:
-        register_fuse_rule(Head)(_head)
+    register_fuse_rule(Head)(_head)
 
 
 def _warn_training() -> None:

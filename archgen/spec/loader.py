@@ -65,13 +65,41 @@ def locate(ref: str | FsPath, relative_to: FsPath | None = None) -> FsPath:
     for candidate in candidates:
         if candidate.is_file():
             return candidate
-    name = FsPath(text).name.removesuffix(".yaml").removesuffix(".yml")
-    bundled = bundled_dir() / f"{name}.yaml"
-    if bundled.is_file() and ("/" not in text or not text.endswith((".yaml", ".yml"))):
-        return bundled
-    raise SpecError(f"no spec file '{text}' and no bundled spec of that name.{did_you_mean(name, bundled_names())} "
-                    "Give a path to a YAML file or one of the names 'archgen list' prints",
-                    path=text)
+    if "/" in text or text.endswith((".yaml", ".yml")):
+        raise SpecError(f"no spec file '{text}'. Give a path to a YAML file or one of the names 'archgen list' "
+                        "prints", path=text)
+    return bundled_dir() / f"{resolve_name(text)}.yaml"
+
+
+def resolve_name(name: str) -> str:
+    """The bundled spec a name means: itself, or a short name people say (`resnext50` -> `resnext50_32x4d`).
+
+    Rule, in order: a bundled name is itself; else the bundled names that extend
+    it at an underscore (`resnext50` -> `resnext50_*`) or, failing those, that
+    start with it (`darknet` -> `darknet53`). One candidate is the answer.
+    Several: the one that is torchvision's model of that name (`torchvision:` in
+    its own file) wins when it is the only such, since that is the model the
+    short name means to most users (resnext50 -> resnext50_32x4d, not the
+    ablation's resnext50_2x40d). Otherwise SpecError lists the candidates.
+    """
+    import yaml
+
+    names = bundled_names()
+    if name in names:
+        return name
+    at_underscore = [n for n in names if n.startswith(name + "_")]
+    anywhere = [n for n in names if n.startswith(name)]
+    for candidates in (at_underscore, anywhere):
+        if len(candidates) == 1:
+            return candidates[0]
+        twins = [n for n in candidates
+                 if (yaml.safe_load((bundled_dir() / f"{n}.yaml").read_text()) or {}).get("torchvision") == n]
+        if len(twins) == 1:
+            return twins[0]
+    if anywhere:
+        raise SpecError(f"'{name}' names several bundled specs: {', '.join(anywhere)}; give the full name", path=name)
+    raise SpecError(f"no spec file '{name}' and no bundled spec of that name.{did_you_mean(name, names)} "
+                    "Give a path to a YAML file or one of the names 'archgen list' prints", path=name)
 
 
 def read_raw(file: FsPath) -> tuple[dict, dict[Path, Loc]]:

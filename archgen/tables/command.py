@@ -6,43 +6,15 @@ imported only inside the commands.
 
 from __future__ import annotations
 
-import sys
-from enum import Enum
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from archgen.render import FORMATS
+from archgen.cliutil import FORMAT_OPTION, OUTPUT_OPTION, Fmt, check_output_path, emit, fail, friendly
 
 
-class Format(str, Enum):
-    rich = "rich"
-    markdown = "markdown"
-    latex = "latex"
-    csv = "csv"
-    json = "json"
-
-
-assert {f.value for f in Format} == set(FORMATS)
-
-COUNTER_NAMES = ("archgen", "fvcore", "ptflops")
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(2)
-
-
-def _emit(text: str, output: Optional[Path]) -> None:
-    if output is None:
-        sys.stdout.write(text)
-        return
-    from archgen.render import write_atomic
-
-    write_atomic(str(output), text)
-
-
+@friendly
 def table_command(
     specs: Optional[List[str]] = typer.Argument(
         None, help="Spec names (short names resolve: resnext50 -> resnext50_32x4d) or YAML files."),
@@ -50,38 +22,34 @@ def table_command(
                                                          "(two specs or more), as in Table 1 of the ResNeXt paper."),
     paper: Optional[str] = typer.Option(None, "--paper", help="A paper's tables: resnet, resnext, wrn, densenet, "
                                                               "darknet, preact or tricks."),
-    fmt: Format = typer.Option(Format.rich, "--format", "-f", help="Output format (latex uses booktabs)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to a file instead of stdout."),
+    fmt: Fmt = FORMAT_OPTION,
+    output: Optional[Path] = OUTPUT_OPTION,
 ) -> None:
     """Architecture tables in the papers' shape, every computed figure beside the number the paper printed."""
-    from archgen.errors import SpecError
     from archgen.render import render
     from archgen.tables import compare as tables
     from archgen.tables.layouts import PAPERS, layouts_for
-    from archgen.tables.names import resolve_spec_name
 
-    try:
-        if paper is not None:
-            if specs:
-                raise _fail("give either --paper or specs, not both")
-            if paper not in PAPERS:
-                raise _fail(f"unknown paper '{paper}'; choose one of {', '.join(PAPERS)}")
-            result = [tables.layout_table(layout) for layout in layouts_for(paper)]
-        else:
-            if not specs:
-                raise _fail("name specs to tabulate (e.g. 'archgen table --compare resnet50 resnext50') or a "
-                            f"paper (--paper {'|'.join(PAPERS)})")
-            if compare and len(specs) < 2:
-                raise _fail("--compare needs two specs or more")
-            names = [resolve_spec_name(s) for s in specs]
-            result = [tables.specs_table(names)]
-            if compare:
-                result.append(tables.stages_table(names))
-    except SpecError as exc:
-        raise _fail(str(exc)) from None
-    _emit(render(result, fmt.value), output)
+    check_output_path(output)
+    if paper is not None:
+        if specs:
+            fail("give either --paper or specs, not both")
+        if paper not in PAPERS:
+            fail(f"unknown paper '{paper}'; choose one of {', '.join(PAPERS)}")
+        result = [tables.layout_table(layout) for layout in layouts_for(paper)]
+    else:
+        if not specs:
+            fail("name specs to tabulate (e.g. 'archgen table --compare resnet50 resnext50') or a "
+                 f"paper (--paper {'|'.join(PAPERS)})")
+        if compare and len(specs) < 2:
+            fail("--compare needs two specs or more")
+        result = [tables.specs_table(specs)]
+        if compare:
+            result.append(tables.stages_table(specs))
+    emit(render(result, fmt.value), output)
 
 
+@friendly
 def profile_command(
     spec: str = typer.Argument(..., help="A spec name (short names resolve) or a YAML file."),
     input_size: Optional[int] = typer.Option(None, "--input-size", min=1, max=8192,
@@ -93,44 +61,42 @@ def profile_command(
                                       "model is built and run once, and the counts reconciled layer by layer."),
     layers: bool = typer.Option(False, "--layers", help="Every layer, not only the stages (and, with other "
                                                         "counters, every layer's reconciliation)."),
-    fmt: Format = typer.Option(Format.rich, "--format", "-f", help="Output format."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to a file instead of stdout."),
+    fmt: Fmt = FORMAT_OPTION,
+    output: Optional[Path] = OUTPUT_OPTION,
 ) -> None:
     """Params, MACs, FLOPs, activations and memory per stage and layer; with --counters, fvcore and ptflops
     on the same model and input, reconciled."""
-    from archgen.errors import SpecError
     from archgen.render import render
     from archgen.tables import profile_view as view
-    from archgen.tables.names import resolve_spec_name
 
+    from archgen.counters import COUNTERS
+
+    check_output_path(output)
     chosen = [c.strip() for c in counters.split(",") if c.strip()]
-    unknown = [c for c in chosen if c not in COUNTER_NAMES]
+    unknown = [c for c in chosen if c not in COUNTERS]
     if unknown or not chosen:
-        raise _fail(f"unknown counter '{', '.join(unknown) or counters}'; choose from {', '.join(COUNTER_NAMES)}, "
-                    "comma-separated")
+        fail(f"unknown counter '{', '.join(unknown) or counters}'; choose from {', '.join(COUNTERS)}, "
+             "comma-separated")
     if dtype not in view.DTYPE_BYTES:
-        raise _fail(f"unknown dtype '{dtype}'; choose from {', '.join(view.DTYPE_BYTES)}")
-    try:
-        from archgen.complexity import profile
-        from archgen.spec.loader import load_spec
+        fail(f"unknown dtype '{dtype}'; choose from {', '.join(view.DTYPE_BYTES)}")
+    from archgen.complexity import profile
+    from archgen.spec.loader import load_spec
 
-        loaded = load_spec(resolve_spec_name(spec))
-        p = profile(loaded, input_size)
-        result = [view.stages_table(p, batch, dtype)]
-        if layers:
-            result.append(view.layers_table(p))
-        result.append(view.memory_table(p, view.memory(p, batch, dtype, loaded.doc.input.channels)))
-        if set(chosen) - {"archgen"}:
-            from archgen.counters import reconcile
-            from archgen.tables.compare import model_for
+    loaded = load_spec(spec)
+    p = profile(loaded, input_size)
+    result = [view.stages_table(p, batch, dtype)]
+    if layers:
+        result.append(view.layers_table(p))
+    result.append(view.memory_table(p, view.memory(p, batch, dtype, loaded.doc.input.channels)))
+    if set(chosen) - {"archgen"}:
+        from archgen.counters import reconcile
+        from archgen.tables.compare import model_for
 
-            r = reconcile(loaded, p.input_size, tuple(["archgen", *chosen]))
-            printed = [(f"printed: {fig.name} ({m_cite})", fig.printed)
-                       for m_cite, fig in _printed_ops(model_for(loaded), p.input_size)]
-            result += view.reconciliation_tables(r, printed, layers)
-    except SpecError as exc:
-        raise _fail(str(exc)) from None
-    _emit(render(result, fmt.value), output)
+        r = reconcile(loaded, p.input_size, tuple(["archgen", *chosen]))
+        printed = [(f"printed: {fig.name} ({m_cite})", fig.printed)
+                   for m_cite, fig in _printed_ops(model_for(loaded), p.input_size)]
+        result += view.reconciliation_tables(r, printed, layers)
+    emit(render(result, fmt.value), output)
 
 
 def _printed_ops(model: "object", size: int) -> list[tuple[str, "object"]]:

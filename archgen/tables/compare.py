@@ -19,9 +19,9 @@ from archgen.complexity import Profile, profile, stem_notation
 from archgen.planner import ModelPlan, plan
 from archgen.printed import parse_printed, within
 from archgen.render import Table, human
-from archgen.spec.loader import Spec, bundled_names, load_spec
+from archgen.spec.loader import Spec, load_spec
 from archgen.spec.schema import Citation
-from archgen.tables.layouts import Entry, Layout, Row
+from archgen.tables.layouts import Layout, Row
 
 #: Figures a paper prints, in table order, with the words a table uses for them.
 FIGURES = {"params": "params", "macs": "MACs (the papers' FLOPs)", "flops": "FLOPs (2 x MACs)"}
@@ -125,22 +125,10 @@ def model_for(spec_ref: object, label: str = "", setting: str = "", arxiv: Optio
     return Model(label or spec.name, setting, spec, p, counted, citation, figures)
 
 
-def bundled_entry(entry: Entry) -> Optional[str]:
-    names = set(bundled_names())
-    return next((name for name in entry.specs if name in names), None)
-
-
-def layout_models(layout: Layout) -> tuple[list[Model], list[str]]:
-    """The layout's models, and a note for each entry whose spec is not bundled."""
-    models, missing = [], []
-    for entry in layout.entries:
-        name = bundled_entry(entry)
-        if name is None:
-            missing.append(f"{entry.label} {entry.setting}".strip() + f" (spec {entry.specs[0]})")
-            continue
-        models.append(model_for(name, entry.label, entry.setting, layout.source.arxiv, layout.source.table))
-    notes = [f"Not bundled yet, so left out: {', '.join(missing)}."] if missing else []
-    return models, notes
+def layout_models(layout: Layout) -> list[Model]:
+    """The layout's models (every entry names a bundled spec; tests/test_tables.py holds that)."""
+    return [model_for(entry.spec, entry.label, entry.setting, layout.source.arxiv, layout.source.table)
+            for entry in layout.entries]
 
 
 # ---- architecture tables ----
@@ -301,7 +289,7 @@ def _outside_note(models: list[Model]) -> list[str]:
 
 def layout_table(layout: Layout) -> Table:
     """One of the papers' tables, regenerated."""
-    models, notes = layout_models(layout)
+    models, notes = layout_models(layout), []
     title = f"{layout.source.cite}: {layout.source.title}"
     elsewhere = [f"{m.label} {m.setting}".strip() + f" ({m.citation.table})" for m in models
                  if m.citation is not None and m.citation.table and not names_table(m.citation, layout.source.table)]

@@ -29,9 +29,9 @@ class Source:
 
 @dataclass(frozen=True)
 class Entry:
-    """One model of a table: the first bundled spec among `specs`, printed under `label`."""
+    """One model of a table: a bundled spec, printed under `label`."""
 
-    specs: tuple[str, ...]
+    spec: str
     label: str
     setting: str = ""  # the paper's second column where it has one ("32 x 4d")
 
@@ -72,46 +72,46 @@ XIE_2017 = ("Xie et al.", 2017, "Aggregated Residual Transformations for Deep Ne
 LAYOUTS: tuple[Layout, ...] = (
     Layout(
         key="resnet", source=Source(*HE_2015, "Table 1"), shape="architecture",
-        entries=(Entry(("resnet18",), "18-layer"), Entry(("resnet34",), "34-layer"),
-                 Entry(("resnet50_v1",), "50-layer"), Entry(("resnet101_v1",), "101-layer"),
-                 Entry(("resnet152_v1",), "152-layer")),
+        entries=(Entry("resnet18", "18-layer"), Entry("resnet34", "34-layer"),
+                 Entry("resnet50_v1", "50-layer"), Entry("resnet101_v1", "101-layer"),
+                 Entry("resnet152_v1", "152-layer")),
         rows=_resnet_rows("_x"),
         convention=MULTIPLY_ADDS + " Bottlenecks stride on their first 1x1 conv, as the paper's do (the "
                    "*_v1 specs; torchvision's stride on the 3x3 adds about 0.2 G)."),
     Layout(
         key="resnet", source=Source(*HE_2015, "Table 6"), shape="complexity",
-        entries=tuple(Entry((f"resnet{n}_cifar", f"cifar_resnet{n}", f"resnet{n}_cifar10"), f"ResNet-{n}")
+        entries=tuple(Entry(f"resnet{n}_cifar", f"ResNet-{n}")
                       for n in (20, 32, 44, 56, 110, 1202)),
         convention="CIFAR-10 ResNets: 3x3 stem, three stages of 16/32/64 channels, option A (zero-padding) "
                    "shortcuts, 10 classes."),
     Layout(
         key="resnext", source=Source(*XIE_2017, "Table 1"), shape="architecture",
-        entries=(Entry(("resnet50",), "ResNet-50"), Entry(("resnext50_32x4d",), "ResNeXt-50 (32x4d)")),
+        entries=(Entry("resnet50", "ResNet-50"), Entry("resnext50_32x4d", "ResNeXt-50 (32x4d)")),
         rows=_resnet_rows(""),
         convention=MULTIPLY_ADDS + " Both stride on the 3x3 conv, as the paper's do (fb.resnet.torch, "
                    "torchvision)."),
     Layout(
         key="resnext", source=Source(*XIE_2017, "Table 3"), shape="complexity",
-        entries=(Entry(("resnet50",), "ResNet-50", "1 x 64d"),
-                 *(Entry((f"resnext50_{s}",), "ResNeXt-50", s.replace("x", " x ")) for s in
+        entries=(Entry("resnet50", "ResNet-50", "1 x 64d"),
+                 *(Entry(f"resnext50_{s}", "ResNeXt-50", s.replace("x", " x ")) for s in
                    ("2x40d", "4x24d", "8x14d", "32x4d")),
-                 Entry(("resnet101",), "ResNet-101", "1 x 64d"),
-                 *(Entry((f"resnext101_{s}",), "ResNeXt-101", s.replace("x", " x ")) for s in
+                 Entry("resnet101", "ResNet-101", "1 x 64d"),
+                 *(Entry(f"resnext101_{s}", "ResNeXt-101", s.replace("x", " x ")) for s in
                    ("2x40d", "4x24d", "8x14d", "32x4d"))),
         convention=MULTIPLY_ADDS + " Table 3 has no complexity column: its caption's '~4.1 billion' (50 layers) "
                    "and '~7.8 billion' FLOPs (101 layers) stand for every row."),
     Layout(
         key="wrn", source=Source("Zagoruyko and Komodakis", 2016, "Wide Residual Networks", "1605.07146",
                                  "Table 8"), shape="complexity",
-        entries=(Entry(("resnet50",), "ResNet-50"), Entry(("resnet101",), "ResNet-101"),
-                 Entry(("resnet152",), "ResNet-152"), Entry(("wide_resnet50_2",), "WRN-50-2-bottleneck"),
-                 Entry(("preact_resnet200", "preresnet200", "resnet200_preact"), "pre-ResNet-200")),
+        entries=(Entry("resnet50", "ResNet-50"), Entry("resnet101", "ResNet-101"),
+                 Entry("resnet152", "ResNet-152"), Entry("wide_resnet50_2", "WRN-50-2-bottleneck"),
+                 Entry("preact_resnet200", "pre-ResNet-200")),
         convention="Parameters only, as the paper prints; BN scale and shift are parameters, running "
                    "statistics are not."),
     Layout(
         key="densenet", source=Source("Huang et al.", 2017, "Densely Connected Convolutional Networks",
                                       "1608.06993", "Table 1"), shape="architecture",
-        entries=tuple(Entry((f"densenet{n}",), f"DenseNet-{n}") for n in (121, 169, 201, 264)),
+        entries=tuple(Entry(f"densenet{n}", f"DenseNet-{n}") for n in (121, 169, 201, 264)),
         rows=(Row("Convolution", ("stem",)), Row("Pooling", ("stem.pool",)),
               Row("Dense Block (1)", ("layer1",)), Row("Transition Layer (1)", ("layer2.transition",)),
               Row("Dense Block (2)", ("layer2",)), Row("Transition Layer (2)", ("layer3.transition",)),
@@ -122,7 +122,7 @@ LAYOUTS: tuple[Layout, ...] = (
     Layout(
         key="darknet", source=Source("Redmon and Farhadi", 2018, "YOLOv3: An Incremental Improvement",
                                      "1804.02767", "Table 1"), shape="architecture",
-        entries=(Entry(("darknet53",), "Darknet-53"),),
+        entries=(Entry("darknet53", "Darknet-53"),),
         rows=(Row("Convolutional", ("stem",)),
               *(row for i in range(1, 6) for row in (Row("Convolutional, stride 2", (f"layer{i}.conv",)),
                                                      Row("Residual", (f"layer{i}",)))),
@@ -132,20 +132,17 @@ LAYOUTS: tuple[Layout, ...] = (
     Layout(
         key="preact", source=Source("He et al.", 2016, "Identity Mappings in Deep Residual Networks",
                                     "1603.05027", "Table 4"), shape="complexity",
-        entries=(Entry(("resnet110_cifar", "cifar_resnet110", "resnet110_cifar10"), "ResNet-110 [He et al. 2015]"),
-                 Entry(("resnet1202_cifar", "cifar_resnet1202", "resnet1202_cifar10"),
-                       "ResNet-1202 [He et al. 2015]"),
-                 Entry(("preact_resnet164", "preresnet164", "resnet164_preact", "preact_resnet164_cifar"),
-                       "ResNet-164 (pre-activation)"),
-                 Entry(("preact_resnet1001", "preresnet1001", "resnet1001_preact", "preact_resnet1001_cifar"),
-                       "ResNet-1001 (pre-activation)")),
+        entries=(Entry("resnet110_cifar", "ResNet-110 [He et al. 2015]"),
+                 Entry("resnet1202_cifar", "ResNet-1202 [He et al. 2015]"),
+                 Entry("preact_resnet164_cifar", "ResNet-164 (pre-activation)"),
+                 Entry("preact_resnet1001_cifar", "ResNet-1001 (pre-activation)")),
         convention="CIFAR-10 models, parameters only, as the paper prints them in parentheses."),
     Layout(
         key="tricks", source=Source("He et al.", 2019, "Bag of Tricks for Image Classification with "
                                     "Convolutional Neural Networks", "1812.01187", "Table 5"),
         shape="complexity",
-        entries=(Entry(("resnet50_v1",), "ResNet-50"), Entry(("resnet50_b",), "ResNet-50-B"),
-                 Entry(("resnet50_c",), "ResNet-50-C"), Entry(("resnet50_d",), "ResNet-50-D")),
+        entries=(Entry("resnet50_v1", "ResNet-50"), Entry("resnet50_b", "ResNet-50-B"),
+                 Entry("resnet50_c", "ResNet-50-C"), Entry("resnet50_d", "ResNet-50-D")),
         convention=MULTIPLY_ADDS + " ResNet-50 here is the original (stride on the first 1x1); B moves the "
                    "stride to the 3x3, C adds the deep stem, D adds the average-pool shortcut."),
 )
