@@ -213,15 +213,25 @@ def profile(spec: object, input_size: int | None = None) -> Profile:
                      f"{f', {p.classes}-d fc' if p.classes and p.pool != 'none' else ''}")
         close("head", start, (p.classes or c, 1, 1), [(head_text, 1)])
     except TooSmall as exc:
-        raise p.spec.error(("input", "size"), f"an input of {size}x{size} is too small for this network: {exc}; "
-                                              "use a larger input.size or fewer downsampling stages") from None
+        raise _too_small(p, input_size, f"an input of {size}x{size} is too small for this network: {exc}; use a "
+                                        "larger input or fewer downsampling stages") from None
     reduction = p.stages[-1].reduction
     if size < reduction:
-        raise p.spec.error(("input", "size"), f"an input of {size}x{size} is smaller than the network's total "
-                                              f"stride of {reduction}, so its last stage would see less than one "
-                                              f"pixel; use an input of at least {reduction}")
+        raise _too_small(p, input_size, f"an input of {size}x{size} is smaller than the network's total stride of "
+                                        f"{reduction}, so its last stage would see less than one pixel; use an "
+                                        f"input of at least {reduction}")
     return Profile(p.spec.name, size, t.params, t.macs, t.acts, sum(x.other_ops for x in t.layers), rows,
                    t.layers)
+
+
+def _too_small(p: "object", override: int | None, message: str) -> Exception:
+    """At the spec's `input.size` line, or, for a size the caller chose, at no line of the spec."""
+    if override is None:
+        return p.spec.error(("input", "size"), message)
+    from archgen.errors import SpecError
+
+    return SpecError(message + f" (the input size {override} was asked for, not the spec's)", path=p.spec.file,
+                     field="input size")
 
 
 def stem_notation(p: "object") -> str:

@@ -137,3 +137,11 @@ def test_lesion_names_what_is_wrong_with_foreign_weights(tmp_path):
     result = runner.invoke(app, ["lesion", "resnet20_cifar", "--blocks", "1", "--weights", str(weights)])
     assert result.exit_code == 2
     assert "is not a state dict of resnet20_cifar" in result.stderr and "missing (first:" in result.stderr
+
+
+def test_an_input_size_too_small_for_the_network_exits_2():
+    for command in (["build", "resnet50", "--input-size", "8"], ["lesion", "resnet50", "-b", "0", "--input-size", "1"],
+                    ["profile", "resnet50", "--input-size", "16"]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2, command
+        assert "smaller than the network's total stride of 32" in result.stderr and "was asked for" in result.stderr

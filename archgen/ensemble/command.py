@@ -64,10 +64,12 @@ def _lesion_table(spec: str, refs: list[BlockRef], weights: Optional[str], input
     import torch
 
     from archgen.builder import build
+    from archgen.complexity import profile
     from archgen.render import Table
     from archgen.spec.loader import load_spec
 
     loaded = load_spec(spec)
+    profile(loaded, input_size)  # refuses an input too small for the network, at the spec's line
     torch.manual_seed(seed)
     model = build(loaded)
     if weights is not None:
