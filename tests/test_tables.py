@@ -145,3 +145,12 @@ def test_cli_profile_with_all_counters_reconciles_resnet18(tmp_path):
 def test_model_for_counts_at_the_input_size_the_paper_measured():
     m = model_for("darknet53", arxiv="1804.02767")
     assert m.figures["flops"].input_size == (m.citation.input_size or m.spec.doc.input.size)
+
+
+def test_a_free_comparison_takes_each_figure_from_the_first_paper_that_prints_it():
+    """ResNet-18's own paper prints no parameter count; Zagoruyko and Komodakis's Table 7 prints 11.7M."""
+    m = model_for("resnet18")
+    assert m.figures["params"].printed == "11.7M" and m.figures["params"].source.arxiv == "1605.07146"
+    assert m.figures["macs"].printed == "1.8G" and m.figures["macs"].source.arxiv == "1512.03385"
+    notes = specs_table(["resnet18"]).notes
+    assert any("params printed in Zagoruyko and Komodakis 2016, Table 7" in n for n in notes)

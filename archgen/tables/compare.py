@@ -36,6 +36,7 @@ class Figure:
     value: int
     printed: Optional[str]
     input_size: Optional[int]  # the image side the value was counted at (None for params)
+    source: Optional[Citation] = None  # the printing it stands beside
 
     @property
     def within(self) -> Optional[bool]:
@@ -116,12 +117,17 @@ def model_for(spec_ref: object, label: str = "", setting: str = "", arxiv: Optio
     spec = load_spec(spec_ref)
     p = plan(spec)
     citation = citation_in(spec, arxiv, table)
-    size = citation.input_size if citation is not None and citation.input_size else None
     counted = profile(p)
-    at_size = profile(p, size) if size and size != counted.input_size else counted
-    values = {"params": counted.params, "macs": at_size.macs, "flops": at_size.flops}
-    figures = {name: Figure(name, values[name], getattr(citation, name, None) if citation else None,
-                            None if name == "params" else at_size.input_size) for name in FIGURES}
+    figures = {}
+    for name in FIGURES:
+        # A paper's table reads its own paper; a free comparison takes each figure from the first printing of it.
+        source = citation if arxiv is not None else next(
+            (c for c in citations(spec) if getattr(c, name) is not None), citation)
+        size = source.input_size if source is not None and source.input_size else None
+        at_size = profile(p, size) if size and size != counted.input_size else counted
+        value = {"params": counted.params, "macs": at_size.macs, "flops": at_size.flops}[name]
+        figures[name] = Figure(name, value, getattr(source, name, None) if source else None,
+                               None if name == "params" else at_size.input_size, source)
     return Model(label or spec.name, setting, spec, p, counted, citation, figures)
 
 
@@ -277,6 +283,10 @@ def _citation_notes(models: list[Model], own_paper: bool) -> list[str]:
             text += ("; " if own_paper else "") + c.note
         if own_paper or c.note:
             notes.append(text)
+        for f in m.figures.values():
+            if f.printed is not None and f.source is not c:
+                notes.append(f"{m.label}: {FIGURES[f.name]} printed in {_cite(f.source)}"
+                             + (f"; {f.source.note}" if f.source.note else ""))
     return notes
 
 
