@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from archgen.blocks.registry import BlockArgs, BlockFamily, block_names, get_block
+from archgen.blocks.registry import BlockArgs, BlockFamily, block_names, get_block, spec_block
 from archgen.errors import did_you_mean
 from archgen.spec import schema
 from archgen.spec.loader import Spec, SpecLike, load_spec
@@ -118,7 +118,7 @@ def _families(spec: Spec) -> list[BlockFamily]:
             raise spec.error(("block",), "no block type: set 'block: {type: ...}' (one of "
                                          f"{', '.join(block_names())})")
         try:
-            families.append(get_block(type_name))
+            families.append(spec_block(type_name))
         except KeyError as exc:
             raise spec.error(("stages", i, "type") if stage.type else ("block", "type"), exc.args[0]) from None
     return families

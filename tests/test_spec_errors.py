@@ -126,3 +126,11 @@ def test_max_params_flag_raises_the_limit(tmp_path):
 def test_spec_error_is_raised_for_a_mapping_spec_too():
     with pytest.raises(archgen.SpecError, match="stages"):
         archgen.load_spec({"name": "x", "block": {"type": "basic"}})
+
+
+def test_a_block_type_placed_by_another_family_cannot_be_named(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text(GOOD.replace("{type: basic}", "{type: transition}"))
+    with pytest.raises(archgen.SpecError, match="unknown block type 'transition'") as info:
+        archgen.load_spec(str(path)) and archgen.profile(str(path))
+    assert info.value.line == 4 and "transition" not in str(info.value).split("Registered:")[1]

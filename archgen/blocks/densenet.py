@@ -115,6 +115,7 @@ class TransitionFamily(BlockFamily):
     """Between dense blocks: BN-ReLU-1x1 conv (compression), 2x2 average pool. Placed by `dense`, not by specs."""
 
     residual = False
+    internal = True
     uses = frozenset({"compression"})
 
     def out_chs(self, a: BlockArgs) -> int:

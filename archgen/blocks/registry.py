@@ -58,6 +58,8 @@ class BlockFamily(abc.ABC):
     final_norm: ClassVar[bool] = False
     #: Whether the block adds a shortcut to a residual branch (plain nets and dense layers do not).
     residual: ClassVar[bool] = True
+    #: Placed by another family's `expand_stage` (a DenseNet transition), never named by a spec.
+    internal: ClassVar[bool] = False
 
     @abc.abstractmethod
     def out_chs(self, a: BlockArgs) -> int:
@@ -111,16 +113,25 @@ def register_block(name: str) -> Callable[[type[BlockFamily]], type[BlockFamily]
 
 
 def get_block(name: str) -> BlockFamily:
+    """Any registered family, internal ones included (the builder and counter walk plans with them)."""
     _load_families()
     if name not in _REGISTRY:
-        raise KeyError(f"unknown block type '{name}'.{did_you_mean(name, _REGISTRY)} "
-                       f"Registered: {', '.join(sorted(_REGISTRY))}")
+        raise KeyError(f"unknown block type '{name}'")
+    return _REGISTRY[name]
+
+
+def spec_block(name: str) -> BlockFamily:
+    """A family a spec may name as `block.type`; KeyError with a suggestion otherwise."""
+    names = block_names()
+    if name not in names:
+        raise KeyError(f"unknown block type '{name}'.{did_you_mean(name, names)} Registered: {', '.join(names)}")
     return _REGISTRY[name]
 
 
 def block_names() -> list[str]:
+    """The block types a spec may name."""
     _load_families()
-    return sorted(_REGISTRY)
+    return sorted(name for name, family in _REGISTRY.items() if not family.internal)
 
 
 def _load_families() -> None:
