@@ -4,7 +4,7 @@ Conventions, stated once:
 - MACs count the multiply-accumulates of convolutions and linear layers only,
   bias excluded: the papers' "FLOPs" and fvcore's conv + linear count.
 - FLOPs = 2 x MACs.
-- Activations = output elements of every conv (pycls's `acts`).
+- Activations = output elements of every conv and linear layer (pycls's `acts`).
 - `other_ops` counts, apart, the element-wise work the papers leave out
   (batch norm, activation, pooling, residual add), one op per output element
   (per window element for pooling), for reconciliation with other counters.
@@ -16,6 +16,11 @@ import contextlib
 import math
 from dataclasses import dataclass, field
 from typing import Iterator
+
+
+#: What the figures mean, as every table that prints them says it.
+COUNTING_NOTE = ("MACs: multiply-accumulates of convs and linear layers, bias excluded (the papers' 'FLOPs'); "
+                 "FLOPs = 2 x MACs; activations: output elements of every conv and linear layer.")
 
 
 class TooSmall(ValueError):

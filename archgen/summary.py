@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from archgen.complexity import DEFAULT_MAX_PARAMS, Profile, profile
+from archgen.complexity import COUNTING_NOTE, DEFAULT_MAX_PARAMS, Profile, profile
 from archgen.render import Table, human, write_atomic
 
 
@@ -51,8 +51,7 @@ def build_table(p: Profile) -> Table:
         t.add(s.name, f"{h}x{w}, {c}", s.notation, human(s.params), human(s.macs))
     t.add("total", "", f"FLOPs (2 x MACs) {human(p.flops)}; activations {human(p.acts)}", human(p.params),
           human(p.macs), rule=True)
-    t.notes.append("MACs: multiply-accumulates of convs and linear layers (the papers' 'FLOPs'); "
-                   "FLOPs = 2 x MACs; activations: output elements of every conv.")
+    t.notes.append(COUNTING_NOTE)
     t.data = p.to_dict()
     return t
 

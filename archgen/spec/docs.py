@@ -40,7 +40,8 @@ stride_on: 3x3
 
 - **Counting.** MACs are the multiply-accumulates of convolutions and linear
   layers (bias excluded): the papers' "FLOPs". archgen prints FLOPs = 2 x MACs
-  as a separate figure. Activations are the output elements of every conv.
+  as a separate figure. Activations are the output elements of every conv and
+  linear layer.
 - **Block parameters** (`block:`) apply to every stage; a stage may override
   any of them (`stages: [{depth: 3, width: 64, cardinality: 16}]`). Unset
   parameters take the block family's defaults (`expansion` 4 for

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from archgen.complexity import LayerCost, Profile
+from archgen.complexity import COUNTING_NOTE, LayerCost, Profile
 from archgen.render import Table, human
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
@@ -84,8 +84,7 @@ def stages_table(p: Profile, batch: int, dtype: str) -> Table:
         t.add(s.name, f"{h}x{w}, {c}", human(s.params), human(s.macs), human(2 * s.macs), human(s.acts),
               _bytes(per_stage.get(s.name, 0) * batch * size))
     t.add("total", "", human(p.params), human(p.macs), human(p.flops), human(p.acts), "", rule=True)
-    t.notes.append("MACs: multiply-adds of convs and linear layers, bias excluded (the papers' 'FLOPs'); "
-                   "FLOPs = 2 x MACs; activations: output elements of every conv and linear layer.")
+    t.notes.append(COUNTING_NOTE)
     t.data = {"stages": p.to_dict()["stages"], "params": p.params, "macs": p.macs, "flops": p.flops, "acts": p.acts}
     return t
 
