@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from archgen.errors import SpecError
-from archgen.spec.loader import Spec, load_spec
+from archgen.grammar.loader import Spec, load_spec
 
 __all__ = ["SpecError", "Spec", "load_spec", "build", "profile", "plan", "fuse", "lesion", "path_lengths"]
 __version__ = "0.1.0"

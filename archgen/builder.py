@@ -13,7 +13,7 @@ from archgen.blocks.common import make_act
 from archgen.blocks.registry import get_block
 from archgen.complexity import DEFAULT_MAX_PARAMS, check_size, profile
 from archgen.planner import ModelPlan, plan
-from archgen.spec.loader import SpecLike
+from archgen.grammar.loader import SpecLike
 from archgen.stems import STEMS
 
 

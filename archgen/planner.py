@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from archgen.blocks.registry import BlockArgs, BlockFamily, block_names, get_block, spec_block
 from archgen.errors import did_you_mean
-from archgen.spec import schema
-from archgen.spec.loader import Spec, SpecLike, load_spec
+from archgen.grammar import schema
+from archgen.grammar.loader import Spec, SpecLike, load_spec
 from archgen.stems import STEMS, StemArgs
 
 

@@ -11,7 +11,7 @@ from archgen.blocks.common import make_act
 
 if TYPE_CHECKING:
     from archgen.complexity import Tally
-    from archgen.spec.schema import Stem
+    from archgen.grammar.schema import Stem
 
 
 @dataclass(frozen=True)

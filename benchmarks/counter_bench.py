@@ -94,7 +94,7 @@ def main() -> None:
     parser.add_argument("--output", default="benchmarks/results/counter_bench.json")
     args = parser.parse_args()
 
-    from archgen.spec.loader import bundled_names
+    from archgen.grammar.loader import bundled_names
 
     names = args.specs or bundled_names()
     rows = []

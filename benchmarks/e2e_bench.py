@@ -45,7 +45,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from archgen.bench.command import results_table
+    from archgen.cli.bench import results_table
     from archgen.bench.results import environment, write_results
     from archgen.bench.runner import DEFAULT_SPECS, BenchConfig, run
     from archgen.render import render
@@ -71,7 +71,7 @@ def main(argv=None) -> int:
         if args.smoke:
             cfg.specs, cfg.batch_sizes, cfg.reps, cfg.warmup, cfg.image_size = ["resnet18"], [1], 1, 0, 64
             cfg.backends, cfg.dtype = ["eager", "fused"], "float32"
-        from archgen.spec.loader import bundled_names
+        from archgen.grammar.loader import bundled_names
 
         missing = [s for s in cfg.specs if s not in bundled_names()]
         cfg.specs = [s for s in cfg.specs if s not in missing]

@@ -12,7 +12,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from archgen.bench.command import bench_command
+from archgen.cli.bench import bench_command
 from archgen.bench.timing import percentile
 
 TINY = """\
@@ -148,7 +148,7 @@ def test_percentiles_interpolate_like_numpy():
 
 
 def test_importing_the_command_does_not_import_torch():
-    code = "import sys, archgen.bench.command; print('torch' in sys.modules)"
+    code = "import sys, archgen.cli.bench; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

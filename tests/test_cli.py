@@ -10,8 +10,8 @@ import torch
 from typer.testing import CliRunner
 
 import archgen
-from archgen.cli import app
-from archgen.spec.loader import bundled_names
+from archgen.cli.app import app
+from archgen.grammar.loader import bundled_names
 
 runner = CliRunner()
 
@@ -71,7 +71,7 @@ def test_validate_several_specs():
 
 
 def test_help_answers_without_importing_torch():
-    code = "import sys, archgen.cli; assert 'torch' not in sys.modules, 'torch imported at CLI start'"
+    code = "import sys, archgen.cli.app; assert 'torch' not in sys.modules, 'torch imported at CLI start'"
     subprocess.run([sys.executable, "-c", code], check=True)
     assert runner.invoke(app, ["--help"]).exit_code == 0
 
@@ -95,7 +95,7 @@ def test_pyproject_lists_every_package():
     root = Path(__file__).resolve().parents[1]
     listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {".".join(p.parent.relative_to(root).parts) for p in (root / "archgen").rglob("__init__.py")}
-    assert listed == found | {"archgen.specs"}
+    assert listed == found | {"archgen.zoo"}
 
 
 def test_short_names_resolve_in_every_command():

@@ -12,8 +12,8 @@ import pytest
 import archgen
 from archgen import counters
 from archgen.counters import RULES, Rule, reconcile
-from archgen.spec.loader import bundled_names, load_spec
-from archgen.tables.profile_view import memory
+from archgen.grammar.loader import bundled_names, load_spec
+from archgen.cli.profile_view import memory
 from conftest import torchvision_reference
 
 SMALL = 32

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import archgen
-from archgen.spec.loader import bundled_names
+from archgen.grammar.loader import bundled_names
 from conftest import TORCHVISION_TWINS, torchvision_reference
 
 #: Image side for the fvcore cross-check: the formula is size-independent, small inputs keep CI fast.
@@ -96,6 +96,6 @@ def test_built_model_exposes_its_stages_as_a_backbone(name):
 def _resnet50_raw():
     import yaml
 
-    from archgen.spec.loader import bundled_dir
+    from archgen.grammar.loader import bundled_dir
 
     return yaml.safe_load((bundled_dir() / "resnet50.yaml").read_text())

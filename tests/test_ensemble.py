@@ -11,7 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 import archgen
-from archgen.cli import app
+from archgen.cli.app import app
 from archgen.ensemble import LesionError, lesion, path_lengths, residual_block_names, residual_modules
 
 

@@ -17,7 +17,7 @@ import torch.nn as nn
 import archgen
 from archgen.kernels import fuse
 from archgen.kernels.fuse import BNAct, FusedResidualBlock, register_fuse_rule
-from archgen.spec.loader import bundled_names
+from archgen.grammar.loader import bundled_names
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import archgen
-from archgen.spec.loader import bundled_dir, bundled_names
+from archgen.grammar.loader import bundled_dir, bundled_names
 
 BAD_VALUES = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-10**12, max_value=10**12),

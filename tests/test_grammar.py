@@ -9,8 +9,8 @@ import pytest
 
 import archgen
 from archgen.planner import plan, scale_depth, scale_width
-from archgen.spec.docs import spec_markdown
-from archgen.spec.jsonschema import json_schema_text
+from archgen.grammar.docs import spec_markdown
+from archgen.grammar.jsonschema import json_schema_text
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,14 +69,14 @@ def test_shipped_json_schema_is_generated_from_the_grammar():
 
 def test_docs_list_every_field_and_are_current():
     shipped = (ROOT / "docs" / "spec.md").read_text()
-    assert shipped == spec_markdown(), "regenerate: python -m archgen.spec.docs > docs/spec.md"
+    assert shipped == spec_markdown(), "regenerate: python -m archgen.grammar.docs > docs/spec.md"
 
 
 @pytest.mark.parametrize("name", ["resnet50", "densenet121"])
 def test_a_mapping_spec_equals_its_file(name):
     import yaml
 
-    from archgen.spec.loader import bundled_dir
+    from archgen.grammar.loader import bundled_dir
 
     raw = yaml.safe_load((bundled_dir() / f"{name}.yaml").read_text())
     assert archgen.profile(raw).params == archgen.profile(name).params

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 import archgen
-from archgen.cli import app
+from archgen.cli.app import app
 
 GOOD = """\
 name: tiny

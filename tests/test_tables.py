@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from archgen.cli import app
+from archgen.cli.app import app
 from archgen.errors import SpecError
 from archgen.render import FORMATS, render
 from archgen.tables.compare import Figure, layout_models, layout_table, model_for, specs_table, stages_table
 from archgen.tables.layouts import LAYOUTS, PAPERS, layouts_for
-from archgen.spec.loader import bundled_names, resolve_name as resolve_spec_name
+from archgen.grammar.loader import bundled_names, resolve_name as resolve_spec_name
 
 GOLDEN = Path(__file__).parent / "golden"
 EXTENSION = {"rich": "txt", "json": "json", "csv": "csv", "markdown": "md", "latex": "tex"}

@@ -12,7 +12,7 @@ import torch
 import archgen
 from archgen.interop import load_torchvision_state_dict, map_torchvision_keys
 from archgen.printed import within
-from archgen.spec.loader import bundled_names
+from archgen.grammar.loader import bundled_names
 from conftest import filled_state_dict, torchvision_reference
 
 #: The specs the ResNet-family issue asks for, by family.

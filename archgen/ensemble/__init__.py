@@ -23,7 +23,7 @@ from archgen.errors import UserError
 if TYPE_CHECKING:
     import torch.nn as nn
 
-    from archgen.spec.loader import SpecLike
+    from archgen.grammar.loader import SpecLike
 
 
 class LesionError(UserError):
@@ -75,7 +75,7 @@ def residual_block_names(spec: "SpecLike") -> list[str]:
 
 def path_lengths(spec: "SpecLike") -> PathLengths:
     """Binomial path-length distribution of the spec's unraveled network (Veit et al. 2016, Sec. 3)."""
-    from archgen.spec.loader import load_spec
+    from archgen.grammar.loader import load_spec
 
     loaded = load_spec(spec)
     n = len(residual_block_names(loaded))

@@ -19,8 +19,8 @@ from archgen.complexity import Profile, profile, stem_notation
 from archgen.planner import ModelPlan, plan
 from archgen.printed import parse_printed, within
 from archgen.render import Table, human
-from archgen.spec.loader import Spec, load_spec
-from archgen.spec.schema import Citation
+from archgen.grammar.loader import Spec, load_spec
+from archgen.grammar.schema import Citation
 from archgen.tables.layouts import Layout, Row
 
 #: Figures a paper prints, in table order, with the words a table uses for them.

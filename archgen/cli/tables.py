@@ -11,7 +11,7 @@ from typing import List, Optional
 
 import typer
 
-from archgen.cliutil import FORMAT_OPTION, OUTPUT_OPTION, Fmt, check_output_path, emit, fail, friendly
+from archgen.cli.common import FORMAT_OPTION, OUTPUT_OPTION, Fmt, check_output_path, emit, fail, friendly
 
 
 @friendly
@@ -67,7 +67,7 @@ def profile_command(
     """Params, MACs, FLOPs, activations and memory per stage and layer; with --counters, fvcore and ptflops
     on the same model and input, reconciled."""
     from archgen.render import render
-    from archgen.tables import profile_view as view
+    from archgen.cli import profile_view as view
 
     from archgen.counters import COUNTERS
 
@@ -80,7 +80,7 @@ def profile_command(
     if dtype not in view.DTYPE_BYTES:
         fail(f"unknown dtype '{dtype}'; choose from {', '.join(view.DTYPE_BYTES)}")
     from archgen.complexity import profile
-    from archgen.spec.loader import load_spec
+    from archgen.grammar.loader import load_spec
 
     loaded = load_spec(spec)
     p = profile(loaded, input_size)

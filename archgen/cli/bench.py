@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from archgen.cliutil import FORMAT_OPTION, Fmt, check_output_path, fail
+from archgen.cli.common import FORMAT_OPTION, Fmt, check_output_path, fail
 from archgen.render import Table, render
 
 
@@ -158,7 +158,7 @@ def bench_command(
     if specs:
         names = list(specs)
     else:
-        from archgen.spec.loader import bundled_names
+        from archgen.grammar.loader import bundled_names
 
         bundled = set(bundled_names())
         names = [s for s in DEFAULT_SPECS if s in bundled]

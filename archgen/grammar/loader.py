@@ -15,9 +15,9 @@ from pathlib import Path as FsPath
 from typing import Any, Union
 
 from archgen.errors import SpecError, did_you_mean
-from archgen.spec import schema
-from archgen.spec.validate import Validator
-from archgen.spec.yamlio import Loc, Path, load_yaml
+from archgen.grammar import schema
+from archgen.grammar.validate import Validator
+from archgen.grammar.yamlio import Loc, Path, load_yaml
 
 SpecLike = Union[str, FsPath, "Spec", dict]
 
@@ -47,7 +47,7 @@ def bundled_dir() -> FsPath:
     source_tree = FsPath(__file__).resolve().parents[2] / "specs"
     if source_tree.is_dir():
         return source_tree
-    return FsPath(str(resources.files("archgen.specs")))
+    return FsPath(str(resources.files("archgen.zoo")))
 
 
 def bundled_names() -> list[str]:

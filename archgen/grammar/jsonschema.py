@@ -6,7 +6,7 @@ import json
 import typing
 from typing import Any
 
-from archgen.spec import schema
+from archgen.grammar import schema
 
 _PRIMITIVES = {int: {"type": "integer"}, float: {"type": "number"}, str: {"type": "string"},
                bool: {"type": "boolean"}}

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from archgen.cliutil import FORMAT_OPTION, Fmt, fail, friendly
+from archgen.cli.common import FORMAT_OPTION, Fmt, fail, friendly
 from archgen.ensemble import BlockRef, LesionError, lesion, path_lengths, residual_modules, shortcut_kind
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ def _lesion_table(spec: str, refs: list[BlockRef], weights: Optional[str], input
     from archgen.builder import build
     from archgen.complexity import profile
     from archgen.render import Table
-    from archgen.spec.loader import load_spec
+    from archgen.grammar.loader import load_spec
 
     loaded = load_spec(spec)
     profile(loaded, input_size)  # refuses an input too small for the network, at the spec's line

@@ -7,8 +7,8 @@ import typing
 from typing import Any
 
 from archgen.errors import SpecError, did_you_mean
-from archgen.spec import schema
-from archgen.spec.yamlio import Loc, Path, format_path
+from archgen.grammar import schema
+from archgen.grammar.yamlio import Loc, Path, format_path
 
 
 class Validator:

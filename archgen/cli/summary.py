@@ -57,7 +57,7 @@ def build_table(p: Profile) -> Table:
 
 
 def list_table() -> Table:
-    from archgen.spec.loader import bundled_names, load_spec
+    from archgen.grammar.loader import bundled_names, load_spec
 
     t = Table("Bundled specs", ["name", "paper", "input", "params", "MACs", "description"])
     rows = []

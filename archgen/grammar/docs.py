@@ -1,6 +1,6 @@
 """docs/spec.md's field reference, generated from the schema so the docs cannot drift from the validator.
 
-Regenerate with `python -m archgen.spec.docs > docs/spec.md`; a test fails when it is stale.
+Regenerate with `python -m archgen.grammar.docs > docs/spec.md`; a test fails when it is stale.
 """
 
 from __future__ import annotations
@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 import typing
 
-from archgen.spec import schema
+from archgen.grammar import schema
 
 INTRO = """\
 # The archgen spec grammar
 
-A spec is one YAML mapping. This page is generated from `archgen/spec/schema.py`
-(`python -m archgen.spec.docs > docs/spec.md`), as is the JSON Schema that
+A spec is one YAML mapping. This page is generated from `archgen/grammar/schema.py`
+(`python -m archgen.grammar.docs > docs/spec.md`), as is the JSON Schema that
 `archgen schema` prints (shipped as `archgen/schema/spec.schema.json`; point your
 editor's YAML language server at it with
 `# yaml-language-server: $schema=<path>/spec.schema.json`).

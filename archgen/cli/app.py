@@ -10,11 +10,11 @@ from typing import List, Optional
 
 import typer
 
-from archgen.bench.command import bench_command
-from archgen.cliutil import FORMAT_OPTION, Fmt, check_output_path, emit, friendly
+from archgen.cli.bench import bench_command
+from archgen.cli.common import FORMAT_OPTION, Fmt, check_output_path, emit, friendly
 from archgen.complexity import DEFAULT_MAX_PARAMS
-from archgen.ensemble.command import lesion_command, paths_command
-from archgen.tables.command import profile_command, table_command
+from archgen.cli.ensemble import lesion_command, paths_command
+from archgen.cli.tables import profile_command, table_command
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Compile YAML specs of ResNet-family networks into PyTorch; count, compare and benchmark them.")
@@ -31,7 +31,7 @@ def build(
     max_params: int = typer.Option(DEFAULT_MAX_PARAMS, "--max-params", help="Refuse larger models (counted first)."),
 ) -> None:
     """Validate SPEC, build it, check every stage's shape with a forward pass, and summarise it."""
-    from archgen import summary
+    from archgen.cli import summary
     from archgen.render import render
 
     check_output_path(output)
@@ -51,7 +51,7 @@ def validate(
 ) -> None:
     """Check specs without building them: grammar, block parameters, shapes and size."""
     from archgen.complexity import check_size, profile
-    from archgen.spec.loader import load_spec
+    from archgen.grammar.loader import load_spec
     from archgen.errors import SpecError
     from archgen.render import human
 
@@ -75,7 +75,7 @@ def validate(
 @friendly
 def list_specs(fmt: Fmt = FORMAT_OPTION) -> None:
     """The bundled specs with their paper and totals."""
-    from archgen import summary
+    from archgen.cli import summary
     from archgen.render import render
 
     typer.echo(render(summary.list_table(), fmt.value), nl=False)
@@ -85,12 +85,12 @@ def list_specs(fmt: Fmt = FORMAT_OPTION) -> None:
 @friendly
 def schema(output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to a file.")) -> None:
     """Print the JSON Schema of a spec (for editors: yaml-language-server's `$schema`)."""
-    from archgen.spec.jsonschema import json_schema_text
+    from archgen.grammar.jsonschema import json_schema_text
 
     emit(json_schema_text(), output)
 
 
-# Commands that live beside their library code; each imports torch only inside its body.
+# The other commands, one module each; each imports torch only inside its body.
 app.command("table")(table_command)
 app.command("profile")(profile_command)
 app.command("paths")(paths_command)
