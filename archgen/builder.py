@@ -9,77 +9,13 @@ from collections import OrderedDict
 import torch
 import torch.nn as nn
 
-from archgen.blocks.common import make_act
 from archgen.blocks.registry import get_block
 from archgen.complexity import DEFAULT_MAX_PARAMS, check_size, profile
 from archgen.planner import ModelPlan, plan
 from archgen.grammar.loader import SpecLike
+from archgen.network import ArchNet, Head
 from archgen.stems import STEMS
 
-
-
-class Head(nn.Module):
-    """Final BN + act for pre-activation designs, global pooling, dropout, classifier."""
-
-    def __init__(self, p: ModelPlan) -> None:
-        super().__init__()
-        c = p.num_features
-        if p.final_norm:
-            self.norm = nn.BatchNorm2d(c)
-            self.act = make_act(p.final_act)
-        self.pool = {"avg": nn.AdaptiveAvgPool2d(1), "max": nn.AdaptiveMaxPool2d(1), "none": nn.Identity()}[p.pool]
-        self.flatten = nn.Flatten(1) if p.pool != "none" else nn.Identity()
-        self.drop = nn.Dropout(p.dropout) if p.dropout > 0 else nn.Identity()
-        self.fc = nn.Linear(c, p.classes) if p.classes > 0 and p.pool != "none" else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if hasattr(self, "norm"):
-            x = self.act(self.norm(x))
-        return self.fc(self.drop(self.flatten(self.pool(x))))
-
-
-class ArchNet(nn.Module):
-    """A network compiled from a spec.
-
-    `feature_info` lists each stage's `num_chs`, `reduction` and `module`
-    (timm's convention); `forward_features` returns the last stage's map and
-    `forward_stages` every stage's, for use as a backbone.
-    """
-
-    def __init__(self, p: ModelPlan) -> None:
-        super().__init__()
-        self.name = p.spec.name
-        self.stem = STEMS[p.stem.type].module(p.stem)
-        self.stage_names: list[str] = []
-        self.feature_info: list[dict] = []
-        for stage in p.stages:
-            blocks = [get_block(b.type).module(b) for b in stage.blocks]
-            self.add_module(stage.name, nn.Sequential(OrderedDict((str(i), m) for i, m in enumerate(blocks))))
-            self.stage_names.append(stage.name)
-            self.feature_info.append({"num_chs": stage.out_chs, "reduction": stage.reduction, "module": stage.name})
-        self.head = Head(p)
-        self.num_features = p.num_features
-
-    @property
-    def stages(self) -> list[nn.Module]:
-        return [getattr(self, name) for name in self.stage_names]
-
-    def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
-        outs = []
-        x = self.stem(x)
-        for stage in self.stages:
-            x = stage(x)
-            outs.append(x)
-        return outs
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
-        for stage in self.stages:
-            x = stage(x)
-        return x
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.forward_features(x))
 
 
 def build(spec: SpecLike, *, max_params: int = DEFAULT_MAX_PARAMS, device: str | torch.device | None = None
@@ -93,10 +29,17 @@ def build(spec: SpecLike, *, max_params: int = DEFAULT_MAX_PARAMS, device: str |
     p = plan(spec)
     check_size(profile(p), p.spec, max_params)
     with torch.device(device) if device is not None else contextlib.nullcontext():
-        model = ArchNet(p)
+        model = make_network(p)
     if device is None or torch.device(device).type != "meta":
         init_weights(model)
     return model
+
+
+def make_network(p: ModelPlan) -> ArchNet:
+    stages = [(stage.name, [get_block(b.type).module(b) for b in stage.blocks]) for stage in p.stages]
+    feature_info = [{"num_chs": s.out_chs, "reduction": s.reduction, "module": s.name} for s in p.stages]
+    head = Head(p.num_features, p.final_norm, p.final_act, p.pool, p.dropout, p.classes)
+    return ArchNet(p.spec.name, STEMS[p.stem.type].module(p.stem), stages, head, feature_info, p.num_features)
 
 
 def init_weights(model: nn.Module) -> None:

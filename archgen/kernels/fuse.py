@@ -443,7 +443,7 @@ def _load_rules() -> None:
     _loaded = True
 
     from archgen.blocks import darknet, densenet, preact, resnet
-    from archgen.builder import ArchNet, Head
+    from archgen.network import ArchNet, Head
 
     register_container(ArchNet)
     register_residual_block(resnet.BasicBlock,
