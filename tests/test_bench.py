@@ -4,6 +4,7 @@ JSON and CSV with the environment. No assertion is made on any timing."""
 from __future__ import annotations
 
 import csv
+import os
 import json
 import subprocess
 import sys
@@ -162,3 +163,91 @@ def test_a_tiny_gpu_run_with_cuda_graphs(app, tiny, tmp_path):
     assert r.exit_code == 0, r.output
     results = json.loads(out.read_text())["results"]
     assert all(x["status"] == "ok" and x["timer"] == "cuda-graph" and x["peak_memory_mb"] > 0 for x in results)
+
+
+TINY_RUN = ["--batch-sizes", "1,2", "--backends", "eager", "--warmup", "0", "--reps", "1"]
+
+
+@pytest.mark.skipif(not _no_cuda(), reason="this machine has a GPU")
+def test_without_a_gpu_bench_times_the_cpu_and_says_so(app, tiny):
+    r = invoke(app, tiny, *TINY_RUN, "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert "timing on the CPU: no CUDA GPU found" in r.stderr
+    assert json.loads(r.stdout)["environment"]["device_type"] == "cpu"
+
+
+def test_progress_off_a_terminal_is_one_line_per_finished_job(app, tiny):
+    r = invoke(app, tiny, "--cpu", *TINY_RUN)
+    assert r.exit_code == 0, r.output
+    lines = [x for x in r.stderr.splitlines() if x.startswith("[")]
+    assert len(lines) == 2
+    assert lines[0].startswith("[1/2] tiny_resnet18 batch 1 float32 nchw 32px on ")
+    assert lines[1].startswith("[2/2] tiny_resnet18 batch 2 float32 nchw 32px on ")
+    assert all(": eager " in x and x.endswith(" ms") for x in lines)
+
+
+def test_progress_on_a_terminal_is_a_bar_not_lines(monkeypatch):
+    from archgen.cli.bench import JobProgress
+
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    assert not JobProgress(total=1, device="cpu").lines
+    monkeypatch.delenv("FORCE_COLOR")
+    monkeypatch.setattr(sys, "stderr", open(os.devnull, "w"))
+    assert JobProgress(total=1, device="cpu").lines
+
+
+def test_a_dtype_and_layout_grid_times_each_combination(app, tiny):
+    r = invoke(app, tiny, "--cpu", "--batch-sizes", "1", "--backends", "eager", "--warmup", "0", "--reps", "1",
+               "--dtype", "float32,bfloat16", "--layouts", "nchw,channels_last", "--format", "json")
+    assert r.exit_code == 0, r.output
+    results = json.loads(r.stdout)["results"]
+    assert [(x["dtype"], x["channels_last"]) for x in results] == [
+        ("float32", False), ("float32", True), ("bfloat16", False), ("bfloat16", True)]
+
+
+def test_an_interrupted_run_leaves_a_valid_file_that_resume_completes(app, tiny, tmp_path, monkeypatch):
+    from archgen.bench import runner
+
+    real = runner.measure
+    interrupt_at = [2]
+    timed: list[int] = []
+
+    def interrupted_at_batch_2(cfg, spec, backend, model, batch, size, macs):
+        if batch in interrupt_at:
+            interrupt_at.clear()  # one Ctrl-C only
+            raise KeyboardInterrupt
+        timed.append(batch)
+        return real(cfg, spec, backend, model, batch, size, macs)
+
+    monkeypatch.setattr(runner, "measure", interrupted_at_batch_2)
+    out = tmp_path / "run.json"
+    r = invoke(app, tiny, "--cpu", *TINY_RUN, "-o", str(out))
+    assert r.exit_code == 130
+    assert f"--resume {out}" in r.stderr
+    assert [x["batch"] for x in json.loads(out.read_text())["results"]] == [1]
+
+    timed.clear()
+    r = invoke(app, tiny, "--cpu", *TINY_RUN, "--resume", str(out))
+    assert r.exit_code == 0, r.output
+    assert "1 of 2 jobs done, 1 to run" in r.stderr
+    assert timed == [2]  # batch 1 was not timed again
+    assert [x["batch"] for x in json.loads(out.read_text())["results"]] == [1, 2]
+
+
+@pytest.mark.parametrize("content, words", [
+    ("not json", "is not a JSON results file"),
+    ('{"results": [{"nope": 1}]}', "is not a JSON results file"),
+])
+def test_resume_refuses_a_file_that_is_not_results(app, tiny, tmp_path, content, words):
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    r = invoke(app, tiny, "--cpu", *TINY_RUN, "--resume", str(bad))
+    assert r.exit_code == 2, r.output
+    assert words in r.stderr and "Traceback" not in r.output
+
+
+def test_ray_without_ray_installed_says_how_to_install(app, tiny, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    r = invoke(app, tiny, "--cpu", "--ray", *TINY_RUN)
+    assert r.exit_code == 2, r.output
+    assert "pip install 'archgen[ray]'" in r.stderr

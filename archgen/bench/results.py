@@ -9,10 +9,12 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
+import functools
 import io
 import json
 import os
 import platform
+import socket
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +47,16 @@ class Measurement:
     first_call_s: Optional[float] = None
     reps: int = 0
     timer: str = ""
+    #: Where and with what the row was measured, so that a row of a sweep over many machines stands alone.
+    node: str = ""
+    device_name: str = ""
+    torch_version: str = ""
+    triton_version: Optional[str] = None
+    cuda_version: Optional[str] = None
+    archgen_revision: str = ""
+    finished_at: str = ""
+    #: Which run of its job made the row: above 1 when the worker of an earlier attempt died mid-job.
+    attempt: int = 1
     times_ms: list[float] = field(default_factory=list)
 
     def speedup_over(self, eager: Optional["Measurement"]) -> Optional[float]:
@@ -97,6 +109,26 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+@functools.lru_cache(maxsize=None)
+def _provenance(device: str) -> tuple[tuple[str, Any], ...]:
+    env = environment(device)
+    return (("node", socket.gethostname()), ("device_name", env["device"]), ("torch_version", env["torch"]),
+            ("triton_version", env["triton"]), ("cuda_version", env["cuda"]),
+            ("archgen_revision", env["git_revision"] or env["archgen"]))
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def stamp(row: Measurement, device: str) -> Measurement:
+    """Fill in the row's node, device, versions and the time it finished (UTC), from the process that timed it."""
+    for name, value in _provenance(device):
+        setattr(row, name, value)
+    row.finished_at = utc_now()
+    return row
+
+
 def environment(device: str) -> dict[str, Any]:
     """Device name, driver, torch / triton / CUDA / cuDNN versions, archgen's revision and the date (UTC)."""
     import torch
@@ -123,7 +155,7 @@ def environment(device: str) -> dict[str, Any]:
         "cpu_threads": torch.get_num_threads(),
         "archgen": archgen.__version__,
         "git_revision": git_revision(),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": utc_now(),
         "triton_interpret": os.environ.get("TRITON_INTERPRET", "0"),
     }
     if device == "cuda":
@@ -168,5 +200,10 @@ def write_results(path: str | Path, rows: list[Measurement], env: dict[str, Any]
 
 
 def read_results(path: str | Path) -> tuple[list[Measurement], dict[str, Any], dict[str, Any]]:
-    data = json.loads(Path(path).read_text())
-    return [Measurement(**r) for r in data["results"]], data["environment"], data.get("config", {})
+    """The rows, environment and config of a JSON results file; ValueError when it is not one."""
+    try:
+        data = json.loads(Path(path).read_text())
+        rows = [Measurement(**r) for r in data["results"]]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
+        raise ValueError(f"'{path}' is not a JSON results file written by archgen bench ({type(e).__name__}: {e})")
+    return rows, data["environment"], data.get("config", {})

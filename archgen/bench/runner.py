@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import gc
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Optional
 
-from archgen.bench.results import Measurement
+from archgen.bench.results import Measurement, stamp
 
 BACKENDS = ("eager", "fused", "compile")
 #: What a user comparing backbones would pick (those not bundled are skipped with a note).
@@ -117,44 +117,97 @@ def measure(cfg: BenchConfig, spec: str, backend: str, model, batch: int, size: 
     return row
 
 
-def run(cfg: BenchConfig, on_step: Optional[Callable[[str], None]] = None,
-        on_done: Optional[Callable[[Measurement], None]] = None) -> list[Measurement]:
-    """Every row of the run, in (spec, batch, backend) order. on_step(description) precedes each cell,
-    on_done(row) follows it."""
+@dataclass(frozen=True)
+class Job:
+    """One cell of a sweep's grid: a spec at one batch size, dtype and memory layout, timed on every
+    backend of the sweep in one process, so that the ratios between backends stay fair."""
+
+    spec: str  # as given: a bundled name or a YAML path
+    name: str  # the spec's own name, as its rows carry it
+    batch: int
+    dtype: str
+    channels_last: bool
+    image_size: int
+    macs: int  # per image, for the rows of a job that fails before anything is timed
+
+    @property
+    def key(self) -> tuple:
+        return (self.name, self.batch, self.dtype, self.channels_last, self.image_size)
+
+    def describe(self) -> str:
+        return (f"{self.name} batch {self.batch} {self.dtype} {'channels_last' if self.channels_last else 'nchw'}"
+                f" {self.image_size}px")
+
+
+def row_key(row: Measurement) -> tuple:
+    """The Job.key a row belongs to."""
+    return (row.spec, row.batch, row.dtype, row.channels_last, row.image_size)
+
+
+def _prepare(cfg: BenchConfig, ref: str):
+    """The spec's profile, the model in the config's dtype and layout, and each backend (or its error)."""
     import torch
 
     import archgen
 
+    spec = archgen.load_spec(ref)
+    prof = archgen.profile(spec, cfg.image_size) if cfg.image_size else archgen.profile(spec)
+    model = archgen.build(spec, device=cfg.device).eval().to(getattr(torch, cfg.dtype))
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    backends = {}
+    for name in cfg.backends:
+        try:
+            backends[name] = make_backend(name, model, cfg.device)
+        except Exception as e:
+            backends[name] = e
+    return spec, prof, backends
+
+
+def _time_batch(cfg: BenchConfig, spec, prof, backends: dict, batch: int,
+                on_step: Optional[Callable[[str], None]], on_done: Optional[Callable[[Measurement], None]]
+                ) -> list[Measurement]:
+    rows = []
+    for name in cfg.backends:
+        if on_step:
+            on_step(f"{spec.name} {name} batch {batch}")
+        b = backends[name]
+        if isinstance(b, Exception):
+            row = Measurement(spec.name, name, batch, prof.input_size, cfg.dtype, cfg.channels_last,
+                              cfg.cuda_graphs, prof.macs, status=f"error: {type(b).__name__}: {b}")
+        else:
+            row = measure(cfg, spec.name, name, b, batch, prof.input_size, prof.macs)
+        stamp(row, cfg.device)
+        rows.append(row)
+        if on_done:
+            on_done(row)
+    return rows
+
+
+def run(cfg: BenchConfig, on_step: Optional[Callable[[str], None]] = None,
+        on_done: Optional[Callable[[Measurement], None]] = None,
+        on_job: Optional[Callable[[list[Measurement]], None]] = None) -> list[Measurement]:
+    """Every row of the run, in (spec, batch, backend) order. on_step(description) precedes each cell,
+    on_done(row) follows it, on_job(rows) follows the last backend of each (spec, batch)."""
+    import torch
+
     if cfg.device == "cuda":
         torch.backends.cudnn.benchmark = cfg.cudnn_benchmark
-    dtype = getattr(torch, cfg.dtype)
     rows: list[Measurement] = []
     for ref in cfg.specs:
-        spec = archgen.load_spec(ref)
-        prof = archgen.profile(spec, cfg.image_size) if cfg.image_size else archgen.profile(spec)
-        size = prof.input_size
-        model = archgen.build(spec, device=cfg.device).eval().to(dtype)
-        if cfg.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        backends = {}
-        for name in cfg.backends:
-            try:
-                backends[name] = make_backend(name, model, cfg.device)
-            except Exception as e:
-                backends[name] = e
+        spec, prof, backends = _prepare(cfg, ref)
         for batch in cfg.batch_sizes:
-            for name in cfg.backends:
-                if on_step:
-                    on_step(f"{spec.name} {name} batch {batch}")
-                b = backends[name]
-                if isinstance(b, Exception):
-                    row = Measurement(spec.name, name, batch, size, cfg.dtype, cfg.channels_last, cfg.cuda_graphs,
-                                      prof.macs, status=f"error: {type(b).__name__}: {b}")
-                else:
-                    row = measure(cfg, spec.name, name, b, batch, size, prof.macs)
-                rows.append(row)
-                if on_done:
-                    on_done(row)
-        del model, backends
+            job_rows = _time_batch(cfg, spec, prof, backends, batch, on_step, on_done)
+            rows.extend(job_rows)
+            if on_job:
+                on_job(job_rows)
+        del backends
         _free(cfg.device)
     return rows
+
+
+def run_job(cfg: BenchConfig, job: Job) -> list[Measurement]:
+    """One job's rows, one per backend, with the job's dtype and layout in place of the config's."""
+    job_cfg = replace(cfg, specs=[job.spec], batch_sizes=[job.batch], dtype=job.dtype,
+                      channels_last=job.channels_last)
+    return run(job_cfg)

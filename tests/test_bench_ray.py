@@ -1,0 +1,180 @@
+"""`archgen bench --ray`: a sweep on a local Ray (2 CPUs, started once for this module) gives the rows of a
+serial run, loses no row when a worker is killed mid-job, and completes an interrupted run under --resume
+without repeating a finished job. Small CIFAR specs, few repetitions; no assertion is made on any timing."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+ray = pytest.importorskip("ray")
+
+import archgen  # noqa: E402
+from archgen.bench import ray_sweep  # noqa: E402
+from archgen.bench.results import read_results  # noqa: E402
+from archgen.bench.runner import BenchConfig, row_key  # noqa: E402
+from archgen.bench.sweep import FAILED, ResultsStream, done_keys, grid, run_serial  # noqa: E402
+from archgen.cli.bench import bench_command  # noqa: E402
+
+
+
+def entry(name: str) -> tuple[str, str, int, int]:
+    prof = archgen.profile(name, input_size=32)
+    return (name, name, prof.input_size, prof.macs)
+
+
+SPECS = [entry("resnet20_cifar"), entry("plain20_cifar")]
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def config(reps: int = 1) -> BenchConfig:
+    return BenchConfig(specs=[], device="cpu", backends=["eager", "fused"], warmup=0, reps=reps, image_size=32)
+
+
+def collect(cfg, jobs, **kwargs) -> dict:
+    """Each finished job's rows by job key, failing the test if a job is reported twice."""
+    got: dict = {}
+
+    def on_job(job, rows):
+        assert job.key not in got, f"{job.describe()} reported twice"
+        got[job.key] = rows
+
+    ray_sweep.run(cfg, jobs, on_job, **kwargs)
+    return got
+
+
+def cells(rows) -> set:
+    return {(row_key(r), r.backend, r.status) for r in rows}
+
+
+def test_the_sweeps_rows_are_a_serial_runs_jobs(local_ray):
+    cfg = config()
+    jobs = grid(SPECS, [1], ["float32"], [False, True])
+    on_ray = collect(cfg, jobs)
+    serial: list = []
+    run_serial(cfg, jobs, lambda job, rows: serial.extend(rows))
+    assert set(on_ray) == {job.key for job in jobs}
+    assert cells(r for rows in on_ray.values() for r in rows) == cells(serial)
+    for rows in on_ray.values():
+        assert [r.backend for r in rows] == ["eager", "fused"]
+        for r in rows:
+            assert r.status == "ok" and r.attempt == 1 and r.node and r.device_name and r.torch_version
+            assert r.finished_at and r.archgen_revision
+
+
+def _our_busy_workers() -> list[int]:
+    """Ray workers started by this test process that are running a bench job now (their title says so)."""
+    mine = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            title = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+            ancestor = int(pid)
+            while ancestor > 1 and ancestor != os.getpid():
+                ancestor = int(Path(f"/proc/{ancestor}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if title.startswith(b"ray::bench_job") and ancestor == os.getpid():
+            mine.append(int(pid))
+    return mine
+
+
+def test_a_worker_killed_mid_job_loses_no_row(local_ray):
+    cfg = config(reps=40)
+    jobs = grid(SPECS[:1], [4, 8], ["float32"], [False, True])
+    killed: list[int] = []
+
+    def kill_one_busy_worker():
+        deadline = time.monotonic() + 60
+        while not killed and time.monotonic() < deadline:
+            busy = _our_busy_workers()
+            if busy:
+                os.kill(busy[0], 9)
+                killed.append(busy[0])
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_one_busy_worker)
+    killer.start()
+    got = collect(cfg, jobs)
+    killer.join()
+    assert killed, "no busy worker was found to kill"
+    assert set(got) == {job.key for job in jobs}
+    rows = [r for rs in got.values() for r in rs]
+    assert all(r.status == "ok" for r in rows)
+    assert max(r.attempt for r in rows) == 2  # the killed job ran again, and says so
+
+
+def test_a_job_that_fails_for_good_is_a_row_with_its_error(local_ray, tmp_path):
+    cfg = config()
+    missing = str(tmp_path / "gone.yaml")
+    jobs = grid([(missing, "gone", 32, 0)] + SPECS[:1], [1], ["float32"], [False])
+    got = collect(cfg, jobs)
+    gone = got[jobs[0].key]
+    assert [r.backend for r in gone] == ["eager", "fused"]
+    assert all(r.status.startswith(FAILED) and "gone.yaml" in r.status for r in gone)
+    assert all(r.status == "ok" for r in got[jobs[1].key])
+
+
+def test_resume_after_an_interrupted_sweep_completes_it_without_repeating_a_job(local_ray, tmp_path):
+    cfg = config()
+    jobs = grid(SPECS, [1, 2], ["float32"], [False])
+    path = tmp_path / "sweep.json"
+    stream = ResultsStream(path, {"device_type": "cpu"}, cfg.as_dict(), jobs)
+
+    def stop_after_two(job, rows):
+        stream.add(rows)
+        if len(stream.rows) == 2 * len(cfg.backends):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ray_sweep.run(cfg, jobs, stop_after_two)
+    kept, env, _ = read_results(path)  # a whole, valid file
+    first = done_keys(kept, cfg.backends)
+    assert len(first) == 2 and len(kept) == 4
+
+    todo = [job for job in jobs if job.key not in first]
+    resumed = ResultsStream(path, env, cfg.as_dict(), jobs, kept)
+    ran = collect(cfg, todo)
+    for job in todo:
+        resumed.add(ran[job.key])
+    assert set(ran).isdisjoint(first)
+    final, _, _ = read_results(path)
+    assert sorted((row_key(r), r.backend) for r in final) == sorted(
+        (job.key, b) for job in jobs for b in cfg.backends)
+
+
+def test_the_command_streams_rows_with_their_node_and_a_line_per_job(local_ray, tmp_path):
+    app = typer.Typer()
+    app.command("bench")(bench_command)
+    app.command("noop")(lambda: None)
+    out = tmp_path / "ray.json"
+    r = CliRunner().invoke(app, ["bench", "resnet20_cifar", "--ray", "--cpu", "--batch-sizes", "1,2",
+                                 "--backends", "eager", "--warmup", "0", "--reps", "1", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "[1/2] resnet20_cifar batch" in r.stderr and "[2/2] resnet20_cifar batch" in r.stderr
+    data = json.loads(out.read_text())
+    assert data["environment"]["ray"].startswith("the Ray this process had joined")
+    assert [(x["batch"], x["status"]) for x in data["results"]] == [(1, "ok"), (2, "ok")]
+    assert all(x["node"] and x["device_name"] for x in data["results"])
+    assert ray.is_initialized()  # the command leaves a Ray it did not start running
+
+
+def test_a_ray_address_that_does_not_answer_exits_2():
+    app = typer.Typer()
+    app.command("bench")(bench_command)
+    app.command("noop")(lambda: None)
+    r = CliRunner().invoke(app, ["bench", "resnet20_cifar", "--ray-address", "127.0.0.1:1", "--cpu"])
+    assert r.exit_code == 2, r.output
+    assert "does not answer" in r.stderr and "127.0.0.1:1" in r.stderr and "Traceback" not in r.output
