@@ -12,6 +12,7 @@ Ray is optional (`pip install 'archgen[ray]'`); it is imported only here, inside
 from __future__ import annotations
 
 import dataclasses
+import os
 import socket
 from typing import Any, Optional
 
@@ -22,6 +23,11 @@ from archgen.errors import UserError
 
 #: Seconds to wait for a cluster's address to answer before saying it does not.
 CONNECT_TIMEOUT_S = 5.0
+#: Seconds (one try a second) that Ray keeps trying an address that answers but not as a Ray cluster.
+JOIN_RETRIES = 5
+ADDRESS_HINT = ("Check the address that `ray start --head` printed on the head node (host:6379, or "
+                "ray://host:10001 for Ray Client), or give --ray without --ray-address to start a local Ray "
+                "on this machine.")
 #: Runs of a job in all when its worker keeps dying.
 MAX_ATTEMPTS = 3
 
@@ -46,17 +52,17 @@ def _check_reachable(address: str, timeout_s: float) -> None:
     try:
         socket.create_connection(target, timeout=timeout_s).close()
     except OSError as e:
-        reason = "no answer" if isinstance(e, TimeoutError) else (e.strerror or str(e))
-        raise RayUnavailable(
-            f"the Ray cluster at '{address}' does not answer ({reason}, within {timeout_s:g} s). Check the "
-            "address that `ray start --head` printed on the head node (host:6379, or ray://host:10001 for "
-            "Ray Client), or give --ray with no address to start a local Ray on this machine.") from None
+        reason = f"no answer within {timeout_s:g} s" if isinstance(e, TimeoutError) else (e.strerror or str(e))
+        raise RayUnavailable(f"the Ray cluster at '{address}' does not answer ({reason.lower()}). {ADDRESS_HINT}"
+                             ) from None
 
 
 def connect(address: Optional[str], num_cpus: Optional[int] = None) -> tuple[str, bool]:
     """Join the cluster at `address`, or start a local Ray (address None), or keep the Ray this process has
     already joined (a notebook's, a test's). A line saying where and how big, and whether we started it (the
     caller then shuts it down)."""
+    # Ray retries a cluster that answers TCP but not as Ray once a second, 20 times by default: say so sooner.
+    os.environ.setdefault("RAY_NUM_REDIS_GET_RETRIES", str(JOIN_RETRIES))
     try:
         import ray
     except ImportError:
@@ -73,7 +79,8 @@ def connect(address: Optional[str], num_cpus: Optional[int] = None) -> tuple[str
                 ray.init(address=address, log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as e:
             raise RayUnavailable(f"could not join the Ray cluster at '{address or 'local'}': "
-                                 f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+                                 f"{str(e).splitlines()[0] if str(e) else type(e).__name__}. {ADDRESS_HINT}"
+                                 ) from None
     res = ray.cluster_resources()
     where = ("the Ray this process had joined" if not started else "a local Ray" if address is None
              else f"the Ray cluster at {address}")

@@ -347,6 +347,9 @@ def bench_command(
         env = {**environment("cpu"), "device_type": device, "device": f"{device} workers of {where}",
                "driver": None, "ray": where}
         config.update(ray_address=ray_address, cpus_per_job=cpus_per_job)
+        if not on_gpu:
+            notes.append(f"on Ray, CPU jobs run side by side with {cpus_per_job} core(s) and torch thread(s) "
+                         "each: compare the backends within a job, not these latencies with a serial run's")
     else:
         env = environment(device)
     jobs = grid(entries, sizes, dtypes, layout_list)
@@ -356,6 +359,7 @@ def bench_command(
         typer.echo(f"resuming {resume}: {len(jobs) - len(todo)} of {len(jobs)} jobs done, {len(todo)} to run",
                    err=True)
     stream = ResultsStream(output, env, config, jobs, kept)
+    stream.write()  # a valid file from the start, so that even an early Ctrl-C leaves one
 
     try:
         with JobProgress(len(todo), device) as progress:
