@@ -193,7 +193,7 @@ def _spec_entries(names: list[str], image_size: Optional[int]) -> list[tuple[str
     return entries
 
 
-def _choose_device(gpu: Optional[bool], cuda_available: bool, where: str, notes: list[str]) -> str:
+def choose_device(gpu: Optional[bool], cuda_available: bool, where: str, notes: list[str]) -> str:
     """--gpu insists on a GPU, --cpu asks for the CPU; neither: the GPU when there is one, said either way."""
     if gpu and not cuda_available:
         fail(where)
@@ -310,9 +310,9 @@ def bench_command(
         except ray_sweep.RayUnavailable as e:
             fail(str(e))
         typer.echo(f"archgen bench on {where}", err=True)
-        device = _choose_device(gpu, ray_sweep.cluster_gpus() >= 1, f"--gpu asks for GPUs, but {where}.", notes)
+        device = choose_device(gpu, ray_sweep.cluster_gpus() >= 1, f"--gpu asks for GPUs, but {where}.", notes)
     else:
-        device = _choose_device(gpu, torch.cuda.is_available(),
+        device = choose_device(gpu, torch.cuda.is_available(),
                                 "--gpu asks for a CUDA GPU, but torch sees none here "
                                 f"(torch {torch.__version__}, built with CUDA {torch.version.cuda}). Run on a "
                                 "machine with an NVIDIA GPU and a CUDA build of torch, or time on this CPU with "

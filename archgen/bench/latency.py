@@ -1,0 +1,286 @@
+"""Latency tables: each distinct block configuration timed once on a device, and networks' latency
+predicted from them with no model built.
+
+A network is cut into segments: its stem, each block (`layerI.J`) and its head. A segment's
+configuration is what determines its cost and nothing else: its input shape and its layers' ops, output
+shapes, params and MACs, as `archgen.profile` counts them (names left out, so that the same block in two
+specs, or twice in one, is one configuration). Calibrating times every configuration once per condition
+(backend, dtype, layout, batch size), however many specs hold it; predicting sums the segments' times.
+
+This reads only `archgen.profile`'s layer list and the stable module names (`stem`, `layerI[J]`, `head`),
+so it does not depend on how blocks are written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional
+
+from archgen.errors import UserError
+
+FORMAT = "archgen-latency-table/1"
+#: Backends a table can hold: a sum of blocks models eager and fused; torch.compile fuses across blocks.
+BACKENDS = ("eager", "fused")
+
+
+class LatencyTableError(UserError):
+    """A table that cannot answer: unreadable, or lacking a configuration or condition a prediction needs."""
+
+
+class LatencyTableWarning(UserWarning):
+    """A table made on another device or with other versions than the ones at hand."""
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stem, block or head of one network: its name there, its stage, input shape and configuration key."""
+
+    name: str
+    stage: str
+    input: tuple[int, int, int]
+    layers: tuple[tuple[str, tuple[int, ...], int, int], ...]
+
+    @property
+    def kind(self) -> str:
+        return self.stage if self.stage in ("stem", "head") else "block"
+
+    @property
+    def key(self) -> str:
+        text = json.dumps([self.kind, self.input, self.layers], separators=(",", ":"))
+        return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+    def describe(self) -> str:
+        c, h, w = self.input
+        oc, oh, ow = self.layers[-1][1]
+        return (f"{self.name} ({self.kind}, {c}x{h}x{w} -> {oc}x{oh}x{ow}, {len(self.layers)} layers, "
+                f"{sum(layer[3] for layer in self.layers):,} MACs)")
+
+
+def segments(profile: Any, channels: int = 3) -> list[Segment]:
+    """The stem, blocks and head of a profiled network, in order, each with its input shape."""
+    groups: dict[str, list] = {}
+    for layer in profile.layers:
+        parts = layer.name.split(".")
+        groups.setdefault(".".join(parts[:2]) if parts[0].startswith("layer") else parts[0], []).append(layer)
+    shape = (channels, profile.input_size, profile.input_size)
+    out = []
+    for name, layers in groups.items():
+        out.append(Segment(name, name.split(".")[0], shape,
+                           tuple((x.op, tuple(x.out), x.params, x.macs) for x in layers)))
+        shape = tuple(layers[-1].out)
+    return out
+
+
+def condition(backend: str, dtype: str, channels_last: bool, batch: int) -> str:
+    """The key of one measuring condition in a table, such as 'fused/float32/nchw/b8'."""
+    return f"{backend}/{dtype}/{'channels_last' if channels_last else 'nchw'}/b{batch}"
+
+
+def module_of(model: Any, segment: Segment) -> Any:
+    """The module of a built (or fused) network that computes the segment."""
+    if segment.kind != "block":
+        return getattr(model, segment.name)
+    stage, index = segment.name.split(".")
+    return getattr(model, stage)[int(index)]
+
+
+@dataclass
+class CalibrationJob:
+    """The segments of one spec to time on one backend, dtype and layout, at each batch size."""
+
+    spec: str
+    backend: str
+    dtype: str
+    channels_last: bool
+    batch_sizes: list[int]
+    segments: list[Segment]
+    image_size: Optional[int] = None
+
+
+def time_segments(job: CalibrationJob, device: str, warmup: int, reps: int) -> dict[str, dict[str, float]]:
+    """Median ms of each segment of the job, in isolation on a random input of its shape: key -> condition -> ms."""
+    import torch
+
+    import archgen
+    from archgen.bench.runner import make_backend
+    from archgen.bench.timing import time_cpu, time_cuda
+
+    dtype = getattr(torch, job.dtype)
+    model = archgen.build(archgen.load_spec(job.spec), device=device).eval().to(dtype)
+    if job.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    model = make_backend(job.backend, model, device)
+    timer = time_cuda if device == "cuda" else time_cpu
+    out: dict[str, dict[str, float]] = {}
+    with torch.inference_mode():
+        for seg in job.segments:
+            module = module_of(model, seg)
+            for batch in job.batch_sizes:
+                x = torch.randn(batch, *seg.input, device=device, dtype=dtype)
+                if job.channels_last and x.dim() == 4:
+                    x = x.to(memory_format=torch.channels_last)
+                timing = timer(lambda: module(x), warmup, reps)
+                out.setdefault(seg.key, {})[condition(job.backend, job.dtype, job.channels_last, batch)] = \
+                    timing.median
+    return out
+
+
+def plan_calibration(specs: Iterable[str], backends: list[str], dtypes: list[str], layouts: list[bool],
+                     batch_sizes: list[int], image_size: Optional[int] = None
+                     ) -> tuple[list[CalibrationJob], dict[str, dict[str, Any]]]:
+    """The jobs that time each distinct configuration once, and the table's entries to fill: key -> record."""
+    import archgen
+
+    entries: dict[str, dict[str, Any]] = {}
+    per_spec: dict[str, list[Segment]] = {}
+    for ref in specs:
+        spec = archgen.load_spec(ref)
+        prof = archgen.profile(spec, image_size)
+        for seg in segments(prof, spec.doc.input.channels):
+            if seg.key not in entries:
+                entries[seg.key] = {"kind": seg.kind, "input": list(seg.input),
+                                    "layers": [[op, list(out), params, macs] for op, out, params, macs in seg.layers],
+                                    "example": f"{spec.name} {seg.name}", "ms": {}}
+                per_spec.setdefault(ref, []).append(seg)
+    jobs = [CalibrationJob(ref, backend, dtype, channels_last, list(batch_sizes), segs, image_size)
+            for ref, segs in per_spec.items() for backend in backends for dtype in dtypes for channels_last in layouts]
+    return jobs, entries
+
+
+def calibrate(specs: list[str], device: str, backends: list[str], dtypes: list[str], layouts: list[bool],
+              batch_sizes: list[int], warmup: int, reps: int, image_size: Optional[int] = None,
+              run_jobs: Optional[Callable[[list[CalibrationJob]], Iterable[dict[str, dict[str, float]]]]] = None,
+              on_job: Optional[Callable[[CalibrationJob], None]] = None) -> dict[str, Any]:
+    """A latency table for the specs' configurations on `device`. `run_jobs` times the jobs elsewhere (Ray);
+    by default they run here, one after the other."""
+    from archgen.bench.results import environment
+
+    jobs, entries = plan_calibration(specs, backends, dtypes, layouts, batch_sizes, image_size)
+
+    def here(js: list[CalibrationJob]) -> Iterable[dict[str, dict[str, float]]]:
+        for job in js:
+            yield time_segments(job, device, warmup, reps)
+            if on_job:
+                on_job(job)
+
+    for measured in (run_jobs or here)(jobs):
+        for key, times in measured.items():
+            entries[key]["ms"].update(times)
+    return {"format": FORMAT, "environment": environment(device),
+            "config": {"specs": list(specs), "backends": backends, "dtypes": dtypes,
+                       "layouts": ["channels_last" if c else "nchw" for c in layouts], "batch_sizes": batch_sizes,
+                       "image_size": image_size, "warmup": warmup, "reps": reps},
+            "blocks": entries}
+
+
+def read_table(path: str | Path) -> dict[str, Any]:
+    try:
+        table = json.loads(Path(path).read_text())
+    except OSError as e:
+        raise LatencyTableError(f"cannot read the latency table '{path}': {e.strerror or e}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise LatencyTableError(f"'{path}' is not a latency table (not JSON: {e})") from None
+    if not isinstance(table, dict) or table.get("format") != FORMAT:
+        raise LatencyTableError(f"'{path}' is not a latency table written by archgen calibrate "
+                                f"(its format is not {FORMAT}).")
+    return table
+
+
+@dataclass
+class Prediction:
+    """Predicted latency in ms: per segment, per stage and in total, under one condition of one table."""
+
+    spec: str
+    condition: str
+    device: str
+    segments: list[tuple[str, float]] = field(default_factory=list)
+
+    @property
+    def stages(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for name, ms in self.segments:
+            out[name.split(".")[0]] = out.get(name.split(".")[0], 0.0) + ms
+        return out
+
+    @property
+    def total_ms(self) -> float:
+        return sum(ms for _, ms in self.segments)
+
+
+def _this_device(device_type: str) -> str:
+    """This machine's device of the kind a table was made on (its CPU where a GPU table finds no GPU)."""
+    from archgen.bench.results import cpu_name
+
+    if device_type == "cuda":
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_name()
+    return cpu_name()
+
+
+def _mismatches(env: dict[str, Any], check_machine: bool) -> list[str]:
+    """How the table's device and versions differ from this machine's and this archgen's."""
+    from importlib import metadata
+
+    import archgen
+    from archgen.bench.results import git_revision
+
+    found = []
+    if check_machine:
+        here = _this_device(env.get("device_type", "cpu"))
+        if env.get("device") != here:
+            found.append(f"it was measured on {env.get('device')}, not on this machine's {here}: the predictions "
+                         f"are for {env.get('device')}")
+        torch_here = metadata.version("torch")
+        if env.get("torch") != torch_here:
+            found.append(f"it was measured with torch {env.get('torch')}, this is torch {torch_here}")
+    made_by, revision = env.get("git_revision") or env.get("archgen"), git_revision() or archgen.__version__
+    if made_by != revision:
+        found.append(f"it was made by archgen {made_by}, this is archgen {revision}: recalibrate if blocks changed")
+    return found
+
+
+def predict(spec: Any, table: dict[str, Any], batch: int = 1, dtype: str = "float32", channels_last: bool = False,
+            backend: str = "eager", input_size: Optional[int] = None, check_machine: bool = True,
+            table_name: str = "the table") -> Prediction:
+    """The spec's latency summed from the table's segment times; no model is built.
+
+    `spec` is anything archgen.profile takes (a name, a path, a Spec) or a Profile. Warns (LatencyTableWarning)
+    when the table comes from another archgen, or (with check_machine) another device or torch than this machine's;
+    raises LatencyTableError naming the first segment or condition the table lacks and how to calibrate it."""
+    import archgen
+
+    from archgen.grammar.loader import Spec
+
+    if hasattr(spec, "layers"):  # a Profile: its network's input channels are not in it; ResNets take RGB
+        prof, channels = spec, 3
+    else:
+        loaded = spec if isinstance(spec, Spec) else archgen.load_spec(spec)
+        prof, channels = archgen.profile(loaded, input_size), loaded.doc.input.channels
+    env = table.get("environment", {})
+    for mismatch in _mismatches(env, check_machine):
+        warnings.warn(f"latency table {table_name}: {mismatch}", LatencyTableWarning, stacklevel=2)
+    want = condition(backend, dtype, channels_last, batch)
+    how = " ".join(["calibrate it with: archgen calibrate", prof.name, "--backends", backend, "--dtype", dtype,
+                    "--batch-sizes", str(batch), *(["--channels-last"] if channels_last else []),
+                    *(["--image-size", str(prof.input_size)] if input_size else []),
+                    "-o TABLE.json (naming every spec the table should cover)"])
+    blocks = table.get("blocks", {})
+    out = Prediction(prof.name, want, str(env.get("device")))
+    for seg in segments(prof, channels):
+        entry = blocks.get(seg.key)
+        if entry is None:
+            raise LatencyTableError(f"{table_name} lacks the configuration of {prof.name}'s {seg.describe()}; "
+                                    f"{how}.")
+        ms = entry["ms"].get(want)
+        if ms is None:
+            held = ", ".join(sorted(entry["ms"])) or "none"
+            raise LatencyTableError(f"{table_name} has {prof.name}'s {seg.name} but not under {want} (it holds: "
+                                    f"{held}); {how}.")
+        out.segments.append((seg.name, ms))
+    return out
