@@ -11,6 +11,7 @@ from typing import List, Optional
 import typer
 
 from archgen.cli.bench import bench_command
+from archgen.cli.calibrate import calibrate_command
 from archgen.cli.common import FORMAT_OPTION, Fmt, check_output_path, emit, friendly
 from archgen.complexity import DEFAULT_MAX_PARAMS
 from archgen.cli.ensemble import lesion_command, paths_command
@@ -96,6 +97,7 @@ app.command("profile")(profile_command)
 app.command("paths")(paths_command)
 app.command("lesion")(lesion_command)
 app.command("bench")(bench_command)
+app.command("calibrate")(calibrate_command)
 
 
 def main() -> None:

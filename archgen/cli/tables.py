@@ -63,6 +63,8 @@ def profile_command(
                                                         "counters, every layer's reconciliation)."),
     fmt: Fmt = FORMAT_OPTION,
     output: Optional[Path] = OUTPUT_OPTION,
+    latency: Optional[Path] = typer.Option(None, "--latency", help="A latency table (archgen calibrate): "
+                                           "predict latency per stage at --batch and --dtype, no model built."),
 ) -> None:
     """Params, MACs, FLOPs, activations and memory per stage and layer; with --counters, fvcore and ptflops
     on the same model and input, reconciled."""
@@ -96,6 +98,10 @@ def profile_command(
         printed = [(f"printed: {fig.name} ({m_cite})", fig.printed)
                    for m_cite, fig in _printed_ops(model_for(loaded), p.input_size)]
         result += view.reconciliation_tables(r, printed, layers)
+    if latency is not None:
+        from archgen.cli.calibrate import latency_table
+
+        result.append(latency_table(loaded, input_size, latency, batch, dtype))
     emit(render(result, fmt.value), output)
 
 
