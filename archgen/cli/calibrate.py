@@ -140,7 +140,8 @@ def latency_table(spec, input_size: Optional[int], table_path: Path, batch: int,
         typer.echo(f"warning: {w.message}", err=True)
     first = predictions[0]
     t = Table(title=f"predicted latency of {first.spec} on {first.device}, batch {batch}, {dtype} (ms)",
-              columns=["stage", *(f"{b}{', channels_last' if cl else ''}" for b, cl in variants)], key="latency")
+              columns=["stage", *(f"{b}{', channels_last' if cl else ''}" for b, cl in variants)])
+    t.key = "latency"  # its name for `--table latency` and its CSV file
     for stage in first.stages:
         t.add(stage, *(round(p.stages[stage], 4) for p in predictions))
     t.add("total", *(round(p.total_ms, 4) for p in predictions), rule=True)
