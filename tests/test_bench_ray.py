@@ -178,3 +178,16 @@ def test_a_ray_address_that_does_not_answer_exits_2():
     r = CliRunner().invoke(app, ["bench", "resnet20_cifar", "--ray-address", "127.0.0.1:1", "--cpu"])
     assert r.exit_code == 2, r.output
     assert "does not answer" in r.stderr and "127.0.0.1:1" in r.stderr and "Traceback" not in r.output
+
+
+def test_calibrate_on_ray_times_each_configuration_once(local_ray, tmp_path):
+    from archgen.bench.latency import segments
+    from archgen.cli.app import app
+
+    out = tmp_path / "table.json"
+    r = CliRunner().invoke(app, ["calibrate", "resnet20_cifar", "resnet32_cifar", "--ray", "--cpu", "--batch-sizes",
+                                 "1", "--backends", "eager", "--warmup", "0", "--reps", "1", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    blocks = json.loads(out.read_text())["blocks"]
+    assert set(blocks) == {s.key for s in segments(archgen.profile("resnet20_cifar"))}
+    assert all(list(entry["ms"]) == ["eager/float32/nchw/b1"] for entry in blocks.values())

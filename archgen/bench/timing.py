@@ -24,7 +24,7 @@ def percentile(values: list[float], q: float) -> float:
 @dataclass
 class Timing:
     times_ms: list[float]
-    method: str  # "cuda-events", "cuda-graph", "cpu-perf-counter"
+    method: str  # "cuda-events", "cuda-graph", "cpu-perf-counter", "cpu-process-time"
 
     @property
     def median(self) -> float:
@@ -83,3 +83,17 @@ def time_cpu(fn: Callable[[], object], warmup: int, reps: int) -> Timing:
         fn()
         times.append((time.perf_counter() - t0) * 1e3)
     return Timing(times, "cpu-perf-counter")
+
+
+def time_cpu_process(fn: Callable[[], object], warmup: int, reps: int) -> Timing:
+    """CPU time this process spends in each call (time.process_time): on a shared machine, the time the OS
+    gives other processes is left out. It equals latency only with one torch thread (torch.set_num_threads(1));
+    with more, it sums the threads' time."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        t0 = time.process_time()
+        fn()
+        times.append((time.process_time() - t0) * 1e3)
+    return Timing(times, "cpu-process-time")

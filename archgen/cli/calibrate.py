@@ -17,7 +17,7 @@ from archgen.render import Table
 DEFAULT_SPECS = ("resnet20_cifar", "plain20_cifar")
 
 
-def _ray_jobs(device: str, warmup: int, reps: int):
+def _ray_jobs(device: str, warmup: int, reps: int, cpu_time: bool):
     """Time calibration jobs as Ray tasks (one GPU each on GPUs), yielding each job's times as it finishes."""
     import ray
 
@@ -25,11 +25,11 @@ def _ray_jobs(device: str, warmup: int, reps: int):
 
     task = ray.remote(time_segments).options(num_gpus=1 if device == "cuda" else 0, num_cpus=1, max_retries=2)
 
-    def run(jobs) -> Iterable[dict]:
-        pending = [task.remote(job, device, warmup, reps) for job in jobs]
+    def run(jobs) -> Iterable[tuple]:
+        pending = {task.remote(job, device, warmup, reps, cpu_time): job for job in jobs}
         while pending:
-            [ready], pending = ray.wait(pending, num_returns=1)
-            yield ray.get(ready)
+            [ready], _ = ray.wait(list(pending), num_returns=1)
+            yield pending.pop(ready), ray.get(ready)
 
     return run
 
@@ -49,6 +49,8 @@ def calibrate_command(
     warmup: int = typer.Option(3, "--warmup", help="Untimed calls of each block first."),
     reps: int = typer.Option(20, "--reps", help="Timed calls of each block (the table keeps the median)."),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="Input side (default: each spec's)."),
+    cpu_time: bool = typer.Option(False, "--cpu-time", help="On the CPU, time by this process's CPU time with "
+                                  "one torch thread: a shared machine's other load is left out."),
     ray: bool = typer.Option(False, "--ray", help="Time the specs as Ray tasks (pip install 'archgen[ray]')."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", envvar="RAY_ADDRESS",
                                               help="The Ray cluster to join; implies --ray."),
@@ -90,10 +92,14 @@ def calibrate_command(
         except ray_sweep.RayUnavailable as e:
             fail(str(e))
         device = choose_device(gpu, ray_sweep.cluster_gpus() >= 1, f"--gpu asks for GPUs, but {where}.", [])
-        run_jobs = _ray_jobs(device, warmup, reps)
+        run_jobs = _ray_jobs(device, warmup, reps, cpu_time)
     else:
         device = choose_device(gpu, torch.cuda.is_available(), "--gpu asks for a CUDA GPU, but torch sees none "
                                 "here; calibrate this CPU with --cpu.", [])
+    if cpu_time and device == "cuda":
+        fail("--cpu-time times the CPU; leave it out on the GPU (CUDA events time the device itself).")
+    if cpu_time:
+        torch.set_num_threads(1)
     from archgen.render import write_atomic
 
     done = [0]
@@ -105,7 +111,7 @@ def calibrate_command(
 
     try:
         table = calibrate(names, device, chosen, dtypes, layout_list, sizes, warmup, reps, image_size,
-                          run_jobs=run_jobs, on_job=progress)
+                          run_jobs=run_jobs, on_job=progress, cpu_time=cpu_time)
     finally:
         if started:
             import ray as ray_module
