@@ -1,0 +1,89 @@
+"""Every bundled spec exports to ONNX with a dynamic batch axis, and ONNX Runtime gives eager's logits
+to 1e-4; TorchScript exports too; `archgen export` writes files whole and refuses bad input with exit 2."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import archgen
+from archgen.cli.app import app
+from archgen.export import export_model, export_spec
+from archgen.grammar.loader import bundled_names
+
+ort = pytest.importorskip("onnxruntime")
+runner = CliRunner()
+
+
+def small_input_size(name: str) -> int:
+    """The smallest side each spec takes comfortably: 32 for CIFAR nets, 64 for ImageNet ones."""
+    return 32 if archgen.load_spec(name).doc.input.size <= 32 else 64
+
+
+def calibrated(model: torch.nn.Module, x: torch.Tensor) -> torch.nn.Module:
+    """Set every BN's running statistics to a batch's, so even 1,000-layer nets give finite, O(1) logits
+    (freshly initialised, un-normalised residual sums double per block and overflow)."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average: after one batch, exactly its statistics
+    model.train()
+    with torch.no_grad():
+        model(x)
+    return model.eval()
+
+
+def onnx_logits(path, x: torch.Tensor):
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (name,) = [i.name for i in session.get_inputs()]
+    return torch.from_numpy(session.run(None, {name: x.numpy()})[0])
+
+
+@pytest.mark.parametrize("name", bundled_names())
+def test_onnx_runtime_gives_eager_logits_at_any_batch_size(name, tmp_path):
+    size = small_input_size(name)
+    in_chans = archgen.load_spec(name).doc.input.channels
+    x = torch.randn(3, in_chans, size, size, generator=torch.Generator().manual_seed(0))
+    model = calibrated(archgen.build(name), x)
+    with torch.no_grad():
+        expected = model(x)
+    path = tmp_path / f"{name}.onnx"
+    export_model(model, path, "onnx", in_chans=in_chans, input_size=size)  # traced at batch 1, run at 3
+    got = onnx_logits(path, x)
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4 * max(1.0, expected.abs().max().item()))
+
+
+def test_torchscript_export_runs_and_matches_eager(tmp_path):
+    path = tmp_path / "r20.ts"
+    model = export_spec("resnet20_cifar", path, "torchscript")
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.jit.load(str(path))(x), model(x))
+
+
+def test_cli_exports_onnx_with_saved_weights(tmp_path):
+    weights, onnx_file = tmp_path / "r20.safetensors", tmp_path / "r20.onnx"
+    assert runner.invoke(app, ["build", "resnet20_cifar", "-o", str(weights)]).exit_code == 0
+    result = runner.invoke(app, ["export", "resnet20_cifar", "--to", "onnx", "--weights", str(weights),
+                                 "-o", str(onnx_file)])
+    assert result.exit_code == 0, result.output
+    model = archgen.create_model("resnet20_cifar", pretrained=weights).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(onnx_logits(onnx_file, x), model(x), rtol=1e-4, atol=1e-4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r20.onnx", "r20.safetensors"]
+
+
+def test_cli_export_refuses_bad_weights_and_targets_with_exit_2(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    out = tmp_path / "m.onnx"
+    for args, message in [(["--to", "onnx", "--weights", str(bad)], "cannot read"),
+                          (["--to", "tflite"], "tflite"),
+                          (["--to", "onnx", "--input-size", "3"], "3")]:
+        result = runner.invoke(app, ["export", "resnet20_cifar", *args, "-o", str(out)])
+        assert result.exit_code == 2, result.output
+        assert message in result.stderr and "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.pt"]  # nothing half-written
