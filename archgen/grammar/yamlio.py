@@ -105,6 +105,17 @@ class _Reader:
                          field=format_path(path) or None)
 
 
+def unreadable_character(text: str, file: str, exc: yaml.reader.ReaderError) -> SpecError:
+    """A character YAML does not accept (a NUL byte, another non-printable one), at its line and column."""
+    before = text[: exc.position]
+    line = before.count("\n") + 1
+    column = exc.position - (before.rfind("\n") + 1) + 1
+    code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+    name = "a NUL byte" if code == 0 else f"the non-printable character U+{code:04X}"
+    return SpecError(f"{name} is not allowed in YAML; a spec is plain text (is this a binary file?)",
+                     path=file, line=line, column=column)
+
+
 def load_yaml(text: str, file: str) -> tuple[Any, dict[Path, Loc]]:
     """Parse one YAML document; return its value and the place of every key and item."""
     try:
@@ -118,6 +129,8 @@ def load_yaml(text: str, file: str) -> tuple[Any, dict[Path, Loc]]:
             line=mark.line + 1 if mark else None,
             column=mark.column + 1 if mark else None,
         ) from None
+    except yaml.reader.ReaderError as exc:
+        raise unreadable_character(text, file, exc) from None
     except yaml.YAMLError as exc:
         raise SpecError(f"YAML error: {exc}", path=file) from None
     nodes = [node for node in nodes if node is not None]
