@@ -17,7 +17,7 @@ runner = CliRunner()
 
 
 def test_build_prints_the_stages_in_bracket_notation():
-    result = runner.invoke(app, ["build", "specs/resnext50_32x4d.yaml"])
+    result = runner.invoke(app, ["build", "specs/resnext50_32x4d.yaml"], env={"COLUMNS": "120"})
     assert result.exit_code == 0, result.output
     assert "[1x1, 128; 3x3, 128, C=32; 1x1, 256] x 3" in result.stdout
     assert "25.03M" in result.stdout and "4.23G" in result.stdout

@@ -15,12 +15,24 @@ from archgen.cli.calibrate import calibrate_command
 from archgen.cli.common import FORMAT_OPTION, Fmt, check_output_path, emit, friendly
 from archgen.complexity import DEFAULT_MAX_PARAMS
 from archgen.cli.ensemble import lesion_command, paths_command
-from archgen.cli.export import export_command
-from archgen.cli.plot import plot_command
 from archgen.cli.tables import profile_command, table_command
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Compile YAML specs of ResNet-family networks into PyTorch; count, compare and benchmark them.")
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        from archgen import __version__
+
+        typer.echo(f"archgen {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                          help="Print archgen's version and exit.")) -> None:
+    """Options of `archgen` itself, before the command."""
 
 
 @app.command()
@@ -30,22 +42,17 @@ def build(
     input_size: Optional[int] = typer.Option(None, "--input-size", min=1, max=8192,
                                              help="Image side for the shape check and counts (default: the spec's)."),
     fmt: Fmt = FORMAT_OPTION,
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Save the weights: FILE.safetensors (records "
-                                          "the spec's name and archgen's version) or FILE.pt (a plain state dict)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Save the model's state dict (torch.save)."),
     max_params: int = typer.Option(DEFAULT_MAX_PARAMS, "--max-params", help="Refuse larger models (counted first)."),
 ) -> None:
-    """Validate SPEC, build it, check every stage's shape with a forward pass, and summarise it."""
+    """Build SPEC, check every stage's shape with a forward pass, and summarise it."""
     from archgen.cli import summary
     from archgen.render import render
 
     check_output_path(output)
-    if output is not None:
-        from archgen.weights import save_weights, weights_format
-
-        weights_format(output)  # refuse an unknown suffix before any work
     result = summary.build_and_check(spec, input_size=input_size, max_params=max_params, weights=output is not None)
     if output is not None:
-        save_weights(result.model, output, spec_name=result.profile.name)
+        summary.save_state_dict(result.model, output)
     typer.echo(render(summary.build_table(result.profile), fmt.value), nl=False)
     if output is not None:
         typer.echo(f"saved the state dict to {output}", err=True)
@@ -57,7 +64,10 @@ def validate(
     specs: List[str] = typer.Argument(..., help="Spec names or YAML files."),
     max_params: int = typer.Option(DEFAULT_MAX_PARAMS, "--max-params", help="Refuse larger models."),
 ) -> None:
-    """Check specs without building them: grammar, block parameters, shapes and size."""
+    """Check specs without building them: grammar, block parameters, shapes and size.
+
+    Fast: nothing is built, and torch is not imported.
+    """
     from archgen.complexity import check_size, profile
     from archgen.grammar.loader import load_spec
     from archgen.errors import SpecError
@@ -82,7 +92,7 @@ def validate(
 @app.command("list")
 @friendly
 def list_specs(fmt: Fmt = FORMAT_OPTION) -> None:
-    """The bundled specs with their paper and totals."""
+    """List the bundled specs with their papers and totals."""
     from archgen.cli import summary
     from archgen.render import render
 
@@ -92,7 +102,7 @@ def list_specs(fmt: Fmt = FORMAT_OPTION) -> None:
 @app.command()
 @friendly
 def schema(output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to a file.")) -> None:
-    """Print the JSON Schema of a spec (for editors: yaml-language-server's `$schema`)."""
+    """Print the JSON Schema of a spec, for editors (yaml-language-server's `$schema`)."""
     from archgen.grammar.jsonschema import json_schema_text
 
     emit(json_schema_text(), output)
@@ -104,8 +114,6 @@ app.command("profile")(profile_command)
 app.command("paths")(paths_command)
 app.command("lesion")(lesion_command)
 app.command("bench")(bench_command)
-app.command("export")(export_command)
-app.command("plot")(plot_command)
 app.command("calibrate")(calibrate_command)
 
 

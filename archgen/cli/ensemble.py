@@ -1,4 +1,4 @@
-"""`archgen paths` and `archgen lesion`, registered by archgen/cli.py; torch is imported inside the commands."""
+"""`archgen paths` and `archgen lesion`, registered by archgen/cli/app.py; torch is imported inside the commands."""
 
 from __future__ import annotations
 
@@ -18,18 +18,20 @@ def paths_command(
     spec: str = typer.Argument(..., help="A bundled spec name (see 'archgen list') or a YAML file."),
     fmt: Fmt = FORMAT_OPTION,
 ) -> None:
-    """Path lengths of the unraveled network (Veit et al. 2016): n residual blocks give 2^n paths, C(n, k) of
-    them k blocks long; prints the histogram and its mean."""
-    from archgen.render import Table, render
+    """Print the path lengths of the unraveled network (Veit et al. 2016), a histogram and its mean.
+
+    n residual blocks give 2^n paths, C(n, k) of them k blocks long.
+    """
+    from archgen.render import Number, Table, render
 
     dist = path_lengths(spec)
     if dist.blocks == 0:
         fail(f"{dist.name} has no residual blocks, so it unravels into a single path; the ensemble view needs "
              "shortcuts (a ResNet-family spec)")
     table = Table(f"Path lengths of {dist.name} unraveled", ["length (residual blocks)", "paths", "fraction"],
-                  data=dist.to_dict())
+                  data=dist.to_dict(), key="paths")
     for k, count in enumerate(dist.counts):
-        table.add(k, count, f"{dist.fraction(k):.3g}")
+        table.add(k, count, Number(dist.fraction(k), f"{dist.fraction(k):.3g}"))
     table.notes.append(f"{dist.blocks} residual blocks, 2^{dist.blocks} = {dist.paths:,} paths; mean length "
                        f"{dist.mean:g} blocks (std {dist.std:.3g}); lengths follow Binomial({dist.blocks}, 1/2)")
     typer.echo(render(table, fmt.value), nl=False)
@@ -47,8 +49,11 @@ def lesion_command(
     seed: int = typer.Option(0, "--seed", help="Seed of the weights (without --weights) and of the probe batch."),
     fmt: Fmt = FORMAT_OPTION,
 ) -> None:
-    """Delete residual branches (Veit et al. 2016's lesion study) and report how far the output moves on a
-    random probe batch; without --blocks, list the residual blocks and which can be lesioned."""
+    """Delete residual branches (Veit et al. 2016's lesion study) and report how far the output moves.
+
+    The output is compared on a random probe batch. Without --blocks, list the
+    residual blocks and which can be lesioned.
+    """
     from archgen.render import render
 
     refs = [] if blocks is None else [_block_ref(b) for b in blocks.split(",") if b.strip()]

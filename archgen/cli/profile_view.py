@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from archgen.complexity import COUNTING_NOTE, LayerCost, Profile
-from archgen.render import Table, human
+from archgen.render import Number, Table, human, rounded
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
 
@@ -64,16 +64,18 @@ def memory(p: Profile, batch: int = 1, dtype: str = "float32", in_chans: int = 3
     return Memory((p.params + running_stats) * size, peak * batch * size, training * batch * size, batch, dtype)
 
 
-def _bytes(n: int) -> str:
+def _bytes(n: int) -> Number:
+    """n bytes, in binary units for people ('97.49 MiB'), exact for programs."""
     for scale, unit in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
         if n >= scale:
-            return f"{n / scale:.2f} {unit}"
-    return f"{n} B"
+            return Number(n, f"{n / scale:.2f} {unit}")
+    return Number(n, f"{n} B")
 
 
 def stages_table(p: Profile, batch: int, dtype: str) -> Table:
     t = Table(f"{p.name} at {p.input_size}x{p.input_size}, by stage",
-              ["stage", "output", "params", "MACs", "FLOPs", "activations", f"training acts ({dtype}, batch {batch})"])
+              ["stage", "output", "params", "MACs", "FLOPs", "activations", f"training acts ({dtype}, batch {batch})"],
+              key="stages")
     per_stage: dict[str, int] = {}
     for layer in p.layers:
         key = layer.name.split(".")[0]
@@ -81,9 +83,9 @@ def stages_table(p: Profile, batch: int, dtype: str) -> Table:
     size = DTYPE_BYTES[dtype]
     for s in p.stages:
         c, h, w = s.out
-        t.add(s.name, f"{h}x{w}, {c}", human(s.params), human(s.macs), human(2 * s.macs), human(s.acts),
+        t.add(s.name, f"{h}x{w}, {c}", rounded(s.params), rounded(s.macs), rounded(2 * s.macs), rounded(s.acts),
               _bytes(per_stage.get(s.name, 0) * batch * size))
-    t.add("total", "", human(p.params), human(p.macs), human(p.flops), human(p.acts), "", rule=True)
+    t.add("total", "", rounded(p.params), rounded(p.macs), rounded(p.flops), rounded(p.acts), "", rule=True)
     t.notes.append(COUNTING_NOTE)
     t.data = {"stages": p.to_dict()["stages"], "params": p.params, "macs": p.macs, "flops": p.flops, "acts": p.acts}
     return t
@@ -91,7 +93,7 @@ def stages_table(p: Profile, batch: int, dtype: str) -> Table:
 
 def layers_table(p: Profile) -> Table:
     t = Table(f"{p.name} at {p.input_size}x{p.input_size}, by layer",
-              ["layer", "op", "output", "params", "MACs", "FLOPs", "other ops"])
+              ["layer", "op", "output", "params", "MACs", "FLOPs", "other ops"], key="layers")
     for layer in p.layers:
         c, h, w = layer.out
         t.add(layer.name, layer.op, f"{h}x{w}, {c}", layer.params, layer.macs, 2 * layer.macs, layer.other_ops)
@@ -102,7 +104,7 @@ def layers_table(p: Profile) -> Table:
 
 
 def memory_table(p: Profile, m: Memory) -> Table:
-    t = Table(f"{p.name}: memory at batch {m.batch}, {m.dtype}", ["what", "bytes", "includes"])
+    t = Table(f"{p.name}: memory at batch {m.batch}, {m.dtype}", ["what", "bytes", "includes"], key="memory")
     t.add("weights", _bytes(m.weights), "parameters and BN running mean and variance")
     t.add("inference activations", _bytes(m.inference_activations),
           "largest working set of one layer: its input and output, plus its block's input held for the "
@@ -121,14 +123,14 @@ def reconciliation_tables(r: "object", printed: list[tuple[str, str]], show_laye
 
     active = [c for c in COUNTERS if c in r.totals]
     kinds = Table(f"{r.name} at {r.input_size}x{r.input_size}: what each counter counts",
-                  ["layers", *active, *(f"{c} rule" for c in active if c != "archgen")])
+                  ["layers", *active, *(f"{c} rule" for c in active if c != "archgen")], key="counters")
     ops_of_kind = {layer.kind: layer.op for layer in r.layers}
     for kind, amounts in r.by_kind().items():
         op = ops_of_kind[kind]
-        kinds.add(kind, *(human(amounts[c], 3) for c in active),
+        kinds.add(kind, *(rounded(amounts[c], 3) for c in active),
                   *(RULES[c][op].counts for c in active if c != "archgen"))
-    archgen_row = ["total", human(r.totals["archgen"], 3) + " (MACs only)",
-                   *(human(r.totals[c], 3) for c in active[1:])]
+    archgen_row = ["total", Number(r.totals["archgen"], human(r.totals["archgen"], 3) + " (MACs only)"),
+                   *(rounded(r.totals[c], 3) for c in active[1:])]
     kinds.add(*archgen_row, *("" for _ in active[1:]), rule=True)
     for where, text in printed:
         kinds.add(where, text, *("" for _ in active[1:]), *("" for _ in active[1:]))
@@ -146,7 +148,8 @@ def reconciliation_tables(r: "object", printed: list[tuple[str, str]], show_laye
     tables = [kinds]
     rows = [layer for layer in r.layers if show_layers or layer.unexplained or not layer.shape_ok]
     if rows:
-        t = Table(f"{r.name}: by layer", ["layer", "kind", *active, *(f"{c} rule" for c in active[1:]), "flag"])
+        t = Table(f"{r.name}: by layer", ["layer", "kind", *active, *(f"{c} rule" for c in active[1:]), "flag"],
+                  key="counter-layers")
         for layer in rows:
             t.add(layer.name, layer.kind, *(layer.counted[c] if layer.counted[c] is not None else "-"
                                             for c in active),

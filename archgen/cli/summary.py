@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from archgen.complexity import COUNTING_NOTE, DEFAULT_MAX_PARAMS, Profile, profile
-from archgen.render import Table, human, write_atomic
+from archgen.render import Number, Table, human, rounded, write_atomic
 
 
 @dataclass
@@ -45,12 +45,14 @@ def build_and_check(spec: object, *, input_size: int | None = None, max_params: 
 
 
 def build_table(p: Profile) -> Table:
-    t = Table(f"{p.name} at {p.input_size}x{p.input_size}", ["stage", "output", "blocks", "params", "MACs"])
+    t = Table(f"{p.name} at {p.input_size}x{p.input_size}", ["stage", "output", "blocks", "params", "MACs"],
+              key="build")
     for s in p.stages:
         c, h, w = s.out
-        t.add(s.name, f"{h}x{w}, {c}", s.notation, human(s.params), human(s.macs))
-    t.add("total", "", f"FLOPs (2 x MACs) {human(p.flops)}; activations {human(p.acts)}", human(p.params),
-          human(p.macs), rule=True)
+        t.add(s.name, f"{h}x{w}, {c}", s.notation, rounded(s.params), rounded(s.macs))
+    totals = Number(f"FLOPs (2 x MACs) {p.flops}; activations {p.acts}",
+                    f"FLOPs (2 x MACs) {human(p.flops)}; activations {human(p.acts)}")
+    t.add("total", "", totals, rounded(p.params), rounded(p.macs), rule=True)
     t.notes.append(COUNTING_NOTE)
     t.data = p.to_dict()
     return t
@@ -59,7 +61,7 @@ def build_table(p: Profile) -> Table:
 def list_table() -> Table:
     from archgen.grammar.loader import bundled_names, load_spec
 
-    t = Table("Bundled specs", ["name", "paper", "input", "params", "MACs", "description"])
+    t = Table("Bundled specs", ["name", "paper", "input", "params", "MACs", "description"], key="specs")
     rows = []
     for name in bundled_names():
         spec = load_spec(name)
@@ -69,7 +71,7 @@ def list_table() -> Table:
         if paper is not None:
             cite = ", ".join(x for x in (f"{paper.authors} {paper.year}" if paper.authors else None, paper.table)
                              if x)
-        t.add(name, cite, p.input_size, human(p.params), human(p.macs), spec.doc.description or "")
+        t.add(name, cite, p.input_size, rounded(p.params), rounded(p.macs), spec.doc.description or "")
         rows.append({"name": name, "paper": cite, "arxiv": paper.arxiv if paper else None,
                      "input_size": p.input_size, "params": p.params, "macs": p.macs, "flops": p.flops,
                      "description": spec.doc.description})
@@ -78,6 +80,7 @@ def list_table() -> Table:
 
 
 def save_state_dict(model: Any, path: Path) -> None:
+    """torch.save the weights, written whole or not at all (write_atomic), with the umask's mode."""
     import torch
 
     buffer = io.BytesIO()

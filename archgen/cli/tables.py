@@ -1,4 +1,4 @@
-"""`archgen table` and `archgen profile`, registered by archgen/cli.py.
+"""`archgen table` and `archgen profile`, registered by archgen/cli/app.py.
 
 Imported when the CLI starts, so torch (and everything that builds a model) is
 imported only inside the commands.
@@ -11,7 +11,8 @@ from typing import List, Optional
 
 import typer
 
-from archgen.cli.common import FORMAT_OPTION, OUTPUT_OPTION, Fmt, check_output_path, emit, fail, friendly
+from archgen.cli.common import FORMAT_OPTION, OUTPUT_OPTION, TABLE_OPTION, Fmt, check_output_path, emit_tables, fail, \
+    friendly
 
 
 @friendly
@@ -24,9 +25,13 @@ def table_command(
                                                               "darknet, preact or tricks."),
     fmt: Fmt = FORMAT_OPTION,
     output: Optional[Path] = OUTPUT_OPTION,
+    only: Optional[str] = TABLE_OPTION,
 ) -> None:
-    """Architecture tables in the papers' shape, every computed figure beside the number the paper printed."""
-    from archgen.render import render
+    """Print architecture tables in the papers' shape, each computed figure beside the printed one.
+
+    With --paper, the tables of one paper (keys such as table1, table3); with
+    --compare, the specs side by side (key specs) and stage by stage (key stages).
+    """
     from archgen.tables import compare as tables
     from archgen.tables.layouts import PAPERS, layouts_for
 
@@ -46,7 +51,7 @@ def table_command(
         result = [tables.specs_table(specs)]
         if compare:
             result.append(tables.stages_table(specs))
-    emit(render(result, fmt.value), output)
+    emit_tables(result, fmt, output, only)
 
 
 @friendly
@@ -63,12 +68,16 @@ def profile_command(
                                                         "counters, every layer's reconciliation)."),
     fmt: Fmt = FORMAT_OPTION,
     output: Optional[Path] = OUTPUT_OPTION,
+    only: Optional[str] = TABLE_OPTION,
     latency: Optional[Path] = typer.Option(None, "--latency", help="A latency table (archgen calibrate): "
                                            "predict latency per stage at --batch and --dtype, no model built."),
 ) -> None:
-    """Params, MACs, FLOPs, activations and memory per stage and layer; with --counters, fvcore and ptflops
-    on the same model and input, reconciled."""
-    from archgen.render import render
+    """Count params, MACs, FLOPs, activations and memory per stage and layer.
+
+    Tables: stages, memory, with --layers layers, with --counters fvcore or
+    ptflops run on the same model and input, reconciled layer by layer
+    (counters, counter-layers), and with --latency the predicted latency.
+    """
     from archgen.cli import profile_view as view
 
     from archgen.counters import COUNTERS
@@ -102,7 +111,7 @@ def profile_command(
         from archgen.cli.calibrate import latency_table
 
         result.append(latency_table(loaded, input_size, latency, batch, dtype))
-    emit(render(result, fmt.value), output)
+    emit_tables(result, fmt, output, only)
 
 
 def _printed_ops(model: "object", size: int) -> list[tuple[str, "object"]]:

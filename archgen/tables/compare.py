@@ -18,7 +18,7 @@ from typing import Any, Optional
 from archgen.complexity import Profile, profile, stem_notation
 from archgen.planner import ModelPlan, plan
 from archgen.printed import parse_printed, within
-from archgen.render import Table, human
+from archgen.render import Number, Table, rounded
 from archgen.grammar.loader import Spec, load_spec
 from archgen.grammar.schema import Citation
 from archgen.tables.layouts import Layout, Row
@@ -52,9 +52,17 @@ class Figure:
 
     def computed_text(self) -> str:
         if self.printed is None:
-            return human(self.value)
+            return rounded(self.value).text
         scale, digits = self._scale_and_digits()
         return f"{self.value / scale:.{digits}f}{_SUFFIX.get(scale, f'e{int(math.log10(scale))}')}"
+
+    def computed(self) -> Number:
+        """The exact value, shown to one digit more than the paper printed."""
+        return Number(self.value, self.computed_text())
+
+    def difference(self) -> Optional[int]:
+        """Computed less printed, exactly (a count: the printed '25.5M' is 25,500,000), or None."""
+        return None if self.printed is None else round(self.value - parse_printed(self.printed).value)
 
     def difference_text(self) -> str:
         if self.printed is None:
@@ -66,10 +74,13 @@ class Figure:
             text = "0"
         return text if self.within else f"{text} ({OUTSIDE})"
 
+    def difference_cell(self) -> Number | str:
+        """The difference exact for programs, rounded (and marked when outside the rounding) for people."""
+        return "" if self.printed is None else Number(self.difference(), self.difference_text())
+
     def to_dict(self) -> dict:
         return {"value": self.value, "printed": self.printed, "within_rounding": self.within,
-                "difference": None if self.printed is None else self.value - parse_printed(self.printed).value,
-                "input_size": self.input_size}
+                "difference": self.difference(), "input_size": self.input_size}
 
 
 _SUFFIX = {1: "", 1e3: "K", 1e6: "M", 1e9: "G", 1e12: "T"}
@@ -202,10 +213,11 @@ def _size(out: tuple[int, int, int]) -> str:
     return f"{out[1]}x{out[2]}"
 
 
-def architecture_table(title: str, models: list[Model], rows: tuple[Row, ...], notes: list[str]) -> Table:
+def architecture_table(title: str, models: list[Model], rows: tuple[Row, ...], notes: list[str],
+                       key: str) -> Table:
     """A column per model, a row per part (bracketed blocks x depth), then each figure beside its printing."""
     parts = [architecture_parts(m) for m in models]
-    t = Table(title, ["layer name", "output size", *(m.label for m in models)])
+    t = Table(title, ["layer name", "output size", *(m.label for m in models)], key=key)
     for row in rows:
         present = [[p[k] for k in row.parts if k in p] for p in parts]
         if not any(present):
@@ -222,9 +234,9 @@ def architecture_table(title: str, models: list[Model], rows: tuple[Row, ...], n
     printed_figures = [f for f in FIGURES if any(m.figures[f].printed for m in models)] or ["params", "macs"]
     for i, name in enumerate(printed_figures):
         t.add(f"{FIGURES[name]}, paper", "", *(m.figures[name].printed or "-" for m in models), rule=i == 0)
-        t.add(f"{FIGURES[name]}, archgen", _at(models, name), *(m.figures[name].computed_text() for m in models))
+        t.add(f"{FIGURES[name]}, archgen", _at(models, name), *(m.figures[name].computed() for m in models))
         if any(m.figures[name].printed for m in models):
-            t.add(f"{FIGURES[name]}, difference", "", *(m.figures[name].difference_text() for m in models))
+            t.add(f"{FIGURES[name]}, difference", "", *(m.figures[name].difference_cell() for m in models))
     t.notes.extend(notes)
     t.data = _table_data(t, models)
     return t
@@ -237,19 +249,19 @@ def _at(models: list[Model], figure: str) -> str:
 
 # ---- complexity tables ----
 
-def complexity_table(title: str, models: list[Model], notes: list[str]) -> Table:
+def complexity_table(title: str, models: list[Model], notes: list[str], key: str) -> Table:
     """A row per model; per printed figure: the paper's number, archgen's, and the difference."""
     figures = [f for f in FIGURES if any(m.figures[f].printed for m in models)] or ["params", "macs"]
     has_setting = any(m.setting for m in models)
     columns = ["model", *(["setting"] if has_setting else [])]
     for name in figures:
         columns += [f"{FIGURES[name]}, paper", f"{FIGURES[name]}, archgen", "difference"]
-    t = Table(title, columns)
+    t = Table(title, columns, key=key)
     for m in models:
         cells: list[Any] = [m.label, *([m.setting] if has_setting else [])]
         for name in figures:
             fig = m.figures[name]
-            cells += [fig.printed or "-", fig.computed_text(), fig.difference_text()]
+            cells += [fig.printed or "-", fig.computed(), fig.difference_cell()]
         t.add(*cells)
     t.notes.extend(notes)
     t.data = _table_data(t, models)
@@ -271,23 +283,66 @@ def _cite(c: Citation) -> str:
     return ", ".join(x for x in (who, c.table, f"arXiv:{c.arxiv}" if c.arxiv else None) if x)
 
 
+#: Where one sentence of a note ends and the next begins ("et al. 2015" and "Fig. 5" do not end one).
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(\[])")
+
+
 def _citation_notes(models: list[Model], own_paper: bool) -> list[str]:
-    notes = []
-    for m in models:
-        c = m.citation
-        if c is None:
-            notes.append(f"{m.label}: its spec cites no printed numbers.")
-            continue
-        text = f"{m.label}: " + (f"printed in {_cite(c)}" if own_paper else "")
-        if c.note:
-            text += ("; " if own_paper else "") + c.note
-        if own_paper or c.note:
-            notes.append(text)
-        for f in m.figures.values():
-            if f.printed is not None and f.source is not c:
-                notes.append(f"{m.label}: {FIGURES[f.name]} printed in {_cite(f.source)}"
-                             + (f"; {f.source.note}" if f.source.note else ""))
+    """Each model's citation notes, each sentence printed once: a sentence several models' notes share
+    (ResNeXt-50's 2x40d, 4x24d and 8x14d specs open with the same paragraph) is printed under all their names."""
+    said: dict[str, tuple[list[int], bool]] = {}  # sentence -> (models saying it, whether it opens a note)
+    for i, m in enumerate(models):
+        for note in _model_notes(m, own_paper):
+            for position, sentence in enumerate(_SENTENCE_BREAK.split(note)):
+                holders, _ = said.setdefault(sentence, ([], position == 0))
+                if i not in holders:
+                    holders.append(i)
+    notes: list[str] = []
+    group: list[str] = []
+    group_holders: list[int] = []
+    for sentence, (holders, opens) in said.items():
+        if group and (opens or holders != group_holders):
+            notes.append(f"{_names([models[i] for i in group_holders], models)}: {' '.join(group)}")
+            group = []
+        group.append(sentence)
+        group_holders = holders
+    if group:
+        notes.append(f"{_names([models[i] for i in group_holders], models)}: {' '.join(group)}")
     return notes
+
+
+def _model_notes(m: Model, own_paper: bool) -> list[str]:
+    """What a table says about one model's printed numbers: where they were printed and the specs' notes."""
+    c = m.citation
+    if c is None:
+        return ["its spec cites no printed numbers."]
+    notes = []
+    text = f"printed in {_cite(c)}" if own_paper else ""
+    if c.note:
+        text += ("; " if own_paper else "") + c.note
+    if own_paper or c.note:
+        notes.append(text)
+    for f in m.figures.values():
+        if f.printed is not None and f.source is not c:
+            notes.append(f"{FIGURES[f.name]} printed in {_cite(f.source)}"
+                         + (f"; {f.source.note}" if f.source.note else ""))
+    return notes
+
+
+def _names(models: list[Model], table: list[Model]) -> str:
+    """'ResNeXt-50 2 x 40d, 4 x 24d and 8 x 14d': the models' labels, with their settings where the table
+    holds several models of one label (so a note on the one ResNet-50 reads the same in every table)."""
+    shared = {m.label for m in table if sum(other.label == m.label for other in table) > 1}
+    settings: dict[str, list[str]] = {}
+    for m in models:
+        settings.setdefault(m.label, [])
+        if m.label in shared and m.setting and m.setting not in settings[m.label]:
+            settings[m.label].append(m.setting)
+    return _and([f"{label} {_and(found)}" if found else label for label, found in settings.items()])
+
+
+def _and(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def _outside_note(models: list[Model]) -> list[str]:
@@ -307,9 +362,10 @@ def layout_table(layout: Layout) -> Table:
         notes.append(f"Printed in another table of the same paper: {', '.join(elsewhere)}.")
     notes = [f"Reproduces: {layout.convention}", *notes, *_citation_notes(models, own_paper=False),
              *_outside_note(models), *layout.notes]
+    key = re.sub(r"[^a-z0-9]+", "", layout.source.table.lower())  # 'Table 1' -> 'table1'
     if layout.shape == "architecture":
-        return architecture_table(title, models, layout.rows or generic_rows(models), notes)
-    return complexity_table(title, models, notes)
+        return architecture_table(title, models, layout.rows or generic_rows(models), notes, key)
+    return complexity_table(title, models, notes, key)
 
 
 def specs_table(spec_refs: list[object]) -> Table:
@@ -317,7 +373,7 @@ def specs_table(spec_refs: list[object]) -> Table:
     models = [model_for(ref) for ref in spec_refs]
     notes = ["MACs are multiply-adds of convs and linear layers, bias excluded (what the ResNet-era papers "
              "call FLOPs); FLOPs = 2 x MACs.", *_citation_notes(models, own_paper=True), *_outside_note(models)]
-    return architecture_table(" vs ".join(m.label for m in models), models, generic_rows(models), notes)
+    return architecture_table(" vs ".join(m.label for m in models), models, generic_rows(models), notes, "specs")
 
 
 def stages_table(spec_refs: list[object]) -> Table:
@@ -326,15 +382,15 @@ def stages_table(spec_refs: list[object]) -> Table:
     columns = ["stage"]
     for m in models:
         columns += [f"{m.label} params", f"{m.label} MACs"]
-    t = Table("Params and MACs by stage", columns)
+    t = Table("Params and MACs by stage", columns, key="stages")
     names = list(dict.fromkeys(s.name for m in models for s in m.profile.stages))
     for name in names:
         cells: list[Any] = [name]
         for m in models:
             stage = next((s for s in m.profile.stages if s.name == name), None)
-            cells += [human(stage.params), human(stage.macs)] if stage else ["", ""]
+            cells += [rounded(stage.params), rounded(stage.macs)] if stage else ["", ""]
         t.add(*cells)
-    t.add("total", *(x for m in models for x in (human(m.profile.params), human(m.profile.macs))), rule=True)
+    t.add("total", *(x for m in models for x in (rounded(m.profile.params), rounded(m.profile.macs))), rule=True)
     t.data = {"title": t.title, "models": [{"spec": m.spec.name, "input_size": m.profile.input_size,
                                             "stages": [{"name": s.name, "params": s.params, "macs": s.macs}
                                                        for s in m.profile.stages]} for m in models]}
