@@ -251,3 +251,24 @@ def test_ray_without_ray_installed_says_how_to_install(app, tiny, monkeypatch):
     r = invoke(app, tiny, "--cpu", "--ray", *TINY_RUN)
     assert r.exit_code == 2, r.output
     assert "pip install 'archgen[ray]'" in r.stderr
+
+
+def test_a_spec_that_fails_to_build_is_rows_with_its_error_and_the_sweep_goes_on(monkeypatch, tiny):
+    from archgen.bench import runner
+    from archgen.bench.sweep import FAILED, grid, run_serial
+
+    real = runner._prepare
+
+    def broken_first(cfg, ref):
+        if ref == "broken":
+            raise RuntimeError("no such kernel")
+        return real(cfg, ref)
+
+    monkeypatch.setattr(runner, "_prepare", broken_first)
+    cfg = runner.BenchConfig(specs=[], device="cpu", backends=["eager"], warmup=0, reps=1)
+    jobs = grid([("broken", "broken", 32, 0), (tiny, "tiny_resnet18", 32, 0)], [1, 2], ["float32"], [False])
+    finished: list = []
+    run_serial(cfg, jobs, lambda job, rows: finished.append((job.name, job.batch, rows[0].status)))
+    assert finished == [("broken", 1, f"{FAILED}: RuntimeError: no such kernel"),
+                        ("broken", 2, f"{FAILED}: RuntimeError: no such kernel"),
+                        ("tiny_resnet18", 1, "ok"), ("tiny_resnet18", 2, "ok")]

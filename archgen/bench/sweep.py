@@ -72,6 +72,10 @@ class ResultsStream:
         return write_results(self.path, self.ordered(), self.env, self.config) if self.path else []
 
 
+class _CallerError(Exception):
+    """Carries an exception raised by on_job through the runner, so that it is not taken for the job's."""
+
+
 def run_serial(cfg: BenchConfig, jobs: list[Job], on_job: OnJob,
                on_step: Optional[Callable[[str], None]] = None,
                on_done: Optional[Callable[[Measurement], None]] = None) -> None:
@@ -86,12 +90,17 @@ def run_serial(cfg: BenchConfig, jobs: list[Job], on_job: OnJob,
         def finished(rows: list[Measurement]) -> None:
             job = by_batch[rows[0].batch]
             left.remove(job)
-            on_job(job, rows)
+            try:
+                on_job(job, rows)
+            except Exception as e:  # the caller's own failure (its results file, say): not the job's
+                raise _CallerError() from e
 
         group_cfg = replace(cfg, specs=[ref], batch_sizes=[job.batch for job in group], dtype=dtype,
                             channels_last=channels_last)
         try:
             run(group_cfg, on_step=on_step, on_done=on_done, on_job=finished)
+        except _CallerError as e:
+            raise e.__cause__ from None
         except Exception as e:  # building the model failed: every job of the group fails, the sweep goes on
             for job in left:
                 on_job(job, failed_rows(cfg, job, f"{type(e).__name__}: {e}", 1))

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from archgen.cli.common import FORMAT_OPTION, Fmt, check_output_path, fail
+from archgen.cli.common import FORMAT_OPTION, Fmt, check_output_path, fail, friendly
 from archgen.render import Table, render
 
 
@@ -206,6 +206,7 @@ def choose_device(gpu: Optional[bool], cuda_available: bool, where: str, notes: 
     return "cuda" if gpu else "cpu"
 
 
+@friendly
 def bench_command(
     specs: list[str] = typer.Argument(None, help="Bundled spec names or YAML paths. Default: resnet50, "
                                       "resnext50_32x4d, wide_resnet50_2, densenet121."),
