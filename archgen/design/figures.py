@@ -1,0 +1,32 @@
+"""The computed figures a design space constrains, optimises and reports, and what each counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Figure -> what it counts (the counter's conventions: archgen.complexity).
+FIGURES = {
+    "params": "parameters",
+    "macs": "multiply-accumulates of convs and linear layers (the papers' 'FLOPs')",
+    "flops": "2 x macs",
+    "acts": "output elements of every conv and linear layer",
+    "depth": "conv and linear layers on the longest path: stem convs, each block's branch convs, the classifier "
+             "(shortcut convs excluded; ResNet-50 is 50, ResNet-18 18)",
+}
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One network's figures."""
+
+    params: int
+    macs: int
+    acts: int
+    depth: int
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
+
+    def get(self, name: str) -> int:
+        return getattr(self, name)
