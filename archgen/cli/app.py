@@ -12,6 +12,7 @@ import typer
 
 from archgen.cli.bench import bench_command
 from archgen.cli.calibrate import calibrate_command
+from archgen.cli.design import sample_command, scale_command, search_command
 from archgen.cli.common import FORMAT_OPTION, Fmt, check_output_path, emit, friendly
 from archgen.complexity import DEFAULT_MAX_PARAMS
 from archgen.cli.ensemble import lesion_command, paths_command
@@ -115,6 +116,9 @@ app.command("paths")(paths_command)
 app.command("lesion")(lesion_command)
 app.command("bench")(bench_command)
 app.command("calibrate")(calibrate_command)
+app.command("sample")(sample_command)
+app.command("scale")(scale_command)
+app.command("search")(search_command)
 
 
 def main() -> None:

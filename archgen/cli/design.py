@@ -1,0 +1,388 @@
+"""`archgen sample`, `archgen scale` and `archgen search` (design spaces), registered by archgen/cli/app.py,
+and the views they print. Nothing here imports torch: the counts are archgen's analytic ones."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import sys
+from array import array
+from pathlib import Path
+from typing import Any, Callable, Iterator, List, Optional
+
+import typer
+
+from archgen.cli.common import FORMAT_OPTION, Fmt, check_output_path, emit, fail, friendly
+
+#: Rows a table for people (rich, markdown, latex) holds; csv and json stream any number.
+MAX_TABLE_ROWS = 10_000
+FIGURE_COLUMNS = ("params", "macs", "flops", "acts", "depth")
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")
+
+SPACE_ARGUMENT = typer.Argument(..., help="A design-space YAML file, or a bundled space's name "
+                                          "(resnext50_cxd, wrn28_width, resnet_budget).")
+CONSTRAINT_OPTION = typer.Option(None, "--constraint", "-c", help="Another constraint, e.g. 'params <= 25.6M' "
+                                                                 "(repeatable; added to the space's own).")
+
+
+@friendly
+def sample_command(
+    space: str = SPACE_ARGUMENT,
+    n: int = typer.Option(10, "--n", min=1, help="How many specs to draw that meet the constraints."),
+    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed draws the same specs."),
+    output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Write each spec to DIR/NAME.yaml "
+                                                                             "(made if missing)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Draw the EDFs of params, MACs and activations "
+                                                             "(.png, .pdf or .svg; needs the plot extra)."),
+    constraints: Optional[List[str]] = CONSTRAINT_OPTION,
+    max_draws: Optional[int] = typer.Option(None, "--max-draws", min=1, help="Give up after this many draws "
+                                            "(default: 1000 per spec asked for, at least 10,000)."),
+    fmt: Fmt = FORMAT_OPTION,
+) -> None:
+    """Draw N specs from SPACE under its constraints (rejection sampling) and print their figures.
+
+    csv and json stream, so N may be large; the acceptance rate goes to stderr.
+    """
+    from archgen.design.sample import Unsatisfiable, sample
+    from archgen.design.evaluate import Evaluator, Rejections
+    from archgen.design.write import prepare_dir, write_spec
+
+    if fmt not in (Fmt.csv, Fmt.json) and n > MAX_TABLE_ROWS:
+        fail(f"a {fmt.value} table of {n:,} rows is more than people read; use --format csv or json, which "
+             "stream any number of rows")
+    if plot is not None:
+        check_plot(plot)
+    if output_dir is not None:
+        prepare_dir(output_dir)
+    loaded, all_constraints = load_with_constraints(space, constraints)
+    tally = Rejections()
+    evaluator = Evaluator(loaded, all_constraints)
+    digits = len(str(n - 1))
+    plotted = {name: array("d") for name in ("params", "macs", "acts")}
+    sink = RowSink(fmt, f"Samples of {loaded.name} (seed {seed})", sample_columns(loaded))
+    failure = None
+    with progress_bar(f"sampling {loaded.name}", n) as advance:
+        try:
+            for k, verdict in enumerate(sample(loaded, n, seed, evaluator, tally, max_draws)):
+                name = f"{loaded.name}_{k:0{digits}d}"
+                if output_dir is not None:
+                    write_spec(output_dir / f"{name}.yaml", loaded.written(verdict.values, name,
+                                                                           sample_description(loaded, verdict, seed)),
+                               f"drawn by archgen sample {loaded.file} --seed {seed} (draw {tally.drawn})")
+                sink.add(sample_row(name, verdict))
+                for figure, column in plotted.items():
+                    column.append(verdict.figures.get(figure))
+                advance(k + 1)
+        except Unsatisfiable as exc:
+            failure = str(exc)
+    sink.close({"space": loaded.file, "seed": seed, "drawn": tally.drawn, "accepted": tally.accepted,
+                "acceptance_rate": tally.rate, "rejected_by": dict(tally.by)},
+               [acceptance_note(tally), *constraint_notes(all_constraints)])
+    where = f"; wrote {tally.accepted:,} specs to {output_dir}" if output_dir is not None else ""
+    typer.echo(f"{acceptance_note(tally)}{where}", err=True)
+    if plot is not None and tally.accepted:
+        from archgen.design.plot import edf_plot
+
+        edf_plot(plotted, plot, f"{loaded.name}, seed {seed}")
+        typer.echo(f"drew the EDFs to {plot}", err=True)
+    if failure is not None:
+        fail(failure)
+
+
+@friendly
+def search_command(
+    space: str = SPACE_ARGUMENT,
+    minimize: Optional[List[str]] = typer.Option(None, "--minimize", help="A figure the front minimises "
+                                                 "(repeatable; replaces the space's objective)."),
+    maximize: Optional[List[str]] = typer.Option(None, "--maximize", help="A figure the front maximises "
+                                                 "(repeatable)."),
+    constraints: Optional[List[str]] = CONSTRAINT_OPTION,
+    strategy: str = typer.Option("auto", "--strategy", help="auto (exhaustive up to 20,000 candidates, else "
+                                                           "random), exhaustive, random or evolve."),
+    budget: int = typer.Option(10_000, "--budget", min=1, help="Candidates a random or evolutionary search "
+                                                               "evaluates."),
+    seed: int = typer.Option(0, "--seed", help="Random seed of random and evolutionary search."),
+    output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Write each answer to "
+                                                                             "DIR/NAME.yaml (made if missing)."),
+    fmt: Fmt = FORMAT_OPTION,
+) -> None:
+    """Search SPACE: per group the spec nearest its target (closest:/preserve:), or the Pareto front of the
+    figures to minimise or maximise (default: params, MACs and activations)."""
+    from archgen.design.evaluate import Evaluator
+    from archgen.design.objectives import Pareto
+    from archgen.design.search import EXHAUSTIVE_LIMIT, search
+    from archgen.design.write import prepare_dir, write_spec
+    from archgen.errors import UserError
+
+    if strategy not in ("auto", "exhaustive", "random", "evolve"):
+        raise UserError(f"unknown strategy '{strategy}'; use auto, exhaustive, random or evolve")
+    if output_dir is not None:
+        prepare_dir(output_dir)
+    loaded, all_constraints = load_with_constraints(space, constraints)
+    objective = loaded.objective
+    if minimize or maximize:
+        for name in (minimize or []) + (maximize or []):
+            check_figure(name)
+        objective = Pareto(tuple(minimize or ()), tuple(maximize or ()))
+    size = loaded.size()
+    exhaustive = strategy == "exhaustive" or strategy == "auto" and size is not None and size <= EXHAUSTIVE_LIMIT
+    total = size if exhaustive else budget
+    with progress_bar(f"searching {loaded.name}", total) as advance:
+        result = search(loaded, objective, Evaluator(loaded, all_constraints), strategy, budget, seed, advance)
+    digits = len(str(len(result.answers) - 1))
+    names = [f"{loaded.name}_{k:0{digits}d}" for k in range(len(result.answers))]
+    if output_dir is not None:
+        for name, verdict in zip(names, result.answers):
+            write_spec(output_dir / f"{name}.yaml",
+                       loaded.written(verdict.values, name, f"found by archgen search ({result.strategy}): "
+                                                            f"{loaded.describe(verdict.values)}"),
+                       f"found by archgen search {loaded.file} ({result.strategy}, seed {seed})")
+    emit_table(search_table(loaded, objective, result, names, all_constraints), fmt)
+    where = f"; wrote {len(names)} specs to {output_dir}" if output_dir is not None else ""
+    typer.echo(f"{result.strategy} search: {acceptance_note(result.tally)}{where}", err=True)
+
+
+@friendly
+def scale_command(
+    spec: str = typer.Argument(..., help="A bundled spec name (see 'archgen list') or a YAML file."),
+    to_macs: Optional[str] = typer.Option(None, "--to-macs", help="Target MACs, e.g. 8.2G."),
+    factor: Optional[float] = typer.Option(None, "--factor", help="Target MACs as a multiple of SPEC's."),
+    rule: str = typer.Option("compound", "--rule", help="width, depth, resolution, compound (EfficientNet) or "
+                                                        "dwr (Dollar et al. 2021's fast scaling)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the scaled spec here (atomically); "
+                                                                       "without it, the spec goes to stdout and "
+                                                                       "the table to stderr."),
+    fmt: Fmt = FORMAT_OPTION,
+) -> None:
+    """Scale SPEC to a MACs target along a rule, quantized to the grammar (integer depths, widths in
+    multiples of 8, whole pixels), and say how."""
+    from archgen.design.count import figures
+    from archgen.design.scale import RULES, scale
+    from archgen.errors import UserError
+    from archgen.grammar.loader import load_spec
+    from archgen.printed import parse_printed
+
+    if (to_macs is None) == (factor is None):
+        raise UserError("give the target as --to-macs X (e.g. 8.2G) or --factor S (e.g. 2), one of them")
+    if rule not in RULES:
+        raise UserError(f"unknown rule '{rule}'; rules: {', '.join(RULES)}")
+    if factor is not None and factor <= 0:
+        raise UserError(f"--factor must be positive, not {factor:g}")
+    check_output_path(output)
+    loaded = load_spec(spec)
+    if to_macs is not None:
+        try:
+            target = parse_printed(to_macs).value
+        except ValueError as exc:
+            raise UserError(f"--to-macs: {exc}") from None
+    else:
+        target = factor * figures(loaded).macs
+    result = scale(loaded, target, rule)
+    how = f"{factor:g}x" if factor is not None else to_macs
+    text = scaled_text(spec, loaded, result, how)
+    table = scale_table(loaded.name, result)
+    if output is None:
+        from archgen.render import render
+
+        typer.echo(render(table, "rich" if fmt is Fmt.rich else fmt.value), err=True, nl=False)
+        emit(text)
+    else:
+        emit(text, output)
+        emit_table(table, fmt)
+        typer.echo(f"wrote the scaled spec to {output}", err=True)
+
+
+# ---- shared helpers ----
+
+def load_with_constraints(space: str, extra: Optional[List[str]]):
+    """The space, and its constraints with those given on the command line."""
+    from archgen.design.constraints import parse_constraint
+    from archgen.design.space import load_space
+
+    loaded = load_space(space)
+    return loaded, loaded.constraints + [parse_constraint(text) for text in extra or []]
+
+
+def check_figure(name: str) -> None:
+    from archgen.design.figures import FIGURES
+
+    if name not in FIGURES:
+        fail(f"unknown figure '{name}'; figures: {', '.join(FIGURES)}")
+
+
+def check_plot(plot: Path) -> None:
+    from archgen.design.plot import require_matplotlib
+
+    check_output_path(plot)
+    if plot.suffix not in PLOT_SUFFIXES:
+        fail(f"cannot draw '{plot}': give a file ending in {', '.join(PLOT_SUFFIXES)}")
+    require_matplotlib()
+
+
+@contextlib.contextmanager
+def progress_bar(what: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr when it is a terminal; otherwise silence (the summary line follows)."""
+    if not sys.stderr.isatty():
+        yield lambda done: None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(what, total=total)
+        yield lambda done: bar.update(task, completed=done)
+
+
+def emit_table(table, fmt: Fmt) -> None:
+    from archgen.render import render
+
+    text = render(table, fmt.value)
+    emit(text if text.endswith("\n") else text + "\n")
+
+
+def acceptance_note(tally) -> str:
+    return (f"drew {tally.drawn:,} candidates, {tally.accepted:,} met the constraints "
+            f"(acceptance rate {tally.rate:.1%})")
+
+
+def constraint_notes(constraints) -> list[str]:
+    if not constraints:
+        return ["no constraints"]
+    return ["constraints: " + "; ".join(c.text for c in constraints)]
+
+
+# ---- sample's view ----
+
+def sample_columns(space) -> list[str]:
+    return ["name", *space.labels(), *FIGURE_COLUMNS]
+
+
+def sample_row(name: str, verdict) -> list[Any]:
+    from archgen.render import rounded
+
+    f = verdict.figures
+    return [name, *verdict.values, rounded(f.params), rounded(f.macs), rounded(f.flops), rounded(f.acts), f.depth]
+
+
+def sample_description(space, verdict, seed: int) -> str:
+    return f"drawn from {space.name} (seed {seed}): {space.describe(verdict.values)}"
+
+
+class RowSink:
+    """Rows to stdout: csv and json as they come (memory flat in the number of rows), tables for people
+    at the end."""
+
+    def __init__(self, fmt: Fmt, title: str, columns: list[str]) -> None:
+        self.fmt, self.title, self.columns = fmt, title, columns
+        self.rows: list[list[Any]] = []
+        self.count = 0
+        if fmt is Fmt.csv:
+            self.writer = csv.writer(sys.stdout, lineterminator="\n")
+            self.writer.writerow(columns)
+        elif fmt is Fmt.json:
+            sys.stdout.write('{"title": ' + json.dumps(title) + ', "rows": [')
+
+    def add(self, row: list[Any]) -> None:
+        from archgen.render import exact_cell, json_value
+
+        if self.fmt is Fmt.csv:
+            self.writer.writerow([exact_cell(c) for c in row])
+        elif self.fmt is Fmt.json:
+            record = json.dumps(dict(zip(self.columns, row)), default=json_value)
+            sys.stdout.write(("\n  " if self.count == 0 else ",\n  ") + record)
+        else:
+            self.rows.append(row)
+        self.count += 1
+
+    def close(self, summary: dict, notes: list[str]) -> None:
+        """Finish the stream; a table for people is printed only when it has rows (the error says why not)."""
+        if self.fmt is Fmt.csv:
+            sys.stdout.flush()
+            return
+        if self.fmt is Fmt.json:
+            sys.stdout.write("\n], " + json.dumps(summary)[1:] + "\n")
+            return
+        if not self.rows:
+            return
+        from archgen.render import Table
+
+        table = Table(self.title, self.columns, self.rows, notes=notes, key="samples")
+        emit_table(table, self.fmt)
+
+
+# ---- search's view ----
+
+def search_table(space, objective, result, names: list[str], constraints):
+    from archgen.design.objectives import Closest
+    from archgen.render import Table, rounded
+
+    columns = ["name", *space.labels(), *FIGURE_COLUMNS]
+    if isinstance(objective, Closest):
+        columns.append(f"{objective.figure} - target")
+        title = f"{space.name}: per {' x '.join(p[-1] for p in objective.per) or 'space'}, the {objective.figure} " \
+                f"closest to {objective.source}"
+        notes = [f"target: {objective.source} = {objective.target:,.0f}"]
+    else:
+        senses = [f"min {f}" for f in objective.minimize] + [f"max {f}" for f in objective.maximize]
+        title = f"{space.name}: Pareto front ({', '.join(senses)})"
+        notes = [f"{len(result.answers)} specs on the front"]
+    table = Table(title, columns, key="front", notes=notes + [acceptance_note(result.tally),
+                                                              *constraint_notes(constraints)])
+    for name, verdict in zip(names, result.answers):
+        f = verdict.figures
+        row = [name, *verdict.values, rounded(f.params), rounded(f.macs), rounded(f.flops), rounded(f.acts), f.depth]
+        if isinstance(objective, Closest):
+            row.append(rounded(f.get(objective.figure) - objective.target))
+        table.add(*row)
+    return table
+
+
+# ---- scale's view ----
+
+def scale_table(name: str, result):
+    from archgen.render import Table, rounded
+
+    e_d, e_w, e_r = result.exponents
+    land = result.landing
+    table = Table(f"{name} scaled along '{result.rule}' to {rounded(result.target)} MACs",
+                  ["", "base", "scaled", "step below", "step above"], key="scale")
+    steps = [result.below, result.above]
+
+    def row(label: str, base: Any, get: Callable[[Any], Any]) -> None:
+        table.add(label, base, get(land), *(get(s) if s is not None else "none on the path" for s in steps))
+
+    base = result.base
+    row("depth multiplier", "", lambda s: s.depth)
+    row("width multiplier", "", lambda s: s.width)
+    row("input size", "", lambda s: s.size)
+    row("stage depths", "", lambda s: " ".join(map(str, s.stage_depths)))
+    row("widths (stem, stages)", "", lambda s: " ".join(map(str, s.widths)))
+    row("params", rounded(base.params), lambda s: rounded(s.figures.params))
+    row("MACs", rounded(base.macs), lambda s: rounded(s.figures.macs))
+    row("acts", rounded(base.acts), lambda s: rounded(s.figures.acts))
+    table.notes += [
+        f"rule '{result.rule}': MACs x s scales depth by s^{e_d:.3f}, width by s^{e_w:.3f}, resolution by "
+        f"s^{e_r:.3f}; quantized by the grammar (depths rounded per stage, widths to multiples of 8, whole pixels)",
+        f"landed {result.error:+.2%} from the target; the quantized steps on either side of it are "
+        f"{' and '.join(str(rounded(s.figures.macs)) for s in steps if s is not None)} MACs, so the landing is "
+        "within one step",
+    ]
+    return table
+
+
+def scaled_text(ref: str, spec, result, how: str) -> str:
+    """The scaled spec as YAML: the original (extends merged) with multipliers and input size set."""
+    from archgen.design.write import spec_text
+    from archgen.grammar.loader import load_raw
+    from archgen.design.space import NOT_WRITTEN
+
+    raw, _ = load_raw(ref)
+    land = result.landing
+    name = f"{spec.name}_{result.rule}_{land.figures.macs / result.base.macs:.2f}x".replace(".", "p")
+    mapping = {"name": name,
+               "description": f"{spec.name} scaled along '{result.rule}' to {how} its MACs (archgen scale)",
+               **{k: v for k, v in raw.doc.items() if k not in NOT_WRITTEN + ("name", "description")}}
+    mapping["input"] = {**mapping.get("input", {}), "size": land.size}
+    mapping["multipliers"] = {"depth": land.depth, "width": land.width}
+    return spec_text(mapping, f"archgen scale {ref} ({result.rule}, {how}): {result.error:+.2%} from the target")
