@@ -26,7 +26,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from archgen.design.count import figures
+from archgen.design.count import expand_stage_rule, figures
 from archgen.design.figures import Figures
 from archgen.errors import UserError
 from archgen.grammar import schema
@@ -90,12 +90,13 @@ def scale(spec: Spec, target_macs: float, rule: str) -> Scaled:
     base = figures(spec)
     factor = target_macs / base.macs
     exponents = RULES[rule]
+    stages_of = expand_stage_rule(spec)  # a RegNet rule's stages, whose depths and widths the multipliers scale
     steps: dict[tuple, Step | None] = {}
     span = 1.0
     while True:
         for s in path_points(factor, span):
             depth, width, size = point(spec, s, exponents)
-            key = quantized(spec, depth, width, size)
+            key = quantized(stages_of, depth, width, size)
             if key not in steps:
                 steps[key] = counted_step(spec, s, depth, width, size, key)
         below, above = bracket([x for x in steps.values() if x is not None], target_macs)
