@@ -2,8 +2,9 @@
 
 Public API: `load_spec`, `build`, `profile`, `plan`, `fuse` (Triton-fused
 inference), `lesion` and `path_lengths` (the ensemble view), `SpecError`, and
-`archgen.interop.load_torchvision_state_dict`. Torch is imported only when a
-function that needs it is called, so `archgen --help` stays fast.
+timm's entry points `create_model`, `list_models` and `load_weights` (weights by
+name). Torch is imported only when a function that needs it is called, so
+`archgen --help` stays fast.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any
 from archgen.errors import SpecError
 from archgen.grammar.loader import Spec, load_spec
 
-__all__ = ["SpecError", "Spec", "load_spec", "build", "profile", "plan", "fuse", "lesion", "path_lengths"]
+__all__ = ["SpecError", "Spec", "load_spec", "build", "profile", "plan", "fuse", "lesion", "path_lengths",
+           "create_model", "list_models", "load_weights"]
 __version__ = "0.1.0"
 
 
@@ -25,6 +27,9 @@ _LAZY = {
     "fuse": ("archgen.kernels.fuse", "fuse"),
     "lesion": ("archgen.ensemble", "lesion"),
     "path_lengths": ("archgen.ensemble", "path_lengths"),
+    "create_model": ("archgen.models", "create_model"),
+    "list_models": ("archgen.models", "list_models"),
+    "load_weights": ("archgen.weights", "load_weights"),
 }
 
 
