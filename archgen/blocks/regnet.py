@@ -1,0 +1,127 @@
+"""RegNet (Radosavovic et al. 2020, "Designing Network Design Spaces"): the X/Y residual bottleneck with
+group width g and bottleneck ratio b, squeeze-and-excitation for RegNetY, and the quantized linear rule
+that generates a RegNet's stages from (d, w0, wa, wm, g, b, q).
+
+The block is pycls's ResBottleneckBlock as torchvision and timm lay it out: 1x1 conv-BN-ReLU to
+w_b = round(w * b), 3x3 group conv (w_b / g groups, the stage's stride) BN-ReLU, SE (RegNetY), 1x1 conv-BN
+to w, a projection shortcut (1x1 conv with the stride, BN) where the shape changes, ReLU after the add.
+Module names and order are timm's (conv1, bn1, conv2, bn2, se, conv3, bn3, downsample), so timm's state
+dict pairs in order; torchvision registers the shortcut (`proj`) before the branch (`f`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from archgen.blocks.common import conv_bn_act, shortcut_layers, shortcut_problem
+from archgen.blocks.registry import Family, Placement, register_block
+from archgen.grammar.schema import MAX_WIDTH, RegNetRule, Stage, spec_field
+from archgen.layers import Act, BlockLayers, SqueezeExcite
+
+
+@register_block("regnet")
+@dataclass(frozen=True)
+class RegNetBlock(Family):
+    """RegNet's X block (se_ratio 0) or Y block (se_ratio 0.25); every stage strides by 2 unless it says."""
+
+    stage_fields = frozenset({"width", "stride"})
+
+    group_width: int = spec_field(1, doc="g: channels per group of the 3x3 conv (groups = w_b / g; 1 is "
+                                         "depthwise). Set per stage by the regnet stage rule.", example=16,
+                                  minimum=1, maximum=MAX_WIDTH)
+    bottleneck_ratio: float = spec_field(1.0, doc="b: the 3x3 conv has w_b = round(width * b) channels.",
+                                         example=1.0, minimum=0, maximum=64, exclusive_minimum=True)
+    se_ratio: float = spec_field(0.0, doc="Squeeze-and-excitation after the 3x3 conv, squeezing to "
+                                          "round(se_ratio * the block's INPUT width) channels (pycls, "
+                                          "torchvision, timm: 0.25 for RegNetY); 0: none (RegNetX).",
+                                 example=0.25, minimum=0, maximum=4)
+
+    def bottleneck(self, at: Placement) -> int:
+        """w_b = round(w * b): torchvision's and timm's int(round(...)) (pycls makes the same widths)."""
+        return int(round(at.width * self.bottleneck_ratio))
+
+    def se_width(self, at: Placement) -> int:
+        return int(round(self.se_ratio * at.in_chs))
+
+    def out_chs(self, at: Placement) -> int:
+        return at.width
+
+    def default_stride(self, stage_index: int) -> int:
+        return 2
+
+    def check(self, at: Placement) -> tuple[str, str] | None:
+        w_b = self.bottleneck(at)
+        if w_b < 1 or w_b % self.group_width:
+            return "group_width", (f"the bottleneck width round({at.width} x {self.bottleneck_ratio}) = {w_b} is "
+                                   f"not a multiple of group_width {self.group_width}; the regnet stage rule "
+                                   "adjusts widths so that it is")
+        if self.se_ratio > 0 and self.se_width(at) < 1:
+            return "se_ratio", (f"se_ratio {self.se_ratio} of {at.in_chs} input channels squeezes to no "
+                                "channels; raise it or use 0 for no squeeze-and-excitation")
+        return shortcut_problem(at, self.out_chs(at))
+
+    def layers(self, at: Placement) -> BlockLayers:
+        w_b, out = self.bottleneck(at), self.out_chs(at)
+        branch = (conv_bn_act(1, at.in_chs, w_b, 1, "relu")
+                  + conv_bn_act(2, w_b, w_b, 3, "relu", stride=at.stride, groups=w_b // self.group_width))
+        if self.se_ratio > 0:
+            branch.append(SqueezeExcite("se", w_b, self.se_width(at)))
+        branch += conv_bn_act(3, w_b, out, 1, "relu", with_act=False)
+        return BlockLayers(branch=tuple(branch), shortcut=shortcut_layers(at, out), merge="add",
+                           post=(Act("act_out", out),), survival=at.survival, inverted_drop=at.inverted_drop)
+
+    def notation(self, at: Placement) -> str:
+        w_b = self.bottleneck(at)
+        se = f"; SE, {self.se_width(at)}" if self.se_ratio > 0 else ""
+        return f"1x1, {w_b}; 3x3, {w_b}, g={self.group_width}{se}; 1x1, {at.width}"
+
+
+def block_widths(rule: RegNetRule) -> list[int]:
+    """Per-block widths: u_j = w0 + wa * j snapped to w0 * wm^round(log(u_j / w0) / log(wm)), then to a multiple
+    of q (round() halves to even, as numpy and torch round in pycls, timm and torchvision)."""
+    widths = []
+    for j in range(rule.depth):
+        u = rule.w0 + rule.wa * j
+        s = round(math.log(u / rule.w0) / math.log(rule.wm))
+        widths.append(int(round(rule.w0 * rule.wm ** s / rule.quantum)) * rule.quantum)
+    return widths
+
+
+def merge_runs(widths: list[int]) -> list[tuple[int, int]]:
+    """(width, depth) per run of equal consecutive widths: the stages."""
+    runs: list[tuple[int, int]] = []
+    for w in widths:
+        if runs and runs[-1][0] == w:
+            runs[-1] = (w, runs[-1][1] + 1)
+        else:
+            runs.append((w, 1))
+    return runs
+
+
+def compatible(width: int, b: float, g: int, rounding: str) -> tuple[int, int]:
+    """(width, group width) such that w * b is a multiple of the group width min(g, w * b).
+
+    'nearest' is pycls's adjust_block_compatibility (and timm's): max(m, round(v / m) * m), m = lcm(g, b) for
+    b > 1; 'make_divisible' is torchvision's: halves round up, and a result more than 10% below v gains a group.
+    They differ where v / g ends in .5 (RegNetX-400MF's last stage: 392 / 16 = 24.5 gives 384 or 400) and where
+    rounding down loses more than 10% (RegNetY-8.0GF's first stage: 192 / 56 gives 168 or 224)."""
+    v = int(max(1, width * b)) if rounding == "nearest" else int(width * b)
+    g = int(min(g, v))
+    if rounding == "nearest":
+        m = math.lcm(g, int(b)) if b > 1 else g
+        v = max(m, int(round(v / m) * m))
+    else:
+        new = max(g, int(v + g / 2) // g * g)
+        v = new + g if new < 0.9 * v else new
+    return int(v / b), g
+
+
+def regnet_stages(rule: RegNetRule) -> list[Stage]:
+    """The stages the rule generates, each with its width, depth, stride, group width and bottleneck ratio."""
+    stages = []
+    for width, depth in merge_runs(block_widths(rule)):
+        w, g = compatible(width, rule.bottleneck_ratio, rule.group_width, rule.group_rounding)
+        stages.append(Stage(depth=depth, width=w, stride=rule.stride,
+                            args={"group_width": g, "bottleneck_ratio": rule.bottleneck_ratio}))
+    return stages

@@ -1,0 +1,179 @@
+"""RegNet (Radosavovic et al. 2020) and the squeeze-and-excitation ResNets: the stage rule generates
+torchvision's and pycls's networks exactly, and their weights give their logits.
+
+References: torchvision's and timm's reference files (tests/data/regnet/, the shared set's fill rule),
+pycls's golden counts (tests/data/pycls/regnet_complexity.json) and torchvision's weight metadata. The
+reference state dicts are paired with archgen's by position, block by block: archgen registers its modules
+in timm's order, and torchvision's `proj` (registered before the branch `f`) is moved after it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+import archgen
+from archgen.errors import SpecError
+from archgen.grammar.loader import bundled_names
+from archgen.printed import within
+from conftest import filled_state_dict, torchvision_reference
+
+DATA = Path(__file__).parent / "data"
+TORCHVISION_REFS = sorted(p.stem for p in (DATA / "regnet" / "torchvision").glob("*.json"))
+TIMM_REFS = sorted(p.stem for p in (DATA / "regnet" / "timm").glob("*.json"))
+PYCLS = json.loads((DATA / "pycls" / "regnet_complexity.json").read_text())["models"]
+
+#: torchvision's `num_params` for the RegNets without a reference file (torchvision/models/regnet.py weights).
+TORCHVISION_NUM_PARAMS = {"regnet_x_8gf": 39_572_648, "regnet_x_16gf": 54_278_536, "regnet_x_32gf": 107_811_560,
+                          "regnet_y_8gf": 39_381_472, "regnet_y_16gf": 83_590_140, "regnet_y_32gf": 145_046_770}
+
+
+def reference(kind: str, name: str) -> dict:
+    return json.loads((DATA / "regnet" / kind / f"{name}.json").read_text())
+
+
+def torchvision_block_order(entries: list) -> list:
+    """torchvision's entries with each block's `proj.*` moved after its `f.*` (timm's and archgen's order)."""
+    groups: dict[str, tuple[list, list]] = {}
+    for entry in entries:
+        block = re.match(r"^(trunk_output\.block\d+\.block[\d-]+)\.(proj\.)?", entry[0])
+        where, is_proj = (block[1], block[2] is not None) if block else (entry[0], False)
+        groups.setdefault(where, ([], []))[is_proj].append(entry)
+    return [entry for branch, proj in groups.values() for entry in branch + proj]
+
+
+def load_by_position(model: torch.nn.Module, entries: list) -> None:
+    """Fill the reference state dict and load it entry by entry in order, every shape checked."""
+    filled = filled_state_dict(entries)
+    ours = model.state_dict()
+    assert len(ours) == len(entries)
+    paired = {}
+    for (our_key, our_value), (their_key, shape) in zip(ours.items(), entries):
+        assert list(our_value.shape) == list(shape), f"{our_key} {list(our_value.shape)} vs {their_key} {shape}"
+        paired[our_key] = filled[their_key]
+    model.load_state_dict(paired)
+
+
+def assert_reference_logits(name: str, ref: dict, entries: list) -> None:
+    model = archgen.build(name).eval()
+    load_by_position(model, entries)
+    x = torch.randn(*ref["input"]["shape"], generator=torch.Generator().manual_seed(ref["input"]["generator_seed"]))
+    with torch.no_grad():
+        logits = model(x)
+    expected = torch.tensor(ref["logits"])
+    torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
+
+
+@pytest.mark.parametrize("name", TORCHVISION_REFS)
+def test_torchvision_regnet_has_torchvisions_params_and_fvcore_total(name):
+    ref, p = reference("torchvision", name), archgen.profile(name)
+    assert p.params == ref["params"]
+    bn = sum(layer.other_ops for layer in p.layers if layer.op == "bn")
+    global_pools = sum(layer.other_ops for layer in p.layers if layer.op == "pool")  # the head's and every SE's
+    assert p.macs + 2 * bn + global_pools == ref["fvcore_total_224"]
+
+
+@pytest.mark.parametrize("name", TORCHVISION_REFS)
+def test_torchvision_regnet_weights_give_torchvisions_logits(name):
+    ref = reference("torchvision", name)
+    assert archgen.load_spec(name).doc.torchvision == name
+    assert_reference_logits(name, ref, torchvision_block_order(ref["state_dict"]))
+
+
+@pytest.mark.parametrize("name", TIMM_REFS)
+def test_timm_model_weights_give_timms_logits(name):
+    ref = reference("timm", name)
+    assert archgen.profile(name).params == ref["params"]
+    assert_reference_logits(name, ref, ref["state_dict"])
+
+
+@pytest.mark.parametrize("name", sorted(TORCHVISION_NUM_PARAMS))
+def test_large_torchvision_regnets_have_torchvisions_num_params(name):
+    assert archgen.profile(name).params == TORCHVISION_NUM_PARAMS[name]
+
+
+@pytest.mark.parametrize("name", sorted(PYCLS))
+def test_pycls_regnet_counts_equal_pycls_golden_counts(name):
+    """pycls counts conv and fc biases as flops; archgen's MACs leave them out, so they are added back."""
+    gold, p = PYCLS[name], archgen.profile(name)
+    biases = sum(layer.out[0] for layer in p.layers
+                 if layer.op == "linear" or (layer.op == "conv" and layer.name.endswith((".se.fc1", ".se.fc2"))))
+    assert (p.params, p.acts, p.macs + biases) == (gold["params"], gold["acts"], gold["flops"])
+
+
+def test_regnetx_400mf_differs_from_torchvision_only_in_its_last_stage():
+    """392 / 16 = 24.5 groups: pycls rounds the half to even (384 channels), torchvision up (400)."""
+    pycls, tv = archgen.plan("regnetx_004"), archgen.plan("regnet_x_400mf")
+    assert [s.out_chs for s in pycls.stages] == [32, 64, 160, 384]
+    assert [s.out_chs for s in tv.stages] == [32, 64, 160, 400]
+    assert [len(s.blocks) for s in pycls.stages] == [len(s.blocks) for s in tv.stages] == [1, 2, 7, 12]
+    assert archgen.profile("regnet_x_400mf").params - archgen.profile("regnetx_004").params == 338_464
+
+
+CITED_ACTS = [name for name in bundled_names() if (archgen.load_spec(name).doc.paper or None) is not None
+              and archgen.load_spec(name).doc.paper.acts is not None]
+
+
+@pytest.mark.parametrize("name", CITED_ACTS)
+def test_printed_activations_hold_within_their_rounding(name):
+    paper = archgen.load_spec(name).doc.paper
+    acts = archgen.profile(name).acts
+    assert within(paper.acts, acts) != ("acts" in (paper.unmet or [])), f"{name}: {acts:,} acts vs {paper.acts}"
+
+
+def test_se_and_d_variants_add_what_timm_adds():
+    """No reference file for seresnext50_32x4d and resnext50d_32x4d: the SE blocks add what they add to ResNet-50
+    (timm's seresnet50 minus torchvision's resnet50), the D tweaks what they add to it (timm's resnet50d,
+    25,576,264, minus resnet50), on torchvision's resnext50_32x4d."""
+    resnet50, resnext50 = (torchvision_reference(n)["params"] for n in ("resnet50", "resnext50_32x4d"))
+    se = reference("timm", "seresnet50")["params"] - resnet50
+    assert archgen.profile("seresnext50_32x4d").params == resnext50 + se == 27_559_896
+    assert archgen.profile("resnext50d_32x4d").params == resnext50 + 25_576_264 - resnet50 == 25_048_136
+
+
+def test_regnety_se_squeezes_the_block_input_and_seresnet_the_output():
+    y = archgen.build("regnety_004", device="meta")
+    first = y.layer2[0]  # 48 -> 104 channels
+    assert (first.se.fc1.in_channels, first.se.fc1.out_channels) == (104, 12)  # round(0.25 * 48)
+    se = archgen.build("seresnet50", device="meta").layer1[0]
+    assert (se.se.fc1.in_channels, se.se.fc1.out_channels) == (256, 16)  # 256 / 16
+    names = [n for n, _ in se.named_children()]
+    assert names.index("bn3") < names.index("se") < names.index("downsample")
+
+
+def test_squeeze_excite_gates_channels_by_the_sigmoid_of_the_pooled_input():
+    torch.manual_seed(0)
+    se = archgen.build("regnety_002").eval().layer1[0].se
+    x = torch.randn(2, se.fc1.in_channels, 5, 5)
+    gate = torch.sigmoid(se.fc2(torch.relu(se.fc1(x.mean((2, 3), keepdim=True)))))
+    torch.testing.assert_close(se(x), x * gate)
+
+
+# ---- the rule in the grammar ----
+
+def rule_spec(**changes) -> dict:
+    rule = {"depth": 13, "w0": 24, "wa": 36.44, "wm": 2.49, "group_width": 8, **changes.pop("rule", {})}
+    return {"name": "tiny_regnet", "input": {"size": 64}, "stem": {"type": "cifar", "stride": 2, "width": 32},
+            "block": {"type": "regnet"}, "stages": {"regnet": rule}, **changes}
+
+
+def test_a_rule_written_as_a_mapping_equals_the_bundled_spec():
+    assert archgen.profile(rule_spec(input={"size": 224})).params == PYCLS["regnetx_002"]["params"]
+
+
+@pytest.mark.parametrize("changes, field, message", [
+    ({"rule": {"w0": 20}}, "stages.regnet.w0", "not a multiple of the quantum 8"),
+    ({"rule": {"wm": 1.0}}, "stages.regnet.wm", "above 1"),
+    ({"block": {"type": "bottleneck"}}, "stages.regnet", "use block: {type: regnet}"),
+    ({"block": {"type": "regnet", "group_width": 8}}, "block.group_width", "set by the stage rule"),
+    ({"stages": {"regnet": {"depth": 13}, "other": {}}}, "stages", "one mapping naming one rule"),
+    ({"stages": {"linear": {"depth": 13}}}, "stages.linear", "unknown field 'linear'"),
+])
+def test_a_bad_rule_is_refused_at_its_field(changes, field, message):
+    with pytest.raises(SpecError, match=re.escape(message)) as info:
+        archgen.profile(rule_spec(**changes))
+    assert info.value.field == field
