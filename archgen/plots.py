@@ -70,16 +70,17 @@ def zoo_figure(specs: Sequence[SpecLike] | None = None, input_size: int | None =
         raise UserError("no specs to plot")
     families = sorted({_family(s) for s in loaded})
     colours = {f: f"C{i % 10}" for i, f in enumerate(families)}
-    fig = Figure(figsize=(11, 7.5), layout="constrained")
+    fig = Figure(figsize=(14, 9), layout="constrained")
     ax = fig.add_subplot()
     points = []
     for spec in loaded:
         p = profile(spec, input_size)
         ax.scatter(p.macs, p.params, color=colours[_family(spec)], s=28, zorder=3)
         points.append((p.name, p.macs, p.params))
-    for names, macs, params in _clusters(points):
+    # Labels alternate above and below their points, so neighbours in a crowded band overlap less.
+    for i, (names, macs, params) in enumerate(sorted(_clusters(points), key=lambda c: c[1])):
         label = ", ".join(names) if len(names) <= 2 else f"{names[0]} (+{len(names) - 1} alike)"
-        ax.annotate(label, (macs, params), fontsize=6.5, xytext=(3, 2), textcoords="offset points")
+        ax.annotate(label, (macs, params), fontsize=6, xytext=(4, 3 if i % 2 else -8), textcoords="offset points")
     for family in families:
         ax.scatter([], [], color=colours[family], label=family)
     ax.set_xscale("log")
