@@ -34,8 +34,8 @@ def filled_table(specs: list[str], ms: float = 1.0) -> dict:
         entry["ms"][condition("eager", "float32", False, 1)] = ms
     env = {"device_type": "cpu", "device": latency._this_device("cpu"), "torch": __import__("torch").__version__,
            "git_revision": git_revision() or archgen.__version__}
-    return {"format": latency.FORMAT, "environment": env, "config": {"backends": ["eager"], "layouts": ["nchw"]},
-            "blocks": entries}
+    return {"format": latency.FORMAT, "environment": env,
+            "config": {"backends": ["eager"], "dtypes": ["float32"], "layouts": ["nchw"]}, "blocks": entries}
 
 
 def test_resnet20s_segments_are_its_stem_nine_blocks_and_head_with_their_input_shapes():
@@ -81,6 +81,13 @@ def test_a_table_from_another_device_or_version_warns_naming_the_mismatch(field,
     table["environment"][field] = value
     with pytest.warns(LatencyTableWarning, match=words):
         predict("resnet20_cifar", table)
+
+
+def test_a_table_of_another_dtype_warns_and_predicts_from_its_own():
+    table = filled_table(["resnet20_cifar"])
+    with pytest.warns(LatencyTableWarning, match="holds float32 timings, not bfloat16: predicting from float32"):
+        p = predict("resnet20_cifar", table, dtype="bfloat16", check_machine=False)
+    assert p.condition == condition("eager", "float32", False, 1)
 
 
 def test_a_file_that_is_not_a_table_is_refused(tmp_path):

@@ -5,7 +5,8 @@ A network is cut into segments: its stem, each block (`layerI.J`) and its head. 
 configuration is what determines its cost and nothing else: its input shape and its layers' ops, output
 shapes, params and MACs, as `archgen.profile` counts them (names left out, so that the same block in two
 specs, or twice in one, is one configuration). Calibrating times every configuration once per condition
-(backend, dtype, layout, batch size), however many specs hold it; predicting sums the segments' times.
+(backend, dtype, layout, batch size), however many specs hold it, inside whole forward passes of a spec
+that holds it; predicting sums the segments' times.
 
 This reads only `archgen.profile`'s layer list and the stable module names (`stem`, `layerI[J]`, `head`),
 so it does not depend on how blocks are written.
@@ -205,8 +206,8 @@ def calibrate(specs: list[str], device: str, backends: list[str], dtypes: list[s
               run_jobs: Optional[Callable[[list[CalibrationJob]], Iterable[tuple[CalibrationJob, dict]]]] = None,
               on_job: Optional[Callable[[CalibrationJob], None]] = None, cpu_time: bool = False) -> dict[str, Any]:
     """A latency table for the specs' configurations on `device`. `run_jobs` times the jobs elsewhere (Ray),
-    yielding (job, its times) as each finishes;
-    by default they run here, one after the other (with cpu_time, timed by CPU time: see time_segments)."""
+    yielding (job, its times) as each finishes; by default they run here, one after the other (with cpu_time,
+    timed by CPU time: see time_segments)."""
     from archgen.bench.results import environment
 
     jobs, entries = plan_calibration(specs, backends, dtypes, layouts, batch_sizes, image_size)
@@ -303,7 +304,8 @@ def predict(spec: Any, table: dict[str, Any], batch: int = 1, dtype: str = "floa
     """The spec's latency summed from the table's segment times; no model is built.
 
     `spec` is anything archgen.profile takes (a name, a path, a Spec) or a Profile. Warns (LatencyTableWarning)
-    when the table comes from another archgen, or (with check_machine) another device or torch than this machine's;
+    when the table comes from another archgen, or (with check_machine) another device or torch than this machine's,
+    or holds another dtype (whose timings it then uses);
     raises LatencyTableError naming the first segment or condition the table lacks and how to calibrate it."""
     import archgen
 
@@ -315,7 +317,12 @@ def predict(spec: Any, table: dict[str, Any], batch: int = 1, dtype: str = "floa
         loaded = spec if isinstance(spec, Spec) else archgen.load_spec(spec)
         prof, channels = archgen.profile(loaded, input_size), loaded.doc.input.channels
     env = table.get("environment", {})
-    for mismatch in _mismatches(env, check_machine):
+    mismatches = _mismatches(env, check_machine)
+    held = table.get("config", {}).get("dtypes") or []
+    if held and dtype not in held:
+        mismatches.append(f"it holds {', '.join(held)} timings, not {dtype}: predicting from {held[0]}")
+        dtype = held[0]
+    for mismatch in mismatches:
         warnings.warn(f"latency table {table_name}: {mismatch}", LatencyTableWarning, stacklevel=2)
     want = condition(backend, dtype, channels_last, batch)
     how = " ".join(["calibrate it with: archgen calibrate", prof.name, "--backends", backend, "--dtype", dtype,

@@ -58,7 +58,7 @@ def _check_reachable(address: str, timeout_s: float) -> None:
 
 
 def connect(address: Optional[str], num_cpus: Optional[int] = None) -> tuple[str, bool]:
-    """Join the cluster at `address`, or start a local Ray (address None), or keep the Ray this process has
+    """Join the cluster at `address` (or RAY_ADDRESS), or start a local Ray, or keep the Ray this process has
     already joined (a notebook's, a test's). A line saying where and how big, and whether we started it (the
     caller then shuts it down)."""
     # Ray retries a cluster that answers TCP but not as Ray once a second, 20 times by default: say so sooner.
@@ -68,6 +68,7 @@ def connect(address: Optional[str], num_cpus: Optional[int] = None) -> tuple[str
     except ImportError:
         raise RayUnavailable("--ray needs Ray, which is not installed; install it with "
                              "pip install 'archgen[ray]' (or pip install 'ray[default]'), or leave out --ray.")
+    address = address or os.environ.get("RAY_ADDRESS") or None  # Ray's own variable, as ray.init reads it
     if address is not None:
         _check_reachable(address, CONNECT_TIMEOUT_S)
     started = not ray.is_initialized()

@@ -228,9 +228,9 @@ def bench_command(
                                           "beside it) or FILE.csv; rewritten atomically after every job."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="A results FILE.json of an earlier run: skip "
                                           "the jobs it holds and add the rest to it (or to --output)."),
-    ray: bool = typer.Option(False, "--ray", help="Run the jobs as Ray tasks (pip install 'archgen[ray]'): a "
-                             "local Ray on this machine, or the cluster of --ray-address."),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address", envvar="RAY_ADDRESS", help="The Ray "
+    ray: bool = typer.Option(False, "--ray", help="Run the jobs as Ray tasks (pip install 'archgen\\[ray]'): on "
+                             "the cluster of --ray-address or RAY_ADDRESS, else a local Ray on this machine."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="The Ray "
                                               "cluster to join (host:6379, ray://host:10001 or auto); implies "
                                               "--ray."),
     cpus_per_job: int = typer.Option(1, "--cpus-per-job", help="With --ray on CPUs: cores (and torch threads) "

@@ -51,8 +51,8 @@ def calibrate_command(
     image_size: Optional[int] = typer.Option(None, "--image-size", help="Input side (default: each spec's)."),
     cpu_time: bool = typer.Option(False, "--cpu-time", help="On the CPU, time by this process's CPU time with "
                                   "one torch thread: a shared machine's other load is left out."),
-    ray: bool = typer.Option(False, "--ray", help="Time the specs as Ray tasks (pip install 'archgen[ray]')."),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address", envvar="RAY_ADDRESS",
+    ray: bool = typer.Option(False, "--ray", help="Time the specs as Ray tasks (pip install 'archgen\\[ray]')."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address",
                                               help="The Ray cluster to join; implies --ray."),
 ) -> None:
     """Time each distinct block configuration of the specs, plus stems and heads, into a latency table.
