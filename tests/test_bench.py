@@ -148,8 +148,9 @@ def test_percentiles_interpolate_like_numpy():
     assert percentile(xs, 90) == pytest.approx(4.6)
 
 
-def test_importing_the_command_does_not_import_torch():
-    code = "import sys, archgen.cli.bench; print('torch' in sys.modules)"
+@pytest.mark.parametrize("module", ["archgen.cli.bench", "archgen.cli.calibrate"])
+def test_importing_the_command_does_not_import_torch(module):
+    code = f"import sys, {module}; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
