@@ -191,10 +191,10 @@ def test_progress_on_a_terminal_is_a_bar_not_lines(monkeypatch):
     from archgen.cli.bench import JobProgress
 
     monkeypatch.setenv("FORCE_COLOR", "1")
-    assert not JobProgress(total=1, device="cpu").lines
+    assert not JobProgress(total=1).lines
     monkeypatch.delenv("FORCE_COLOR")
     monkeypatch.setattr(sys, "stderr", open(os.devnull, "w"))
-    assert JobProgress(total=1, device="cpu").lines
+    assert JobProgress(total=1).lines
 
 
 def test_a_dtype_and_layout_grid_times_each_combination(app, tiny):

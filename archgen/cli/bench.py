@@ -137,11 +137,11 @@ def parse_layouts(text: str) -> list[bool]:
 class JobProgress:
     """Progress on stderr: a rich bar on a terminal, else one line per finished job (a log, a CI job)."""
 
-    def __init__(self, total: int, device: str) -> None:
+    def __init__(self, total: int) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.total, self.device, self.finished = total, device, 0
+        self.total, self.finished = total, 0
         self.console = Console(file=sys.stderr)
         self.lines = not self.console.is_terminal
         self.bar = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
@@ -337,7 +337,7 @@ def bench_command(
             notes.append("fused on the CPU runs archgen's PyTorch fallback for the kernels, not Triton")
 
     from archgen.bench.results import environment
-    from archgen.bench.sweep import ResultsStream, done_keys, grid, run_serial
+    from archgen.bench.sweep import FAILED, ResultsStream, done_keys, grid, run_serial
 
     cfg = BenchConfig(specs=names, device=device, batch_sizes=sizes, dtype=dtypes[0],
                       channels_last=layout_list[0], backends=chosen_backends, cuda_graphs=cuda_graphs and on_gpu,
@@ -363,7 +363,7 @@ def bench_command(
     stream.write()  # a valid file from the start, so that even an early Ctrl-C leaves one
 
     try:
-        with JobProgress(len(todo), device) as progress:
+        with JobProgress(len(todo)) as progress:
             def finished(job, rows) -> None:
                 stream.add(rows)
                 progress.job_done(job, rows)
@@ -373,8 +373,11 @@ def bench_command(
             else:
                 run_serial(cfg, todo, finished, on_step=progress.step)
     except KeyboardInterrupt:
-        saved = (f"{output} holds the {progress.finished} finished job(s); run the same command with "
-                 f"--resume {output} to complete it" if output else "nothing was saved (give --output)")
+        resumable = output is not None and output.suffix.lower() == ".json"
+        saved = (f"{output} holds the {progress.finished} finished job(s)" if output else
+                 "nothing was saved (give --output)") + (
+            f"; run the same command with --resume {output} to complete it" if resumable else
+            "; --resume needs a FILE.json --output" if output else "")
         typer.echo(f"interrupted after {progress.finished} of {len(todo)} jobs: {saved}.", err=True)
         raise typer.Exit(130)
     finally:
@@ -387,7 +390,7 @@ def bench_command(
     oom = [r for r in rows if r.status == "oom"]
     if oom:
         notes.append(f"out of memory: {', '.join(f'{r.spec} {r.backend} batch {r.batch}' for r in oom)}")
-    failed = [r for r in rows if r.status.startswith("failed")]
+    failed = [r for r in rows if r.status.startswith(FAILED)]
     if failed:
         notes.append(f"{len({(r.spec, r.batch, r.dtype, r.channels_last) for r in failed})} job(s) failed for "
                      "good (see status); --resume runs them again")
