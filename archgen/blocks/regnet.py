@@ -106,7 +106,7 @@ def compatible(width: int, b: float, g: int, rounding: str) -> tuple[int, int]:
     b > 1; 'make_divisible' is torchvision's: halves round up, and a result more than 10% below v gains a group.
     They differ where v / g ends in .5 (RegNetX-400MF's last stage: 392 / 16 = 24.5 gives 384 or 400) and where
     rounding down loses more than 10% (RegNetY-8.0GF's first stage: 192 / 56 gives 168 or 224)."""
-    v = int(max(1, width * b)) if rounding == "nearest" else int(width * b)
+    v = int(max(1, width * b))
     g = int(min(g, v))
     if rounding == "nearest":
         m = math.lcm(g, int(b)) if b > 1 else g
