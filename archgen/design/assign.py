@@ -10,7 +10,6 @@ stores them.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import functools
 from typing import Any
@@ -40,25 +39,41 @@ def get_doc(obj: Any, path: Path) -> Any:
     return obj
 
 
-def put_doc(obj: Any, path: Path, value: Any) -> Any:
-    """A copy of a validated document with `value` at the raw `path`."""
-    if not path:
-        return value
-    key, rest = path[0], path[1:]
-    inner = put_doc(_child(obj, key), rest, value)
+def put_doc_many(obj: Any, assignments: list[tuple[Path, Any]]) -> Any:
+    """A copy of a validated document with every (path, value) put, each object on the way copied once
+    however many values land under it (a RegNet rule's five fields: one copy of the rule)."""
+    if len(assignments) == 1 and not assignments[0][0]:
+        return assignments[0][1]
+    by_key: dict[Any, list[tuple[Path, Any]]] = {}
+    for path, value in assignments:
+        by_key.setdefault(path[0], []).append((path[1:], value))
     if isinstance(obj, list):
         out = list(obj)
-        out[key] = inner
+        for key, rest in by_key.items():
+            out[key] = put_doc_many(obj[key], rest)
         return out
     if isinstance(obj, dict):
-        return {**obj, key: inner}
-    out = copy.copy(obj)
-    if key == "stages" and getattr(obj, "stage_rule", None) is not None:
-        out.stage_rule = inner
-    elif key in spec_fields(type(obj)):
-        setattr(out, key, inner)
-    else:
-        out.args = {**obj.args, key: inner}
+        return {**obj, **{key: put_doc_many(obj[key], rest) for key, rest in by_key.items()}}
+    out = shallow_copy(obj)
+    args = None
+    for key, rest in by_key.items():
+        inner = put_doc_many(_child(obj, key), rest)
+        if key == "stages" and getattr(obj, "stage_rule", None) is not None:
+            out.stage_rule = inner
+        elif key in spec_fields(type(obj)):
+            setattr(out, key, inner)
+        else:
+            args = {**obj.args} if args is None else args
+            args[key] = inner
+    if args is not None:
+        out.args = args
+    return out
+
+
+def shallow_copy(obj: Any) -> Any:
+    """A dataclass instance's shallow copy, without copy.copy's pickling protocol (this is the hot path)."""
+    out = object.__new__(type(obj))
+    out.__dict__.update(obj.__dict__)
     return out
 
 

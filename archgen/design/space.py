@@ -95,9 +95,8 @@ class Space:
         """The candidate of these axis values (one per axis, in order), validated; SpecError if the
         spec grammar refuses it (only possible where the space validates candidates in full)."""
         if self.template is not None:
-            doc = self.template.doc
-            for axis, value in zip(self.axes, values):
-                doc = assign.put_doc(doc, axis.path, self.validated_value(axis, value))
+            doc = assign.put_doc_many(self.template.doc, [(axis.path, self.validated_value(axis, value))
+                                                          for axis, value in zip(self.axes, values)])
             return Spec(doc=doc, file=self.file, locs=self.locs, replaced_lists=self.replaced_lists)
         return validate_raw(self.raw_with(values), self, self.axes)
 
@@ -159,7 +158,8 @@ def load_space(ref: str | FsPath) -> Space:
     if not axes:
         raise validator.error((), "no field holds a distribution, so this is a spec, not a design space; give a "
                                   "field {range: [lo, hi], step: s}, {log_uniform: [lo, hi]} or {choice: [...]}")
-    space = Space(name=str(doc.get("name", FsPath(file).stem)), file=str(file), raw=doc, locs=raw.locs,
+    named_here = raw.locs.get(("name",)) is not None and raw.locs[("name",)].file == str(file)
+    space = Space(name=str(doc["name"]) if named_here else FsPath(file).stem, file=str(file), raw=doc, locs=raw.locs,
                   replaced_lists=raw.replaced_lists, axes=axes, constraints=[], objective=Pareto())
     template, axes = validate_axes(space, validator)
     space.axes = axes
