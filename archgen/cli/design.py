@@ -21,7 +21,7 @@ FIGURE_COLUMNS = ("params", "macs", "flops", "acts", "depth")
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 
 SPACE_ARGUMENT = typer.Argument(..., help="A design-space YAML file, or a bundled space's name "
-                                          "(resnext50_cxd, wrn28_width, resnet_budget).")
+                                          "(resnext50_cxd, wrn28_width, resnet_budget, regnetx_400mf).")
 CONSTRAINT_OPTION = typer.Option(None, "--constraint", "-c", help="Another constraint, e.g. 'params <= 25.6M' "
                                                                  "(repeatable; added to the space's own).")
 
@@ -107,8 +107,11 @@ def search_command(
                                                                              "DIR/NAME.yaml (made if missing)."),
     fmt: Fmt = FORMAT_OPTION,
 ) -> None:
-    """Search SPACE: per group the spec nearest its target (closest:/preserve:), or the Pareto front of the
-    figures to minimise or maximise (default: params, MACs and activations)."""
+    """Search SPACE for the specs nearest its target, or for its Pareto front.
+
+    Per group the spec nearest the target of closest:/preserve:, or the front of the figures to minimise or
+    maximise (default: params, MACs and activations).
+    """
     from archgen.design.evaluate import Evaluator
     from archgen.design.objectives import Pareto
     from archgen.design.search import EXHAUSTIVE_LIMIT, search
@@ -155,8 +158,11 @@ def scale_command(
                                                                        "the table to stderr."),
     fmt: Fmt = FORMAT_OPTION,
 ) -> None:
-    """Scale SPEC to a MACs target along a rule, quantized to the grammar (integer depths, widths in
-    multiples of 8, whole pixels), and say how."""
+    """Scale SPEC to a MACs target along a rule, and say how.
+
+    Quantized to the grammar (integer depths, widths in multiples of 8, whole pixels); the scaled spec lands
+    within one quantization step of the target.
+    """
     from archgen.design.count import figures
     from archgen.design.scale import RULES, scale
     from archgen.errors import UserError
