@@ -1,28 +1,26 @@
-"""ModelPlan -> nn.Module: a stem, stages `layer1..N` (torchvision's names, so
-weights and habits carry over) and a head, with feature info for backbone use."""
+"""ModelPlan -> nn.Module: each block's layer records become a generic `Block`
+(archgen.modules), the stem likewise, and the head; archgen.network holds them.
+This is where describing a network meets torch."""
 
 from __future__ import annotations
 
 import contextlib
-from collections import OrderedDict
 
 import torch
 import torch.nn as nn
 
-from archgen.blocks.registry import get_block
 from archgen.complexity import DEFAULT_MAX_PARAMS, check_size, profile
-from archgen.planner import ModelPlan, plan
 from archgen.grammar.loader import SpecLike
+from archgen.modules import Block
 from archgen.network import ArchNet, Head
-from archgen.stems import STEMS
+from archgen.planner import ModelPlan, plan
 
 
+def build(spec: SpecLike | ModelPlan, *, max_params: int = DEFAULT_MAX_PARAMS,
+          device: str | torch.device | None = None) -> ArchNet:
+    """Compile a spec (bundled name, path, mapping, Spec or ModelPlan) into a model.
 
-def build(spec: SpecLike, *, max_params: int = DEFAULT_MAX_PARAMS, device: str | torch.device | None = None
-          ) -> ArchNet:
-    """Compile a spec (bundled name, path, mapping or Spec) into a model.
-
-    The parameters are counted from the spec first, and a model above
+    The parameters are counted from the plan first, and a model above
     `max_params` is refused with a SpecError before anything is allocated.
     Initialisation follows torchvision: Kaiming-normal convs, BN weight 1 and bias 0.
     """
@@ -36,10 +34,11 @@ def build(spec: SpecLike, *, max_params: int = DEFAULT_MAX_PARAMS, device: str |
 
 
 def make_network(p: ModelPlan) -> ArchNet:
-    stages = [(stage.name, [get_block(b.type).module(b) for b in stage.blocks]) for stage in p.stages]
+    stages = [(stage.name, [Block(b.layers()) for b in stage.blocks]) for stage in p.stages]
     feature_info = [{"num_chs": s.out_chs, "reduction": s.reduction, "module": s.name} for s in p.stages]
-    head = Head(p.num_features, p.final_norm, p.final_act, p.pool, p.dropout, p.classes)
-    return ArchNet(p.spec.name, STEMS[p.stem.type].module(p.stem), stages, head, feature_info, p.num_features)
+    h = p.head
+    head = Head(p.num_features, h.final_norm, h.final_act, h.pool, h.dropout, h.classes)
+    return ArchNet(p.spec.name, Block(p.stem.layers()), stages, head, feature_info, p.num_features)
 
 
 def init_weights(model: nn.Module) -> None:

@@ -6,7 +6,8 @@ Conventions, stated once:
 - FLOPs = 2 x MACs.
 - Activations = output elements of every conv and linear layer (pycls's `acts`).
 - `other_ops` counts, apart, the element-wise work the papers leave out
-  (batch norm, activation, pooling, residual add), one op per output element
+  (batch norm, activation, pooling, residual add, the squeeze-and-excitation gate's multiply),
+  one op per output element
   (per window element for pooling), for reconciliation with other counters.
 """
 
@@ -15,7 +16,12 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
+
+from archgen.layers import BlockLayers
+
+if TYPE_CHECKING:
+    from archgen.planner import ModelPlan
 
 
 #: What the figures mean, as every table that prints them says it.
@@ -30,7 +36,7 @@ class TooSmall(ValueError):
 @dataclass
 class LayerCost:
     name: str
-    op: str  # conv, linear, bn, act, pool, add
+    op: str  # conv, linear, bn, act, pool, add, mul
     params: int
     macs: int
     acts: int
@@ -78,6 +84,10 @@ class Tally:
 
     def add(self, name: str, c: int, h: int, w: int) -> None:
         self.layers.append(LayerCost(self._name(name), "add", 0, 0, 0, c * h * w, (c, h, w)))
+
+    def mul(self, name: str, c: int, h: int, w: int) -> None:
+        """An element-wise multiply (a squeeze-and-excitation gate): other_ops only, as the add."""
+        self.layers.append(LayerCost(self._name(name), "mul", 0, 0, 0, c * h * w, (c, h, w)))
 
     def pool(self, name: str, c: int, k: int, h: int, w: int, *, stride: int, padding: int = 0,
              ceil_mode: bool = False, global_pool: bool = False) -> tuple[int, int]:
@@ -167,17 +177,36 @@ class Profile:
         return out
 
 
-def profile(spec: object, input_size: int | None = None) -> Profile:
-    """Params, MACs, FLOPs and activations per layer and per stage, from the spec alone.
+def block_cost(d: BlockLayers, t: Tally, out_chs: int, h: int, w: int) -> tuple[int, int]:
+    """Walk one block's records (pre, branch, shortcut, add, post) in `t`; return the output size."""
+    for layer in d.pre:
+        h, w = layer.cost(t, h, w)
+    hb, wb = h, w
+    for layer in d.branch:
+        hb, wb = layer.cost(t, hb, wb)
+    if d.residual:
+        hs, ws = h, w
+        with t.scope("downsample"):
+            for layer in d.shortcut or ():
+                hs, ws = layer.cost(t, hs, ws)
+        if (hs, ws) != (hb, wb):
+            raise TooSmall(f"{t.prefix}: the branch outputs {hb}x{wb} and the shortcut {hs}x{ws} from a {h}x{w} "
+                           "input, so they cannot be added")
+        t.add("add", out_chs, hb, wb)
+    for layer in d.post:
+        hb, wb = layer.cost(t, hb, wb)
+    return hb, wb
 
-    `spec` is anything `load_spec` takes, or a ModelPlan. `input_size`
+
+def profile(spec: object, input_size: int | None = None) -> Profile:
+    """Params, MACs, FLOPs and activations per layer and per stage, from the plan alone.
+
+    `spec` is anything `load_spec` takes, or a ModelPlan (planned once, handed on). `input_size`
     overrides the spec's `input.size`.
     """
-    from archgen.blocks.registry import get_block
-    from archgen.planner import ModelPlan, plan
-    from archgen.stems import STEMS
+    from archgen.planner import plan
 
-    p = spec if isinstance(spec, ModelPlan) else plan(spec)
+    p = plan(spec)
     size = input_size or p.input_size
     t = Tally()
     rows: list[StageProfile] = []
@@ -188,35 +217,25 @@ def profile(spec: object, input_size: int | None = None) -> Profile:
                                  sum(x.acts for x in part)))
 
     try:
-        h, w = STEMS[p.stem.type].cost(p.stem, t, size, size)
-        close("stem", 0, (p.stem.out_chs, h, w), [(stem_notation(p), 1)])
+        with t.scope("stem"):
+            h, w = block_cost(p.stem.layers(), t, p.stem.out_chs, size, size)
+        close("stem", 0, (p.stem.out_chs, h, w), [(p.stem.notation(), 1)])
         for stage in p.stages:
             start = len(t.layers)
             blocks: list[tuple[str, int]] = []
             with t.scope(stage.name):
                 for i, b in enumerate(stage.blocks):
-                    family = get_block(b.type)
                     with t.scope(str(i)):
-                        h, w = family.cost(b, t, h, w)
-                    text = family.notation(b)
+                        h, w = block_cost(b.layers(), t, b.out_chs, h, w)
+                    text = b.notation()
                     if blocks and blocks[-1][0] == text:
                         blocks[-1] = (text, blocks[-1][1] + 1)
                     else:
                         blocks.append((text, 1))
             close(stage.name, start, (stage.out_chs, h, w), blocks)
         start = len(t.layers)
-        c = p.num_features
-        with t.scope("head"):
-            if p.final_norm:
-                t.bn("norm", c, h, w)
-                t.act("act", p.final_act, c, h, w)
-            if p.pool != "none":
-                t.pool("pool", c, 0, h, w, stride=1, global_pool=True)
-                if p.classes > 0:
-                    t.linear("fc", c, p.classes)
-        head_text = (f"{'global ' + p.pool + ' pool' if p.pool != 'none' else 'no pool'}"
-                     f"{f', {p.classes}-d fc' if p.classes and p.pool != 'none' else ''}")
-        close("head", start, (p.classes or c, 1, 1), [(head_text, 1)])
+        out = head_cost(p, t, h, w)
+        close("head", start, out, [(head_notation(p), 1)])
     except TooSmall as exc:
         raise _too_small(p, input_size, f"an input of {size}x{size} is too small for this network: {exc}; use a "
                                         "larger input or fewer downsampling stages") from None
@@ -229,7 +248,30 @@ def profile(spec: object, input_size: int | None = None) -> Profile:
                    t.layers)
 
 
-def _too_small(p: "object", override: int | None, message: str) -> Exception:
+def head_cost(p: "ModelPlan", t: Tally, h: int, w: int) -> tuple[int, int, int]:
+    """The head's layers (final BN-act, pool, fc) as network.Head makes them; returns its output shape."""
+    c, head = p.num_features, p.head
+    with t.scope("head"):
+        if head.final_norm:
+            t.bn("norm", c, h, w)
+            t.act("act", head.final_act, c, h, w)
+        if head.pool == "none":
+            return c, h, w
+        t.pool("pool", c, 0, h, w, stride=1, global_pool=True)
+        if head.classes > 0:
+            t.linear("fc", c, head.classes)
+            return head.classes, 1, 1
+    return c, 1, 1
+
+
+def head_notation(p: "ModelPlan") -> str:
+    head = p.head
+    if head.pool == "none":
+        return "no pool"
+    return f"global {head.pool} pool" + (f", {head.classes}-d fc" if head.classes else "")
+
+
+def _too_small(p: "ModelPlan", override: int | None, message: str) -> Exception:
     """At the spec's `input.size` line, or, for a size the caller chose, at no line of the spec."""
     if override is None:
         return p.spec.error(("input", "size"), message)
@@ -237,13 +279,6 @@ def _too_small(p: "object", override: int | None, message: str) -> Exception:
 
     return SpecError(message + f" (the input size {override} was asked for, not the spec's)", path=p.spec.file,
                      field="input size")
-
-
-def stem_notation(p: "object") -> str:
-    s = p.stem
-    convs = ", ".join(f"{s.kernel}x{s.kernel}, {w}" + (f", stride {s.stride}" if i == 0 and s.stride > 1 else "")
-                      for i, w in enumerate(s.widths))
-    return convs + ("; 3x3 max pool, stride 2" if s.pool else "")
 
 
 #: Largest model archgen builds unless asked (`max_params=`, `--max-params`): 4 GB of float32 weights.

@@ -1,25 +1,41 @@
 """Spec -> ModelPlan: every stage expanded into concrete blocks (timm's "one
-normalisation step, then a dumb loop"). The builder and the counter both read
-the plan, so they cannot disagree about what the network is."""
+normalisation step, then a dumb loop"). The counter, the builder and fuse all
+read the plan's layer records, so they cannot disagree about what the network
+is. Pure Python: planning imports no torch.
+
+Every shape is computed here (by the counter, at the spec's input size) and
+whatever the network cannot do is refused as a SpecError at the field's line,
+so a spec that plans is a spec that builds.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
 
-from archgen.blocks.registry import BlockArgs, BlockFamily, block_names, get_block, spec_block
+from archgen.blocks.registry import Family, Placement, PlannedBlock, spec_family
 from archgen.errors import did_you_mean
 from archgen.grammar import schema
 from archgen.grammar.loader import Spec, SpecLike, load_spec
+from archgen.layers import Conv
 from archgen.stems import STEMS, StemArgs
 
 
 @dataclass(frozen=True)
 class StagePlan:
     name: str
-    blocks: list[BlockArgs]
+    blocks: list[PlannedBlock]
     out_chs: int
     reduction: int
+
+
+@dataclass(frozen=True)
+class HeadPlan:
+    final_norm: bool
+    final_act: str
+    pool: str
+    dropout: float
+    classes: int
 
 
 @dataclass(frozen=True)
@@ -29,21 +45,19 @@ class ModelPlan:
     input_size: int
     stem: StemArgs
     stages: list[StagePlan]
-    final_norm: bool
-    final_act: str
-    pool: str
-    dropout: float
-    classes: int
+    head: HeadPlan
 
     @property
     def num_features(self) -> int:
         return self.stages[-1].out_chs
 
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
 
 #: Blocks in a whole network, after the depth multiplier; keeps a typo from asking for hours of work.
 MAX_TOTAL_BLOCKS = 10_000
-
-BLOCK_DEFAULTS = {f.name: f.default for f in dataclasses.fields(BlockArgs) if f.default is not dataclasses.MISSING}
 
 
 def scale_depth(depth: int, multiplier: float) -> int:
@@ -63,15 +77,20 @@ def scale_width(width: int, multiplier: float, divisor: int = 8) -> int:
     return scaled
 
 
-def plan(spec: SpecLike) -> ModelPlan:
-    """Resolve a spec into stages of concrete blocks, raising SpecError at the field that cannot be built."""
-    spec = load_spec(spec)
-    doc = spec.doc
-    mult = doc.multipliers
-    stem = _resolve_stem(spec)
-    families = _families(spec)
+def plan(spec: SpecLike | ModelPlan) -> ModelPlan:
+    """Resolve a spec into stages of concrete blocks, raising SpecError at the field that cannot be built.
 
-    depths = [scale_depth(s.depth, mult.depth) for s in doc.stages]
+    A ModelPlan is returned as it is, so every command plans once and hands the plan on.
+    """
+    if isinstance(spec, ModelPlan):
+        return spec
+    spec = _expand_stage_rule(load_spec(spec))
+    doc = spec.doc
+    families = _families(spec)
+    _check_network_fields(spec, families)
+    stem = _resolve_stem(spec, families[0])
+
+    depths = [scale_depth(s.depth, doc.multipliers.depth) for s in doc.stages]
     if sum(depths) > MAX_TOTAL_BLOCKS:
         raise spec.error(("stages",), f"the stages hold {sum(depths):,} blocks in all; archgen builds at most "
                                       f"{MAX_TOTAL_BLOCKS:,} (ResNet-1202 has 600)")
@@ -82,86 +101,155 @@ def plan(spec: SpecLike) -> ModelPlan:
     stages: list[StagePlan] = []
     in_chs, reduction, prev_dilation, residual_done = stem.out_chs, stem.reduction, 1, 0
     for i, (stage, family, depth) in enumerate(zip(doc.stages, families, depths)):
-        template = _template(spec, i, family, in_chs, prev_dilation)
-        blocks = family.expand_stage(template, depth, i)
+        at = _placement(spec, i, family, in_chs, prev_dilation)
+        blocks = family.expand_stage(at, depth, i)
         if i == 0:
-            blocks[0] = dataclasses.replace(blocks[0], input_from="stem_act" if stem.norm else "stem")
+            first = blocks[0]
+            blocks[0] = PlannedBlock(first.family, dataclasses.replace(
+                first.at, input_from="stem_act" if stem.norm else "stem"))
         if doc.stochastic_depth is not None and family.residual:
             blocks = _with_survival(blocks, family, doc.stochastic_depth, residual_done, residual_total)
-            residual_done += sum(b.type == family.name for b in blocks)
-        out_chs = get_block(blocks[-1].type).out_chs(blocks[-1])
-        reduction *= stage.stride
+            residual_done += sum(b.family is family for b in blocks)
+        for block in blocks:
+            _check_groups(spec, i, block)
+        reduction *= at.stride
+        out_chs = blocks[-1].out_chs
         stages.append(StagePlan(f"layer{i + 1}", blocks, out_chs, reduction))
-        in_chs, prev_dilation = out_chs, stage.dilation
-
-    classes = doc.head.classes if doc.head.classes is not None else doc.input.classes
+        in_chs, prev_dilation = out_chs, at.dilation
     return ModelPlan(spec=spec, in_chans=doc.input.channels, input_size=doc.input.size, stem=stem, stages=stages,
-                     final_norm=families[-1].final_norm, final_act=doc.block.act or "relu",
-                     pool=doc.head.pool, dropout=doc.head.dropout, classes=classes)
+                     head=_head(spec, families[-1]))
 
 
-def _resolve_stem(spec: Spec) -> StemArgs:
+def _expand_stage_rule(spec: Spec) -> Spec:
+    """A spec whose `stages:` is a rule, with the stages it generates (errors point at the rule's fields)."""
+    rule = spec.doc.stage_rule
+    if rule is None:
+        return spec
+    from archgen.blocks.regnet import regnet_stages
+
+    regnet = rule.regnet
+    if regnet.w0 % regnet.quantum:
+        raise spec.error(("stages", "regnet", "w0"), f"w0 {regnet.w0} is not a multiple of the quantum "
+                                                     f"{regnet.quantum}; RegNet's widths start at w0 and are "
+                                                     "multiples of the quantum")
+    return dataclasses.replace(spec, doc=dataclasses.replace(spec.doc, stages=regnet_stages(regnet)))
+
+
+def _families(spec: Spec) -> list[Family]:
+    """Each stage's family with its arguments: family defaults < `block:` (same type) < the stage's own."""
     doc = spec.doc
-    if doc.stem.type not in STEMS:
-        raise spec.error(("stem", "type"), f"unknown stem type '{doc.stem.type}'.{did_you_mean(doc.stem.type, STEMS)}"
+    out = []
+    for stage in doc.stages:
+        type_name = stage.type or doc.block.type
+        cls = spec_family(type_name)  # the validator has checked the name
+        inherited = doc.block.args if type_name == doc.block.type else {}
+        family = cls(**{**inherited, **stage.args})
+        out.append(family.scaled(lambda w: scale_width(w, doc.multipliers.width)))
+    return out
+
+
+def _check_network_fields(spec: Spec, families: list[Family]) -> None:
+    """A top-level field a spec writes must be one some stage's family reads."""
+    for name in ("shortcut", "stride_on"):
+        readers = [f for f in families if name in f.network_fields]
+        if name in spec.doc.written and not readers:
+            types = sorted({f.name for f in families})
+            raise spec.error((name,), f"no stage reads '{name}': block type{'s' if len(types) > 1 else ''} "
+                                      f"{', '.join(types)} take{'' if len(types) > 1 else 's'} no {name}; remove "
+                                      "it")
+
+
+def _resolve_stem(spec: Spec, first: Family) -> StemArgs:
+    """The stem, activated as the first stage's blocks are."""
+    doc = spec.doc
+    stem = doc.stem
+    if stem.type not in STEMS:
+        raise spec.error(("stem", "type"), f"unknown stem type '{stem.type}'.{did_you_mean(stem.type, STEMS)}"
                                            f" Allowed: {', '.join(STEMS)}")
-    return STEMS[doc.stem.type].resolve(doc.stem, doc.input.channels, doc.block.act or "relu",
-                                        lambda w: scale_width(w, doc.multipliers.width))
+    kind = STEMS[stem.type]
+    if stem.deep_widths is not None:
+        if not kind.deep:
+            raise spec.error(("stem", "deep_widths"), f"deep_widths belongs to the 'deep' stem; a '{stem.type}' "
+                                                      "stem has one conv of `width` channels; remove it or use "
+                                                      "type: deep")
+        if len(stem.deep_widths) != 2:
+            raise spec.error(("stem", "deep_widths"), f"found {len(stem.deep_widths)} widths; the deep stem's "
+                                                      "first two convs take exactly two (the third is `width`), "
+                                                      "e.g. [32, 32]")
+    kernel = kind.kernel if stem.kernel is None else stem.kernel
+    if kernel % 2 == 0:
+        raise spec.error(("stem", "kernel"), f"found {kernel}; the stem's convs pad by (k - 1) / 2 to keep the "
+                                             "size up to the stride, which needs an odd kernel: use 3, 5, 7, ...")
+    return kind.resolve(stem, doc.input.channels, getattr(first, "act", "relu"), lambda w: scale_width(w, doc.multipliers.width))
 
 
-def _families(spec: Spec) -> list[BlockFamily]:
-    """Each stage's block family (its own `type`, or the spec's `block.type`)."""
-    families = []
-    for i, stage in enumerate(spec.doc.stages):
-        type_name = stage.type or spec.doc.block.type
-        if type_name is None:
-            raise spec.error(("block",), "no block type: set 'block: {type: ...}' (one of "
-                                         f"{', '.join(block_names())})")
-        try:
-            families.append(spec_block(type_name))
-        except KeyError as exc:
-            raise spec.error(("stages", i, "type") if stage.type else ("block", "type"), exc.args[0]) from None
-    return families
-
-
-def _template(spec: Spec, i: int, family: BlockFamily, in_chs: int, prev_dilation: int) -> BlockArgs:
-    """Stage i's block arguments: BlockArgs defaults < family defaults < `block:` < the stage's overrides."""
-    doc, stage, mult = spec.doc, spec.doc.stages[i], spec.doc.multipliers
-    params = {**BLOCK_DEFAULTS, **family.defaults}
-    for source in (doc.block, stage):
-        for name in schema.block_field_names():
-            value = getattr(source, name)
-            if value is not None:
-                params[name] = value
-    params["type"] = family.name
-    if stage.width is None and "width" in family.uses:
+def _placement(spec: Spec, i: int, family: Family, in_chs: int, prev_dilation: int) -> Placement:
+    """Stage i's first-block placement, checked against the family."""
+    doc, stage = spec.doc, spec.doc.stages[i]
+    if "width" in family.stage_fields and stage.width is None:
         raise spec.error(("stages", i), f"the required field 'width' is missing (block type '{family.name}')")
-    if "growth_rate" in family.uses and mult.width != 1.0:
-        params["growth_rate"] = scale_width(params["growth_rate"], mult.width)
-    template = BlockArgs(**{
-        **params, "in_chs": in_chs, "width": scale_width(stage.width, mult.width) if stage.width else 0,
-        "stride": stage.stride, "dilation": stage.dilation,
-        "first_dilation": prev_dilation if stage.first_dilation is None else stage.first_dilation,
-        "shortcut": doc.shortcut, "stride_on": doc.stride_on})
-    problem = family.check(template)
+    stride = family.default_stride(i) if stage.stride is None else stage.stride
+    problem = family.stride_problem(stride, i)
     if problem:
-        field, message = problem
-        at = ("stages", i, field) if getattr(stage, field, None) is not None else ("block", field)
-        if at not in spec.locs and field in ("width", "stride", "dilation"):
-            at = ("stages", i, field)
-        raise spec.error(at, message)
-    return template
+        raise spec.error(("stages", i, "stride"), problem)
+    dilation = stage.dilation or 1
+    at = Placement(in_chs=in_chs, width=scale_width(stage.width, doc.multipliers.width) if stage.width else 0,
+                   stride=stride, dilation=dilation,
+                   first_dilation=prev_dilation if stage.first_dilation is None else stage.first_dilation,
+                   shortcut=doc.shortcut, stride_on=doc.stride_on)
+    problem2 = family.check(at)
+    if problem2:
+        field, message = problem2
+        raise spec.error(_field_at(spec, i, field), message)
+    return at
 
 
-def _with_survival(blocks: list[BlockArgs], family: BlockFamily, sd: schema.StochasticDepth, done: int,
-                   total: int) -> list[BlockArgs]:
+def _field_at(spec: Spec, i: int, field: str) -> tuple:
+    """Where a block field was written: the stage's override, else `block:`, else the stage."""
+    stage = spec.doc.stages[i]
+    if field in stage.args or field in schema.PLACEMENT_FIELDS:
+        return ("stages", i, field)
+    if field in spec.doc.block.args:
+        return ("block", field)
+    return ("stages", i)
+
+
+def _check_groups(spec: Spec, i: int, block: PlannedBlock) -> None:
+    """Every grouped conv's groups divide its input and output channels (else torch refuses to build it)."""
+    layers = block.layers()
+    for layer in layers.pre + layers.branch + (layers.shortcut or ()):
+        if isinstance(layer, Conv) and (layer.c_in % layer.groups or layer.c_out % layer.groups):
+            raise spec.error(_field_at(spec, i, "cardinality"),
+                             f"cardinality {layer.groups} does not divide the {layer.c_in} -> {layer.c_out} "
+                             f"channels of {block.type} conv '{layer.name}' in stage {i + 1}; choose a "
+                             "cardinality that divides both")
+
+
+def _head(spec: Spec, last: Family) -> HeadPlan:
+    head = spec.doc.head
+    classes = head.classes if head.classes is not None else spec.doc.input.classes
+    if head.pool == "none" and classes > 0:
+        raise spec.error(("head", "pool"), f"a classifier of {classes} classes needs the feature map pooled "
+                                           "to a vector; use pool: avg or max, or classes: 0 for a backbone "
+                                           "that returns the last stage's feature map")
+    if head.dropout > 0 and classes == 0:
+        raise spec.error(("head", "dropout"), "dropout is applied before the classifier, and classes: 0 has "
+                                              "none; remove it")
+    act = getattr(last, "act", "relu")
+    return HeadPlan(final_norm=last.final_norm, final_act=act, pool=head.pool, dropout=head.dropout,
+                    classes=classes)
+
+
+def _with_survival(blocks: list[PlannedBlock], family: Family, sd: schema.StochasticDepth, done: int,
+                   total: int) -> list[PlannedBlock]:
     """Stochastic depth: residual block l of L survives with 1 - l/L (1 - p_L) (linear rule) or p_L (uniform).
     Blocks the family adds around its own (a transition, a downsampling conv) are never dropped."""
     out = []
     for b in blocks:
-        if b.type == family.name:
+        if b.family is family:
             done += 1
             p = sd.final_survival if sd.rule == "uniform" else 1.0 - done / total * (1.0 - sd.final_survival)
-            b = dataclasses.replace(b, survival=p, inverted_drop=sd.inverted)
+            b = PlannedBlock(b.family, dataclasses.replace(b.at, survival=p, inverted_drop=sd.inverted))
         out.append(b)
     return out
+

@@ -145,8 +145,6 @@ def test_the_cli_modules_import_no_torch():
                               "archgen.cli.summary, archgen.cli.profile_view, archgen.cli.ensemble, archgen.render")
 
 
-@pytest.mark.xfail(strict=True, reason="the planner still imports torch through archgen.blocks (the torch-free "
-                                       "analytic path of issue 8 is under way); remove this mark when it lands")
 def test_validate_and_list_run_without_torch():
     assert not _imports_torch("from typer.testing import CliRunner\nfrom archgen.cli.app import app\n"
                               "assert CliRunner().invoke(app, ['validate', 'resnet18']).exit_code == 0\n"

@@ -53,7 +53,7 @@ def _one_spec_per_design() -> list[str]:
     for name in bundled_names():
         doc = load_spec(name).doc
         key = (tuple(sorted({s.type or doc.block.type for s in doc.stages})), doc.stem.type, doc.shortcut,
-               doc.stride_on, doc.head.pool, doc.block.act)
+               doc.stride_on, doc.head.pool, doc.block.args.get("act"))
         depth = sum(s.depth for s in doc.stages)
         chosen[key] = min(chosen.get(key, (depth, name)), (depth, name))
     return sorted(name for _, name in chosen.values())

@@ -16,7 +16,7 @@ import torch.nn as nn
 
 import archgen
 from archgen.kernels import fuse
-from archgen.kernels.fuse import BNAct, FusedResidualBlock, register_fuse_rule
+from archgen.kernels.fuse import BNAct, FusedBlock, register_fuse_rule
 from archgen.grammar.loader import bundled_names
 
 
@@ -64,8 +64,8 @@ def resnet50():
 def test_fused_resnet50_gives_eager_logits(resnet50, fold_bn):
     fused = fuse(resnet50, fold_bn=fold_bn)
     assert not fused.training
-    blocks = [m for m in fused.modules() if isinstance(m, FusedResidualBlock)]
-    assert len(blocks) == 16, "every bottleneck of ResNet-50's 3+4+6+3 is fused"
+    blocks = [m for m in fused.modules() if isinstance(m, FusedBlock) and m.tail is not None]
+    assert len(blocks) == 16, "every bottleneck of ResNet-50's 3+4+6+3 ends in one fused kernel"
     _assert_logits_equal(resnet50, fused, torch.randn(2, 3, 64, 64))
 
 
@@ -129,7 +129,7 @@ def test_shortcut_and_act_variants(variant):
         spec["block"]["act"] = variant["act"]
     model = _randomise_bns(archgen.build(spec))
     fused = fuse(model)
-    assert any(isinstance(m, FusedResidualBlock) for m in fused.modules())
+    assert any(isinstance(m, FusedBlock) and m.tail is not None for m in fused.modules())
     for fold_bn in (True, False):
         _assert_logits_equal(model, fuse(model, fold_bn=fold_bn), torch.randn(2, 3, 32, 32))
 
@@ -138,7 +138,7 @@ def test_stochastic_depth_is_folded_into_the_tail():
     spec = _tiny("bottleneck")
     spec["stochastic_depth"] = {"final_survival": 0.5}  # eval: the branch scaled by its survival
     model = _randomise_bns(archgen.build(spec))
-    from archgen.blocks.common import DropPath
+    from archgen.modules import DropPath
 
     assert any(isinstance(m, DropPath) for m in model.modules())
     _assert_logits_equal(model, fuse(model), torch.randn(2, 3, 32, 32))

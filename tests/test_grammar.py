@@ -27,7 +27,7 @@ def test_extends_merges_mappings_and_replaces_lists_of_other_lengths(tmp_path):
         "extends: resnet18\nname: three_stage\nblock: {cardinality: 2}\n"
         "stages:\n  - {depth: 1, width: 64}\n  - {depth: 1, width: 128, stride: 2}\n  - {depth: 1, width: 256, stride: 2}\n")
     spec = archgen.load_spec(str(tmp_path / "child.yaml"))
-    assert spec.doc.block.type == "basic" and spec.doc.block.cardinality == 2
+    assert spec.doc.block.type == "basic" and spec.doc.block.args == {"cardinality": 2}
     assert len(spec.doc.stages) == 3 and spec.doc.stem.type == "imagenet"
     assert spec.locs[("block", "cardinality")].file == str(tmp_path / "child.yaml")
     assert spec.locs[("stem", "type")].file.endswith("resnet18.yaml")
@@ -46,7 +46,7 @@ def test_multipliers_scale_a_spec(tmp_path):
     (tmp_path / "half.yaml").write_text("extends: resnet50\nname: half\nmultipliers: {depth: 0.5, width: 0.5}\n")
     p = plan(str(tmp_path / "half.yaml"))
     assert [len(s.blocks) for s in p.stages] == [2, 2, 3, 2]
-    assert [s.blocks[0].width for s in p.stages] == [32, 64, 128, 256]
+    assert [s.blocks[0].at.width for s in p.stages] == [32, 64, 128, 256]
     assert p.stem.out_chs == 32
 
 
@@ -54,7 +54,7 @@ def test_a_stage_overrides_a_block_parameter(tmp_path):
     (tmp_path / "mixed.yaml").write_text(
         "extends: resnet50\nname: mixed\nstages:\n  - {cardinality: 2, base_width: 32}\n  - {}\n  - {}\n  - {}\n")
     p = plan(str(tmp_path / "mixed.yaml"))
-    assert p.stages[0].blocks[0].cardinality == 2 and p.stages[1].blocks[0].cardinality == 1
+    assert p.stages[0].blocks[0].family.cardinality == 2 and p.stages[1].blocks[0].family.cardinality == 1
     assert archgen.profile(p).stages[1].notation.startswith("[1x1, 64; 3x3, 64, C=2;")
 
 

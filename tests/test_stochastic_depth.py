@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import archgen
-from archgen.blocks.common import DropPath
+from archgen.modules import DropPath
 
 L = 54  # residual blocks of the 110-layer CIFAR net
 
@@ -106,6 +106,6 @@ def test_inverted_convention_scales_in_training_and_not_at_test():
 
 def test_resnet1202_sd_has_600_blocks_decaying_to_one_half():
     plan = archgen.plan("resnet1202_sd_cifar")
-    survival = [b.survival for stage in plan.stages for b in stage.blocks]
+    survival = [b.at.survival for stage in plan.stages for b in stage.blocks]
     assert len(survival) == 600
     assert survival[0] == pytest.approx(1 - 0.5 / 600) and survival[-1] == 0.5

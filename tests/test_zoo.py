@@ -210,7 +210,7 @@ def test_resnet50_b_is_torchvisions_resnet50():
 
 def test_resnet50_c_and_d_tweaks():
     c, d = archgen.build("resnet50_c", device="meta"), archgen.build("resnet50_d", device="meta")
-    assert [m.out_channels for m in c.stem if isinstance(m, torch.nn.Conv2d)] == [32, 32, 64]
+    assert [m.out_channels for m in c.stem.children() if isinstance(m, torch.nn.Conv2d)] == [32, 32, 64]
     assert c.stem.conv1.stride == (2, 2) and c.stem.conv2.stride == (1, 1)
     pool, conv = d.layer2[0].downsample[0], d.layer2[0].downsample[1]
     assert isinstance(pool, torch.nn.AvgPool2d) and pool.kernel_size == 2 and conv.stride == (1, 1)
@@ -234,7 +234,7 @@ def test_drn_dilations_follow_the_authors_code():
     c = archgen.build("drn_c_26", device="meta")
     assert c.layer5[0].conv1.dilation == (2, 2) and c.layer6[0].conv1.dilation == (4, 4)
     assert c.stem.conv1.kernel_size == (7, 7) and c.stem.conv1.stride == (1, 1)
-    assert [m.conv.dilation for m in c.layer7] == [(2, 2), (2, 2)] and not hasattr(c.layer7[0], "downsample")
+    assert [m.conv.dilation for m in c.layer7] == [(2, 2), (2, 2)] and c.layer7[0].downsample is None
 
 
 # ---- the three torchvision twins derived from the papers, no reference file ----

@@ -1,6 +1,15 @@
-"""Block families, one file each; importing this package registers them all."""
+"""Block families, one file each; importing this package registers them all.
 
-from archgen.blocks import conv, darknet, densenet, preact, resnet  # noqa: F401  (registration side effect)
-from archgen.blocks.registry import BlockArgs, BlockFamily, block_names, get_block, register_block
+Every module in this package is imported, so a new family is one new file here (plus its specs and tests).
+"""
 
-__all__ = ["BlockArgs", "BlockFamily", "block_names", "get_block", "register_block"]
+import importlib
+import pkgutil
+
+from archgen.blocks.registry import (Family, Placement, PlannedBlock, block_names, family_class, register_block,
+                                     spec_family)
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
+__all__ = ["Family", "Placement", "PlannedBlock", "block_names", "family_class", "register_block", "spec_family"]

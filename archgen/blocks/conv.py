@@ -9,43 +9,33 @@ stage's dilation, as DRN's `_make_conv_layers` does.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from dataclasses import dataclass
 
-import torch.nn as nn
-
-from archgen.blocks.common import make_act
-from archgen.blocks.registry import BlockArgs, BlockFamily, register_block
-from archgen.complexity import Tally
-
-
-def conv_layer_module(a: BlockArgs) -> nn.Sequential:
-    return nn.Sequential(OrderedDict([
-        ("conv", nn.Conv2d(a.in_chs, a.width, 3, a.stride, a.dilation, a.dilation, bias=False)),
-        ("bn", nn.BatchNorm2d(a.width)),
-        ("act", make_act(a.act)),
-    ]))
+from archgen.blocks.common import act_field
+from archgen.blocks.registry import Family, Placement, register_block
+from archgen.grammar.schema import Act as ActKind
+from archgen.layers import Act, BlockLayers, Conv, Norm
 
 
 @register_block("conv")
-class Conv(BlockFamily):
+@dataclass(frozen=True)
+class ConvLayer(Family):
     """3x3 conv (stride, dilation), BN, activation."""
 
     residual = False
-    uses = frozenset({"width", "act"})
+    stage_fields = frozenset({"width", "stride", "dilation"})
+    network_fields = frozenset()
 
-    def out_chs(self, a: BlockArgs) -> int:
-        return a.width
+    act: ActKind = act_field()
 
-    def cost(self, a: BlockArgs, t: Tally, h: int, w: int) -> tuple[int, int]:
-        h, w = t.conv("conv", a.in_chs, a.width, 3, h, w, stride=a.stride, dilation=a.dilation)
-        t.bn("bn", a.width, h, w)
-        t.act("act", a.act, a.width, h, w)
-        return h, w
+    def out_chs(self, at: Placement) -> int:
+        return at.width
 
-    def notation(self, a: BlockArgs) -> str:
-        stride = f", stride {a.stride}" if a.stride > 1 else ""
-        dilation = f", dilation {a.dilation}" if a.dilation > 1 else ""
-        return f"3x3, {a.width}{stride}{dilation}"
+    def layers(self, at: Placement) -> BlockLayers:
+        return BlockLayers(branch=(Conv("conv", at.in_chs, at.width, 3, at.stride, dilation=at.dilation),
+                                   Norm("bn", at.width), Act("act", at.width, self.act)))
 
-    def module(self, a: BlockArgs) -> nn.Module:
-        return conv_layer_module(a)
+    def notation(self, at: Placement) -> str:
+        stride = f", stride {at.stride}" if at.stride > 1 else ""
+        dilation = f", dilation {at.dilation}" if at.dilation > 1 else ""
+        return f"3x3, {at.width}{stride}{dilation}"

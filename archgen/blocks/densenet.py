@@ -1,144 +1,118 @@
 """DenseNet (Huang et al. 2017): the dense layer (BN-ReLU-1x1-BN-ReLU-3x3, its
 output concatenated to its input) and the transition between dense blocks.
 
-A dense stage after the first begins with a transition (BN-ReLU-1x1 conv to
-floor(compression * c) channels, then 2x2 average pooling by the stage's
-stride), so each stage's output is a dense block's, as a backbone wants it.
-Module names are torchvision's within a layer (norm1, conv1, norm2, conv2).
+Downsampling, as the paper lays a DenseNet out: every dense stage after the
+first begins with a transition (BN-ReLU-1x1 conv to floor(compression * c)
+channels, then average pooling by the stage's stride, 2 unless the stage says
+otherwise; stride 1 keeps the size and leaves the pool out). The first dense
+stage has no transition before it, so it cannot stride: the stem downsamples.
+Each stage's output is a dense block's, as a backbone wants it. Module names
+are torchvision's within a layer (norm1, relu1, conv1, norm2, relu2, conv2).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
+from typing import Callable
 
-import torch
-import torch.nn as nn
-
-from archgen.blocks.registry import BlockArgs, BlockFamily, register_block
-from archgen.complexity import Tally
-
-
-class DenseLayer(nn.Module):
-    def __init__(self, a: BlockArgs) -> None:
-        super().__init__()
-        k = a.growth_rate
-        if a.bn_size > 0:
-            self.norm1 = nn.BatchNorm2d(a.in_chs)
-            self.relu1 = nn.ReLU(inplace=True)
-            self.conv1 = nn.Conv2d(a.in_chs, a.bn_size * k, 1, bias=False)
-            self.norm2 = nn.BatchNorm2d(a.bn_size * k)
-            self.relu2 = nn.ReLU(inplace=True)
-            self.conv2 = nn.Conv2d(a.bn_size * k, k, 3, 1, 1, bias=False)
-            self.layers = [self.norm1, self.relu1, self.conv1, self.norm2, self.relu2, self.conv2]
-        else:
-            self.norm1 = nn.BatchNorm2d(a.in_chs)
-            self.relu1 = nn.ReLU(inplace=True)
-            self.conv1 = nn.Conv2d(a.in_chs, k, 3, 1, 1, bias=False)
-            self.layers = [self.norm1, self.relu1, self.conv1]
-        self.drop = nn.Dropout(a.dropout) if a.dropout > 0 else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = x
-        for layer in self.layers:
-            out = layer(out)
-            if isinstance(layer, nn.Conv2d):
-                out = self.drop(out)  # after each conv, as in the paper
-        return torch.cat([x, out], 1)
+from archgen.blocks.common import dropout_field
+from archgen.blocks.registry import Family, Placement, PlannedBlock, register_block
+from archgen.grammar.schema import MAX_WIDTH, spec_field
+from archgen.layers import Act, BlockLayers, Conv, Dropout, Norm, Pool
 
 
-class Transition(nn.Sequential):
-    def __init__(self, a: BlockArgs, out_chs: int) -> None:
-        super().__init__()
-        self.norm = nn.BatchNorm2d(a.in_chs)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv = nn.Conv2d(a.in_chs, out_chs, 1, bias=False)
-        if a.dropout > 0:
-            self.drop = nn.Dropout(a.dropout)
-        if a.stride > 1:
-            self.pool = nn.AvgPool2d(a.stride, a.stride)
+def compression_field() -> float:
+    return spec_field(0.5, doc="DenseNet-C: a transition keeps floor(compression * c) channels.", example=0.5,
+                      minimum=0, maximum=1, exclusive_minimum=True)
 
 
 @register_block("dense")
-class Dense(BlockFamily):
-    """One dense layer; a stage of `depth` of them is a dense block."""
+@dataclass(frozen=True)
+class Dense(Family):
+    """One dense layer; a stage of `depth` of them is a dense block, after a transition from the previous stage."""
 
-    defaults = {"growth_rate": 32, "bn_size": 4, "compression": 0.5}
     final_norm = True
     residual = False
-    uses = frozenset({"growth_rate", "bn_size", "compression", "dropout"})
+    stage_fields = frozenset({"stride"})
+    network_fields = frozenset()
 
-    def out_chs(self, a: BlockArgs) -> int:
-        return a.in_chs + a.growth_rate
+    growth_rate: int = spec_field(32, doc="DenseNet's k: channels each dense layer adds (scaled by the width "
+                                          "multiplier).", example=32, minimum=1, maximum=MAX_WIDTH)
+    bn_size: int = spec_field(4, doc="DenseNet-B bottleneck: the 1x1 conv has bn_size * k channels; 0 drops the "
+                                     "1x1 conv (plain DenseNet).", example=4, minimum=0, maximum=64)
+    compression: float = compression_field()
+    dropout: float = dropout_field("Dropout after each conv (the paper's, without data augmentation).")
 
-    def check(self, a: BlockArgs) -> tuple[str, str] | None:
-        if a.dilation != 1:
-            return "dilation", "dense layers do not support dilation; use dilation: 1"
+    def out_chs(self, at: Placement) -> int:
+        return at.in_chs + self.growth_rate
+
+    def default_stride(self, stage_index: int) -> int:
+        return 2 if stage_index > 0 else 1
+
+    def stride_problem(self, stride: int, stage_index: int) -> str | None:
+        if stage_index == 0 and stride != 1:
+            return ("the first dense stage has no transition before it, so it cannot downsample; leave its "
+                    "stride at 1 and let the stem downsample (later dense stages stride in their transition)")
         return None
 
-    def expand_stage(self, template: BlockArgs, depth: int, stage_index: int) -> list[BlockArgs]:
-        blocks: list[BlockArgs] = []
-        in_chs = template.in_chs
+    def scaled(self, scale_width: Callable[[int], int]) -> "Dense":
+        return dataclasses.replace(self, growth_rate=scale_width(self.growth_rate))
+
+    def expand_stage(self, at: Placement, depth: int, stage_index: int) -> list[PlannedBlock]:
+        blocks: list[PlannedBlock] = []
+        in_chs = at.in_chs
         if stage_index > 0:
-            transition = BlockArgs(**{**template.__dict__, "type": "transition"})
+            transition = PlannedBlock(Transition(self.compression, self.dropout), at)
             blocks.append(transition)
-            in_chs = get_transition().out_chs(transition)
+            in_chs = transition.out_chs
         for _ in range(depth):
-            layer = BlockArgs(**{**template.__dict__, "in_chs": in_chs, "stride": 1})
+            layer = PlannedBlock(self, dataclasses.replace(at, in_chs=in_chs, stride=1))
             blocks.append(layer)
-            in_chs = self.out_chs(layer)
+            in_chs = layer.out_chs
         return blocks
 
-    def cost(self, a: BlockArgs, t: Tally, h: int, w: int) -> tuple[int, int]:
-        k = a.growth_rate
-        t.bn("norm1", a.in_chs, h, w)
-        t.act("relu1", "relu", a.in_chs, h, w)
-        if a.bn_size > 0:
-            t.conv("conv1", a.in_chs, a.bn_size * k, 1, h, w)
-            t.bn("norm2", a.bn_size * k, h, w)
-            t.act("relu2", "relu", a.bn_size * k, h, w)
-            t.conv("conv2", a.bn_size * k, k, 3, h, w)
-        else:
-            t.conv("conv1", a.in_chs, k, 3, h, w)
-        return h, w
+    def layers(self, at: Placement) -> BlockLayers:
+        k, c, layers = self.growth_rate, at.in_chs, []
+        convs = ([Conv("conv1", c, self.bn_size * k, 1), Conv("conv2", self.bn_size * k, k, 3)]
+                 if self.bn_size > 0 else [Conv("conv1", c, k, 3)])
+        for i, conv in enumerate(convs, 1):
+            layers += [Norm(f"norm{i}", conv.c_in), Act(f"relu{i}", conv.c_in), conv]
+            if self.dropout > 0:
+                layers.append(Dropout(f"drop{i}", self.dropout))  # after each conv, as in the paper
+        return BlockLayers(branch=tuple(layers), merge="concat")
 
-    def notation(self, a: BlockArgs) -> str:
-        if a.bn_size > 0:
-            return f"1x1, {a.bn_size * a.growth_rate}; 3x3, {a.growth_rate}"
-        return f"3x3, {a.growth_rate}"
-
-    def module(self, a: BlockArgs) -> nn.Module:
-        return DenseLayer(a)
+    def notation(self, at: Placement) -> str:
+        if self.bn_size > 0:
+            return f"1x1, {self.bn_size * self.growth_rate}; 3x3, {self.growth_rate}"
+        return f"3x3, {self.growth_rate}"
 
 
 @register_block("transition")
-class TransitionFamily(BlockFamily):
-    """Between dense blocks: BN-ReLU-1x1 conv (compression), 2x2 average pool. Placed by `dense`, not by specs."""
+@dataclass(frozen=True)
+class Transition(Family):
+    """Between dense blocks: BN-ReLU-1x1 conv (compression), average pool by the stride. Placed by `dense`."""
 
     residual = False
     internal = True
-    uses = frozenset({"compression"})
+    network_fields = frozenset()
 
-    def out_chs(self, a: BlockArgs) -> int:
-        return max(1, math.floor(a.in_chs * a.compression))
+    compression: float = compression_field()
+    dropout: float = dropout_field("Dropout after the conv.")
 
-    def cost(self, a: BlockArgs, t: Tally, h: int, w: int) -> tuple[int, int]:
-        out = self.out_chs(a)
-        t.bn("norm", a.in_chs, h, w)
-        t.act("relu", "relu", a.in_chs, h, w)
-        t.conv("conv", a.in_chs, out, 1, h, w)
-        if a.stride > 1:
-            h, w = t.pool("pool", out, a.stride, h, w, stride=a.stride)
-        return h, w
+    def out_chs(self, at: Placement) -> int:
+        return max(1, math.floor(at.in_chs * self.compression))
 
-    def notation(self, a: BlockArgs) -> str:
-        pool = f"; {a.stride}x{a.stride} avg pool, stride {a.stride}" if a.stride > 1 else ""
-        return f"1x1, {self.out_chs(a)}{pool}"
+    def layers(self, at: Placement) -> BlockLayers:
+        out = self.out_chs(at)
+        layers: list = [Norm("norm", at.in_chs), Act("relu", at.in_chs), Conv("conv", at.in_chs, out, 1)]
+        if self.dropout > 0:
+            layers.append(Dropout("drop", self.dropout))
+        if at.stride > 1:
+            layers.append(Pool("pool", out, "avg", at.stride, at.stride))
+        return BlockLayers(branch=tuple(layers))
 
-    def module(self, a: BlockArgs) -> nn.Module:
-        return Transition(a, self.out_chs(a))
-
-
-def get_transition() -> BlockFamily:
-    from archgen.blocks.registry import get_block
-
-    return get_block("transition")
+    def notation(self, at: Placement) -> str:
+        pool = f"; {at.stride}x{at.stride} avg pool, stride {at.stride}" if at.stride > 1 else ""
+        return f"1x1, {self.out_chs(at)}{pool}"

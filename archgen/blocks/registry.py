@@ -1,126 +1,156 @@
-"""Blocks registered by name. Every family takes the same `BlockArgs`, so the
-builder and the counter never special-case a block: they look it up and call
-`module`, `cost` and `notation`."""
+"""Block families registered by name.
+
+A family is one frozen dataclass: its fields are exactly the `block:` fields
+a spec may give it (a field outside them is an error naming the family and
+the fields it takes), and its methods say everything else about it: where the
+stage puts it (`expand_stage`), the plain layer records of one block
+(`layers`), and the papers' bracket notation (`notation`). Cost, module and
+fuse rule are all read from the same layer records (archgen.layers), so they
+cannot drift apart. Nothing here imports torch.
+"""
 
 from __future__ import annotations
 
 import abc
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, ClassVar
+from typing import Callable, ClassVar, TypeVar
 
 from archgen.errors import did_you_mean
-
-if TYPE_CHECKING:
-    import torch.nn as nn
-
-    from archgen.complexity import Tally
+from archgen.layers import BlockLayers
 
 
 @dataclass(frozen=True)
-class BlockArgs:
-    """The one keyword set every block takes (fields a family does not use are ignored)."""
+class Placement:
+    """Where a block sits, filled by the planner from the stage and the network (not by the family's fields)."""
 
-    type: str
     in_chs: int
-    width: int
+    width: int = 0
     stride: int = 1
     dilation: int = 1
+    #: Dilation of the block's first 3x3 conv (the previous stage's, for the first block of a dilated stage).
     first_dilation: int = 1
-    cardinality: int = 1
-    base_width: int = 64
-    expansion: int = 1
-    width_factor: float = 1.0
-    growth_rate: int = 32
-    bn_size: int = 4
-    compression: float = 0.5
-    dropout: float = 0.0
-    act: str = "relu"
     shortcut: str = "projection"
     stride_on: str = "3x3"
     survival: float = 1.0
     inverted_drop: bool = False
-    #: What feeds the block: "block" (another block), or, for the network's first block, "stem" (a stem ending
-    #: in a bare conv) or "stem_act" (a stem ending in BN + activation). Pre-activation units read it: the
-    #: first unit activates before the split into its two paths, or not at all when the stem already did.
+    #: What feeds the block: "block", or for the network's first block "stem" (a stem ending in a bare conv)
+    #: or "stem_act" (a stem ending in BN + activation). Pre-activation units read it.
     input_from: str = "block"
 
 
-class BlockFamily(abc.ABC):
-    """What a block type must say about itself. Subclasses register with `@register_block`."""
+class Family(abc.ABC):
+    """What a block type says about itself. Subclasses are frozen dataclasses registered with `@register_block`."""
 
     name: ClassVar[str]
-    #: Block parameters this family reads, with its defaults (others are ignored).
-    defaults: ClassVar[dict] = {}
-    #: Every BlockArgs field the family reads; the planner requires 'width' only where it is used.
-    uses: ClassVar[frozenset[str]] = frozenset({"width"})
     #: Pre-activation designs end with BN + activation before the head.
     final_norm: ClassVar[bool] = False
-    #: Whether the block adds a shortcut to a residual branch (plain nets and dense layers do not).
+    #: Whether the block adds a shortcut to a residual branch (plain layers and dense layers do not).
     residual: ClassVar[bool] = True
     #: Placed by another family's `expand_stage` (a DenseNet transition), never named by a spec.
     internal: ClassVar[bool] = False
+    #: The stage fields this family reads besides `depth` (and `type`); any other written there is an error.
+    stage_fields: ClassVar[frozenset[str]] = frozenset({"width", "stride", "dilation", "first_dilation"})
+    #: The network-level fields this family reads (`shortcut`, `stride_on`).
+    network_fields: ClassVar[frozenset[str]] = frozenset({"shortcut"})
 
     @abc.abstractmethod
-    def out_chs(self, a: BlockArgs) -> int:
+    def out_chs(self, at: Placement) -> int:
         """Channels the block outputs."""
 
-    def check(self, a: BlockArgs) -> tuple[str, str] | None:
-        """(field, message) when the parameters cannot make this block; None when they can."""
+    def check(self, at: Placement) -> tuple[str, str] | None:
+        """(field, message) when these arguments cannot make a block here; None when they can."""
         return None
 
-    def expand_stage(self, template: BlockArgs, depth: int, stage_index: int) -> list[BlockArgs]:
+    def default_stride(self, stage_index: int) -> int:
+        """The stride of a stage that writes none."""
+        return 1
+
+    def stride_problem(self, stride: int, stage_index: int) -> str | None:
+        """Why a stage of this family cannot take this stride, or None."""
+        return None
+
+    def scaled(self, scale_width: Callable[[int], int]) -> "Family":
+        """The family's arguments under the width multiplier (widths a family holds itself, as DenseNet's k)."""
+        return self
+
+    def expand_stage(self, at: Placement, depth: int, stage_index: int) -> list["PlannedBlock"]:
         """A stage of `depth` blocks: the first strides and maps in_chs, the rest keep the shape."""
         blocks = []
-        in_chs = template.in_chs
+        in_chs = at.in_chs
         for i in range(depth):
             first = i == 0
-            a = replace(template, in_chs=in_chs, stride=template.stride if first else 1,
-                        first_dilation=template.first_dilation if first else template.dilation)
-            blocks.append(a)
-            in_chs = self.out_chs(a)
+            here = dataclasses.replace(at, in_chs=in_chs, stride=at.stride if first else 1,
+                                       first_dilation=at.first_dilation if first else at.dilation)
+            blocks.append(PlannedBlock(self, here))
+            in_chs = self.out_chs(here)
         return blocks
 
     @abc.abstractmethod
-    def cost(self, a: BlockArgs, t: "Tally", h: int, w: int) -> tuple[int, int]:
-        """Record every layer in `t`, mirroring `module`; return the output size."""
+    def layers(self, at: Placement) -> BlockLayers:
+        """The block's layer records: the one description its cost, module and fuse rule read."""
 
     @abc.abstractmethod
-    def notation(self, a: BlockArgs) -> str:
+    def notation(self, at: Placement) -> str:
         """The block as the papers bracket it, e.g. '1x1, 64; 3x3, 64; 1x1, 256'."""
 
-    @abc.abstractmethod
-    def module(self, a: BlockArgs) -> "nn.Module":
-        """The block as a torch module, its parameters registered in torchvision's order."""
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
 
 
-def replace(a: BlockArgs, **changes: object) -> BlockArgs:
-    return dataclasses.replace(a, **changes)
+@dataclass(frozen=True)
+class PlannedBlock:
+    """One concrete block of a plan: a family's arguments at one placement."""
+
+    family: Family
+    at: Placement
+
+    @property
+    def type(self) -> str:
+        return self.family.name
+
+    @property
+    def out_chs(self) -> int:
+        return self.family.out_chs(self.at)
+
+    def layers(self) -> BlockLayers:
+        return self.family.layers(self.at)
+
+    def notation(self) -> str:
+        return self.family.notation(self.at)
+
+    @property
+    def is_residual(self) -> bool:
+        """Whether this block adds a residual branch to a shortcut (what a lesion may delete)."""
+        return self.family.residual and self.at.shortcut != "none"
 
 
-_REGISTRY: dict[str, BlockFamily] = {}
+F = TypeVar("F", bound=type)
+
+_REGISTRY: dict[str, type[Family]] = {}
 
 
-def register_block(name: str) -> Callable[[type[BlockFamily]], type[BlockFamily]]:
-    """Class decorator: make a block family available to specs as `block.type: name`."""
+def register_block(name: str) -> Callable[[F], F]:
+    """Class decorator: make a family (a frozen dataclass subclass of Family) available as `block.type: name`."""
 
-    def add(cls: type[BlockFamily]) -> type[BlockFamily]:
+    def add(cls: F) -> F:
         cls.name = name
-        _REGISTRY[name] = cls()
+        _REGISTRY[name] = cls
         return cls
 
     return add
 
 
-def get_block(name: str) -> BlockFamily:
-    """Any registered family, internal ones included (the builder and counter walk plans with them)."""
+def family_class(name: str) -> type[Family]:
+    """Any registered family, internal ones included."""
     _load_families()
     if name not in _REGISTRY:
         raise KeyError(f"unknown block type '{name}'")
     return _REGISTRY[name]
 
 
-def spec_block(name: str) -> BlockFamily:
+def spec_family(name: str) -> type[Family]:
     """A family a spec may name as `block.type`; KeyError with a suggestion otherwise."""
     names = block_names()
     if name not in names:

@@ -1,168 +1,134 @@
 """The ResNet family (He et al. 2015): the two-conv `basic` block and the
 three-conv `bottleneck`, which with groups and base width is ResNeXt's block
-(Xie et al. 2017) and with a width factor the Wide ResNet bottleneck."""
+(Xie et al. 2017) and with a width factor the Wide ResNet bottleneck.
+
+Layer names and order are torchvision's (conv1, bn1, conv2, bn2[, conv3, bn3],
+downsample), so its checkpoints load by name.
+"""
 
 from __future__ import annotations
 
-import torch
-import torch.nn as nn
+from dataclasses import dataclass
 
-from archgen.blocks.common import ResidualBlock, make_act, shortcut_check, shortcut_cost
-from archgen.blocks.registry import BlockArgs, BlockFamily, register_block
-from archgen.complexity import Tally
-
-
-def _groups_suffix(a: BlockArgs) -> str:
-    out = f", C={a.cardinality}" if a.cardinality > 1 else ""
-    return out + (f", dilation {a.dilation}" if a.dilation > 1 else "")
+from archgen.blocks.common import (act_field, base_width_field, cardinality_field, conv_bn_act,
+                                   dropout_field, expansion_field, groups_suffix, shortcut_layers, shortcut_problem,
+                                   width_factor_field)
+from archgen.blocks.registry import Family, Placement, register_block
+from archgen.grammar.schema import Act as ActKind, spec_field
+from archgen.layers import Act, BlockLayers, Dropout, SqueezeExcite
 
 
-class BasicBlock(ResidualBlock):
-    def __init__(self, a: BlockArgs) -> None:
-        conv1, conv2 = basic_convs(a)
-        super().__init__(a, conv2.out_channels)
-        # conv1 / bn1 / conv2 / bn2 and `downsample`: torchvision's names and order.
-        self.conv1 = conv1
-        self.bn1 = nn.BatchNorm2d(conv1.out_channels)
-        self.act1 = make_act(a.act)
-        self.drop = nn.Dropout(a.dropout) if a.dropout > 0 else nn.Identity()
-        self.conv2 = conv2
-        self.bn2 = nn.BatchNorm2d(conv2.out_channels)
-        self.downsample_last()
-
-    def branch(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn2(self.conv2(self.drop(self.act1(self.bn1(self.conv1(x))))))
+def residual_block(branch: list, at: Placement, out_chs: int, act: ActKind) -> BlockLayers:
+    """A post-activation residual block: act(branch(x) + shortcut(x))."""
+    return BlockLayers(branch=tuple(branch), shortcut=shortcut_layers(at, out_chs), merge="add",
+                       post=(Act("act_out", out_chs, act),), survival=at.survival, inverted_drop=at.inverted_drop)
 
 
-class BottleneckBlock(ResidualBlock):
-    def __init__(self, a: BlockArgs) -> None:
-        conv1, conv2, conv3 = bottleneck_convs(a)
-        super().__init__(a, conv3.out_channels)
-        self.conv1 = conv1
-        self.bn1 = nn.BatchNorm2d(conv1.out_channels)
-        self.act1 = make_act(a.act)
-        self.conv2 = conv2
-        self.bn2 = nn.BatchNorm2d(conv2.out_channels)
-        self.act2 = make_act(a.act)
-        self.drop = nn.Dropout(a.dropout) if a.dropout > 0 else nn.Identity()
-        self.conv3 = conv3
-        self.bn3 = nn.BatchNorm2d(conv3.out_channels)
-        self.downsample_last()
-
-    def branch(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.act1(self.bn1(self.conv1(x)))
-        x = self.drop(self.act2(self.bn2(self.conv2(x))))
-        return self.bn3(self.conv3(x))
-
-
-def basic_convs(a: BlockArgs) -> tuple[nn.Conv2d, nn.Conv2d]:
-    """The two 3x3 convs of a basic block, shared by the post- and pre-activation designs: the first strides
-    and keeps the previous dilation, the second maps to width * width_factor * expansion channels."""
-    width = int(a.width * a.width_factor)
-    return (nn.Conv2d(a.in_chs, width, 3, a.stride, a.first_dilation, a.first_dilation, groups=a.cardinality,
-                      bias=False),
-            nn.Conv2d(width, width * a.expansion, 3, 1, a.dilation, a.dilation, groups=a.cardinality, bias=False))
-
-
-def bottleneck_convs(a: BlockArgs) -> tuple[nn.Conv2d, nn.Conv2d, nn.Conv2d]:
-    """1x1 reduce, 3x3 (grouped; strides unless stride_on is '1x1'), 1x1 expand."""
-    inner = bottleneck_inner(a)
-    s1, s3 = bottleneck_strides(a)
-    return (nn.Conv2d(a.in_chs, inner, 1, s1, bias=False),
-            nn.Conv2d(inner, inner, 3, s3, a.first_dilation, a.first_dilation, groups=a.cardinality, bias=False),
-            nn.Conv2d(inner, a.width * a.expansion, 1, bias=False))
-
-
-def bottleneck_strides(a: BlockArgs) -> tuple[int, int]:
-    """Strides of the first 1x1 and of the 3x3: He et al. 2015 stride the 1x1, torchvision ('v1.5') the 3x3."""
-    return (a.stride, 1) if a.stride_on == "1x1" else (1, a.stride)
-
-
-def bottleneck_inner(a: BlockArgs) -> int:
-    """Channels of the 3x3 conv: int(width * base_width / 64 * width_factor) * cardinality (torchvision's rule)."""
-    return int(a.width * a.base_width / 64 * a.width_factor) * a.cardinality
-
-
-def residual_tail(a: BlockArgs, out_chs: int, t: Tally, h_in: int, w_in: int, h: int, w: int) -> None:
-    shortcut_cost(a, out_chs, t, h_in, w_in)
-    if a.shortcut != "none":
-        t.add("add", out_chs, h, w)
-    t.act("act_out", a.act, out_chs, h, w)
+def dropout_layers(p: float) -> list:
+    return [Dropout("drop", p)] if p > 0 else []
 
 
 @register_block("basic")
-class Basic(BlockFamily):
+@dataclass(frozen=True)
+class Basic(Family):
     """Two 3x3 convs (ResNet-18/34, CIFAR ResNets, plain nets)."""
 
-    defaults = {"expansion": 1}
-    uses = frozenset({"width", "cardinality", "width_factor", "expansion", "dropout", "act"})
+    cardinality: int = cardinality_field()
+    width_factor: float = width_factor_field("Widens both convs (Wide ResNet's k).")
+    expansion: int = expansion_field(1)
+    dropout: float = dropout_field("Dropout between the two convs (Wide ResNet).")
+    act: ActKind = act_field()
 
-    def out_chs(self, a: BlockArgs) -> int:
-        return int(a.width * a.width_factor) * a.expansion
+    def inner(self, at: Placement) -> int:
+        return int(at.width * self.width_factor)
 
-    def check(self, a: BlockArgs) -> tuple[str, str] | None:
-        width = int(a.width * a.width_factor)
-        if width < 1:
-            return "width_factor", f"width {a.width} x width_factor {a.width_factor} leaves no channels"
-        if width % a.cardinality:
-            return "cardinality", (f"cardinality {a.cardinality} does not divide the block width {width}; "
-                                   "choose a cardinality that divides it")
-        return shortcut_check(a, self.out_chs(a))
+    def out_chs(self, at: Placement) -> int:
+        return self.inner(at) * self.expansion
 
-    def cost(self, a: BlockArgs, t: Tally, h: int, w: int) -> tuple[int, int]:
-        width = int(a.width * a.width_factor)
-        out = self.out_chs(a)
-        h1, w1 = t.conv("conv1", a.in_chs, width, 3, h, w, stride=a.stride, groups=a.cardinality,
-                        dilation=a.first_dilation)
-        t.bn("bn1", width, h1, w1)
-        t.act("act1", a.act, width, h1, w1)
-        h2, w2 = t.conv("conv2", width, out, 3, h1, w1, groups=a.cardinality, dilation=a.dilation)
-        t.bn("bn2", out, h2, w2)
-        residual_tail(a, out, t, h, w, h2, w2)
-        return h2, w2
+    def check(self, at: Placement) -> tuple[str, str] | None:
+        if self.inner(at) < 1:
+            return "width_factor", f"width {at.width} x width_factor {self.width_factor} leaves no channels"
+        return shortcut_problem(at, self.out_chs(at))
 
-    def notation(self, a: BlockArgs) -> str:
-        width = int(a.width * a.width_factor)
-        return f"3x3, {width}{_groups_suffix(a)}; 3x3, {self.out_chs(a)}{_groups_suffix(a)}"
+    def convs(self, at: Placement) -> tuple[list, list]:
+        """The two 3x3 convs with their BN (and the first's act): the first strides and keeps the previous
+        dilation, the second maps to width * width_factor * expansion channels."""
+        width, out = self.inner(at), self.out_chs(at)
+        first = conv_bn_act(1, at.in_chs, width, 3, self.act, stride=at.stride, groups=self.cardinality,
+                            dilation=at.first_dilation)
+        second = conv_bn_act(2, width, out, 3, self.act, groups=self.cardinality, dilation=at.dilation,
+                             with_act=False)
+        return first, second
 
-    def module(self, a: BlockArgs) -> nn.Module:
-        return BasicBlock(a)
+    def layers(self, at: Placement) -> BlockLayers:
+        first, second = self.convs(at)
+        return residual_block(first + dropout_layers(self.dropout) + second, at, self.out_chs(at), self.act)
+
+    def notation(self, at: Placement) -> str:
+        return (f"3x3, {self.inner(at)}{groups_suffix(self.cardinality, at.dilation)}; "
+                f"3x3, {self.out_chs(at)}{groups_suffix(self.cardinality, at.dilation)}")
 
 
 @register_block("bottleneck")
-class Bottleneck(BlockFamily):
+@dataclass(frozen=True)
+class Bottleneck(Family):
     """1x1 reduce, 3x3 (grouped for ResNeXt), 1x1 expand (ResNet-50 and up, ResNeXt, WRN-50-2)."""
 
-    defaults = {"expansion": 4}
-    uses = frozenset({"width", "cardinality", "base_width", "width_factor", "expansion", "dropout", "act"})
+    network_fields = frozenset({"shortcut", "stride_on"})
 
-    def out_chs(self, a: BlockArgs) -> int:
-        return a.width * a.expansion
+    cardinality: int = cardinality_field()
+    base_width: int = base_width_field()
+    width_factor: float = width_factor_field("Widens the 3x3 conv (and so the 1x1 convs around it; WRN-50-2).")
+    expansion: int = expansion_field(4)
+    dropout: float = dropout_field("Dropout after the 3x3 conv's activation.")
+    act: ActKind = act_field()
+    se_ratio: float = spec_field(0.0, doc="Squeeze-and-excitation after bn3, before the add (SE-ResNet, "
+                                          "SE-ResNeXt as timm builds them), squeezing to round(se_ratio * the "
+                                          "block's OUTPUT width) channels: timm's 1/16 is 0.0625; 0: none.",
+                                 example=0.0625, minimum=0, maximum=4)
 
-    def check(self, a: BlockArgs) -> tuple[str, str] | None:
-        if int(a.width * a.base_width / 64 * a.width_factor) < 1:
-            return "base_width", (f"width {a.width} x base_width {a.base_width} / 64 x width_factor "
-                                  f"{a.width_factor} gives groups of 0 channels; raise base_width")
-        return shortcut_check(a, self.out_chs(a))
+    def inner(self, at: Placement) -> int:
+        """Channels of the 3x3 conv: int(width * base_width / 64 * width_factor) * cardinality (torchvision)."""
+        return int(at.width * self.base_width / 64 * self.width_factor) * self.cardinality
 
-    def cost(self, a: BlockArgs, t: Tally, h: int, w: int) -> tuple[int, int]:
-        inner, out = bottleneck_inner(a), self.out_chs(a)
-        s1, s3 = bottleneck_strides(a)
-        h1, w1 = t.conv("conv1", a.in_chs, inner, 1, h, w, stride=s1)
-        t.bn("bn1", inner, h1, w1)
-        t.act("act1", a.act, inner, h1, w1)
-        h2, w2 = t.conv("conv2", inner, inner, 3, h1, w1, stride=s3, groups=a.cardinality,
-                        dilation=a.first_dilation)
-        t.bn("bn2", inner, h2, w2)
-        t.act("act2", a.act, inner, h2, w2)
-        h3, w3 = t.conv("conv3", inner, out, 1, h2, w2)
-        t.bn("bn3", out, h3, w3)
-        residual_tail(a, out, t, h, w, h3, w3)
-        return h3, w3
+    def out_chs(self, at: Placement) -> int:
+        return at.width * self.expansion
 
-    def notation(self, a: BlockArgs) -> str:
-        inner = bottleneck_inner(a)
-        return f"1x1, {inner}; 3x3, {inner}{_groups_suffix(a)}; 1x1, {self.out_chs(a)}"
+    def check(self, at: Placement) -> tuple[str, str] | None:
+        if self.inner(at) < 1:
+            return "base_width", (f"width {at.width} x base_width {self.base_width} / 64 x width_factor "
+                                  f"{self.width_factor} gives groups of 0 channels; raise base_width")
+        if self.se_ratio > 0 and self.se_width(at) < 1:
+            return "se_ratio", (f"se_ratio {self.se_ratio} of {self.out_chs(at)} channels squeezes to none; raise "
+                                "it, or 0 for no squeeze-and-excitation")
+        return shortcut_problem(at, self.out_chs(at))
 
-    def module(self, a: BlockArgs) -> nn.Module:
-        return BottleneckBlock(a)
+    def strides(self, at: Placement) -> tuple[int, int]:
+        """Strides of the first 1x1 and of the 3x3: He et al. 2015 stride the 1x1, torchvision ('v1.5') the 3x3."""
+        return (at.stride, 1) if at.stride_on == "1x1" else (1, at.stride)
+
+    def convs(self, at: Placement) -> tuple[list, list, list]:
+        inner, (s1, s3) = self.inner(at), self.strides(at)
+        return (conv_bn_act(1, at.in_chs, inner, 1, self.act, stride=s1),
+                conv_bn_act(2, inner, inner, 3, self.act, stride=s3, groups=self.cardinality,
+                            dilation=at.first_dilation),
+                conv_bn_act(3, inner, self.out_chs(at), 1, self.act, with_act=False))
+
+    def se_width(self, at: Placement) -> int:
+        """timm rounds out / 16 to a multiple of 8; the same for every width a 64-based ResNet has."""
+        return int(round(self.se_ratio * self.out_chs(at)))
+
+    def se_layers(self, at: Placement) -> list:
+        return [SqueezeExcite("se", self.out_chs(at), self.se_width(at))] if self.se_ratio > 0 else []
+
+    def layers(self, at: Placement) -> BlockLayers:
+        reduce, middle, expand = self.convs(at)
+        return residual_block(reduce + middle + dropout_layers(self.dropout) + expand + self.se_layers(at), at,
+                              self.out_chs(at), self.act)
+
+    def notation(self, at: Placement) -> str:
+        inner = self.inner(at)
+        se = f"; SE, {self.se_width(at)}" if self.se_ratio > 0 else ""
+        return (f"1x1, {inner}; 3x3, {inner}{groups_suffix(self.cardinality, at.dilation)}; "
+                f"1x1, {self.out_chs(at)}{se}")
+

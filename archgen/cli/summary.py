@@ -28,7 +28,7 @@ def build_and_check(spec: object, *, input_size: int | None = None, max_params: 
 
     p = plan(spec)
     counted = profile(p, input_size)
-    model = build(p.spec, max_params=max_params, device=None if weights else "meta").eval()
+    model = build(p, max_params=max_params, device=None if weights else "meta").eval()
     device = next(model.parameters()).device
     x = torch.zeros(1, p.in_chans, counted.input_size, counted.input_size, device=device)
     with torch.no_grad():
@@ -38,9 +38,9 @@ def build_and_check(spec: object, *, input_size: int | None = None, max_params: 
         if tuple(out.shape[1:]) != stage.out:
             raise RuntimeError(f"{stage.name}: the model outputs {tuple(out.shape[1:])}, the counter predicts "
                                f"{stage.out}; the block's module and cost disagree")
-    if logits.shape[-1] != counted.stages[-1].out[0]:
-        raise RuntimeError(f"the head outputs {logits.shape[-1]} features, the counter predicts "
-                           f"{counted.stages[-1].out[0]}")
+    head_out = counted.stages[-1].out  # (features, 1, 1), or a backbone's unpooled map
+    if tuple(logits.shape[1:]) != (head_out if logits.dim() == 4 else head_out[:1]):
+        raise RuntimeError(f"the head outputs {tuple(logits.shape[1:])}, the counter predicts {head_out}")
     return BuildResult(counted, model)
 
 

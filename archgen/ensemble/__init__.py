@@ -63,14 +63,13 @@ class PathLengths:
 
 def residual_block_names(spec: "SpecLike") -> list[str]:
     """Module names (`layer2.3`) of the blocks that add a residual branch to a shortcut, in forward order."""
-    from archgen.blocks.registry import get_block
     from archgen.planner import plan
 
     p = plan(spec)
     # A residual family may place non-residual helpers in its stages (DarkNet's downsampling `conv`, DenseNet's
     # transitions), so each block's own type decides; plain nets (shortcut: none) add no branch.
     return [f"{stage.name}.{i}" for stage in p.stages for i, b in enumerate(stage.blocks)
-            if get_block(b.type).residual and b.shortcut != "none"]
+            if b.is_residual]
 
 
 def path_lengths(spec: "SpecLike") -> PathLengths:
@@ -134,7 +133,7 @@ def residual_modules(model: "nn.Module") -> dict[str, "nn.Module"]:
 
 def shortcut_kind(block: "nn.Module") -> str:
     """'identity', 'projection', 'zero-padding' or 'pre-activated identity', as the lesion table prints it."""
-    from archgen.blocks.common import ZeroPadShortcut
+    from archgen.modules import ZeroPadShortcut
 
     down = getattr(block, "downsample", None)
     if down is None:

@@ -42,10 +42,53 @@ stride_on: 3x3
   layers (bias excluded): the papers' "FLOPs". archgen prints FLOPs = 2 x MACs
   as a separate figure. Activations are the output elements of every conv and
   linear layer.
-- **Block parameters** (`block:`) apply to every stage; a stage may override
-  any of them (`stages: [{depth: 3, width: 64, cardinality: 16}]`). Unset
-  parameters take the block family's defaults (`expansion` 4 for
-  `bottleneck`, 1 for `basic`).
+- **Block fields are the family's own.** `block:` is a tagged union on
+  `type`: besides `type`, it takes exactly the fields of that block family
+  (listed per family below), and a field outside them is an error naming the
+  family and the fields it takes:
+
+  ```text
+  error: my.yaml:8:25: block.cardinality: unknown field 'cardinality' for block type 'dense'. Block type 'dense' takes: growth_rate, bn_size, compression, dropout
+  ```
+
+  A stage may override any of its family's fields
+  (`stages: [{depth: 3, width: 64, cardinality: 16}]`); a stage of another
+  `type` than `block.type` takes that family's defaults and its own fields only.
+  Each family also says which stage fields it reads (`width`, `stride`,
+  `dilation`, `first_dilation`) and which top-level fields (`shortcut`,
+  `stride_on`): writing one that no stage reads is an error, never ignored
+  (`stride_on` on a basic-block network, `width` on a dense stage).
+- **Every accepted spec builds.** The planner computes every layer's shape
+  at `input.size` and refuses what the network cannot do, at the field's
+  line: an even stem kernel (its padding of (k - 1) / 2 would not keep the
+  size), a classifier without pooling (`head: {pool: none}` needs
+  `classes: 0`), a cardinality that does not divide a conv's channels, a
+  stage that cannot downsample, an input too small for the network.
+- **Dense stages downsample in their transition.** Every dense stage after
+  the first begins with a transition (BN-ReLU-1x1 conv to
+  `floor(compression * c)` channels, then average pooling by the stage's
+  stride, **2 by default**; `stride: 1` leaves the pool out). The first dense
+  stage has no transition before it, so a `stride` other than 1 there is an
+  error: the stem downsamples. A DenseNet is therefore written
+  `stages: [{depth: 6}, {depth: 12}, {depth: 24}, {depth: 16}]`.
+- **Stages from a rule.** `stages:` may be a mapping naming a rule instead
+  of a list; `{regnet: {depth: d, w0: w0, wa: wa, wm: wm, group_width: g}}`
+  is RegNet's quantized linear rule (Radosavovic et al. 2020), with block
+  type `regnet`. For each block j < d: u_j = w0 + wa * j, s_j =
+  round(log(u_j / w0) / log(wm)), w_j = round(w0 * wm^s_j / q) * q
+  (q = `quantum`, 8; halves round to even, as numpy and torch do). Runs of
+  equal w_j are the stages (each strides by `stride`, 2). Then each stage's
+  bottleneck width v = w * b (b = `bottleneck_ratio`) is made a multiple of
+  its group width g' = min(g, v): `group_rounding: nearest` (pycls, timm)
+  takes round(v / g') * g', `make_divisible` (torchvision) rounds halves up
+  and adds a group when that falls more than 10% below v; the stage's width
+  is v / b and its group width g'. The two roundings differ for
+  RegNetX-400MF, RegNetY-800MF and RegNetY-8.0GF, which is why torchvision's
+  `regnet_x_400mf` has 5,495,976 parameters and pycls's 5,157,512. The
+  rule's stages take the `block:` fields except `group_width` and
+  `bottleneck_ratio`, which it sets.
+- **The deep stem** takes `deep_widths`, exactly two widths (its first two
+  convs; the third is `width`); other stems refuse the field.
 - **Multipliers.** depth: `max(round(d * depth), 1)`, halves rounding up.
   width: a multiplier of 1 leaves widths as written; otherwise each stem and
   stage width (and the growth rate) goes to the nearest multiple of 8, at
@@ -108,20 +151,27 @@ def _section(cls: type, title: str) -> list[str]:
 def spec_markdown() -> str:
     sections = [(schema.SpecDoc, "Top level"), (schema.Paper, "Paper"), (schema.Citation, "Citation"),
                 (schema.Input, "Input"), (schema.Stem, "Stem"), (schema.Block, "Block"),
-                (schema.Stage, "Stage"), (schema.Multipliers, "Multipliers"),
+                (schema.Stage, "Stage"), (schema.StageRule, "StageRule"), (schema.RegNetRule, "RegNetRule"),
+                (schema.Multipliers, "Multipliers"),
                 (schema.StochasticDepth, "StochasticDepth"), (schema.Head, "Head")]
     out = [INTRO]
     for cls, title in sections:
         out += _section(cls, title)
-    from archgen.blocks.registry import block_names
+    from archgen.blocks.registry import block_names, family_class
 
-    out += ["## Registered block types", ""]
-    from archgen.blocks.registry import get_block
-
+    out += ["## Block families", "", "Each `block.type` and the fields it takes (in `block:` or a stage).", ""]
     for name in block_names():
-        doc = " ".join((type(get_block(name)).__doc__ or "").split())
-        out.append(f"- `{name}`: {doc}")
-    return "\n".join(out) + "\n"
+        out += _family_section(family_class(name))
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _family_section(family: type) -> list[str]:
+    stage = ", ".join(f"`{f}`" for f in ["depth", *sorted(family.stage_fields)])
+    network = ", ".join(f"`{f}`" for f in sorted(family.network_fields)) or "none"
+    lines = _section(family, f"`{family.name}`")
+    if not schema.fields_of(family):
+        lines = lines[:4] + ["No fields of its own.", ""]
+    return lines[:4] + [f"Stage fields: {stage}. Top-level fields read: {network}.", ""] + lines[4:]
 
 
 if __name__ == "__main__":

@@ -51,11 +51,32 @@ def _object(cls: type) -> dict:
     return out
 
 
+def _with_families(out: dict, families: list[type]) -> dict:
+    """Block and Stage: also the families' fields, each family's only under its `type` (a tagged union).
+    A stage without `type` takes the block's family, which a schema cannot see: it is checked by archgen."""
+    own = set(out["properties"])
+    for family in families:
+        for name, prop in _object(family)["properties"].items():
+            out["properties"].setdefault(name, prop)
+    out["allOf"] = [{"if": {"properties": {"type": {"const": f.name}}, "required": ["type"]},
+                     "then": {"propertyNames": {"enum": sorted(own | set(schema.fields_of(f)))}}}
+                    for f in families]
+    return out
+
+
 def json_schema() -> dict:
-    defs = {cls.__name__: _object(cls) for cls in (schema.Citation, schema.Paper, schema.Input, schema.Stem, schema.Block,
-                                                   schema.Stage, schema.Multipliers, schema.StochasticDepth,
-                                                   schema.Head)}
+    from archgen.blocks.registry import block_names, family_class
+
+    families = [family_class(name) for name in block_names()]
+    defs = {cls.__name__: _object(cls) for cls in (schema.Citation, schema.Paper, schema.Input, schema.Stem,
+                                                   schema.Multipliers, schema.StochasticDepth, schema.Head,
+                                                   schema.RegNetRule, schema.StageRule)}
+    defs["Block"] = _with_families(_object(schema.Block), families)
+    defs["Stage"] = _with_families(_object(schema.Stage), families)
+    defs["Block"]["properties"]["type"]["anyOf"][0]["enum"] = block_names()
     root = _object(schema.SpecDoc)
+    stages = root["properties"]["stages"]
+    stages["anyOf"] = [{k: stages.pop(k) for k in ("type", "minItems", "items")}, {"$ref": "#/$defs/StageRule"}]
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": "archgen-spec.schema.json",
             "title": "archgen spec", **root, "$defs": defs}
 

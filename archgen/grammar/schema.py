@@ -49,12 +49,14 @@ class Citation:
     flops: Optional[str] = spec_field(
         doc="Floating-point operations as printed, when the paper counts a multiply-add as two "
             "(YOLOv3's 'Bn Ops').", example="18.7G")
+    acts: Optional[str] = spec_field(
+        doc="Activations as printed (pycls's: output elements of every conv and linear layer).", example="3.1M")
     input_size: Optional[int] = spec_field(
         doc="Image side at which the printed MACs/FLOPs were measured (default: the spec's input.size).",
         example=224, minimum=1, maximum=8192)
     note: Optional[str] = spec_field(doc="Where the spec departs from the paper, or how a number was read.",
                                      example="FLOPs in the paper are multiply-adds.")
-    unmet: Optional[list[Literal["params", "macs", "flops"]]] = spec_field(
+    unmet: Optional[list[Literal["params", "macs", "flops", "acts"]]] = spec_field(
         doc="Printed figures this architecture does not round to (a misprint, or a paper that truncates); `note` "
             "says why. Tests check that they are indeed off, so a fix to the spec shows up.", example=["macs"])
 
@@ -93,7 +95,7 @@ class Stem:
                                        example=1, minimum=1, maximum=8)
     width: int = spec_field(64, doc="Output channels of the stem.", example=64, minimum=1, maximum=MAX_WIDTH)
     deep_widths: Optional[list[int]] = spec_field(
-        doc="'deep' stem only: widths of its first two convs (the third is 'width').", example=[32, 32])
+        doc="'deep' stem only: widths of its first two convs (the third is 'width').", example=[32, 32], minimum=1, maximum=MAX_WIDTH)
     norm: bool = spec_field(True, doc="Batch norm and activation after the stem convs (false for pre-activation "
                             "CIFAR nets, whose first block normalises).", example=True)
     pool: Optional[bool] = spec_field(doc="Max-pool 3x3/2 after the convs (default: true for 'imagenet' and "
@@ -102,50 +104,84 @@ class Stem:
 
 @dataclass
 class Block:
-    """The block every stage repeats, and its parameters (each may be overridden per stage)."""
+    """The block every stage repeats: its `type`, and the fields that type's family takes (listed per family
+    below); a field the family does not take is an error."""
+
+    #: Marks Block and Stage: their other keys are the family's own fields, validated against the family.
+    family_args = True
 
     type: Optional[str] = spec_field(
         doc="A registered block type: 'basic', 'bottleneck' (post-activation ResNet), 'preact_basic', "
             "'preact_bottleneck' (full pre-activation, He et al. 2016), 'dense' (DenseNet), 'darknet' (DarkNet-53: "
             "a 3x3/2 conv, then residual units), 'conv' (conv-BN-act layers without shortcut: DRN's levels).",
         example="bottleneck")
-    cardinality: Optional[int] = spec_field(doc="Groups of the 3x3 conv (ResNeXt's C).", example=32,
-                                            minimum=1, maximum=MAX_WIDTH)
-    base_width: Optional[int] = spec_field(
-        doc="Width of each group at a stage of width 64 (ResNeXt's d); the 3x3 conv has "
-            "int(width * base_width / 64) * cardinality channels.", example=4, minimum=1, maximum=MAX_WIDTH)
-    expansion: Optional[int] = spec_field(doc="Output channels = width * expansion (bottleneck: 4, basic: 1).",
-                                          example=4, minimum=1, maximum=64)
-    width_factor: Optional[float] = spec_field(
-        doc="Widens the inner convs (Wide ResNet's k); a basic block widens its output too.",
-        example=2, minimum=0, maximum=64, exclusive_minimum=True)
-    growth_rate: Optional[int] = spec_field(doc="DenseNet's k: channels each dense layer adds.", example=32,
-                                            minimum=1, maximum=MAX_WIDTH)
-    bn_size: Optional[int] = spec_field(doc="DenseNet-B bottleneck: the 1x1 conv has bn_size * k channels; "
-                                        "0 drops the 1x1 conv (plain DenseNet).", example=4, minimum=0, maximum=64)
-    compression: Optional[float] = spec_field(doc="DenseNet-C: a transition keeps floor(compression * c) "
-                                              "channels.", example=0.5, minimum=0, maximum=1,
-                                              exclusive_minimum=True)
-    dropout: Optional[float] = spec_field(doc="Dropout inside the block (Wide ResNet between its convs, DenseNet "
-                                          "after each conv).", example=0.3, minimum=0, maximum=0.99)
-    act: Optional[Act] = spec_field(doc="Activation: 'relu', 'leaky_relu' (slope 0.1, DarkNet) or 'none'.",
-                                    example="relu")
+    #: The family's fields as written (name -> validated value); filled by the validator, not a key of its own.
+    args: dict = field(default_factory=dict)
 
 
 @dataclass
-class Stage(Block):
-    """One stage: `depth` blocks at one width; the first block applies the stride."""
+class Stage:
+    """One stage: `depth` blocks at one width; the first block applies the stride. A stage may name its own
+    `type` and override its family's fields; which of width, stride, dilation and first_dilation a stage
+    takes depends on its family."""
 
-    depth: int = spec_field(None, doc="Number of blocks (dense layers for 'dense').", example=3, minimum=1,
-                            maximum=MAX_DEPTH, required=True)
-    width: Optional[int] = spec_field(doc="The stage's width (ResNet's 'planes'; ignored by 'dense').",
-                                      example=64, minimum=1, maximum=MAX_WIDTH)
-    stride: int = spec_field(1, doc="Stride of the stage's first block.", example=2, minimum=1, maximum=8)
-    dilation: int = spec_field(1, doc="Dilation of the stage's 3x3 convs (dilated ResNets).", example=2,
-                               minimum=1, maximum=64)
+    family_args = True
+
+    depth: int = spec_field(None, doc="Number of blocks (dense layers for 'dense', residual units for "
+                            "'darknet').", example=3, minimum=1, maximum=MAX_DEPTH, required=True)
+    type: Optional[str] = spec_field(doc="This stage's block type, overriding `block.type` (the block's fields "
+                                     "then do not apply to it).", example="conv")
+    width: Optional[int] = spec_field(doc="The stage's width (ResNet's 'planes'; not taken by 'dense', whose "
+                                      "width grows by the growth rate).", example=64, minimum=1, maximum=MAX_WIDTH)
+    stride: Optional[int] = spec_field(doc="Stride of the stage's first block (default 1; 2 for a dense stage "
+                                       "after the first, which strides in its transition).", example=2, minimum=1,
+                                       maximum=8)
+    dilation: Optional[int] = spec_field(doc="Dilation of the stage's 3x3 convs (dilated ResNets; default 1).",
+                                         example=2, minimum=1, maximum=64)
     first_dilation: Optional[int] = spec_field(
         doc="Dilation of the first block's first 3x3 conv (default: the previous stage's dilation, as torchvision "
             "and timm do; DRN-A keeps 1, DRN-C/D use the stage's own).", example=2, minimum=1, maximum=64)
+    args: dict = field(default_factory=dict)
+
+
+#: The stage fields that place a block (the families say which they take).
+PLACEMENT_FIELDS = ("width", "stride", "dilation", "first_dilation")
+
+
+@dataclass
+class RegNetRule:
+    """RegNet's quantized linear rule (Radosavovic et al. 2020, Sec. 3.3): per-block widths
+    u_j = w0 + wa * j (j < depth), snapped to w0 * wm^s_j with s_j = round(log(u_j / w0) / log(wm)), rounded
+    to a multiple of `quantum`; runs of equal widths are the stages (each strides by `stride`). Each stage's
+    bottleneck width w * b is then made a multiple of its group width min(g, w * b), and w = that / b."""
+
+    depth: int = spec_field(None, doc="d: blocks in all, over every stage.", example=22, minimum=1,
+                            maximum=MAX_DEPTH, required=True)
+    w0: int = spec_field(None, doc="Initial width (a multiple of `quantum`).", example=24, minimum=1,
+                         maximum=MAX_WIDTH, required=True)
+    wa: float = spec_field(None, doc="Slope of the linear widths u_j = w0 + wa * j.", example=24.48, minimum=0,
+                           maximum=MAX_WIDTH, required=True)
+    wm: float = spec_field(None, doc="Width multiplier between stages (> 1).", example=2.54, minimum=1,
+                           maximum=100, exclusive_minimum=True, required=True)
+    group_width: int = spec_field(None, doc="g: channels per group of each block's 3x3 conv.", example=16,
+                                  minimum=1, maximum=MAX_WIDTH, required=True)
+    bottleneck_ratio: float = spec_field(1.0, doc="b: the bottleneck width is round(w * b).", example=1.0,
+                                         minimum=0, maximum=64, exclusive_minimum=True)
+    quantum: int = spec_field(8, doc="q: block widths are rounded to multiples of q.", example=8, minimum=1,
+                              maximum=MAX_WIDTH)
+    stride: int = spec_field(2, doc="Stride of every stage's first block.", example=2, minimum=1, maximum=8)
+    group_rounding: Literal["nearest", "make_divisible"] = spec_field(
+        "nearest", doc="How w * b becomes a multiple of the group width: 'nearest' (round(w * b / g) * g, halves "
+                       "to even; pycls and timm) or 'make_divisible' (halves up, never 10% below; torchvision).",
+        example="nearest")
+
+
+@dataclass
+class StageRule:
+    """`stages:` written as a rule that generates the stages instead of a list (one rule per spec)."""
+
+    regnet: RegNetRule = spec_field(doc="RegNet's quantized linear widths.", required=True, example={
+        "depth": 22, "w0": 24, "wa": 24.48, "wm": 2.54, "group_width": 16})
 
 
 @dataclass
@@ -198,7 +234,8 @@ class SpecDoc:
     input: Input = spec_field(doc="The input images.", factory=Input)
     stem: Stem = spec_field(doc="The stem.", factory=Stem)
     block: Block = spec_field(doc="The block type and its parameters.", factory=Block)
-    stages: list[Stage] = spec_field(doc="The stages, in order.", factory=list, required=True)
+    stages: list[Stage] = spec_field(doc="The stages, in order; or a [StageRule](#stagerule) mapping that "
+                                     "generates them (`{regnet: {...}}`).", factory=list, required=True)
     multipliers: Multipliers = spec_field(doc="Depth and width multipliers.", factory=Multipliers)
     shortcut: Shortcut = spec_field("projection", doc="Shortcut when a block changes shape: 'projection' "
                                     "(1x1 conv + BN, option B), 'zero_pad' (subsample and pad with zeros, option A), "
@@ -208,12 +245,17 @@ class SpecDoc:
                                      "'3x3' (torchvision, 'v1.5', ResNet-B).", example="3x3")
     stochastic_depth: Optional[StochasticDepth] = spec_field(doc="Stochastic depth (absent: off).")
     head: Head = spec_field(doc="Pooling, dropout and classifier.", factory=Head)
+    #: The top-level keys written (after `extends`): a field a spec sets must be one the network reads.
+    written: frozenset = field(default_factory=frozenset)
+    #: `stages:` as written when it is a rule (the planner expands it into `stages`); None for a list.
+    stage_rule: Optional[StageRule] = None
 
 
 # ---- introspection used by the validator, the JSON Schema and the docs ----
 
 def fields_of(cls: type) -> dict[str, dataclasses.Field]:
-    return {f.name: f for f in dataclasses.fields(cls)}
+    """The fields a spec writes (a Block's or Stage's `args` holds its family's and is not one of them)."""
+    return {f.name: f for f in dataclasses.fields(cls) if "doc" in f.metadata}
 
 
 def hints_of(cls: type) -> dict[str, Any]:
@@ -229,6 +271,3 @@ def unwrap_optional(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
-def block_field_names() -> list[str]:
-    """The block parameters a stage may override."""
-    return [f.name for f in dataclasses.fields(Block)]

@@ -32,17 +32,100 @@ class Validator:
                                    f"({', '.join(schema.fields_of(cls))})")
         fields = schema.fields_of(cls)
         hints = schema.hints_of(cls)
+        open_to_family = getattr(cls, "family_args", False)
         for key in raw:
-            if key not in fields:
+            if key not in fields and not open_to_family:
                 raise self.error(path + (key,), f"unknown field '{key}'.{did_you_mean(key, fields)} "
                                                 f"Allowed here: {', '.join(fields)}")
         values = {}
+        rule = self.stage_rule(raw, path) if cls is schema.SpecDoc else None
         for name, f in fields.items():
-            if name in raw:
+            if name == "stages" and rule is not None:
+                values["stage_rule"] = rule
+            elif name in raw:
                 values[name] = self.value(hints[name], raw[name], path + (name,), f.metadata)
             elif f.metadata.get("required"):
                 raise self.error(path, f"the required field '{name}' is missing ({f.metadata['doc']})")
-        return cls(**values)
+        if open_to_family:
+            values["args"] = {k: v for k, v in raw.items() if k not in fields}
+        obj = cls(**values)
+        if cls is schema.SpecDoc:
+            obj.written = frozenset(raw)
+            self.family_fields(obj)
+        return obj
+
+    def stage_rule(self, raw: dict, path: Path) -> schema.StageRule | None:
+        """`stages:` written as a mapping is a rule that generates the stages; exactly one rule, named."""
+        rule = raw.get("stages")
+        if not isinstance(rule, dict):
+            return None
+        names = list(schema.fields_of(schema.StageRule))
+        if len(rule) != 1:
+            raise self.error(path + ("stages",), f"a stage rule is one mapping naming one rule ({', '.join(names)}), "
+                                                 "e.g. {regnet: {depth: 22, w0: 24, wa: 24.48, wm: 2.54, "
+                                                 "group_width: 16}}; or write the stages as a list")
+        return self.dataclass(schema.StageRule, rule, path + ("stages",))
+
+    def family_fields(self, doc: schema.SpecDoc) -> None:
+        """Validate `block:` and each stage against its family (a tagged union on `type`): the family's own
+        fields only, and of the stage fields only those the family reads."""
+        from archgen.blocks.registry import block_names, spec_family
+
+        def family(name: str, at: Path) -> type:
+            try:
+                return spec_family(name)
+            except KeyError as exc:
+                raise self.error(at, exc.args[0]) from None
+
+        block_family = family(doc.block.type, ("block", "type")) if doc.block.type is not None else None
+        if doc.block.args and block_family is None:
+            first = next(iter(doc.block.args))
+            raise self.error(("block", first), f"block fields need a block type: add 'type:' (one of "
+                                               f"{', '.join(block_names())}) to say whose field '{first}' is")
+        if block_family is not None:
+            doc.block.args = self.args_of(block_family, doc.block.args, ("block",))
+        if doc.stage_rule is not None:
+            self.rule_family(doc, block_family)
+        for i, stage in enumerate(doc.stages):
+            fam = family(stage.type, ("stages", i, "type")) if stage.type is not None else block_family
+            if fam is None:
+                raise self.error(("stages", i), "no block type: set 'block: {type: ...}' (one of "
+                                                f"{', '.join(block_names())}) or this stage's 'type'")
+            stage.args = self.args_of(fam, stage.args, ("stages", i))
+            for name in schema.PLACEMENT_FIELDS:
+                if getattr(stage, name) is not None and name not in fam.stage_fields:
+                    takes = ", ".join(["depth", *sorted(fam.stage_fields)])
+                    raise self.error(("stages", i, name), f"a '{fam.name}' stage takes no '{name}'; its stage "
+                                                          f"fields are {takes} (and the family's own: "
+                                                          f"{', '.join(fam.field_names()) or 'none'})")
+
+    def rule_family(self, doc: schema.SpecDoc, fam: type | None) -> None:
+        """A stage rule sets each generated stage's `group_width` and `bottleneck_ratio`: the block family must
+        take them, and `block:` must not set them too."""
+        set_by_rule = ("group_width", "bottleneck_ratio")
+        if fam is None or not set(set_by_rule) <= set(fam.field_names()):
+            found = f"block type '{fam.name}' takes" if fam is not None else "no block type is set; it needs"
+            raise self.error(("stages", "regnet"), f"the regnet rule sets each stage's group_width and "
+                                                   f"bottleneck_ratio, and {found} neither: use block: "
+                                                   "{type: regnet}")
+        for name in set_by_rule:
+            if name in doc.block.args:
+                raise self.error(("block", name), f"'{name}' is set by the stage rule (stages.regnet."
+                                                  f"{name}); write it there only")
+
+    def args_of(self, fam: type, raw: dict, path: Path) -> dict:
+        """The family's fields in `raw`, validated; an unknown one is an error naming the family's fields."""
+        fields = schema.fields_of(fam)
+        hints = schema.hints_of(fam)
+        values = {}
+        for key, value in raw.items():
+            if key not in fields:
+                others = ", ".join(fields) or "no fields of its own"
+                raise self.error(path + (key,), f"unknown field '{key}' for block type '{fam.name}'."
+                                                f"{did_you_mean(str(key), fields)} Block type '{fam.name}' "
+                                                f"takes: {others}")
+            values[key] = self.value(hints[key], value, path + (key,), fields[key].metadata)
+        return values
 
     def value(self, tp: Any, raw: Any, path: Path, meta: Any) -> Any:
         inner, optional = schema.unwrap_optional(tp)

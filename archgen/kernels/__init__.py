@@ -10,7 +10,7 @@ from __future__ import annotations
 
 # The names are bound after the submodules load, so `archgen.kernels.bn_act` is the function.
 from archgen.kernels.bn_act import bn_act, bn_act_reference, bn_scale_shift, launch_config, uses_triton
-from archgen.kernels.fuse import BNAct, ConvBNAct, fuse, register_fuse_rule, register_residual_block
+from archgen.kernels.fuse import BNAct, ConvBNAct, fuse, register_fuse_rule
 
 __all__ = ["bn_act", "bn_act_reference", "bn_scale_shift", "launch_config", "uses_triton", "fuse",
-           "register_fuse_rule", "register_residual_block", "BNAct", "ConvBNAct"]
+           "register_fuse_rule", "BNAct", "ConvBNAct"]

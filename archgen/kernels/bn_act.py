@@ -10,7 +10,7 @@ on BN, the residual add and ReLU; `bn_act` spends one:
     act(bn(x))              bn_act(x, s, t)                             pre-activation, DenseNet
     act(x + b [+ r])        bn_act(x, None, b, residual=r)              a BN folded into the conv
 
-`act` is 'relu', 'leaky_relu' (slope `archgen.blocks.common.LEAKY_SLOPE`, 0.1,
+`act` is 'relu', 'leaky_relu' (slope `archgen.layers.LEAKY_SLOPE`, 0.1,
 DarkNet's) or 'none'. `x` is (N, C, *spatial), contiguous in NCHW or in
 channels_last; other strides are made contiguous first. Arithmetic is in
 float32 whatever the storage type (float32, float16, bfloat16); the output has
@@ -46,7 +46,7 @@ ACTS = {"none": 0, "relu": 1, "leaky_relu": 2}
 
 
 def _leaky_slope() -> float:
-    from archgen.blocks.common import LEAKY_SLOPE
+    from archgen.layers import LEAKY_SLOPE
 
     return LEAKY_SLOPE
 

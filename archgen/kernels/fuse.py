@@ -1,15 +1,16 @@
 """`fuse(model)`: an eval-mode copy of a model whose blocks end in the one-pass `bn_act` kernel.
 
-What is rewritten (everything else is left as it is, running eagerly):
+What is rewritten (everything else is left as it is, running eagerly): every
+block archgen builds is one generic `Block` made from layer records, so one
+rule covers every family, reading only the layer names the block was made from:
 
-- a residual block (BasicBlock, BottleneckBlock): each conv-BN-act of the
-  branch becomes conv + `bn_act`, and the tail becomes one `bn_act` doing
-  BN + shortcut (identity, zero-padding, or a projection's BN) + act;
-- a DenseNet layer or transition, or any pre-activation act(bn(x)): `bn_act`;
-- a pre-activation unit (PreActBasicBlock, PreActBottleneckBlock): its act1(bn1(x)) and its branch's
-  conv-BN-acts in `bn_act`; the add, with nothing after it, stays in PyTorch;
-- a DarkNet unit (act before the add): its conv-BN-leaky-ReLUs in `bn_act`, the add in PyTorch;
-- nn.Sequential runs (the stem): conv-BN[-act] and BN[-act] patterns;
+- a residual block whose branch ends in conv + BN (basic, bottleneck): each
+  conv-BN-act of the branch becomes conv + `bn_act`, and the tail becomes one
+  `bn_act` doing BN + shortcut (identity, zero-padding, or a projection's BN) + act;
+- a residual block whose branch ends otherwise (pre-activation's bare conv,
+  DarkNet's act before the add): its BN-act and conv-BN-act runs in `bn_act`,
+  the add in PyTorch;
+- plain blocks, dense layers, transitions and the stem: their conv-BN[-act] and BN[-act] runs;
 - the head's final BN + act (pre-activation designs).
 
 With `fold_bn=True` a BN that follows a conv is folded into it (W' = W *
@@ -19,12 +20,10 @@ the shortcut and the act: bias + add + act); a BN that precedes its conv
 `fold_bn=False` every BN is a scale/shift in the kernel. The statistics are
 read once, when `fuse` runs.
 
-Dispatch is by module type through a small registry, so a new block family
-adds its rule next to its module (`register_fuse_rule`, or
-`register_residual_block` for an act(branch(x) + shortcut(x)) block with a
-conv-BN-act branch). A module with no rule is left eager, its children
-untouched; containers (nn.Sequential, nn.ModuleList, nn.ModuleDict, ArchNet
-and the root model) are walked.
+Dispatch is by module type through a small registry (`register_fuse_rule`), so a
+module of the user's own can bring its rule. A module with no rule is left eager,
+its children untouched; containers (nn.Sequential, nn.ModuleList, nn.ModuleDict,
+ArchNet and the root model) are walked.
 
 The fused model is for inference. Put back in training mode, its fused
 modules run the same arithmetic in PyTorch (differentiable, but with the BN
@@ -243,38 +242,9 @@ def _fuse_plain_sequential(m: nn.Sequential, fold_bn: bool) -> nn.Module:
     return FusedSequential(OrderedDict(fuse_sequence(list(m.named_children()), fold_bn)))
 
 
-def fuse_sequential_subclass(m: nn.Sequential, fold_bn: bool) -> Optional[nn.Module]:
-    """For nn.Sequential subclasses that keep Sequential's forward (e.g. DenseNet's Transition)."""
-    if type(m).forward is not nn.Sequential.forward:
-        return None
-    return _fuse_plain_sequential(m, fold_bn)
-
-
-class FusedResidualBlock(nn.Module):
-    """body(x) -> conv -> one kernel: act(folded/scaled BN + shortcut(x)).
-
-    shortcut None: identity; else the (folded) projection or the zero-padding module.
-    """
-
-    def __init__(self, body: nn.Sequential, tail: ConvBNAct, shortcut: Optional[nn.Module], residual: bool
-                 ) -> None:
-        super().__init__()
-        self.body = body
-        self.tail = tail
-        self.shortcut = shortcut
-        self.residual = residual
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.body(x)
-        if not self.residual:
-            return self.tail(y)
-        r = x if self.shortcut is None else self.shortcut(x)
-        return self.tail(y, r)
-
-
 def _drop_path_factor(m: Optional[nn.Module]) -> Optional[float]:
     """The eval-mode factor of archgen's DropPath (survival, or 1 when inverted); None if unknown."""
-    from archgen.blocks.common import DropPath
+    from archgen.modules import DropPath
 
     if m is None or isinstance(m, nn.Identity):
         return 1.0
@@ -286,7 +256,7 @@ def _drop_path_factor(m: Optional[nn.Module]) -> Optional[float]:
 def _shortcut(down: Optional[nn.Module], fold_bn: bool):
     """(module, rscale, extra_shift) for a block's `downsample`: the projection's BN is folded into its conv
     or returned as (rscale, shift) for the kernel; None module: identity. Unknown shortcuts: NotImplemented."""
-    from archgen.blocks.common import ZeroPadShortcut
+    from archgen.modules import ZeroPadShortcut
 
     if down is None:
         return None, None, None
@@ -311,169 +281,91 @@ def _shortcut(down: Optional[nn.Module], fold_bn: bool):
     return NotImplemented
 
 
-class FusedBranchBlock(nn.Module):
-    """act_out(drop_path(body(x)) + shortcut(x)) with the add in PyTorch: for branches that do not end in a
-    BN (DarkNet's act before the add, pre-activation's bare conv), whose conv-BN-acts are still fused."""
+class FusedBlock(nn.Module):
+    """A `Block` rewritten: pre-activation and branch as fused runs, and for a residual block whose branch
+    ends in conv + BN, the tail in one kernel: act(BN(conv(y)) * drop_path + shortcut). Other residual
+    blocks (DarkNet's act before the add, pre-activation's bare conv) keep the add in PyTorch."""
 
-    def __init__(self, body: nn.Module, shortcut: Optional[nn.Module], drop_path: nn.Module, act_out: nn.Module,
-                 residual: bool) -> None:
+    def __init__(self, pre: nn.Module, body: nn.Module, merge: str, split: str, residual: bool,
+                 tail: Optional[ConvBNAct] = None, shortcut: Optional[nn.Module] = None,
+                 drop_path: Optional[nn.Module] = None, act_out: Optional[nn.Module] = None) -> None:
         super().__init__()
+        self.pre = pre
         self.body = body
+        self.tail = tail
         self.shortcut = shortcut
-        self.drop_path = drop_path
-        self.act_out = act_out
+        self.drop_path = drop_path if drop_path is not None else nn.Identity()
+        self.act_out = act_out if act_out is not None else nn.Identity()
+        self.merge = merge
+        self.split = split
         self.residual = residual
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.body(x)
-        if self.residual:
-            out = self.drop_path(out) + (x if self.shortcut is None else self.shortcut(x))
-        return self.act_out(out)
+        pre = self.pre(x)
+        y = self.body(pre)
+        if self.merge == "concat":
+            return torch.cat([x, y], 1)
+        if not self.residual:
+            return y
+        r = pre if self.split == "pre" else x
+        if self.shortcut is not None:
+            r = self.shortcut(r)
+        if self.tail is not None:
+            return self.tail(y, r)
+        return self.act_out(self.drop_path(y) + r)
 
 
-def fuse_residual(block: nn.Module, branch: list[tuple[str, nn.Module]], fold_bn: bool) -> Optional[nn.Module]:
-    """act_out(drop_path(branch(x)) + shortcut(x)): archgen's ResidualBlock contract (attributes `residual`,
-    `downsample`, `drop_path`, `act_out`). A branch ending in (conv, BN) gets its tail in one kernel
-    (BN + shortcut + act); any other branch has its conv-BN-acts fused and the add left to PyTorch."""
-    act = act_of(getattr(block, "act_out", None))
-    factor = _drop_path_factor(getattr(block, "drop_path", None))
-    residual = bool(getattr(block, "residual", True))
-    sc = _shortcut(getattr(block, "downsample", None), fold_bn) if residual else (None, None, None)
-    if sc is NotImplemented:
-        return None
+def _run(mods: list[tuple[str, nn.Module]], fold_bn: bool) -> FusedSequential:
+    return FusedSequential(OrderedDict(fuse_sequence(mods, fold_bn)))
+
+
+def fuse_block(block: nn.Module, fold_bn: bool) -> Optional[nn.Module]:
+    """The rule for archgen's generic Block: it reads the layer names the block was made from
+    (`pre_names`, `branch_names`) and its `downsample`, `drop_path` and `act_out`, never a family's."""
+    pre = _run([(n, block._modules[n]) for n in block.pre_names], fold_bn)
+    branch = [(n, block._modules[n]) for n in block.branch_names]
+    common = {"merge": block.merge, "split": block.split, "residual": block.residual}
+    if not block.residual:
+        tail_act = [] if block.merge == "concat" else [("act_out", block.act_out)]
+        return FusedBlock(pre, _run(branch + tail_act, fold_bn), **common)
+    act = act_of(block.act_out)
+    factor = _drop_path_factor(block.drop_path)
+    sc = _shortcut(block.downsample, fold_bn)
+    ends_in_bn = (len(branch) >= 2 and isinstance(branch[-2][1], nn.Conv2d)
+                  and isinstance(branch[-1][1], nn.BatchNorm2d))
+    if sc is NotImplemented or not ends_in_bn or act is None or factor is None:
+        down = block.downsample
+        shortcut = None if down is None else _fuse_module(down, fold_bn)  # its conv-BN as conv + BNAct
+        return FusedBlock(pre, _run(branch, fold_bn), shortcut=shortcut, drop_path=copy.deepcopy(block.drop_path),
+                          act_out=copy.deepcopy(block.act_out), **common)
     shortcut, rscale, extra_shift = sc
     (_, conv), (_, bn) = branch[-2], branch[-1]
-    if not (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)) or act is None or factor is None:
-        down = getattr(block, "downsample", None) if residual else None
-        shortcut = None if down is None else _fuse_module(down, fold_bn)  # its conv-BN as conv + BNAct
-        body = FusedSequential(OrderedDict(fuse_sequence(branch, fold_bn)))
-        return FusedBranchBlock(body, shortcut, copy.deepcopy(getattr(block, "drop_path", nn.Identity())),
-                                copy.deepcopy(getattr(block, "act_out", nn.Identity())), residual)
     tail = conv_bn_act(conv, bn, None, fold_bn, factor)
-    assert tail is not None
+    assert tail is not None  # act None: always computable
     ep = tail.epilogue
     ep.act, ep.slope = act
     if extra_shift is not None:
         ep.shift += extra_shift.to(ep.shift)
     if rscale is not None:
         ep.rscale = rscale.float().clone()
-    body = FusedSequential(OrderedDict(fuse_sequence(branch[:-2], fold_bn)))
-    return FusedResidualBlock(body, tail, shortcut, residual)
-
-
-class FusedPreActBlock(nn.Module):
-    """A pre-activation unit: act1(bn1(x)) in `bn_act`, the branch's conv-BN-acts fused, the add in PyTorch
-    (nothing follows it). `mode`: 'both' (shortcut on the activated input), 'branch' or 'none'."""
-
-    def __init__(self, pre: Optional[nn.Module], mode: str, body: nn.Module, shortcut: Optional[nn.Module],
-                 drop_path: nn.Module, residual: bool) -> None:
-        super().__init__()
-        self.pre = pre
-        self.mode = mode
-        self.body = body
-        self.shortcut = shortcut
-        self.drop_path = drop_path
-        self.residual = residual
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pre = x if self.pre is None else self.pre(x)
-        out = self.body(pre)
-        if not self.residual:
-            return out
-        split = x if self.mode == "branch" else pre
-        return self.drop_path(out) + (split if self.shortcut is None else self.shortcut(split))
-
-
-def fuse_preact(block: nn.Module, branch: list[tuple[str, nn.Module]], fold_bn: bool) -> Optional[nn.Module]:
-    mode = getattr(block, "mode", None)
-    if mode not in ("both", "branch", "none") or not isinstance(getattr(block, "act_out", None), nn.Identity):
-        return None
-    pre = None
-    if mode != "none":
-        if act_of(block.act1) is None:
-            return None
-        pre = BNAct.from_bn(block.bn1, block.act1)
-    residual = bool(block.residual)
-    down = block.downsample if residual else None
-    if down is not None and _shortcut(down, fold_bn) is NotImplemented:
-        return None
-    body = FusedSequential(OrderedDict(fuse_sequence(branch, fold_bn)))
-    return FusedPreActBlock(pre, mode, body, _fuse_module(down, fold_bn) if down is not None else None,
-                            copy.deepcopy(block.drop_path), residual)
-
-
-def register_residual_block(cls: type, branch: Callable[[nn.Module], list[tuple[str, nn.Module]]],
-                            fuser: Callable[..., Optional[nn.Module]] = None) -> None:
-    """Fuse blocks of type `cls` computing act_out(drop_path(branch(x)) + shortcut(x)); `branch(block)`
-    lists the branch's modules in order as (name, module), ideally ending with its last conv and BN."""
-
-    def rule(block: nn.Module, fold_bn: bool) -> Optional[nn.Module]:
-        try:
-            mods = branch(block)
-        except AttributeError:  # the family changed shape: stay eager rather than guess
-            return None
-        return (fuser or fuse_residual)(block, mods, fold_bn)
-
-    register_fuse_rule(cls)(rule)
-
-
-class FusedDenseLayer(nn.Module):
-    """DenseNet layer: cat([x, f(x)]) with f's BN-ReLU pre-activations in `bn_act`."""
-
-    def __init__(self, f: nn.Sequential) -> None:
-        super().__init__()
-        self.f = f
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([x, self.f(x)], 1)
-
-
-def _named(block: nn.Module, *names: str) -> list[tuple[str, nn.Module]]:
-    return [(n, getattr(block, n)) for n in names]
+    return FusedBlock(pre, _run(branch[:-2], fold_bn), tail=tail, shortcut=shortcut, **common)
 
 
 _loaded = False
 
 
 def _load_rules() -> None:
-    """Rules for archgen's own families (imported late: the blocks import torch and the registry)."""
+    """The rules for archgen's own modules (imported late: they import torch)."""
     global _loaded
     if _loaded:
         return
     _loaded = True
 
-    from archgen.blocks import darknet, densenet, preact, resnet
+    from archgen.modules import Block
     from archgen.network import ArchNet, Head
 
     register_container(ArchNet)
-    register_residual_block(resnet.BasicBlock,
-                            lambda b: _named(b, "conv1", "bn1", "act1", "drop", "conv2", "bn2"))
-    register_residual_block(resnet.BottleneckBlock,
-                            lambda b: _named(b, "conv1", "bn1", "act1", "conv2", "bn2", "act2", "drop", "conv3",
-                                             "bn3"))
-
-    register_residual_block(darknet.DarkNetUnit,
-                            lambda b: _named(b, "conv1", "bn1", "act1", "conv2", "bn2", "act2"))
-    register_residual_block(preact.PreActBasicBlock,
-                            lambda b: _named(b, "conv1", "bn2", "act2", "drop", "conv2"), fuse_preact)
-    register_residual_block(preact.PreActBottleneckBlock,
-                            lambda b: _named(b, "conv1", "bn2", "act2", "conv2", "bn3", "act3", "drop", "conv3"),
-                            fuse_preact)
-
-    @register_fuse_rule(densenet.DenseLayer)
-    def _dense_layer(m: nn.Module, fold_bn: bool) -> Optional[nn.Module]:
-        layers = getattr(m, "layers", None)
-        if layers is None:
-            return None
-        names = {id(mod): n for n, mod in m.named_children()}
-        seq = []
-        for layer in layers:
-            seq.append((names.get(id(layer), f"l{len(seq)}"), layer))
-            if isinstance(layer, nn.Conv2d):
-                seq.append((f"drop{len(seq)}", m.drop))
-        return FusedDenseLayer(FusedSequential(OrderedDict(fuse_sequence(seq, fold_bn))))
-
-    register_fuse_rule(densenet.Transition)(fuse_sequential_subclass)
+    register_fuse_rule(Block)(fuse_block)
 
     def _head(m: nn.Module, fold_bn: bool) -> Optional[nn.Module]:
         if hasattr(m, "norm"):

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from archgen.complexity import Profile, profile, stem_notation
+from archgen.complexity import Profile, profile
 from archgen.planner import ModelPlan, plan
 from archgen.printed import parse_printed, within
 from archgen.render import Number, Table, rounded
@@ -156,11 +156,9 @@ def architecture_parts(m: Model) -> dict[str, tuple[str, tuple[int, int, int]]]:
     Keys: 'stem' (its convs), 'stem.pool', 'layerN' (the stage's blocks), 'layerN.<type>'
     (blocks of another type inside a stage, such as DenseNet's transition), 'head'.
     """
-    from archgen.blocks.registry import get_block
-
     parts: dict[str, tuple[str, tuple[int, int, int]]] = {}
     layers = m.profile.layers
-    stem_text = stem_notation(m.plan)
+    stem_text = m.plan.stem.notation()
     stem_layers = [x for x in layers if x.name.startswith("stem.")]
     if m.plan.stem.pool:
         conv_text, pool_text = stem_text.rsplit("; ", 1)
@@ -176,7 +174,7 @@ def architecture_parts(m: Model) -> dict[str, tuple[str, tuple[int, int, int]]]:
         outs: dict[str, tuple[int, int, int]] = {}
         for i, b in enumerate(stage.blocks):
             key = stage.name if b.type == main else f"{stage.name}.{b.type}"
-            text = get_block(b.type).notation(b)
+            text = b.notation()
             runs = groups.setdefault(key, [])
             if runs and runs[-1][0] == text:
                 runs[-1] = (text, runs[-1][1] + 1)

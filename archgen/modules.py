@@ -1,0 +1,154 @@
+"""The torch side of a block: one generic module made from a `BlockLayers` of records.
+
+Every family's block is a `Block`: its children are the records' modules,
+under the records' names (torchvision's `conv1`, `bn1`, ..., `downsample`,
+in torchvision's order), so state dicts and per-module counts line up. The
+attributes `residual`, `downsample`, `drop_path`, `act_out`, `pre_names` and
+`branch_names` are what `archgen.fuse` and `archgen.lesion` read.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from archgen.layers import BlockLayers, ZeroPad
+
+
+class ZeroPadShortcut(nn.Module):
+    """Option A of He et al. 2015: subsample by the stride, pad the new channels with zeros; no parameters."""
+
+    def __init__(self, stride: int, extra_channels: int) -> None:
+        super().__init__()
+        self.stride = stride
+        self.extra_channels = extra_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride > 1:
+            x = x[:, :, :: self.stride, :: self.stride]
+        if self.extra_channels:
+            x = F.pad(x, (0, 0, 0, 0, 0, self.extra_channels))
+        return x
+
+
+class SqueezeExcite(nn.Module):
+    """x * sigmoid(fc2(relu(fc1(avgpool(x))))): torchvision's and timm's SE, whose weights are `fc1`, `fc2`."""
+
+    def __init__(self, c: int, c_mid: int) -> None:
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Conv2d(c, c_mid, 1)
+        self.act = nn.ReLU(inplace=True)
+        self.fc2 = nn.Conv2d(c_mid, c, 1)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gate(self.fc2(self.act(self.fc1(self.pool(x)))))
+
+
+class DropPath(nn.Module):
+    """Stochastic depth (Huang et al. 2016) on a residual branch.
+
+    Training: the branch survives with probability `survival`, decided once per
+    mini-batch as in the paper (a dropped block passes its shortcut through).
+    Eval: the branch is scaled by `survival` (the paper), or, with `inverted`,
+    surviving branches are scaled by 1/survival in training and eval is plain.
+    """
+
+    def __init__(self, survival: float, inverted: bool = False) -> None:
+        super().__init__()
+        self.survival = survival
+        self.inverted = inverted
+
+    def forward(self, branch: torch.Tensor) -> torch.Tensor:
+        if self.survival >= 1.0:
+            return branch
+        if self.training:
+            if torch.rand((), device=branch.device) >= self.survival:
+                return torch.zeros_like(branch)
+            return branch / self.survival if self.inverted else branch
+        return branch if self.inverted else branch * self.survival
+
+    def extra_repr(self) -> str:
+        return f"survival={self.survival:.4f}, inverted={self.inverted}"
+
+
+def shortcut_module(layers: tuple) -> nn.Module:
+    """The `downsample` path: the zero-padding module itself, or the layers in a Sequential ('0', '1', ...)."""
+    if len(layers) == 1 and isinstance(layers[0], ZeroPad):
+        return layers[0].module()
+    return nn.Sequential(OrderedDict((layer.name, layer.module()) for layer in layers))
+
+
+class Block(nn.Module):
+    """out = act_out(merge(drop_path(branch(pre(x))), shortcut(x or pre(x)))); see archgen.layers.BlockLayers."""
+
+    def __init__(self, d: BlockLayers) -> None:
+        super().__init__()
+        self.pre_names = [layer.name for layer in d.pre]
+        self.branch_names = [layer.name for layer in d.branch]
+        for i, layer in enumerate(d.pre + d.branch):
+            # These read a tensor that the shortcut or a concat still needs: nothing in place.
+            reads_kept = i == 0 or (i == len(d.pre) and d.split == "pre")
+            self.add_module(layer.name, layer.module(first=reads_kept))
+        self.merge = d.merge
+        self.split = d.split
+        self.residual = d.residual
+        self.downsample = shortcut_module(d.shortcut) if d.residual and d.shortcut else None
+        self.drop_path = DropPath(d.survival, d.inverted_drop) if d.residual and d.survival < 1.0 else nn.Identity()
+        posts = [layer.module() for layer in d.post]
+        self.act_out = nn.Identity() if not posts else posts[0] if len(posts) == 1 else nn.Sequential(*posts)
+
+    @property
+    def mode(self) -> str:
+        """A pre-activation unit's split: 'both' (the shortcut reads the activated input), 'branch' (only the
+        branch is activated) or 'none' (no pre-activation: the stem already did it)."""
+        if not self.pre_names:
+            return "none"
+        return "both" if self.split == "pre" else "branch"
+
+    def preactivate(self, x: torch.Tensor) -> torch.Tensor:
+        for name in self.pre_names:
+            x = self._modules[name](x)
+        return x
+
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
+        """The residual function on an already pre-activated input."""
+        for name in self.branch_names:
+            x = self._modules[name](x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pre = self.preactivate(x)
+        out = self.branch(pre)
+        if self.merge == "concat":
+            return torch.cat([x, out], 1)
+        if self.residual:
+            split = pre if self.split == "pre" else x
+            out = self.drop_path(out) + (split if self.downsample is None else self.downsample(split))
+        return self.act_out(out)
+
+    def shortcut_is_identity(self) -> bool:
+        """Whether the shortcut passes the block's input on unchanged (so a lesion may delete the branch)."""
+        return self.residual and self.downsample is None and self.mode != "both"
+
+    def without_branch(self) -> nn.Module:
+        """The block with its residual branch deleted: what is left is act_out(x)."""
+        return ShortcutOnly(self.act_out)
+
+
+class ShortcutOnly(nn.Module):
+    """A residual block whose branch was deleted (Veit et al. 2016's lesion): only the activation after the add."""
+
+    def __init__(self, act_out: nn.Module) -> None:
+        super().__init__()
+        self.act_out = act_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Out of place: the input may be a tensor the caller still holds.
+        if isinstance(self.act_out, nn.Identity):
+            return x
+        return self.act_out(x.clone())
