@@ -107,13 +107,15 @@ def test_a_worker_killed_mid_job_loses_no_row(local_ray):
 
     killer = threading.Thread(target=kill_one_busy_worker)
     killer.start()
-    got = collect(cfg, jobs)
+    retries: list = []
+    got = collect(cfg, jobs, on_retry=lambda job, attempt, attempts: retries.append((attempt, attempts)))
     killer.join()
     assert killed, "no busy worker was found to kill"
     assert set(got) == {job.key for job in jobs}
     rows = [r for rs in got.values() for r in rs]
     assert all(r.status == "ok" for r in rows)
     assert max(r.attempt for r in rows) == 2  # the killed job ran again, and says so
+    assert retries == [(2, ray_sweep.MAX_ATTEMPTS)]
 
 
 def test_a_job_that_fails_for_good_is_a_row_with_its_error(local_ray, tmp_path):

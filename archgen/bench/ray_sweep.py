@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from archgen.bench.results import Measurement
 from archgen.bench.runner import BenchConfig, Job, run_job
@@ -110,9 +110,9 @@ def _cause(e: BaseException) -> str:
 
 
 def run(cfg: BenchConfig, jobs: list[Job], on_job: OnJob, cpus_per_job: int = 1,
-        max_attempts: int = MAX_ATTEMPTS, on_retry: Optional[OnJob] = None) -> None:
+        max_attempts: int = MAX_ATTEMPTS, on_retry: Optional[Callable[[Job, int, int], None]] = None) -> None:
     """Every job as a Ray task on the connected cluster; on_job(job, rows) as each one finishes, and
-    on_retry(job, []) each time a job is sent again after its worker died."""
+    on_retry(job, attempt, max_attempts) each time a job is sent again after its worker died."""
     import ray
     from ray import exceptions as rx
 
@@ -138,7 +138,7 @@ def run(cfg: BenchConfig, jobs: list[Job], on_job: OnJob, cpus_per_job: int = 1,
                 if attempt < max_attempts:
                     submit(job, attempt + 1)
                     if on_retry:
-                        on_retry(job, [])
+                        on_retry(job, attempt + 1, max_attempts)
                     continue
                 rows = failed_rows(cfg, job, f"its worker died on all {attempt} attempts ({_cause(e)})", attempt)
             except rx.RayError as e:

@@ -169,8 +169,8 @@ class JobProgress:
             again = f", attempt {rows[0].attempt}" if rows and rows[0].attempt > 1 else ""
             typer.echo(f"[{self.finished}/{self.total}] {job.describe()}{where}{again}: {times}", err=True)
 
-    def retry(self, job, rows) -> None:
-        message = f"a worker died during {job.describe()}; running the job again"
+    def retry(self, job, attempt: int, attempts: int) -> None:
+        message = f"a worker died during {job.describe()}; running the job again (attempt {attempt} of {attempts})"
         if self.lines:
             typer.echo(message, err=True)
         else:
