@@ -84,7 +84,7 @@ def plan(spec: SpecLike | ModelPlan) -> ModelPlan:
     """
     if isinstance(spec, ModelPlan):
         return spec
-    spec = _expand_stage_rule(load_spec(spec))
+    spec = expand_stage_rule(load_spec(spec))
     doc = spec.doc
     families = _families(spec)
     _check_network_fields(spec, families)
@@ -120,7 +120,7 @@ def plan(spec: SpecLike | ModelPlan) -> ModelPlan:
                      head=_head(spec, families[-1]))
 
 
-def _expand_stage_rule(spec: Spec) -> Spec:
+def expand_stage_rule(spec: Spec) -> Spec:
     """A spec whose `stages:` is a rule, with the stages it generates (errors point at the rule's fields)."""
     rule = spec.doc.stage_rule
     if rule is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import zlib
@@ -43,3 +44,52 @@ def filled_state_dict(entries: list) -> dict:
 @pytest.fixture(scope="session")
 def reference():
     return torchvision_reference
+
+
+def _record_shape(layer) -> tuple:
+    """A layer record's structure without its sizes: its kind and the settings that take another code path
+    (kernel, stride, grouped or not, dilated or not, activation or pooling kind)."""
+    fields = getattr(layer, "__dataclass_fields__", {})
+    return (type(layer).__name__, *(
+        (name, getattr(layer, name)) for name in ("k", "stride", "kind", "ceil_mode", "bias") if name in fields),
+        ("grouped", getattr(layer, "groups", 1) > 1), ("dilated", getattr(layer, "dilation", 1) > 1))
+
+
+def _block_shape(d) -> tuple:
+    records = lambda layers: tuple(map(_record_shape, layers or ()))  # noqa: E731
+    return (records(d.pre), records(d.branch), None if d.shortcut is None else records(d.shortcut), d.merge,
+            d.split, records(d.post), d.survival < 1.0, d.inverted_drop)
+
+
+def design_signatures(name: str) -> frozenset:
+    """Every distinct block structure a bundled spec contains (stem, blocks, head), sizes aside."""
+    import archgen
+
+    p = archgen.plan(name)
+    head = p.head
+    shapes = {("stem", _block_shape(p.stem.layers())),
+              ("head", head.final_norm, head.final_act, head.pool, head.dropout > 0, head.classes > 0)}
+    shapes |= {_block_shape(b.layers()) for stage in p.stages for b in stage.blocks}
+    return frozenset(shapes)
+
+
+@functools.lru_cache(maxsize=None)
+def specs_covering_every_design() -> tuple[str, ...]:
+    """The fewest, smallest bundled specs that together contain every block structure of the zoo.
+
+    The all-spec checks that build and run a model (fuse, fvcore, ONNX) test code paths, and a path is
+    the same whatever the widths and depths: so each structure is run once, in the smallest spec that
+    has it (smallest by parameters), instead of once per model. Checks against a reference (params,
+    logits of every twin, printed figures) still run on every spec.
+    """
+    import archgen
+    from archgen.grammar.loader import bundled_names
+
+    covered: set = set()
+    chosen = []
+    for name in sorted(bundled_names(), key=lambda n: (archgen.profile(n).params, n)):
+        new = design_signatures(name) - covered
+        if new:
+            chosen.append(name)
+            covered |= new
+    return tuple(sorted(chosen))

@@ -7,7 +7,7 @@ import torch
 
 import archgen
 from archgen.grammar.loader import bundled_names
-from conftest import TORCHVISION_TWINS, torchvision_reference
+from conftest import TORCHVISION_TWINS, specs_covering_every_design, torchvision_reference
 
 #: Image side for the fvcore cross-check: the formula is size-independent, small inputs keep CI fast.
 CHECK_SIZE = 64
@@ -32,8 +32,10 @@ def fvcore_counts(model, size: int, channels: int = 3):
     return analysis.by_operator()
 
 
-@pytest.mark.parametrize("name", bundled_names())
+@pytest.mark.parametrize("name", specs_covering_every_design())
 def test_analytic_macs_equal_fvcore_conv_plus_linear(name):
+    """fvcore traces every block structure of the zoo (each in its smallest spec); the counter's MACs equal
+    its conv + linear count exactly. Every other spec's params are checked below."""
     spec = archgen.load_spec(name)
     size = min(spec.doc.input.size, CHECK_SIZE)
     counted = archgen.profile(spec, input_size=size)
@@ -46,6 +48,19 @@ def test_analytic_macs_equal_fvcore_conv_plus_linear(name):
     assert counted.params == sum(p.numel() for p in model.parameters())
     ops = fvcore_counts(model, size, spec.doc.input.channels)
     assert counted.macs == ops.get("conv", 0) + ops.get("linear", 0)
+
+
+@pytest.mark.parametrize("name", bundled_names())
+def test_every_spec_has_the_params_and_stage_shapes_it_counts(name):
+    """Built on the meta device (no memory), every bundled model has the counted parameters, and each stage
+    outputs the shape the plan computed, at the spec's own input size."""
+    counted = archgen.profile(name)
+    model = archgen.build(name, device="meta").eval()  # eval: stochastic depth draws no random numbers
+    assert sum(p.numel() for p in model.parameters()) == counted.params
+    x = torch.empty(1, model.stem.conv1.in_channels, counted.input_size, counted.input_size, device="meta")
+    with torch.no_grad():
+        outs = model.forward_stages(x)
+    assert [tuple(o.shape[1:]) for o in outs] == [s.out for s in counted.stages[1:-1]]
 
 
 @pytest.mark.parametrize("name", ["resnet50", "densenet121"])

@@ -18,6 +18,7 @@ import archgen
 from archgen.kernels import fuse
 from archgen.kernels.fuse import BNAct, FusedBlock, register_fuse_rule
 from archgen.grammar.loader import bundled_names
+from conftest import specs_covering_every_design
 
 
 @pytest.fixture(autouse=True)
@@ -83,8 +84,9 @@ def test_fuse_leaves_the_original_untouched(resnet50):
     assert any(isinstance(m, nn.BatchNorm2d) for m in resnet50.modules())
 
 
-@pytest.mark.parametrize("name", bundled_names())
-def test_every_bundled_spec_fused_gives_eager_logits(name, monkeypatch):
+@pytest.mark.parametrize("name", specs_covering_every_design())
+def test_every_block_structure_fused_gives_eager_logits(name, monkeypatch):
+    """Every block structure of the zoo (each in its smallest spec) fused gives eager's logits."""
     monkeypatch.setenv("TRITON_INTERPRET", "0")  # on the CPU: bn_act's PyTorch arithmetic, fast
     torch.manual_seed(1)
     model = _randomise_bns(archgen.build(name), seed=1)
@@ -129,7 +131,10 @@ def test_shortcut_and_act_variants(variant):
         spec["block"]["act"] = variant["act"]
     model = _randomise_bns(archgen.build(spec))
     fused = fuse(model)
-    assert any(isinstance(m, FusedBlock) and m.tail is not None for m in fused.modules())
+    if spec.get("shortcut") == "none":  # a plain net: each block one conv-BN-act run, no add to fuse into
+        assert all(isinstance(m, FusedBlock) and not m.residual for m in fused.layer1)
+    else:
+        assert any(isinstance(m, FusedBlock) and m.tail is not None for m in fused.modules())
     for fold_bn in (True, False):
         _assert_logits_equal(model, fuse(model, fold_bn=fold_bn), torch.randn(2, 3, 32, 32))
 

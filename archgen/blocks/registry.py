@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Callable, ClassVar, TypeVar
 
@@ -114,8 +115,13 @@ class PlannedBlock:
     def out_chs(self) -> int:
         return self.family.out_chs(self.at)
 
-    def layers(self) -> BlockLayers:
+    @functools.cached_property
+    def layers_cached(self) -> BlockLayers:
         return self.family.layers(self.at)
+
+    def layers(self) -> BlockLayers:
+        """The block's layer records, made once (the planner's checks, the counter and the builder all read them)."""
+        return self.layers_cached
 
     def notation(self) -> str:
         return self.family.notation(self.at)

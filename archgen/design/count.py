@@ -28,7 +28,7 @@ from archgen.complexity import Tally, TooSmall, block_cost, head_cost, profile
 from archgen.design.figures import Figures
 from archgen.grammar.loader import Spec
 from archgen.layers import BlockLayers, Conv
-from archgen.planner import MAX_TOTAL_BLOCKS, ModelPlan, plan, scale_depth
+from archgen.planner import MAX_TOTAL_BLOCKS, ModelPlan, expand_stage_rule, plan, scale_depth
 
 #: Blocks planned per stage: the first, and two to see whether the rest repeat.
 PLANNED_DEPTH = 3
@@ -54,12 +54,6 @@ def figures(spec: Spec) -> Figures:
     return counted if counted is not None else full_figures(spec)
 
 
-def expand_stage_rule(spec: Spec) -> Spec:
-    """The spec with the stages its rule (`stages: {regnet: ...}`) generates, as the planner makes them.
-    (The planner's `_expand_stage_rule` is the one definition; a public name for it would suit this caller.)"""
-    from archgen.planner import _expand_stage_rule
-
-    return _expand_stage_rule(spec)
 
 
 def repeat_count(blocks: list[PlannedBlock], depth: int) -> int | None:

@@ -26,7 +26,8 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from archgen.design.count import expand_stage_rule, figures
+from archgen.design.count import figures
+from archgen.planner import expand_stage_rule
 from archgen.design.figures import Figures
 from archgen.errors import UserError
 from archgen.grammar import schema

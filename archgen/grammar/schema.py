@@ -8,6 +8,7 @@ dataclass metadata, so adding a field is one edit.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
@@ -258,7 +259,9 @@ def fields_of(cls: type) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(cls) if "doc" in f.metadata}
 
 
+@functools.lru_cache(maxsize=None)
 def hints_of(cls: type) -> dict[str, Any]:
+    """Resolved annotations (cached: resolving them is most of validating a spec)."""
     return typing.get_type_hints(cls)
 
 
