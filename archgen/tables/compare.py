@@ -165,7 +165,7 @@ def architecture_parts(m: Model) -> dict[str, tuple[str, tuple[int, int, int]]]:
         last_conv = [x for x in stem_layers if x.op != "pool"][-1]
         parts["stem"] = (conv_text, last_conv.out)
         parts["stem.pool"] = (pool_text, stem_layers[-1].out)
-    else:
+    elif stem_layers:  # a 'none' stem (VGG) has no part
         parts["stem"] = (stem_text, stem_layers[-1].out)
     for stage in m.plan.stages:
         types = [b.type for b in stage.blocks]

@@ -147,9 +147,30 @@ LAYOUTS: tuple[Layout, ...] = (
                    "stride to the 3x3, C adds the deep stem, D adds the average-pool shortcut."),
 )
 
+VGG_2014 = ("Simonyan and Zisserman", 2014, "Very Deep Convolutional Networks for Large-Scale Image Recognition",
+            "1409.1556")
+VGG_CONFIGURATIONS = (Entry("vgg11", "A", "11 weight layers"), Entry("vgg11_lrn", "A-LRN", "11 weight layers"),
+                      Entry("vgg13", "B", "13 weight layers"), Entry("vgg16_c", "C", "16 weight layers"),
+                      Entry("vgg16", "D", "16 weight layers"), Entry("vgg19", "E", "19 weight layers"))
+
+LAYOUTS = LAYOUTS + (
+    Layout(
+        key="vgg", source=Source(*VGG_2014, "Table 1"), shape="architecture", entries=VGG_CONFIGURATIONS,
+        rows=tuple(row for i in range(1, 6) for row in (Row(f"conv, stage {i}", (f"layer{i}.vgg",)),
+                                                        Row("maxpool", (f"layer{i}",))))
+        + (Row("FC-4096, FC-4096, FC-1000", ("head",)),),
+        convention="'conv<receptive field>-<channels>', as the paper writes them; ReLU after every conv, not "
+                   "shown. The classifier pools adaptively to 7x7 first, as torchvision does (an identity at "
+                   "224x224)."),
+    Layout(
+        key="vgg", source=Source(*VGG_2014, "Table 2"), shape="complexity", entries=VGG_CONFIGURATIONS,
+        convention="Parameters in millions, as the paper prints them; A and A-LRN count alike, LRN having no "
+                   "weights."),
+)
+
 PAPERS: tuple[str, ...] = tuple(dict.fromkeys(layout.key for layout in LAYOUTS))
 
 
 def layouts_for(paper: str) -> list[Layout]:
-    """The tables of one paper key ('resnet', 'resnext', 'wrn', 'densenet', 'darknet', 'preact', 'tricks')."""
+    """The tables of one paper key ('resnet', 'resnext', 'wrn', 'densenet', 'darknet', 'preact', 'tricks', 'vgg')."""
     return [layout for layout in LAYOUTS if layout.key == paper]
