@@ -154,9 +154,12 @@ def _read_torch(path: Path) -> object:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         unsupported = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
-        what = f" (it names {unsupported[1]})" if unsupported else ""
-        raise WeightsError(f"'{path}' holds objects other than tensors and plain containers{what}; archgen never "
-                           "unpickles arbitrary objects (torch.load with weights_only=True refused it)") from None
+        if unsupported is None:  # not a pickle at all, or a broken one
+            raise WeightsError(f"cannot read '{path}' as a PyTorch checkpoint (truncated, or not one): "
+                               f"{_first_sentence(exc)}") from None
+        raise WeightsError(f"'{path}' holds objects other than tensors and plain containers (it names "
+                           f"{unsupported[1]}); archgen never unpickles arbitrary objects (torch.load with "
+                           "weights_only=True refused it)") from None
     except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile, KeyError) as exc:
         raise WeightsError(f"cannot read '{path}' as a PyTorch checkpoint (truncated, or not one): "
                            f"{_first_sentence(exc)}") from None

