@@ -78,6 +78,10 @@ class Tally:
     def bn(self, name: str, c: int, h: int, w: int) -> None:
         self.layers.append(LayerCost(self._name(name), "bn", 2 * c, 0, 0, c * h * w, (c, h, w)))
 
+    def norm(self, name: str, c: int, h: int, w: int, *, ops_per_element: int) -> None:
+        """A parameter-free normalisation (local response norm): other_ops only, `ops_per_element` each."""
+        self.layers.append(LayerCost(self._name(name), "norm", 0, 0, 0, c * h * w * ops_per_element, (c, h, w)))
+
     def act(self, name: str, kind: str, c: int, h: int, w: int) -> None:
         if kind != "none":
             self.layers.append(LayerCost(self._name(name), "act", 0, 0, 0, c * h * w, (c, h, w)))
@@ -101,6 +105,13 @@ class Tally:
         self.layers.append(LayerCost(self._name(name), "pool", 0, 0, 0, c * ho * wo * k * k, (c, ho, wo)))
         return ho, wo
 
+    def adaptive_pool(self, name: str, c: int, size: int, h: int, w: int) -> tuple[int, int]:
+        """Adaptive pooling to size x size (VGG's 7x7): one op per input element read by each output's window
+        (torch's windows [floor(i h / s), ceil((i + 1) h / s)) overlap, or repeat a pixel, when s does not divide h)."""
+        reads = adaptive_window_sum(h, size) * adaptive_window_sum(w, size)
+        self.layers.append(LayerCost(self._name(name), "pool", 0, 0, 0, c * reads, (c, size, size)))
+        return size, size
+
     def linear(self, name: str, cin: int, cout: int, bias: bool = True) -> None:
         self.layers.append(LayerCost(self._name(name), "linear", cin * cout + (cout if bias else 0),
                                      cin * cout, cout, 0, (cout, 1, 1)))
@@ -116,6 +127,11 @@ class Tally:
     @property
     def acts(self) -> int:
         return sum(layer.acts for layer in self.layers)
+
+
+def adaptive_window_sum(size: int, out: int) -> int:
+    """The summed window lengths of adaptive pooling from `size` to `out` along one axis."""
+    return sum(-(-(i + 1) * size // out) - i * size // out for i in range(out))
 
 
 def conv_out(size: int, k: int, stride: int, pad: int, dilation: int, ceil_mode: bool = False) -> int:
@@ -178,7 +194,7 @@ class Profile:
 
 
 def block_cost(d: BlockLayers, t: Tally, out_chs: int, h: int, w: int) -> tuple[int, int]:
-    """Walk one block's records (pre, branch, shortcut, add, post) in `t`; return the output size."""
+    """Walk one block's records (pre, branch, shortcut, gate, merge, post) in `t`; return the output size."""
     for layer in d.pre:
         h, w = layer.cost(t, h, w)
     hb, wb = h, w
@@ -192,10 +208,21 @@ def block_cost(d: BlockLayers, t: Tally, out_chs: int, h: int, w: int) -> tuple[
         if (hs, ws) != (hb, wb):
             raise TooSmall(f"{t.prefix}: the branch outputs {hb}x{wb} and the shortcut {hs}x{ws} from a {h}x{w} "
                            "input, so they cannot be added")
+        if d.gate is not None:
+            _gate_cost(d, t, out_chs, h, w)
         t.add("add", out_chs, hb, wb)
     for layer in d.post:
         hb, wb = layer.cost(t, hb, wb)
     return hb, wb
+
+
+def _gate_cost(d: BlockLayers, t: Tally, out_chs: int, h: int, w: int) -> None:
+    """A highway merge's extra work: the gate (conv + sigmoid), 1 - T, and the two products H * T and
+    carry * (1 - T); the sum is the block's add."""
+    ho, wo = d.gate.cost(t, h, w)
+    t.add("carry_gate", out_chs, ho, wo)
+    t.mul("transform", out_chs, ho, wo)
+    t.mul("carry", out_chs, ho, wo)
 
 
 def profile(spec: object, input_size: int | None = None) -> Profile:
@@ -249,7 +276,8 @@ def profile(spec: object, input_size: int | None = None) -> Profile:
 
 
 def head_cost(p: "ModelPlan", t: Tally, h: int, w: int) -> tuple[int, int, int]:
-    """The head's layers (final BN-act, pool, fc) as network.Head makes them; returns its output shape."""
+    """The head's layers (final BN-act, pool, hidden fc-act layers, fc) as network.Head makes them from the same
+    HeadPlan; returns its output shape."""
     c, head = p.num_features, p.head
     with t.scope("head"):
         if head.final_norm:
@@ -257,18 +285,32 @@ def head_cost(p: "ModelPlan", t: Tally, h: int, w: int) -> tuple[int, int, int]:
             t.act("act", head.final_act, c, h, w)
         if head.pool == "none":
             return c, h, w
-        t.pool("pool", c, 0, h, w, stride=1, global_pool=True)
+        if head.pool_size == 1:
+            t.pool("pool", c, 0, h, w, stride=1, global_pool=True)
+        else:
+            t.adaptive_pool("pool", c, head.pool_size, h, w)
+        features = c * head.pool_size ** 2
+        for i, width in enumerate(head.hidden):
+            t.linear(f"hidden.{3 * i}", features, width)
+            t.act(f"hidden.{3 * i + 1}", head.final_act, width, 1, 1)
+            features = width
         if head.classes > 0:
-            t.linear("fc", c, head.classes)
+            t.linear("fc", features, head.classes)
             return head.classes, 1, 1
-    return c, 1, 1
+    return features, 1, 1
 
 
 def head_notation(p: "ModelPlan") -> str:
+    """'global avg pool, 1000-d fc'; VGG's '7x7 adaptive avg pool; fc 4096; fc 4096; 1000-d fc'."""
     head = p.head
     if head.pool == "none":
         return "no pool"
-    return f"global {head.pool} pool" + (f", {head.classes}-d fc" if head.classes else "")
+    if not head.hidden and head.pool_size == 1:
+        return f"global {head.pool} pool" + (f", {head.classes}-d fc" if head.classes else "")
+    parts = [f"{head.pool_size}x{head.pool_size} adaptive {head.pool} pool"] if head.pool_size > 1 else \
+        [f"global {head.pool} pool"]
+    parts += [f"fc {width}" for width in head.hidden] + ([f"{head.classes}-d fc"] if head.classes else [])
+    return "; ".join(parts)
 
 
 def _too_small(p: "ModelPlan", override: int | None, message: str) -> Exception:

@@ -13,8 +13,10 @@ gate) defines a record class beside it with the same three methods.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional, Protocol
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Protocol
 
 if TYPE_CHECKING:
     import torch.nn as nn
@@ -64,7 +66,8 @@ class Conv:
 
 @dataclass(frozen=True)
 class Norm:
-    """Batch norm over `c` channels."""
+    """The network's normalisation over `c` channels (batch norm unless the spec's `norm:` says otherwise;
+    group norm and frozen batch norm count the same: two parameters per channel, one op per element)."""
 
     name: str
     c: int
@@ -76,6 +79,13 @@ class Norm:
     def module(self, first: bool = False) -> "nn.Module":
         import torch.nn as nn
 
+        style = current_style()
+        if style.norm == "group":
+            return nn.GroupNorm(style.groups, self.c)
+        if style.norm == "frozen_batch":
+            from archgen.modules import FrozenBatchNorm2d
+
+            return FrozenBatchNorm2d(self.c)
         return nn.BatchNorm2d(self.c)
 
 
@@ -194,13 +204,63 @@ class SqueezeExcite:
 
 
 @dataclass(frozen=True)
+class LocalResponseNorm:
+    """Local response normalisation across channels (Krizhevsky et al. 2012, Sec. 3.3): VGG's configuration
+    A-LRN, whose parameters 'are those of' AlexNet (Simonyan and Zisserman 2014, Sec. 2.2): n = 5, alpha =
+    1e-4, beta = 0.75, k = 2. No parameters; element-wise work, counted under `other_ops` as size ops each."""
+
+    name: str
+    c: int
+    size: int = 5
+    alpha: float = 1e-4
+    beta: float = 0.75
+    k: float = 2.0
+
+    def cost(self, t: "Tally", h: int, w: int) -> tuple[int, int]:
+        t.norm(self.name, self.c, h, w, ops_per_element=self.size)
+        return h, w
+
+    def module(self, first: bool = False) -> "nn.Module":
+        import torch.nn as nn
+
+        return nn.LocalResponseNorm(self.size, self.alpha, self.beta, self.k)
+
+
+@dataclass(frozen=True)
+class TransformGate:
+    """A highway network's transform gate T(x) = sigmoid(conv(x) + b_T) (Srivastava et al. 2015): a conv with
+    bias from the block's input to the block's output channels and stride, its bias initialised to `bias`
+    (negative: the block starts out carrying its input). The block merges y = H(x) T(x) + carry(x) (1 - T(x))."""
+
+    name: str
+    c_in: int
+    c_out: int
+    k: int
+    stride: int
+    bias: float
+
+    def cost(self, t: "Tally", h: int, w: int) -> tuple[int, int]:
+        with t.scope(self.name):
+            ho, wo = t.conv("conv", self.c_in, self.c_out, self.k, h, w, stride=self.stride, bias=True)
+            t.act("sigmoid", "sigmoid", self.c_out, ho, wo)
+        return ho, wo
+
+    def module(self, first: bool = False) -> "nn.Module":
+        from archgen.modules import TransformGate as TransformGateModule
+
+        return TransformGateModule(self.c_in, self.c_out, self.k, self.stride, self.bias)
+
+
+@dataclass(frozen=True)
 class BlockLayers:
     """One block: out = post(merge(branch(pre(x)), shortcut(x or pre(x)))).
 
     - `pre`: layers before the split (a pre-activation unit's BN-ReLU);
     - `branch`: the residual function, or the whole layer of a plain block;
     - `shortcut`: None for no shortcut (plain layers), () for an identity, else the `downsample` layers;
-    - `merge`: 'add' (residual), 'concat' (a dense layer: [x, branch]) or 'none';
+    - `merge`: 'add' (residual), 'gate' (highway: branch * T + shortcut * (1 - T), T the `gate`),
+      'concat' (a dense layer: [x, branch]) or 'none';
+    - `gate`: the highway transform gate (merge 'gate' only), read from the same tensor as the shortcut;
     - `split`: which tensor the shortcut reads, the block's 'input' or its 'pre'-activated input;
     - `post`: layers after the merge (the activation after the add);
     - `survival`, `inverted_drop`: stochastic depth of the branch.
@@ -214,10 +274,11 @@ class BlockLayers:
     post: tuple[Any, ...] = ()
     survival: float = 1.0
     inverted_drop: bool = False
+    gate: Optional[TransformGate] = None
 
     @property
     def residual(self) -> bool:
-        return self.merge == "add" and self.shortcut is not None
+        return self.merge in ("add", "gate") and self.shortcut is not None
 
 
 def make_act(kind: str, inplace: bool = True) -> "nn.Module":
@@ -226,5 +287,36 @@ def make_act(kind: str, inplace: bool = True) -> "nn.Module":
     if kind == "relu":
         return nn.ReLU(inplace=inplace)
     if kind == "leaky_relu":
-        return nn.LeakyReLU(LEAKY_SLOPE, inplace=inplace)
+        return nn.LeakyReLU(current_style().leaky_slope, inplace=inplace)
+    if kind == "silu":
+        return nn.SiLU(inplace=inplace)
+    if kind == "gelu":
+        return nn.GELU()
     return nn.Identity()
+
+
+@dataclass(frozen=True)
+class LayerStyle:
+    """How records become modules network-wide: the spec's `norm:` and `leaky_slope`. It changes no count, so
+    the planner and the counter never read it; the builder sets it while it makes a network's modules."""
+
+    norm: str = "batch"  # batch, group, frozen_batch
+    groups: int = 32
+    leaky_slope: float = LEAKY_SLOPE
+
+
+_STYLE: contextvars.ContextVar[LayerStyle] = contextvars.ContextVar("archgen_layer_style", default=LayerStyle())
+
+
+def current_style() -> LayerStyle:
+    return _STYLE.get()
+
+
+@contextlib.contextmanager
+def layer_style(style: LayerStyle) -> Iterator[None]:
+    """Make modules in this style (the builder's `with`, around one network)."""
+    token = _STYLE.set(style)
+    try:
+        yield
+    finally:
+        _STYLE.reset(token)

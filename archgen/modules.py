@@ -4,7 +4,8 @@ Every family's block is a `Block`: its children are the records' modules,
 under the records' names (torchvision's `conv1`, `bn1`, ..., `downsample`,
 in torchvision's order), so state dicts and per-module counts line up. The
 attributes `residual`, `downsample`, `drop_path`, `act_out`, `pre_names` and
-`branch_names` are what `archgen.fuse` and `archgen.lesion` read.
+`branch_names` are what `archgen.fuse` and `archgen.lesion` read; `gate` is a highway block's transform
+gate (None for every other block).
 """
 
 from __future__ import annotations
@@ -47,6 +48,34 @@ class SqueezeExcite(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.gate(self.fc2(self.act(self.fc1(self.pool(x)))))
+
+
+class TransformGate(nn.Module):
+    """A highway network's T(x) = sigmoid(conv(x)), the conv's bias filled with the carry bias (Srivastava et
+    al. 2015, Sec. 2.2: 'b_T can be initialized with a negative value (e.g. -1, -3 etc.) such that the network
+    is initially biased towards carry behavior')."""
+
+    def __init__(self, c_in: int, c_out: int, k: int, stride: int, bias: float) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, k, stride, (k - 1) // 2, bias=True)
+        nn.init.constant_(self.conv.bias, bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.conv(x))
+
+
+class FrozenBatchNorm2d(nn.BatchNorm2d):
+    """Batch norm with fixed statistics and affine parameters (detection backbones fine-tuned at small
+    batch): it always normalises by its running statistics and learns nothing. A BatchNorm2d to every
+    reader (state dicts, `archgen.fuse`'s folding), so checkpoints load into it unchanged."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__(num_features)
+        self.weight.requires_grad_(False)
+        self.bias.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
 
 
 class DropPath(nn.Module):
@@ -98,6 +127,7 @@ class Block(nn.Module):
         self.split = d.split
         self.residual = d.residual
         self.downsample = shortcut_module(d.shortcut) if d.residual and d.shortcut else None
+        self.gate = d.gate.module() if d.residual and d.gate is not None else None
         self.drop_path = DropPath(d.survival, d.inverted_drop) if d.residual and d.survival < 1.0 else nn.Identity()
         posts = [layer.module() for layer in d.post]
         self.act_out = nn.Identity() if not posts else posts[0] if len(posts) == 1 else nn.Sequential(*posts)
@@ -128,12 +158,18 @@ class Block(nn.Module):
             return torch.cat([x, out], 1)
         if self.residual:
             split = pre if self.split == "pre" else x
-            out = self.drop_path(out) + (split if self.downsample is None else self.downsample(split))
+            carry = split if self.downsample is None else self.downsample(split)
+            if self.gate is not None:
+                transform = self.gate(split)
+                out = self.drop_path(out) * transform + carry * (1 - transform)
+            else:
+                out = self.drop_path(out) + carry
         return self.act_out(out)
 
     def shortcut_is_identity(self) -> bool:
-        """Whether the shortcut passes the block's input on unchanged (so a lesion may delete the branch)."""
-        return self.residual and self.downsample is None and self.mode != "both"
+        """Whether the shortcut passes the block's input on unchanged (so a lesion may delete the branch);
+        a highway block's carry is gated, so deleting its branch would leave x * (1 - T(x)), not x."""
+        return self.residual and self.downsample is None and self.gate is None and self.mode != "both"
 
     def without_branch(self) -> nn.Module:
         """The block with its residual branch deleted: what is left is act_out(x)."""

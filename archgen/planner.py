@@ -17,7 +17,7 @@ from archgen.blocks.registry import Family, Placement, PlannedBlock, spec_family
 from archgen.errors import did_you_mean
 from archgen.grammar import schema
 from archgen.grammar.loader import Spec, SpecLike, load_spec
-from archgen.layers import Conv
+from archgen.layers import Conv, Norm
 from archgen.stems import STEMS, StemArgs
 
 
@@ -36,6 +36,9 @@ class HeadPlan:
     pool: str
     dropout: float
     classes: int
+    #: Side of the pooled map (1: global pooling) and the hidden fc widths before the classifier (VGG's).
+    pool_size: int = 1
+    hidden: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,7 @@ def plan(spec: SpecLike | ModelPlan) -> ModelPlan:
     families = _families(spec)
     _check_network_fields(spec, families)
     stem = _resolve_stem(spec, families[0])
+    _check_norm_groups(spec, stem.layers().branch, "the stem")
 
     depths = [scale_depth(s.depth, doc.multipliers.depth) for s in doc.stages]
     if sum(depths) > MAX_TOTAL_BLOCKS:
@@ -157,6 +161,11 @@ def _check_network_fields(spec: Spec, families: list[Family]) -> None:
             raise spec.error((name,), f"no stage reads '{name}': block type{'s' if len(types) > 1 else ''} "
                                       f"{', '.join(types)} take{'' if len(types) > 1 else 's'} no {name}; remove "
                                       "it")
+    if "leaky_slope" in spec.doc.written and not any(getattr(f, "act", None) == "leaky_relu" for f in families):
+        raise spec.error(("leaky_slope",), "no layer of this network is a leaky_relu, so the slope would do "
+                                           "nothing; remove it, or set a family's act: leaky_relu")
+    if spec.doc.zero_init_last and not any(f.residual for f in families):
+        raise spec.error(("zero_init_last",), "this network has no residual branch to start at zero; remove it")
 
 
 def _resolve_stem(spec: Spec, first: Family) -> StemArgs:
@@ -167,6 +176,8 @@ def _resolve_stem(spec: Spec, first: Family) -> StemArgs:
         raise spec.error(("stem", "type"), f"unknown stem type '{stem.type}'.{did_you_mean(stem.type, STEMS)}"
                                            f" Allowed: {', '.join(STEMS)}")
     kind = STEMS[stem.type]
+    if kind.empty:
+        _refuse_fields_of_no_stem(spec)
     if stem.deep_widths is not None:
         if not kind.deep:
             raise spec.error(("stem", "deep_widths"), f"deep_widths belongs to the 'deep' stem; a '{stem.type}' "
@@ -181,6 +192,14 @@ def _resolve_stem(spec: Spec, first: Family) -> StemArgs:
         raise spec.error(("stem", "kernel"), f"found {kernel}; the stem's convs pad by (k - 1) / 2 to keep the "
                                              "size up to the stride, which needs an odd kernel: use 3, 5, 7, ...")
     return kind.resolve(stem, doc.input.channels, getattr(first, "act", "relu"), lambda w: scale_width(w, doc.multipliers.width))
+
+
+def _refuse_fields_of_no_stem(spec: Spec) -> None:
+    """A 'none' stem has no layers, so any other stem field written is one nothing reads."""
+    written = sorted({path[1] for path in spec.locs if len(path) == 2 and path[0] == "stem" and path[1] != "type"})
+    if written:
+        raise spec.error(("stem", written[0]), f"a 'none' stem has no layers, so '{written[0]}' shapes nothing; "
+                                               "remove it, or choose a stem type with layers")
 
 
 def _placement(spec: Spec, i: int, family: Family, in_chs: int, prev_dilation: int) -> Placement:
@@ -223,6 +242,20 @@ def _check_groups(spec: Spec, i: int, block: PlannedBlock) -> None:
                              f"cardinality {layer.groups} does not divide the {layer.c_in} -> {layer.c_out} "
                              f"channels of {block.type} conv '{layer.name}' in stage {i + 1}; choose a "
                              "cardinality that divides both")
+    _check_norm_groups(spec, layers.pre + layers.branch + (layers.shortcut or ()), f"stage {i + 1}")
+
+
+def _check_norm_groups(spec: Spec, layers: tuple, where: str) -> None:
+    """Group norm's groups divide every normalised layer's channels (else torch refuses to build it)."""
+    norm = spec.doc.norm
+    if norm.type != "group":
+        return
+    for layer in layers:
+        if isinstance(layer, Norm) and layer.c % norm.groups:
+            raise spec.error(("norm", "groups"), f"group norm of {norm.groups} groups cannot normalise the "
+                                                 f"{layer.c} channels of '{layer.name}' in {where}; choose groups "
+                                                 "that divide every layer's channels (e.g. a power of 2 that "
+                                                 "divides the stem width)")
 
 
 def _head(spec: Spec, last: Family) -> HeadPlan:
@@ -232,12 +265,16 @@ def _head(spec: Spec, last: Family) -> HeadPlan:
         raise spec.error(("head", "pool"), f"a classifier of {classes} classes needs the feature map pooled "
                                            "to a vector; use pool: avg or max, or classes: 0 for a backbone "
                                            "that returns the last stage's feature map")
-    if head.dropout > 0 and classes == 0:
+    if head.dropout > 0 and classes == 0 and not head.hidden:
         raise spec.error(("head", "dropout"), "dropout is applied before the classifier, and classes: 0 has "
                                               "none; remove it")
+    if head.pool == "none" and (head.hidden or head.pool_size != 1):
+        field = "hidden" if head.hidden else "pool_size"
+        raise spec.error(("head", field), f"'{field}' shapes the pooled features, and pool: none pools nothing; "
+                                          "remove it or choose pool: avg or max")
     act = getattr(last, "act", "relu")
     return HeadPlan(final_norm=last.final_norm, final_act=act, pool=head.pool, dropout=head.dropout,
-                    classes=classes)
+                    classes=classes, pool_size=head.pool_size, hidden=tuple(head.hidden or ()))
 
 
 def _with_survival(blocks: list[PlannedBlock], family: Family, sd: schema.StochasticDepth, done: int,

@@ -1,4 +1,4 @@
-"""The layers before the first stage, by name: 'imagenet', 'cifar', 'deep'; a spec may override the
+"""The layers before the first stage, by name: 'imagenet', 'cifar', 'deep', 'none'; a spec may override the
 kernel, stride and pooling of the type (DRN-C/D's 7x7/1 conv). Pure Python: the stem is layer records
 like any block, read by the counter and the builder alike."""
 
@@ -26,14 +26,15 @@ class StemArgs:
 
     @property
     def out_chs(self) -> int:
-        return self.widths[-1]
+        return self.widths[-1] if self.widths else self.in_chs
 
     @property
     def reduction(self) -> int:
         return self.stride * (2 if self.pool else 1)
 
     def layers(self) -> BlockLayers:
-        """conv1[, bn1, act1], conv2, ...: torchvision's names for one conv, timm's deep stem for several."""
+        """conv1[, bn1, act1], conv2, ...: torchvision's names for one conv, timm's deep stem for several;
+        no layers for a 'none' stem."""
         layers: list = []
         cin = self.in_chs
         for i, width in enumerate(self.widths, 1):
@@ -46,6 +47,8 @@ class StemArgs:
         return BlockLayers(branch=tuple(layers))
 
     def notation(self) -> str:
+        if not self.widths:
+            return "none"
         convs = ", ".join(f"{self.kernel}x{self.kernel}, {w}" + (f", stride {self.stride}"
                                                                  if i == 0 and self.stride > 1 else "")
                           for i, w in enumerate(self.widths))
@@ -60,8 +63,13 @@ class StemType:
     stride: int
     pool: bool
     deep: bool = False
+    #: No layers at all (VGG reads the image with its first stage).
+    empty: bool = False
 
     def resolve(self, stem: "Stem", in_chs: int, act: str, scale: Callable[[int], int]) -> StemArgs:
+        if self.empty:
+            return StemArgs(type=stem.type, in_chs=in_chs, widths=(), kernel=1, stride=1, pool=False, norm=False,
+                            act=act)
         widths = (*(stem.deep_widths or [32, 32]), stem.width) if self.deep else (stem.width,)
         return StemArgs(type=stem.type, in_chs=in_chs, widths=tuple(scale(w) for w in widths),
                         kernel=self.kernel if stem.kernel is None else stem.kernel,
@@ -73,4 +81,5 @@ STEMS: dict[str, StemType] = {
     "imagenet": StemType(kernel=7, stride=2, pool=True),
     "cifar": StemType(kernel=3, stride=1, pool=False),
     "deep": StemType(kernel=3, stride=2, pool=True, deep=True),
+    "none": StemType(kernel=1, stride=1, pool=False, empty=True),
 }

@@ -57,7 +57,7 @@ def test_every_spec_has_the_params_and_stage_shapes_it_counts(name):
     counted = archgen.profile(name)
     model = archgen.build(name, device="meta").eval()  # eval: stochastic depth draws no random numbers
     assert sum(p.numel() for p in model.parameters()) == counted.params
-    x = torch.empty(1, model.stem.conv1.in_channels, counted.input_size, counted.input_size, device="meta")
+    x = torch.empty(1, archgen.load_spec(name).doc.input.channels, counted.input_size, counted.input_size, device="meta")
     with torch.no_grad():
         outs = model.forward_stages(x)
     assert [tuple(o.shape[1:]) for o in outs] == [s.out for s in counted.stages[1:-1]]

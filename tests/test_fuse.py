@@ -91,7 +91,8 @@ def test_every_block_structure_fused_gives_eager_logits(name, monkeypatch):
     torch.manual_seed(1)
     model = _randomise_bns(archgen.build(name), seed=1)
     fused = fuse(model)
-    assert any(isinstance(m, BNAct) for m in fused.modules()), "nothing was fused"
+    if any(isinstance(m, nn.BatchNorm2d) for m in model.modules()):  # VGG without BN has nothing to fuse
+        assert any(isinstance(m, BNAct) for m in fused.modules()), "nothing was fused"
     # Deep nets (plain56, a 1001-layer pre-activation net) amplify rounding differences, since a folded
     # conv rounds differently from conv + BN: 5e-3 of the logits, where a wrong fold is off by O(1).
     _assert_logits_equal(model, fused, torch.randn(1, 3, 32, 32), rtol=5e-3)

@@ -127,7 +127,8 @@ def test_validate_accepts_exactly_what_build_builds(doc):
             raise AssertionError("validate refused a spec that build builds")
         model = archgen.build(str(path), device="meta", max_params=300_000_000)
         assert sum(p.numel() for p in model.parameters()) == counted.params
-        x = torch.empty(1, model.stem.conv1.in_channels, counted.input_size, counted.input_size, device="meta")
+        x = torch.empty(1, doc.get("input", {}).get("channels", 3), counted.input_size, counted.input_size,
+                        device="meta")
         with torch.no_grad():
             outs = model.forward_stages(x)
             logits = model.head(outs[-1])

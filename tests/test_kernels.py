@@ -20,7 +20,7 @@ TOL = {torch.float32: 2e-6, torch.float16: 1e-3, torch.bfloat16: 8e-3, torch.flo
 
 SHAPES = [(1, 1, 1, 1), (2, 3, 5, 7), (3, 17, 9, 11), (1, 64, 7, 7), (2, 130, 3, 3), (5, 6, 33, 1)]
 RESIDUALS = ["none", "add", "bn"]
-ACT_NAMES = ["relu", "leaky_relu", "none"]
+ACT_NAMES = ["relu", "leaky_relu", "silu", "none"]
 
 
 @pytest.fixture(autouse=True)
@@ -67,7 +67,7 @@ def test_the_kernel_runs_on_this_machine():
 @pytest.mark.parametrize("residual", RESIDUALS)
 def test_bn_act_matches_float64_on_odd_shapes(dtype, channels_last, residual):
     for i, shape in enumerate(SHAPES):
-        act = ACT_NAMES[i % 3]
+        act = ACT_NAMES[i % len(ACT_NAMES)]
         x, s, t, r, rs, rt = _inputs(shape, dtype, channels_last, residual, seed=i)
         out = torch.full_like(x, float("nan"))
         y = bn_act(x, s, t, r, rs, rt, act=act, out=out)

@@ -11,8 +11,8 @@ from archgen.layers import Act, Conv, Identity, Norm, Pool, ZeroPad
 
 
 def act_field(default: str = "relu") -> Any:
-    return spec_field(default, doc="Activation: 'relu', 'leaky_relu' (slope 0.1, DarkNet) or 'none'.",
-                      example=default)
+    return spec_field(default, doc="Activation: 'relu', 'leaky_relu' (slope: the spec's `leaky_slope`), 'silu', "
+                               "'gelu' or 'none'.", example=default)
 
 
 def cardinality_field() -> Any:

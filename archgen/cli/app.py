@@ -16,6 +16,8 @@ from archgen.cli.design import sample_command, scale_command, search_command
 from archgen.cli.common import FORMAT_OPTION, Fmt, check_output_path, emit, friendly
 from archgen.complexity import DEFAULT_MAX_PARAMS
 from archgen.cli.ensemble import lesion_command, paths_command
+from archgen.cli.export import export_command
+from archgen.cli.plot import plot_command
 from archgen.cli.tables import profile_command, table_command
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -43,7 +45,8 @@ def build(
     input_size: Optional[int] = typer.Option(None, "--input-size", min=1, max=8192,
                                              help="Image side for the shape check and counts (default: the spec's)."),
     fmt: Fmt = FORMAT_OPTION,
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Save the model's state dict (torch.save)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Save the weights: FILE.safetensors (records "
+                                          "the spec's name and archgen's version) or FILE.pt (a plain state dict)."),
     max_params: int = typer.Option(DEFAULT_MAX_PARAMS, "--max-params", help="Refuse larger models (counted first)."),
 ) -> None:
     """Build SPEC, check every stage's shape with a forward pass, and summarise it."""
@@ -51,9 +54,13 @@ def build(
     from archgen.render import render
 
     check_output_path(output)
+    if output is not None:
+        from archgen.weights import save_weights, weights_format
+
+        weights_format(output)  # refuse an unknown suffix before any work
     result = summary.build_and_check(spec, input_size=input_size, max_params=max_params, weights=output is not None)
     if output is not None:
-        summary.save_state_dict(result.model, output)
+        save_weights(result.model, output, spec_name=result.profile.name)
     typer.echo(render(summary.build_table(result.profile), fmt.value), nl=False)
     if output is not None:
         typer.echo(f"saved the state dict to {output}", err=True)
@@ -116,6 +123,8 @@ app.command("paths")(paths_command)
 app.command("lesion")(lesion_command)
 app.command("bench")(bench_command)
 app.command("calibrate")(calibrate_command)
+app.command("export")(export_command)
+app.command("plot")(plot_command)
 app.command("sample")(sample_command)
 app.command("scale")(scale_command)
 app.command("search")(search_command)

@@ -153,7 +153,8 @@ def spec_markdown() -> str:
                 (schema.Input, "Input"), (schema.Stem, "Stem"), (schema.Block, "Block"),
                 (schema.Stage, "Stage"), (schema.StageRule, "StageRule"), (schema.RegNetRule, "RegNetRule"),
                 (schema.Multipliers, "Multipliers"),
-                (schema.StochasticDepth, "StochasticDepth"), (schema.Head, "Head")]
+                (schema.StochasticDepth, "StochasticDepth"), (schema.NormChoice, "NormChoice"),
+                (schema.Head, "Head")]
     out = [INTRO]
     for cls, title in sections:
         out += _section(cls, title)

@@ -70,7 +70,7 @@ def json_schema() -> dict:
     families = [family_class(name) for name in block_names()]
     defs = {cls.__name__: _object(cls) for cls in (schema.Citation, schema.Paper, schema.Input, schema.Stem,
                                                    schema.Multipliers, schema.StochasticDepth, schema.Head,
-                                                   schema.RegNetRule, schema.StageRule)}
+                                                   schema.RegNetRule, schema.StageRule, schema.NormChoice)}
     defs["Block"] = _with_families(_object(schema.Block), families)
     defs["Stage"] = _with_families(_object(schema.Stage), families)
     defs["Block"]["properties"]["type"]["anyOf"][0]["enum"] = block_names()

@@ -13,7 +13,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
-Act = Literal["relu", "leaky_relu", "none"]
+Act = Literal["relu", "leaky_relu", "silu", "gelu", "none"]
 Shortcut = Literal["projection", "zero_pad", "avgpool_projection", "none"]
 StrideOn = Literal["1x1", "3x3"]
 
@@ -84,11 +84,12 @@ class Input:
 
 @dataclass
 class Stem:
-    """The layers before the first stage."""
+    """The layers before the first stage. A 'none' stem takes no other field."""
 
     type: str = spec_field("imagenet", doc="'imagenet' (7x7/2 conv, 3x3/2 max-pool), 'cifar' (3x3/1 conv; also "
                            "DarkNet's first layer), 'deep' (three 3x3 convs, the first with stride 2, then the "
-                           "max-pool; ResNet-C).", example="imagenet")
+                           "max-pool; ResNet-C), 'none' (no layers: the first stage reads the image; VGG).",
+                           example="imagenet")
     kernel: Optional[int] = spec_field(doc="Kernel of the stem conv(s), overriding the type's (7 for 'imagenet', "
                                        "3 otherwise).", example=7, minimum=1, maximum=15)
     stride: Optional[int] = spec_field(doc="Stride of the stem's first conv, overriding the type's (2 for "
@@ -215,10 +216,34 @@ class StochasticDepth:
 class Head:
     """What follows the last stage."""
 
-    pool: Literal["avg", "max", "none"] = spec_field("avg", doc="Global pooling.", example="avg")
-    dropout: float = spec_field(0.0, doc="Dropout before the classifier.", example=0.2, minimum=0, maximum=0.99)
+    pool: Literal["avg", "max", "none"] = spec_field("avg", doc="Pooling after the last stage (global, or to "
+                                                     "`pool_size`).", example="avg")
+    pool_size: int = spec_field(1, doc="Side of the pooled map: 1 pools globally; VGG's classifier pools "
+                                "adaptively to 7x7 and flattens the 7 * 7 * c features (a smaller map is "
+                                "repeated to fill the 7x7, as torch's adaptive pooling does).", example=7,
+                                minimum=1, maximum=64)
+    hidden: Optional[list[int]] = spec_field(doc="Widths of fully connected layers before the classifier, each "
+                                             "followed by the network's activation and dropout (VGG's "
+                                             "[4096, 4096]).", example=[4096, 4096], minimum=1,
+                                             maximum=MAX_WIDTH)
+    dropout: float = spec_field(0.0, doc="Dropout before the classifier (and after each hidden layer).",
+                                example=0.2, minimum=0, maximum=0.99)
     classes: Optional[int] = spec_field(doc="Classifier outputs (default: input.classes; 0 for a backbone with "
                                         "no classifier).", example=1000, minimum=0, maximum=1_000_000)
+
+
+@dataclass
+class NormChoice:
+    """The normalisation every norm layer of the network uses. Counts do not change with it (two parameters
+    per channel, one op per element); `archgen.fuse` folds batch and frozen batch norm and leaves group norm
+    eager."""
+
+    type: Literal["batch", "group", "frozen_batch"] = spec_field(
+        "batch", doc="'batch' (BatchNorm2d), 'group' (GroupNorm, Wu and He 2018) or 'frozen_batch' (batch norm "
+                     "with fixed statistics and affine parameters, as detection backbones fine-tune).",
+        example="group")
+    groups: int = spec_field(32, doc="Groups of group norm (it must divide every normalised layer's channels).",
+                             example=32, minimum=1, maximum=MAX_WIDTH)
 
 
 @dataclass
@@ -245,6 +270,12 @@ class SpecDoc:
     stride_on: StrideOn = spec_field("3x3", doc="Which conv of a bottleneck strides: '1x1' (He et al. 2015) or "
                                      "'3x3' (torchvision, 'v1.5', ResNet-B).", example="3x3")
     stochastic_depth: Optional[StochasticDepth] = spec_field(doc="Stochastic depth (absent: off).")
+    norm: NormChoice = spec_field(doc="The normalisation layers' kind.", factory=NormChoice)
+    leaky_slope: float = spec_field(0.1, doc="Negative slope of every 'leaky_relu' (YOLOv3's DarkNet: 0.1; "
+                                    "timm's darknet53: 0.01).", example=0.01, minimum=0, maximum=1)
+    zero_init_last: bool = spec_field(False, doc="Start each residual branch at zero: its last norm layer's scale "
+                                      "(its last conv for pre-activation units) initialised to 0 (Goyal et al. "
+                                      "2017; Bag of Tricks).", example=True)
     head: Head = spec_field(doc="Pooling, dropout and classifier.", factory=Head)
     #: The top-level keys written (after `extends`): a field a spec sets must be one the network reads.
     written: frozenset = field(default_factory=frozenset)

@@ -10,7 +10,7 @@ on BN, the residual add and ReLU; `bn_act` spends one:
     act(bn(x))              bn_act(x, s, t)                             pre-activation, DenseNet
     act(x + b [+ r])        bn_act(x, None, b, residual=r)              a BN folded into the conv
 
-`act` is 'relu', 'leaky_relu' (slope `archgen.layers.LEAKY_SLOPE`, 0.1,
+`act` is 'relu', 'silu', 'leaky_relu' (slope `archgen.layers.LEAKY_SLOPE`, 0.1,
 DarkNet's) or 'none'. `x` is (N, C, *spatial), contiguous in NCHW or in
 channels_last; other strides are made contiguous first. Arithmetic is in
 float32 whatever the storage type (float32, float16, bfloat16); the output has
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     import torch.nn as nn
 
 #: Activation names and the codes the kernel is specialised on.
-ACTS = {"none": 0, "relu": 1, "leaky_relu": 2}
+ACTS = {"none": 0, "relu": 1, "leaky_relu": 2, "silu": 3}
 
 
 def _leaky_slope() -> float:
@@ -63,7 +63,7 @@ def _kernel_source():
                       CH_ON_COLS: tl.constexpr,  # channels_last: channel = column; NCHW: channel = row % C
                       HAS_SCALE: tl.constexpr,   # False: the BN was folded, shift is the conv's bias
                       RES: tl.constexpr,         # 0 none, 1 + r, 2 + r * rscale
-                      ACT: tl.constexpr,         # 0 none, 1 relu, 2 leaky relu
+                      ACT: tl.constexpr,         # 0 none, 1 relu, 2 leaky relu, 3 silu
                       INT64: tl.constexpr,
                       BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
         r_idx = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
@@ -103,6 +103,8 @@ def _kernel_source():
             y = tl.where(y < 0, 0.0, y)
         if ACT == 2:
             y = tl.where(y < 0, y * slope, y)
+        if ACT == 3:
+            y = y / (1.0 + tl.exp(-y))  # silu: y * sigmoid(y)
         tl.store(out_ptr + offs, y.to(out_ptr.dtype.element_ty), mask=mask)
 
     return bn_act_kernel
@@ -256,7 +258,7 @@ def bn_act(x: torch.Tensor, scale: Optional[torch.Tensor], shift: Optional[torch
     x: (N, C, *spatial), float32/float16/bfloat16. scale, shift: per-channel (C,) vectors (any float
     dtype; computed in float32), either may be None (1 and 0). residual: x's shape; it is added as is,
     or scaled by residual_scale (a second BN) when given; residual_shift is added to shift once, on
-    the host. act: 'relu', 'leaky_relu' (slope `slope`, default LEAKY_SLOPE = 0.1) or 'none'.
+    the host. act: 'relu', 'silu', 'leaky_relu' (slope `slope`, default LEAKY_SLOPE = 0.1) or 'none'.
     out: where to write (x's shape, dtype and memory format; may be `x` itself, in place); a new
     tensor otherwise. tune: let triton.autotune choose the launch on CUDA (default: ARCHGEN_TUNE=1).
 
@@ -362,6 +364,8 @@ def bn_act_reference(x: torch.Tensor, scale: Optional[torch.Tensor], shift: Opti
         y = torch.relu(y)
     elif act == "leaky_relu":
         y = torch.nn.functional.leaky_relu(y, slope)
+    elif act == "silu":
+        y = torch.nn.functional.silu(y)
     result_dtype = x.dtype if compute_dtype == torch.float32 else compute_dtype
     if out is not None:
         out.copy_(y)

@@ -10,8 +10,11 @@ rule covers every family, reading only the layer names the block was made from:
 - a residual block whose branch ends otherwise (pre-activation's bare conv,
   DarkNet's act before the add): its BN-act and conv-BN-act runs in `bn_act`,
   the add in PyTorch;
-- plain blocks, dense layers, transitions and the stem: their conv-BN[-act] and BN[-act] runs;
+- plain blocks, dense layers, transitions and the stem: their conv-BN[-act] and BN[-act] runs, and a
+  conv with bias followed by its act (VGG without BN) as conv + bias-act;
 - the head's final BN + act (pre-activation designs).
+
+Highway blocks (a gated merge) are left eager: the kernel adds a shortcut, it does not gate one.
 
 With `fold_bn=True` a BN that follows a conv is folded into it (W' = W *
 scale, bias b' = shift, kept out of the conv so that the kernel adds it with
@@ -39,8 +42,9 @@ from typing import Callable, Optional
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
-from archgen.kernels.bn_act import bn_act, bn_act_reference, bn_scale_shift
+from archgen.kernels.bn_act import bn_act, bn_act_reference, bn_scale_shift, uses_triton
 
 #: type -> rule(module, fold_bn) returning a replacement, or None to leave the module eager.
 FuseRule = Callable[[nn.Module, bool], Optional[nn.Module]]
@@ -80,6 +84,7 @@ def fuse(model: nn.Module, fold_bn: bool = True, *, inplace: bool = False) -> nn
     m.eval()
     with torch.no_grad():
         out = _fuse_module(m, fold_bn, root=True)
+    _say_what_stays_eager(out)
     return out.eval()
 
 
@@ -107,11 +112,28 @@ def act_of(m: Optional[nn.Module]) -> Optional[tuple[str, float]]:
         return "relu", 0.0
     if isinstance(m, nn.LeakyReLU):
         return "leaky_relu", float(m.negative_slope)
+    if isinstance(m, nn.SiLU):
+        return "silu", 0.0
     return None
 
 
 def _is_act(m: nn.Module) -> bool:
-    return isinstance(m, (nn.ReLU, nn.LeakyReLU))
+    return isinstance(m, (nn.ReLU, nn.LeakyReLU, nn.SiLU))
+
+
+#: Choices a spec may make that no kernel computes: fuse leaves them eager and says so.
+UNFUSED = (nn.GroupNorm, nn.GELU)
+
+
+def _say_what_stays_eager(model: nn.Module) -> None:
+    counts: dict[str, int] = {}
+    for m in model.modules():
+        if isinstance(m, UNFUSED):
+            counts[type(m).__name__] = counts.get(type(m).__name__, 0) + 1
+    if counts:
+        listed = ", ".join(f"{name} ({n})" for name, n in sorted(counts.items()))
+        warnings.warn(f"archgen.fuse: no fused kernel for {listed}; those layers run eagerly (the kernel does "
+                      "batch norm, folded or frozen, with relu, leaky_relu or silu)", RuntimeWarning, stacklevel=3)
 
 
 def _eval_identity(m: nn.Module) -> bool:
@@ -153,7 +175,27 @@ class BNAct(nn.Module):
         if self.training:
             _warn_training()
             return bn_act_reference(x, self.scale, self.shift, residual, self.rscale, self.act, slope=self.slope)
+        if not uses_triton(x):
+            return self.in_place(torch.addcmul(self._vec(self.shift, x), x, self._vec(self.scale, x))
+                                 if self.scale is not None else x + self._vec(self.shift, x), residual)
         return bn_act(x, self.scale, self.shift, residual, self.rscale, act=self.act, slope=self.slope)
+
+    @staticmethod
+    def _vec(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return v.to(x.dtype).view((1, -1) + (1,) * (x.dim() - 2))
+
+    def in_place(self, y: torch.Tensor, residual: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Where no kernel runs (the CPU): y (a tensor of our own) + residual, then the act, in place, in
+        PyTorch's own ops: no per-call checks, no float32 round trip (what bn_act_reference, the oracle, does)."""
+        if residual is not None:
+            y = y.add_(residual if self.rscale is None else residual * self._vec(self.rscale, residual))
+        if self.act == "relu":
+            return y.relu_()
+        if self.act == "leaky_relu":
+            return F.leaky_relu_(y, self.slope)
+        if self.act == "silu":
+            return F.silu(y, inplace=True)
+        return y
 
     def extra_repr(self) -> str:
         kind = "folded bias" if self.scale is None else "scale/shift"
@@ -170,7 +212,14 @@ class ConvBNAct(nn.Module):
         self.epilogue = epilogue
 
     def forward(self, x: torch.Tensor, residual: Optional[torch.Tensor] = None) -> torch.Tensor:
-        return self.epilogue(self.conv(x), residual)
+        ep = self.epilogue
+        if ep.scale is None and not ep.training and not uses_triton(x):
+            # On the CPU a folded BN is the conv's own bias, which the conv adds in its pass: what is left
+            # of the BN costs nothing, and the add and the act run in place.
+            conv = self.conv
+            y = F.conv2d(x, conv.weight, ep.shift.to(x.dtype), conv.stride, conv.padding, conv.dilation, conv.groups)
+            return ep.in_place(y, residual)
+        return ep(self.conv(x), residual)
 
 
 def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d, factor: float = 1.0) -> tuple[nn.Conv2d, torch.Tensor]:
@@ -206,8 +255,17 @@ def conv_bn_act(conv: nn.Conv2d, bn: nn.BatchNorm2d, act: Optional[nn.Module], f
     return ConvBNAct(conv, BNAct(scale * factor, shift * factor, *a))
 
 
+def conv_bias_act(conv: nn.Conv2d, act: nn.Module) -> ConvBNAct:
+    """act(conv(x)) for a conv with bias and no BN: the conv without its bias, then bias + act in `bn_act`."""
+    bare = copy.copy(conv)  # shallow: the bias is dropped from this copy only
+    bare._parameters = dict(conv._parameters)
+    bare.bias = None
+    return ConvBNAct(bare, BNAct(None, conv.bias.detach().float(), *act_of(act)))
+
+
 def fuse_sequence(mods: list[tuple[str, nn.Module]], fold_bn: bool) -> list[tuple[str, nn.Module]]:
-    """Rewrite a run of (name, module): conv, BN[, act] -> ConvBNAct; BN[, act] -> BNAct; eval no-ops
+    """Rewrite a run of (name, module): conv, BN[, act] -> ConvBNAct; conv with bias, act -> ConvBNAct (bias
+    and act in the kernel); BN[, act] -> BNAct; eval no-ops
     (Dropout, Identity) are dropped; other modules are fused recursively."""
     mods = [(n, m) for n, m in mods if not _eval_identity(m)]
     out: list[tuple[str, nn.Module]] = []
@@ -223,6 +281,10 @@ def fuse_sequence(mods: list[tuple[str, nn.Module]], fold_bn: bool) -> list[tupl
                 out.append((name, fused))
                 i += 3 if act is not None else 2
                 continue
+        if isinstance(m, nn.Conv2d) and m.bias is not None and nxt is not None and _is_act(nxt):
+            out.append((name, conv_bias_act(m, nxt)))  # a conv without BN (VGG): bias + act in the kernel
+            i += 2
+            continue
         if isinstance(m, nn.BatchNorm2d):
             act = nxt if nxt is not None and _is_act(nxt) else None
             out.append((name, BNAct.from_bn(m, act)))
@@ -321,7 +383,12 @@ def _run(mods: list[tuple[str, nn.Module]], fold_bn: bool) -> FusedSequential:
 
 def fuse_block(block: nn.Module, fold_bn: bool) -> Optional[nn.Module]:
     """The rule for archgen's generic Block: it reads the layer names the block was made from
-    (`pre_names`, `branch_names`) and its `downsample`, `drop_path` and `act_out`, never a family's."""
+    (`pre_names`, `branch_names`) and its `downsample`, `drop_path` and `act_out`, never a family's.
+
+    A highway block (a `gate`) is left eager: its merge H * T + carry * (1 - T) is not the kernel's
+    act(x * scale + shift + residual)."""
+    if getattr(block, "gate", None) is not None:
+        return None
     pre = _run([(n, block._modules[n]) for n in block.pre_names], fold_bn)
     branch = [(n, block._modules[n]) for n in block.branch_names]
     common = {"merge": block.merge, "split": block.split, "residual": block.residual}
