@@ -100,6 +100,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "pool": Rule("1 per window element (global: per input element), reported apart from MACs",
                      _archgen_other),
         "add": Rule("1 per element, reported apart from MACs", _archgen_other),
+        "mul": Rule("1 per element (a gate's multiply), reported apart from MACs", _archgen_other),
     },
     "fvcore": {
         "conv": Rule("multiply-adds; bias not counted", _macs),
@@ -109,6 +110,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "pool": Rule("global avg pool: 1 per input element; max_pool2d and avg_pool2d unsupported, so 0",
                      _pool_input_if_global_avg),
         "add": Rule("not counted (aten::add is unsupported)", _nothing),
+        "mul": Rule("not counted (aten::mul is unsupported)", _nothing),
     },
     "ptflops": {
         "conv": Rule("multiply-adds, + 1 per output element if it has a bias", _macs_plus_bias_per_output),
@@ -119,6 +121,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "pool": Rule("2 per input element (its module hook, then its patch of the F.*pool2d the module calls)",
                      _pool_input_twice),
         "add": Rule("not counted (Tensor.__add__ is not patched)", _nothing),
+        "mul": Rule("not counted (Tensor.__mul__ is not patched)", _nothing),
     },
 }
 

@@ -273,3 +273,22 @@ def test_a_spec_that_fails_to_build_is_rows_with_its_error_and_the_sweep_goes_on
     assert finished == [("broken", 1, f"{FAILED}: RuntimeError: no such kernel"),
                         ("broken", 2, f"{FAILED}: RuntimeError: no such kernel"),
                         ("tiny_resnet18", 1, "ok"), ("tiny_resnet18", 2, "ok")]
+
+
+def test_onnxruntime_is_a_backend_timed_beside_eager_and_computing_the_same_logits(tiny):
+    """ONNX Runtime, the CPU deployments' runtime, timed in the same run as eager (issue 10)."""
+    pytest.importorskip("onnxruntime")
+    import torch
+
+    import archgen
+    from archgen.bench import runner
+
+    cfg = runner.BenchConfig(specs=[tiny], device="cpu", batch_sizes=[2], backends=["eager", "onnxruntime"],
+                             warmup=0, reps=2)
+    rows = runner.run(cfg)
+    assert [(r.backend, r.status) for r in rows] == [("eager", "ok"), ("onnxruntime", "ok")]
+    model = archgen.build(tiny).eval()
+    session = runner.make_backend("onnxruntime", model, "cpu", input_size=32)
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.from_numpy(session(x)), model(x), rtol=1e-4, atol=1e-4)

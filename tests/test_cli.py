@@ -118,10 +118,11 @@ def test_an_output_in_a_missing_directory_is_refused_before_any_work(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_the_ensemble_view_refuses_a_network_without_shortcuts():
-    for command in (["paths", "densenet121"], ["lesion", "plain20_cifar"]):
-        result = runner.invoke(app, command)
-        assert result.exit_code == 2 and "no residual blocks" in result.stderr
+def test_path_lengths_refuse_a_network_without_shortcuts_and_lesions_take_a_single_path_one():
+    result = runner.invoke(app, ["paths", "densenet121"])
+    assert result.exit_code == 2 and "no residual blocks" in result.stderr
+    result = runner.invoke(app, ["lesion", "plain20_cifar", "--blocks", "layer1.1"])  # Veit et al.'s VGG lesion
+    assert result.exit_code == 0, result.output
 
 
 def test_profile_with_one_tracer_reconciles_it_alone():

@@ -8,11 +8,13 @@ the same and the tracers fast.
 from __future__ import annotations
 
 import pytest
+import yaml
 
 import archgen
 from archgen import counters
 from archgen.counters import RULES, Rule, reconcile
 from archgen.grammar.loader import bundled_names, load_spec
+from archgen.planner import expand_stage_rule
 from archgen.cli.profile_view import memory
 from conftest import torchvision_reference
 
@@ -62,9 +64,15 @@ def _one_spec_per_design() -> list[str]:
 @pytest.mark.parametrize("name", _one_spec_per_design())
 def test_every_layer_count_of_fvcore_and_ptflops_follows_its_rule(name, tmp_path):
     # Two blocks a stage keep every kind of layer (first and repeated blocks) and make tracing quick.
-    stages = ", ".join("{depth: 2}" for _ in load_spec(name).doc.stages)
+    spec = load_spec(name)
+    if spec.doc.stage_rule is None:
+        stages = ", ".join("{depth: 2}" for _ in spec.doc.stages)
+        shallow_text = f"name: {name}_shallow\nextends: {name}\nstages: [{stages}]\n"
+    else:  # a rule's stages, written out with two blocks each
+        rows = [{"depth": 2, "width": s.width, "stride": s.stride, **s.args} for s in expand_stage_rule(spec).doc.stages]
+        shallow_text = yaml.safe_dump({"name": f"{name}_shallow", "extends": name, "stages": rows})
     shallow = tmp_path / f"{name}_shallow.yaml"
-    shallow.write_text(f"name: {name}_shallow\nextends: {name}\nstages: [{stages}]\n")
+    shallow.write_text(shallow_text)
     r = reconcile(shallow, min(SMALL, load_spec(name).doc.input.size))
     assert r.flagged == []
     # archgen's MACs equal fvcore's conv + linear count layer by layer, as integers.

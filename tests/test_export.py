@@ -1,5 +1,5 @@
-"""Every bundled spec exports to ONNX with a dynamic batch axis, and ONNX Runtime gives eager's logits
-to 1e-4; TorchScript exports too; `archgen export` writes files whole and refuses bad input with exit 2."""
+"""Every block structure of the zoo (each in its smallest spec, tests/conftest.py) exports to ONNX with a
+dynamic batch axis, and ONNX Runtime gives eager's logits to 1e-4; TorchScript exports too; `archgen export` writes files whole and refuses bad input with exit 2."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 import archgen
 from archgen.cli.app import app
 from archgen.export import export_model, export_spec
-from archgen.grammar.loader import bundled_names
+from conftest import specs_covering_every_design
 
 ort = pytest.importorskip("onnxruntime")
 runner = CliRunner()
@@ -56,7 +56,7 @@ def one_thread():
 MAX_EXPORT_PARAMS = 30_000_000
 
 
-@pytest.mark.parametrize("name", bundled_names())
+@pytest.mark.parametrize("name", specs_covering_every_design())
 def test_onnx_runtime_gives_eager_logits_at_any_batch_size(name, tmp_path, one_thread):
     if archgen.profile(name).params > MAX_EXPORT_PARAMS:
         pytest.skip(f"{name} has over {MAX_EXPORT_PARAMS:,} parameters; its export is not timed into the suite")

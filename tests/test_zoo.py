@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import archgen
-from archgen.interop import load_torchvision_state_dict, map_torchvision_keys
+from archgen.weights import key_map, load_weights, match_state_dict
 from archgen.printed import within
 from archgen.grammar.loader import bundled_names
 from conftest import filled_state_dict, torchvision_reference
@@ -200,7 +200,7 @@ def test_resnet50_b_is_torchvisions_resnet50():
     ref = torchvision_reference("resnet50")
     model = archgen.build("resnet50_b").eval()
     assert archgen.profile("resnet50_b").params == ref["params"]
-    load_torchvision_state_dict(model, filled_state_dict(ref["state_dict"]))
+    load_weights(model, filled_state_dict(ref["state_dict"]), layout="torchvision")
     x = torch.randn(*ref["input"]["shape"], generator=torch.Generator().manual_seed(ref["input"]["generator_seed"]))
     with torch.no_grad():
         logits = model(x)
@@ -348,7 +348,10 @@ def test_torchvision_twin_pairs_strictly_with_torchvisions_keys(name):
     assert sum(math.prod(shape) for key, shape in entries if not key.endswith(("running_mean", "running_var",
                                                                                  "num_batches_tracked"))) == params
     model = archgen.build(name, device="meta")
-    mapping = map_torchvision_keys(model, {k: torch.empty(s, device="meta") for k, s in entries})
+    state = {k: torch.empty(s, device="meta", dtype=torch.long if k.endswith("num_batches_tracked") else None)
+             for k, s in entries}
+    match_state_dict(model, state, "torchvision")  # every key used once, every shape equal
+    mapping = key_map(list(state), "torchvision", set(model.state_dict()))
     assert all(ours == our_name(theirs) for theirs, ours in mapping.items())
 
 
@@ -356,7 +359,7 @@ def test_densenet161_loads_torchvision_names_and_runs():
     _, keys = TWINS["densenet161"]
     model = archgen.build("densenet161").eval()
     state = filled_state_dict(keys())
-    load_torchvision_state_dict(model, state)
+    load_weights(model, state, layout="torchvision")
     torch.testing.assert_close(model.layer3[0].conv.weight, state["features.transition2.conv.weight"])
     torch.testing.assert_close(model.layer4[5].conv2.weight, state["features.denseblock4.denselayer5.conv2.weight"])
     with torch.no_grad():

@@ -1,7 +1,9 @@
 """Time specs x backends x batch sizes in one process, so that ratios between backends are fair.
 
 Backends: `eager` (the model as built), `fused` (archgen.kernels.fuse, BNs folded into the convs),
-`compile` (torch.compile, default mode; its first call at each shape is reported as compile_s).
+`compile` (torch.compile, default mode; its first call at each shape is reported as compile_s),
+`onnxruntime` (the model exported by `archgen export --to onnx`, run by ONNX Runtime: what CPU
+deployments use, so the peer to beat there; float32 only, the onnx extra).
 An out-of-memory batch size is recorded with status "oom" and the run goes on.
 """
 
@@ -14,7 +16,9 @@ from typing import Callable, Optional
 
 from archgen.bench.results import Measurement, stamp
 
-BACKENDS = ("eager", "fused", "compile")
+BACKENDS = ("eager", "fused", "compile", "onnxruntime")
+#: What a bench times unless told: ONNX Runtime is asked for by name (it needs the onnx extra).
+DEFAULT_BACKENDS = ("eager", "fused", "compile")
 #: What a user comparing backbones would pick (those not bundled are skipped with a note).
 DEFAULT_SPECS = ("resnet50", "resnext50_32x4d", "wide_resnet50_2", "densenet121")
 DTYPES = ("float32", "float16", "bfloat16")
@@ -27,7 +31,7 @@ class BenchConfig:
     batch_sizes: list[int] = field(default_factory=lambda: [1, 8, 64, 256])
     dtype: str = "float32"
     channels_last: bool = False
-    backends: list[str] = field(default_factory=lambda: list(BACKENDS))
+    backends: list[str] = field(default_factory=lambda: list(DEFAULT_BACKENDS))
     cuda_graphs: bool = False
     warmup: int = 10
     reps: int = 50
@@ -55,10 +59,12 @@ def _free(device: str) -> None:
         torch.cuda.empty_cache()
 
 
-def make_backend(name: str, model, device: str):
+def make_backend(name: str, model, device: str, *, in_chans: int = 3, input_size: int = 224):
     """The callable model for a backend; models share weights with `model` where they can."""
     import torch
 
+    if name == "onnxruntime":
+        return onnxruntime_session(model, device, in_chans, input_size)
     if name == "eager":
         return model
     if name == "fused":
@@ -68,6 +74,39 @@ def make_backend(name: str, model, device: str):
     if name == "compile":
         return torch.compile(model, dynamic=False)
     raise ValueError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
+
+
+def onnxruntime_session(model, device: str, in_chans: int, input_size: int) -> Callable:
+    """The model exported to ONNX (dynamic batch) and loaded in an ONNX Runtime session, as a callable on
+    torch tensors; the export is written to a temporary file and read back once."""
+    import os
+    import tempfile
+
+    import torch
+
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise RuntimeError("the onnxruntime backend needs ONNX Runtime: pip install 'archgen[onnx]'") from None
+    from archgen.export import export_model
+
+    if next(model.parameters()).dtype != torch.float32:
+        raise RuntimeError("the onnxruntime backend times float32 models only")
+    providers = ["CUDAExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
+    if providers[0] not in ort.get_available_providers():
+        raise RuntimeError(f"this ONNX Runtime has no {providers[0]}")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()  # the same threads as the torch backends
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "model.onnx")
+        export_model(model, path, "onnx", in_chans=in_chans, input_size=input_size)
+        session = ort.InferenceSession(path, options, providers=providers)
+    (input_name,) = [i.name for i in session.get_inputs()]
+
+    def run(x: torch.Tensor):
+        return session.run(None, {input_name: x.detach().cpu().contiguous().numpy()})[0]
+
+    return run
 
 
 def measure(cfg: BenchConfig, spec: str, backend: str, model, batch: int, size: int, macs: int) -> Measurement:
@@ -158,7 +197,8 @@ def _prepare(cfg: BenchConfig, ref: str):
     backends = {}
     for name in cfg.backends:
         try:
-            backends[name] = make_backend(name, model, cfg.device)
+            backends[name] = make_backend(name, model, cfg.device, in_chans=spec.doc.input.channels,
+                                          input_size=prof.input_size)
         except Exception as e:
             backends[name] = e
     return spec, prof, backends

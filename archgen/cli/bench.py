@@ -221,7 +221,8 @@ def bench_command(
                                           "nchw, channels_last (default: nchw, or channels_last with "
                                           "--channels-last)."),
     backends: str = typer.Option("eager,fused,compile", "--backends",
-                                 help="Comma-separated subset of eager, fused, compile."),
+                                 help="Comma-separated subset of eager, fused, compile, onnxruntime (the onnx "
+                                 "extra; float32)."),
     cuda_graphs: bool = typer.Option(False, "--cuda-graphs", help="Capture each call in a CUDA graph and "
                                      "time its replays."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Results file: FILE.json (with FILE.csv "

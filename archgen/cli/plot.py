@@ -19,8 +19,9 @@ def plot_command(
     input_size: Optional[int] = typer.Option(None, "--input-size", min=1, max=8192,
                                              help="Count every spec at this image side (default: each spec's)."),
 ) -> None:
-    """Plot params against MACs (log axes, families coloured) for SPECS or the zoo, or per-stage bars with
-    --stages. Needs matplotlib: pip install 'archgen[plot]'."""
+    """Plot params against MACs for SPECS or the zoo, or per-stage bars with --stages.
+
+    Log axes, block families coloured; needs matplotlib (pip install 'archgen[plot]')."""
     from archgen.errors import UserError
     from archgen.plots import figure_format, save_figure, stages_figure, zoo_figure
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from archgen.complexity import COUNTING_NOTE, DEFAULT_MAX_PARAMS, Profile, profile
-from archgen.render import Number, Table, human, rounded, write_atomic
+from archgen.render import Number, Table, human, rounded
 
 
 @dataclass
@@ -77,12 +75,3 @@ def list_table() -> Table:
                      "description": spec.doc.description})
     t.data = rows
     return t
-
-
-def save_state_dict(model: Any, path: Path) -> None:
-    """torch.save the weights, written whole or not at all (write_atomic), with the umask's mode."""
-    import torch
-
-    buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
-    write_atomic(str(path), buffer.getvalue())

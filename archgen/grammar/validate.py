@@ -91,7 +91,7 @@ class Validator:
             if fam is None:
                 raise self.error(("stages", i), "no block type: set 'block: {type: ...}' (one of "
                                                 f"{', '.join(block_names())}) or this stage's 'type'")
-            stage.args = self.args_of(fam, stage.args, ("stages", i))
+            stage.args = self.args_of(fam, stage.args, ("stages", i), also=list(schema.fields_of(schema.Stage)))
             for name in schema.PLACEMENT_FIELDS:
                 if getattr(stage, name) is not None and name not in fam.stage_fields:
                     takes = ", ".join(["depth", *sorted(fam.stage_fields)])
@@ -113,17 +113,19 @@ class Validator:
                 raise self.error(("block", name), f"'{name}' is set by the stage rule (stages.regnet."
                                                   f"{name}); write it there only")
 
-    def args_of(self, fam: type, raw: dict, path: Path) -> dict:
-        """The family's fields in `raw`, validated; an unknown one is an error naming the family's fields."""
+    def args_of(self, fam: type, raw: dict, path: Path, also: list[str] = ()) -> dict:
+        """The family's fields in `raw`, validated; an unknown one is an error naming the family's fields
+        (and `also`, the fields of the section itself: a stage's depth, width, ...)."""
         fields = schema.fields_of(fam)
         hints = schema.hints_of(fam)
         values = {}
         for key, value in raw.items():
             if key not in fields:
                 others = ", ".join(fields) or "no fields of its own"
+                section = f" A stage takes {', '.join(also)}, and" if also else ""
                 raise self.error(path + (key,), f"unknown field '{key}' for block type '{fam.name}'."
-                                                f"{did_you_mean(str(key), fields)} Block type '{fam.name}' "
-                                                f"takes: {others}")
+                                                f"{did_you_mean(str(key), [*also, *fields])}{section} block type "
+                                                f"'{fam.name}' takes: {others}")
             values[key] = self.value(hints[key], value, path + (key,), fields[key].metadata)
         return values
 
