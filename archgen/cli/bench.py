@@ -244,7 +244,7 @@ def bench_command(
     image_size: Optional[int] = typer.Option(None, "--image-size", help="Input side in pixels (default: "
                                              "each spec's own)."),
 ) -> None:
-    """Latency (median, p10, p90), images/s and peak memory per spec, backend, batch size, dtype and layout.
+    """Time each spec per backend, batch size, dtype and layout: latency, images/s and peak memory.
 
     Backends run in one process, so that ratios are fair: eager PyTorch, archgen's fused Triton kernels (BNs folded) and torch.compile (its compile time reported apart). With --ray the jobs (spec x batch size x dtype x layout) run as Ray tasks, one GPU each.
     """

@@ -122,10 +122,10 @@ class Validator:
         for key, value in raw.items():
             if key not in fields:
                 others = ", ".join(fields) or "no fields of its own"
-                section = f" A stage takes {', '.join(also)}, and" if also else ""
+                takes = f"block type '{fam.name}' takes: {others}"
+                takes = f" A stage takes {', '.join(also)}, and {takes}" if also else f" B{takes[1:]}"
                 raise self.error(path + (key,), f"unknown field '{key}' for block type '{fam.name}'."
-                                                f"{did_you_mean(str(key), [*also, *fields])}{section} block type "
-                                                f"'{fam.name}' takes: {others}")
+                                                f"{did_you_mean(str(key), [*also, *fields])}{takes}")
             values[key] = self.value(hints[key], value, path + (key,), fields[key].metadata)
         return values
 
