@@ -206,7 +206,7 @@ class SqueezeExcite:
 @dataclass(frozen=True)
 class LocalResponseNorm:
     """Local response normalisation across channels (Krizhevsky et al. 2012, Sec. 3.3): VGG's configuration
-    A-LRN, whose parameters 'are those of' AlexNet (Simonyan and Zisserman 2014, Sec. 2.2): n = 5, alpha =
+    A-LRN, whose parameters are AlexNet's (Simonyan and Zisserman 2014, Sec. 2.2): n = 5, alpha =
     1e-4, beta = 0.75, k = 2. No parameters; element-wise work, counted under `other_ops` as size ops each."""
 
     name: str

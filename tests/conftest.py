@@ -11,6 +11,24 @@ from pathlib import Path
 import pytest
 
 DATA = Path(__file__).parent / "data"
+
+#: The smallest useful spec: two basic-block stages on 32x32 images (error, input and CLI tests edit it).
+TINY_SPEC = """\
+name: tiny
+input: {channels: 3, size: 32, classes: 10}
+stem: {type: cifar, width: 16}
+block: {type: basic}
+stages:
+  - {depth: 1, width: 16}
+  - {depth: 1, width: 32, stride: 2}
+"""
+
+
+def tiny_resnet(name: str, description: str) -> str:
+    """A ResNet-18-like layout at a tenth of the width (two basic blocks a stage), for fast timing tests."""
+    return (f"name: {name}\ndescription: {description}\ninput: {{channels: 3, size: 32, classes: 10}}\n"
+            "stem: {type: cifar, width: 8}\nblock: {type: basic}\nstages:\n  - {depth: 2, width: 8}\n"
+            "  - {depth: 2, width: 16, stride: 2}\nshortcut: projection\n")
 TORCHVISION_TWINS = sorted(p.stem for p in (DATA / "torchvision").glob("*.json"))
 
 

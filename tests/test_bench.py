@@ -15,18 +15,9 @@ from typer.testing import CliRunner
 
 from archgen.cli.bench import bench_command
 from archgen.bench.timing import percentile
+from conftest import tiny_resnet
 
-TINY = """\
-name: tiny_resnet18
-description: ResNet-18's layout at a tenth of the width, for a fast benchmark test
-input: {channels: 3, size: 32, classes: 10}
-stem: {type: cifar, width: 8}
-block: {type: basic}
-stages:
-  - {depth: 2, width: 8}
-  - {depth: 2, width: 16, stride: 2}
-shortcut: projection
-"""
+TINY = tiny_resnet("tiny_resnet18", "ResNet-18's layout at a tenth of the width, for a fast benchmark test")
 
 
 @pytest.fixture

@@ -13,18 +13,9 @@ import archgen
 from archgen.bench import latency
 from archgen.bench.results import git_revision
 from archgen.bench.latency import LatencyTableError, LatencyTableWarning, condition, plan_calibration, predict
+from conftest import tiny_resnet
 
-TINY = """\
-name: tiny_resnet
-description: two basic blocks per stage at a tenth of the width, for fast calibration tests
-input: {channels: 3, size: 32, classes: 10}
-stem: {type: cifar, width: 8}
-block: {type: basic}
-stages:
-  - {depth: 2, width: 8}
-  - {depth: 2, width: 16, stride: 2}
-shortcut: projection
-"""
+TINY = tiny_resnet("tiny_resnet", "two basic blocks per stage at a tenth of the width, for fast calibration tests")
 
 
 def filled_table(specs: list[str], ms: float = 1.0) -> dict:

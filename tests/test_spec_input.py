@@ -12,18 +12,10 @@ from typer.testing import CliRunner
 import archgen
 from archgen.cli.app import app
 from archgen.grammar.loader import MAX_FILE_BYTES
+from conftest import TINY_SPEC
 
 runner = CliRunner()
 
-BASE = """\
-name: tiny
-input: {channels: 3, size: 32, classes: 10}
-stem: {type: cifar, width: 16}
-block: {type: basic}
-stages:
-  - {depth: 1, width: 16}
-  - {depth: 1, width: 32, stride: 2}
-"""
 
 
 def _cli_error(args: list[str]) -> str:
@@ -45,7 +37,7 @@ def test_a_mapping_extends_a_bundled_spec_and_changes_only_what_it_says():
 
 
 def test_a_mapping_extends_a_relative_path_from_the_current_directory(tmp_path, monkeypatch):
-    (tmp_path / "base.yaml").write_text(BASE)
+    (tmp_path / "base.yaml").write_text(TINY_SPEC)
     monkeypatch.chdir(tmp_path)
     spec = archgen.load_spec({"name": "child", "extends": "base.yaml", "stem": {"width": 8}})
     assert (spec.name, spec.doc.stem.width, spec.doc.stem.type) == ("child", 8, "cifar")
@@ -60,7 +52,7 @@ def test_a_mapping_that_extends_a_missing_file_names_its_extends_field(tmp_path,
 
 
 def test_a_directory_is_called_a_directory_and_its_yaml_files_suggested(tmp_path):
-    (tmp_path / "mine.yaml").write_text(BASE)
+    (tmp_path / "mine.yaml").write_text(TINY_SPEC)
     with pytest.raises(archgen.SpecError, match="is a directory, not a spec file") as info:
         archgen.load_spec(str(tmp_path))
     assert str(tmp_path / "mine.yaml") in info.value.message
@@ -69,7 +61,7 @@ def test_a_directory_is_called_a_directory_and_its_yaml_files_suggested(tmp_path
 
 def test_a_nul_byte_is_reported_at_its_line_and_column(tmp_path):
     path = tmp_path / "binary.yaml"
-    path.write_bytes(BASE.replace("{type: basic}", "{type: basic}\x00").encode())
+    path.write_bytes(TINY_SPEC.replace("{type: basic}", "{type: basic}\x00").encode())
     with pytest.raises(archgen.SpecError, match="a NUL byte is not allowed") as info:
         archgen.load_spec(str(path))
     assert (info.value.line, info.value.column) == (4, 21)

@@ -18,7 +18,7 @@ from archgen.blocks.registry import Family, Placement, PlannedBlock, register_bl
 from archgen.grammar.schema import Act as ActKind, spec_field
 from archgen.layers import Act, BlockLayers, Conv, LocalResponseNorm, Norm, Pool
 
-#: The paper's pooling: 'Max-pooling is performed over a 2 x 2 pixel window, with stride 2' (Sec. 2.1).
+#: The paper's pooling: max-pooling over a 2 x 2 window with stride 2 (Sec. 2.1; torchvision's MaxPool2d(2, 2)).
 POOL_STRIDE = 2
 
 
