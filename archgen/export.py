@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 
 from archgen.errors import UserError
+from archgen.render import current_umask
 from archgen.grammar.loader import SpecLike
 
 Target = Literal["onnx", "torchscript"]
@@ -43,6 +44,7 @@ def _write_atomic_with(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())  # the mode any new file gets, not mkstemp's 0o600
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -59,10 +61,17 @@ def export_model(model: nn.Module, path: str | os.PathLike, to: Target, *, in_ch
     target = Path(path)
     if to == "onnx":
         def write(tmp: str) -> None:
-            with torch.no_grad():
-                torch.onnx.export(model, (x,), tmp, dynamo=False, opset_version=ONNX_OPSET,
-                                  input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                                  dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
+            try:
+                with torch.no_grad():
+                    torch.onnx.export(model, (x,), tmp, dynamo=False, opset_version=ONNX_OPSET,
+                                      input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                                      dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
+            except torch.onnx.errors.OnnxExporterError as exc:
+                first = str(exc).strip().splitlines()[0][:300]
+                raise UserError(f"torch's ONNX exporter cannot export this network: {first}. Known case: "
+                                "local response normalisation before VGG's 7x7 adaptive pool hides the map's "
+                                "size from the exporter (configuration A-LRN); TorchScript (--to torchscript) "
+                                "exports it") from None
     else:
         def write(tmp: str) -> None:
             with torch.no_grad():

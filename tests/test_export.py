@@ -78,6 +78,41 @@ def test_onnx_runtime_gives_eager_logits_at_any_batch_size(name, tmp_path, one_t
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=atol)
 
 
+#: The structures only specs above MAX_EXPORT_PARAMS have (VGG's conv-bias-act layers, LRN, 1x1 layers, max-pool
+#: blocks and hidden classifier), exported in slim twins: the same layers at an eighth of the width, at 224x224
+#: (the legacy exporter needs the 7x7 adaptive pool to see a 7x7 map).
+VGG_STRUCTURES = ["vgg11", "vgg11_bn", "vgg16_c"]
+
+
+def slim_twin(name: str) -> dict:
+    return {"extends": name, "name": f"{name}_slim", "multipliers": {"width": 0.125}, "head": {"hidden": [64, 64]}}
+
+
+@pytest.mark.parametrize("name", VGG_STRUCTURES)
+def test_vgg_structures_export_in_slim_twins(name, tmp_path, one_thread):
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    model = calibrated(archgen.build(slim_twin(name)), x)
+    with torch.no_grad():
+        expected = model(x)
+    path = tmp_path / f"{name}_slim.onnx"
+    export_model(model, path, "onnx", in_chans=3, input_size=224)
+    torch.testing.assert_close(onnx_logits(path, x), expected, rtol=1e-4,
+                               atol=1e-4 * max(1.0, expected.abs().max().item()))
+
+
+def test_an_lrn_network_that_the_onnx_exporter_refuses_is_a_clear_error_and_writes_nothing(tmp_path):
+    """torch's legacy exporter loses the map's size through LocalResponseNorm, so VGG A-LRN's adaptive pool
+    cannot be exported (a limit of the exporter, said as such); TorchScript exports it."""
+    from archgen.errors import UserError
+
+    model = archgen.build(slim_twin("vgg11_lrn"))
+    with pytest.raises(UserError, match="ONNX exporter cannot export this network"):
+        export_model(model, tmp_path / "lrn.onnx", "onnx", in_chans=3, input_size=224)
+    assert list(tmp_path.iterdir()) == []
+    export_model(model, tmp_path / "lrn.ts", "torchscript", in_chans=3, input_size=224)
+    assert (tmp_path / "lrn.ts").stat().st_size > 0
+
+
 def test_torchscript_export_runs_and_matches_eager(tmp_path):
     path = tmp_path / "r20.ts"
     model = export_spec("resnet20_cifar", path, "torchscript")
