@@ -11,8 +11,6 @@ so the figures are ratios measured side by side:
 - `reload_path`: the same candidates written as YAML mappings and loaded from scratch (validation, plan,
   profile), what a loop over `archgen validate` would cost;
 - `fvcore` and `ptflops`: the first few candidates built as torch models (build timed apart) and traced;
-- `what_if_layers_cached`: the design path with `PlannedBlock.layers` memoised, a change to
-  archgen/blocks/registry.py this benchmark proposes (patched here only, undone after);
 - `search`: a random search of `--search` candidates (its wall time), and tracemalloc's peak while
   sampling N and 10N specs (memory flat in N).
 """
@@ -20,7 +18,6 @@ so the figures are ratios measured side by side:
 from __future__ import annotations
 
 import argparse
-import functools
 import io
 import json
 import os
@@ -100,18 +97,6 @@ def tracers(space, values: list[tuple]) -> list[dict]:
     return rows
 
 
-def what_if_layers_cached(space, values: list[tuple]) -> float:
-    """The design path with PlannedBlock.layers memoised (proposed for archgen/blocks/registry.py)."""
-    from archgen.blocks.registry import PlannedBlock
-
-    original = PlannedBlock.layers
-    PlannedBlock.layers = functools.lru_cache(maxsize=65_536)(original)
-    try:
-        return design_path(space, values)
-    finally:
-        PlannedBlock.layers = original
-
-
 def search_time(space, n: int) -> dict:
     from archgen.design.evaluate import Evaluator
     from archgen.design.search import search
@@ -174,9 +159,8 @@ def main() -> None:
     profile_s, _ = timed(lambda: [archgen.profile(space.spec(v)) for v in slow])
     mappings = [yaml.safe_load(yaml.safe_dump(space.written(v, "x", ""))) for v in slow]
     reload_s, _ = timed(lambda: [archgen.profile(load_spec(m)) for m in mappings])
-    cached_s = what_if_layers_cached(space, values)
     per_s = {"design_path": len(values) / design_s, "profile_path": len(slow) / profile_s,
-             "reload_path": len(slow) / reload_s, "what_if_layers_cached": len(values) / cached_s}
+             "reload_path": len(slow) / reload_s}
     print("candidates/s: " + ", ".join(f"{k} {v:,.0f}" for k, v in per_s.items()), flush=True)
     traced = tracers(space, values[: args.traced])
     for name in ("fvcore", "ptflops"):
