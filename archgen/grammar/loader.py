@@ -109,7 +109,9 @@ def resolve_name(name: str) -> str:
     Several: the one that is torchvision's model of that name (`torchvision:` in
     its own file) wins when it is the only such, since that is the model the
     short name means to most users (resnext50 -> resnext50_32x4d, not the
-    ablation's resnext50_2x40d). Otherwise SpecError lists the candidates.
+    ablation's resnext50_2x40d). Else the one every other candidate extends, the
+    base model its variants are named after (`darknet` -> darknet53, not
+    darknet53_leaky001). Otherwise SpecError lists the candidates.
     """
     import yaml
 
@@ -125,6 +127,9 @@ def resolve_name(name: str) -> str:
                  if (yaml.safe_load((bundled_dir() / f"{n}.yaml").read_text()) or {}).get("torchvision") == n]
         if len(twins) == 1:
             return twins[0]
+        bases = [n for n in candidates if all(other.startswith(n) for other in candidates)]
+        if len(bases) == 1:
+            return bases[0]
     if anywhere:
         raise SpecError(f"'{name}' names several bundled specs: {', '.join(anywhere)}; give the full name", path=name)
     raise SpecError(f"no spec file '{name}' and no bundled spec of that name.{did_you_mean(name, names)} "
