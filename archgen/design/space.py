@@ -346,7 +346,7 @@ def closest_target(key: str, value: Any, raw: Raw, file: FsPath, validator: Vali
         try:
             return figure, parse_printed(reference).value, reference
         except ValueError:
-            pass
+            pass  # not a printed number such as 36.5M: a spec's name or path, read below
     from archgen.grammar.loader import locate
 
     try:
