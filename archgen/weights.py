@@ -91,12 +91,32 @@ _TIMM_DEEP_STEM_RULES: list[Rule] = [
     (r"^bn1\.", "stem.bn3."),
 ]
 
+def _timm_regnet_block(archgen_part: str) -> Callable[[re.Match], str]:
+    """timm numbers stages s1.. and blocks b1.. from 1; archgen's layer{i}.{j} counts blocks from 0.
+    `archgen_part` is the rest of archgen's key, with {k} for the conv's number."""
+    return lambda m: f"layer{int(m[1])}.{int(m[2]) - 1}." + (archgen_part.format(k=m[3]) if "{k}" in archgen_part
+                                                             else archgen_part)
+
+
+#: timm's RegNet: `stem.conv`/`stem.bn`, blocks `s{i}.b{j}` whose convs are ConvNormAct(`conv`, `bn`), the
+#: projection `downsample.conv`/`.bn`, SE `se.fc1`/`fc2`, and `head.fc` (archgen's name already).
+_TIMM_REGNET_RULES: list[Rule] = [
+    (r"^stem\.conv\.", "stem.conv1."),
+    (r"^stem\.bn\.", "stem.bn1."),
+    (r"^s(\d+)\.b(\d+)\.conv(\d)\.conv\.", _timm_regnet_block("conv{k}.")),
+    (r"^s(\d+)\.b(\d+)\.conv(\d)\.bn\.", _timm_regnet_block("bn{k}.")),
+    (r"^s(\d+)\.b(\d+)\.downsample\.conv\.", _timm_regnet_block("downsample.0.")),
+    (r"^s(\d+)\.b(\d+)\.downsample\.bn\.", _timm_regnet_block("downsample.1.")),
+    (r"^s(\d+)\.b(\d+)\.se\.", _timm_regnet_block("se.")),
+]
+
 #: Layout name -> rules, tried in order; the first that matches a key rewrites it.
 LAYOUTS: dict[str, Callable[[set[str]], list[Rule]]] = {
     "archgen": lambda ours: [],
     "torchvision": lambda ours: _DENSENET_RULES + _RESNET_RULES,
     # Whether timm's `bn1` is the stem's only BN or its third depends on the model's stem.
-    "timm": lambda ours: (_TIMM_DEEP_STEM_RULES if "stem.conv3.weight" in ours else []) + _RESNET_RULES,
+    "timm": lambda ours: ((_TIMM_DEEP_STEM_RULES if "stem.conv3.weight" in ours else []) + _RESNET_RULES
+                          + _TIMM_REGNET_RULES),
 }
 
 

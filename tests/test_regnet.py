@@ -1,7 +1,8 @@
 """RegNet (Radosavovic et al. 2020) and the squeeze-and-excitation ResNets: the stage rule generates
 torchvision's and pycls's networks exactly, and their weights give their logits.
 
-References: torchvision's and timm's reference files (tests/data/regnet/, the shared set's fill rule),
+References: torchvision's reference files (tests/data/regnet/) and timm's (tests/data/timm/, loaded by name in
+tests/test_weights.py), the shared set's fill rule,
 pycls's golden counts (tests/data/pycls/regnet_complexity.json) and torchvision's weight metadata. The
 reference state dicts are paired with archgen's by position, block by block: archgen registers its modules
 in timm's order, and torchvision's `proj` (registered before the branch `f`) is moved after it.
@@ -24,7 +25,6 @@ from conftest import filled_state_dict, torchvision_reference
 
 DATA = Path(__file__).parent / "data"
 TORCHVISION_REFS = sorted(p.stem for p in (DATA / "regnet" / "torchvision").glob("*.json"))
-TIMM_REFS = sorted(p.stem for p in (DATA / "regnet" / "timm").glob("*.json"))
 PYCLS = json.loads((DATA / "pycls" / "regnet_complexity.json").read_text())["models"]
 
 #: torchvision's `num_params` for the RegNets without a reference file (torchvision/models/regnet.py weights).
@@ -84,13 +84,6 @@ def test_torchvision_regnet_weights_give_torchvisions_logits(name):
     assert_reference_logits(name, ref, torchvision_block_order(ref["state_dict"]))
 
 
-@pytest.mark.parametrize("name", TIMM_REFS)
-def test_timm_model_weights_give_timms_logits(name):
-    ref = reference("timm", name)
-    assert archgen.profile(name).params == ref["params"]
-    assert_reference_logits(name, ref, ref["state_dict"])
-
-
 @pytest.mark.parametrize("name", sorted(TORCHVISION_NUM_PARAMS))
 def test_large_torchvision_regnets_have_torchvisions_num_params(name):
     assert archgen.profile(name).params == TORCHVISION_NUM_PARAMS[name]
@@ -130,7 +123,7 @@ def test_se_and_d_variants_add_what_timm_adds():
     (timm's seresnet50 minus torchvision's resnet50), the D tweaks what they add to it (timm's resnet50d,
     25,576,264, minus resnet50), on torchvision's resnext50_32x4d."""
     resnet50, resnext50 = (torchvision_reference(n)["params"] for n in ("resnet50", "resnext50_32x4d"))
-    se = reference("timm", "seresnet50")["params"] - resnet50
+    se = json.loads((DATA / "timm" / "seresnet50.json").read_text())["params"] - resnet50
     assert archgen.profile("seresnext50_32x4d").params == resnext50 + se == 27_559_896
     assert archgen.profile("resnext50d_32x4d").params == resnext50 + 25_576_264 - resnet50 == 25_048_136
 

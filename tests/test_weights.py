@@ -42,8 +42,8 @@ def resnet20():
     return archgen.build("resnet20_cifar")
 
 
-def test_the_timm_twins_include_resnet26_and_resnet26d():
-    assert {"resnet26", "resnet26d"} <= set(TIMM_TWINS)
+def test_the_timm_twins_are_the_shared_reference_set():
+    assert set(TIMM_TWINS) == {"resnet26", "resnet26d", "seresnet50", "regnetx_002", "regnetx_004"}
 
 
 @pytest.mark.parametrize("name", TIMM_TWINS)
