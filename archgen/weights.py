@@ -110,10 +110,28 @@ _TIMM_REGNET_RULES: list[Rule] = [
     (r"^s(\d+)\.b(\d+)\.se\.", _timm_regnet_block("se.")),
 ]
 
+def _torchvision_regnet(archgen_part: str) -> Callable[[re.Match], str]:
+    """torchvision's `trunk_output.block{i}.block{i}-{j}` is archgen's layer{i}.{j}; its branch `f.a/b/c` holds
+    ConvNormActivation (0: conv, 1: BN), numbered 1, 2, 3 in archgen."""
+    conv_number = {"a": "1", "b": "2", "c": "3"}
+    return lambda m: f"layer{m[1]}.{m[2]}." + (archgen_part.format(n=conv_number[m[3]]) if "{n}" in archgen_part
+                                                else archgen_part)
+
+
+#: torchvision's RegNet: `stem.0`/`stem.1`, blocks' `f.a`, `f.b`, `f.se`, `f.c` and the projection `proj`.
+_TORCHVISION_REGNET_RULES: list[Rule] = [
+    (r"^stem\.0\.", "stem.conv1."),
+    (r"^stem\.1\.", "stem.bn1."),
+    (r"^trunk_output\.block(\d+)\.block\d+-(\d+)\.f\.([abc])\.0\.", _torchvision_regnet("conv{n}.")),
+    (r"^trunk_output\.block(\d+)\.block\d+-(\d+)\.f\.([abc])\.1\.", _torchvision_regnet("bn{n}.")),
+    (r"^trunk_output\.block(\d+)\.block\d+-(\d+)\.f\.se\.", _torchvision_regnet("se.")),
+    (r"^trunk_output\.block(\d+)\.block\d+-(\d+)\.proj\.", _torchvision_regnet("downsample.")),
+]
+
 #: Layout name -> rules, tried in order; the first that matches a key rewrites it.
 LAYOUTS: dict[str, Callable[[set[str]], list[Rule]]] = {
     "archgen": lambda ours: [],
-    "torchvision": lambda ours: _DENSENET_RULES + _RESNET_RULES,
+    "torchvision": lambda ours: _DENSENET_RULES + _TORCHVISION_REGNET_RULES + _RESNET_RULES,
     # Whether timm's `bn1` is the stem's only BN or its third depends on the model's stem.
     "timm": lambda ours: ((_TIMM_DEEP_STEM_RULES if "stem.conv3.weight" in ours else []) + _RESNET_RULES
                           + _TIMM_REGNET_RULES),

@@ -4,8 +4,7 @@ torchvision's and pycls's networks exactly, and their weights give their logits.
 References: torchvision's reference files (tests/data/regnet/) and timm's (tests/data/timm/, loaded by name in
 tests/test_weights.py), the shared set's fill rule,
 pycls's golden counts (tests/data/pycls/regnet_complexity.json) and torchvision's weight metadata. The
-reference state dicts are paired with archgen's by position, block by block: archgen registers its modules
-in timm's order, and torchvision's `proj` (registered before the branch `f`) is moved after it.
+reference state dicts are loaded by name (archgen.load_weights' torchvision and timm layouts).
 """
 
 from __future__ import annotations
@@ -36,31 +35,10 @@ def reference(kind: str, name: str) -> dict:
     return json.loads((DATA / "regnet" / kind / f"{name}.json").read_text())
 
 
-def torchvision_block_order(entries: list) -> list:
-    """torchvision's entries with each block's `proj.*` moved after its `f.*` (timm's and archgen's order)."""
-    groups: dict[str, tuple[list, list]] = {}
-    for entry in entries:
-        block = re.match(r"^(trunk_output\.block\d+\.block[\d-]+)\.(proj\.)?", entry[0])
-        where, is_proj = (block[1], block[2] is not None) if block else (entry[0], False)
-        groups.setdefault(where, ([], []))[is_proj].append(entry)
-    return [entry for branch, proj in groups.values() for entry in branch + proj]
-
-
-def load_by_position(model: torch.nn.Module, entries: list) -> None:
-    """Fill the reference state dict and load it entry by entry in order, every shape checked."""
-    filled = filled_state_dict(entries)
-    ours = model.state_dict()
-    assert len(ours) == len(entries)
-    paired = {}
-    for (our_key, our_value), (their_key, shape) in zip(ours.items(), entries):
-        assert list(our_value.shape) == list(shape), f"{our_key} {list(our_value.shape)} vs {their_key} {shape}"
-        paired[our_key] = filled[their_key]
-    model.load_state_dict(paired)
-
-
-def assert_reference_logits(name: str, ref: dict, entries: list) -> None:
+def assert_reference_logits(name: str, ref: dict) -> None:
+    """torchvision's filled state dict, loaded by name (archgen.load_weights), gives its stored logits."""
     model = archgen.build(name).eval()
-    load_by_position(model, entries)
+    archgen.load_weights(model, filled_state_dict(ref["state_dict"]), layout="torchvision")
     x = torch.randn(*ref["input"]["shape"], generator=torch.Generator().manual_seed(ref["input"]["generator_seed"]))
     with torch.no_grad():
         logits = model(x)
@@ -81,7 +59,7 @@ def test_torchvision_regnet_has_torchvisions_params_and_fvcore_total(name):
 def test_torchvision_regnet_weights_give_torchvisions_logits(name):
     ref = reference("torchvision", name)
     assert archgen.load_spec(name).doc.torchvision == name
-    assert_reference_logits(name, ref, torchvision_block_order(ref["state_dict"]))
+    assert_reference_logits(name, ref)
 
 
 @pytest.mark.parametrize("name", sorted(TORCHVISION_NUM_PARAMS))
