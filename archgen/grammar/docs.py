@@ -49,6 +49,8 @@ stride_on: 3x3
 
   ```text
   error: my.yaml:8:25: block.cardinality: unknown field 'cardinality' for block type 'dense'. Block type 'dense' takes: growth_rate, bn_size, compression, dropout
+  error: my.yaml:6:30: stages[1].width: a 'dense' stage takes no 'width'; its stage fields are depth, stride (and the family's own: growth_rate, bn_size, compression, dropout)
+  error: my.yaml:9:1: stride_on: no stage reads 'stride_on': block type basic takes no stride_on; remove it
   ```
 
   A stage may override any of its family's fields
@@ -64,6 +66,14 @@ stride_on: 3x3
   size), a classifier without pooling (`head: {pool: none}` needs
   `classes: 0`), a cardinality that does not divide a conv's channels, a
   stage that cannot downsample, an input too small for the network.
+  For example:
+
+  ```text
+  error: my.yaml:2:35: stem.kernel: found 4; the stem's convs pad by (k - 1) / 2 to keep the size up to the stride, which needs an odd kernel: use 3, 5, 7, ...
+  error: my.yaml:4:8: head.pool: a classifier of 1000 classes needs the feature map pooled to a vector; use pool: avg or max, or classes: 0 for a backbone that returns the last stage's feature map
+  error: my.yaml:3:29: block.cardinality: cardinality 3 does not divide the 64 -> 96 channels of basic conv 'conv1' in stage 1; choose a cardinality that divides both
+  error: my.yaml:2:40: stem.deep_widths: found 1 widths; the deep stem's first two convs take exactly two (the third is `width`), e.g. [32, 32]
+  ```
 - **Dense stages downsample in their transition.** Every dense stage after
   the first begins with a transition (BN-ReLU-1x1 conv to
   `floor(compression * c)` channels, then average pooling by the stage's
@@ -71,6 +81,10 @@ stride_on: 3x3
   stage has no transition before it, so a `stride` other than 1 there is an
   error: the stem downsamples. A DenseNet is therefore written
   `stages: [{depth: 6}, {depth: 12}, {depth: 24}, {depth: 16}]`.
+
+  ```text
+  error: my.yaml:3:21: stages[0].stride: the first dense stage has no transition before it, so it cannot downsample; leave its stride at 1 and let the stem downsample (later dense stages stride in their transition)
+  ```
 - **Stages from a rule.** `stages:` may be a mapping naming a rule instead
   of a list; `{regnet: {depth: d, w0: w0, wa: wa, wm: wm, group_width: g}}`
   is RegNet's quantized linear rule (Radosavovic et al. 2020), with block
