@@ -21,7 +21,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 import torch
 import torch.nn as nn
@@ -91,11 +91,18 @@ _TIMM_DEEP_STEM_RULES: list[Rule] = [
     (r"^bn1\.", "stem.bn3."),
 ]
 
-def _timm_regnet_block(archgen_part: str) -> Callable[[re.Match], str]:
-    """timm numbers stages s1.. and blocks b1.. from 1; archgen's layer{i}.{j} counts blocks from 0.
-    `archgen_part` is the rest of archgen's key, with {k} for the conv's number."""
-    return lambda m: f"layer{int(m[1])}.{int(m[2]) - 1}." + (archgen_part.format(k=m[3]) if "{k}" in archgen_part
-                                                             else archgen_part)
+
+def _block_key(tail: str, first_block: int, conv_names: Optional[dict[str, str]] = None
+               ) -> Callable[[re.Match], str]:
+    """A RegNet block's key in archgen's layout, `layer{i}.{j}.` + tail, from a match of (stage, block[, conv]).
+
+    Checkpoints number blocks from `first_block` (timm's b1.., torchvision's block{i}-0..) where archgen counts
+    from 0; `{k}` in the tail is the conv's number, through `conv_names` (torchvision's f.a/b/c are 1, 2, 3)."""
+    def rename(m: re.Match) -> str:
+        head = f"layer{int(m[1])}.{int(m[2]) - first_block}."
+        return head + (tail.format(k=(conv_names or {}).get(m[3], m[3])) if "{k}" in tail else tail)
+
+    return rename
 
 
 #: timm's RegNet: `stem.conv`/`stem.bn`, blocks `s{i}.b{j}` whose convs are ConvNormAct(`conv`, `bn`), the
@@ -103,29 +110,24 @@ def _timm_regnet_block(archgen_part: str) -> Callable[[re.Match], str]:
 _TIMM_REGNET_RULES: list[Rule] = [
     (r"^stem\.conv\.", "stem.conv1."),
     (r"^stem\.bn\.", "stem.bn1."),
-    (r"^s(\d+)\.b(\d+)\.conv(\d)\.conv\.", _timm_regnet_block("conv{k}.")),
-    (r"^s(\d+)\.b(\d+)\.conv(\d)\.bn\.", _timm_regnet_block("bn{k}.")),
-    (r"^s(\d+)\.b(\d+)\.downsample\.conv\.", _timm_regnet_block("downsample.0.")),
-    (r"^s(\d+)\.b(\d+)\.downsample\.bn\.", _timm_regnet_block("downsample.1.")),
-    (r"^s(\d+)\.b(\d+)\.se\.", _timm_regnet_block("se.")),
+    (r"^s(\d+)\.b(\d+)\.conv(\d)\.conv\.", _block_key("conv{k}.", 1)),
+    (r"^s(\d+)\.b(\d+)\.conv(\d)\.bn\.", _block_key("bn{k}.", 1)),
+    (r"^s(\d+)\.b(\d+)\.downsample\.conv\.", _block_key("downsample.0.", 1)),
+    (r"^s(\d+)\.b(\d+)\.downsample\.bn\.", _block_key("downsample.1.", 1)),
+    (r"^s(\d+)\.b(\d+)\.se\.", _block_key("se.", 1)),
 ]
 
-def _torchvision_regnet(archgen_part: str) -> Callable[[re.Match], str]:
-    """torchvision's `trunk_output.block{i}.block{i}-{j}` is archgen's layer{i}.{j}; its branch `f.a/b/c` holds
-    ConvNormActivation (0: conv, 1: BN), numbered 1, 2, 3 in archgen."""
-    conv_number = {"a": "1", "b": "2", "c": "3"}
-    return lambda m: f"layer{m[1]}.{m[2]}." + (archgen_part.format(n=conv_number[m[3]]) if "{n}" in archgen_part
-                                                else archgen_part)
-
+#: torchvision's RegNet branch `f.a`, `f.b`, `f.c`: archgen's conv1..3.
+_TORCHVISION_CONVS = {"a": "1", "b": "2", "c": "3"}
 
 #: torchvision's RegNet: `stem.0`/`stem.1`, blocks' `f.a`, `f.b`, `f.se`, `f.c` and the projection `proj`.
 _TORCHVISION_REGNET_RULES: list[Rule] = [
     (r"^stem\.0\.", "stem.conv1."),
     (r"^stem\.1\.", "stem.bn1."),
-    (r"^trunk_output\.block(\d+)\.block\d+-(\d+)\.f\.([abc])\.0\.", _torchvision_regnet("conv{n}.")),
-    (r"^trunk_output\.block(\d+)\.block\d+-(\d+)\.f\.([abc])\.1\.", _torchvision_regnet("bn{n}.")),
-    (r"^trunk_output\.block(\d+)\.block\d+-(\d+)\.f\.se\.", _torchvision_regnet("se.")),
-    (r"^trunk_output\.block(\d+)\.block\d+-(\d+)\.proj\.", _torchvision_regnet("downsample.")),
+    (r"^trunk_output\.block(\d+)\.block\d+-(\d+)\.f\.([abc])\.0\.", _block_key("conv{k}.", 0, _TORCHVISION_CONVS)),
+    (r"^trunk_output\.block(\d+)\.block\d+-(\d+)\.f\.([abc])\.1\.", _block_key("bn{k}.", 0, _TORCHVISION_CONVS)),
+    (r"^trunk_output\.block(\d+)\.block\d+-(\d+)\.f\.se\.", _block_key("se.", 0)),
+    (r"^trunk_output\.block(\d+)\.block\d+-(\d+)\.proj\.", _block_key("downsample.", 0)),
 ]
 
 #: Layout name -> rules, tried in order; the first that matches a key rewrites it.

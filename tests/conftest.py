@@ -59,6 +59,23 @@ def filled_state_dict(entries: list) -> dict:
     return out
 
 
+def assert_reference_logits(name: str, ref: dict, layout: str):
+    """The reference's filled state dict, loaded by name (archgen.load_weights), gives its stored logits."""
+    import torch
+
+    import archgen
+
+    model = archgen.build(name).eval()
+    archgen.load_weights(model, filled_state_dict(ref["state_dict"]), layout=layout)
+    x = torch.randn(*ref["input"]["shape"], generator=torch.Generator().manual_seed(ref["input"]["generator_seed"]))
+    with torch.no_grad():
+        logits = model(x)
+    expected = torch.tensor(ref["logits"])
+    assert logits.shape == expected.shape
+    torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
+    return model
+
+
 @pytest.fixture(scope="session")
 def reference():
     return torchvision_reference

@@ -20,7 +20,7 @@ import archgen
 from archgen.errors import SpecError
 from archgen.grammar.loader import bundled_names
 from archgen.printed import within
-from conftest import filled_state_dict, torchvision_reference
+from conftest import assert_reference_logits, torchvision_reference
 
 DATA = Path(__file__).parent / "data"
 TORCHVISION_REFS = sorted(p.stem for p in (DATA / "regnet" / "torchvision").glob("*.json"))
@@ -33,17 +33,6 @@ TORCHVISION_NUM_PARAMS = {"regnet_x_8gf": 39_572_648, "regnet_x_16gf": 54_278_53
 
 def reference(kind: str, name: str) -> dict:
     return json.loads((DATA / "regnet" / kind / f"{name}.json").read_text())
-
-
-def assert_reference_logits(name: str, ref: dict) -> None:
-    """torchvision's filled state dict, loaded by name (archgen.load_weights), gives its stored logits."""
-    model = archgen.build(name).eval()
-    archgen.load_weights(model, filled_state_dict(ref["state_dict"]), layout="torchvision")
-    x = torch.randn(*ref["input"]["shape"], generator=torch.Generator().manual_seed(ref["input"]["generator_seed"]))
-    with torch.no_grad():
-        logits = model(x)
-    expected = torch.tensor(ref["logits"])
-    torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
 
 
 @pytest.mark.parametrize("name", TORCHVISION_REFS)
@@ -59,7 +48,7 @@ def test_torchvision_regnet_has_torchvisions_params_and_fvcore_total(name):
 def test_torchvision_regnet_weights_give_torchvisions_logits(name):
     ref = reference("torchvision", name)
     assert archgen.load_spec(name).doc.torchvision == name
-    assert_reference_logits(name, ref)
+    assert_reference_logits(name, ref, "torchvision")
 
 
 @pytest.mark.parametrize("name", sorted(TORCHVISION_NUM_PARAMS))

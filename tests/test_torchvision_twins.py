@@ -9,7 +9,7 @@ import torch
 
 import archgen
 from archgen.weights import WeightsMismatch
-from conftest import TORCHVISION_TWINS, filled_state_dict, torchvision_reference
+from conftest import TORCHVISION_TWINS, assert_reference_logits, filled_state_dict, torchvision_reference
 
 
 @pytest.mark.parametrize("name", TORCHVISION_TWINS)
@@ -20,16 +20,9 @@ def test_analytic_params_equal_torchvision(name):
 @pytest.mark.parametrize("name", TORCHVISION_TWINS)
 def test_torchvision_weights_load_by_name_and_give_torchvision_logits(name):
     ref = torchvision_reference(name)
-    model = archgen.build(name).eval()
-    assert sum(p.numel() for p in model.parameters()) == ref["params"]
     assert archgen.load_spec(name).doc.torchvision == name
-    archgen.load_weights(model, filled_state_dict(ref["state_dict"]), layout="torchvision")
-    x = torch.randn(*ref["input"]["shape"], generator=torch.Generator().manual_seed(ref["input"]["generator_seed"]))
-    with torch.no_grad():
-        logits = model(x)
-    expected = torch.tensor(ref["logits"])
-    assert logits.shape == expected.shape
-    torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
+    model = assert_reference_logits(name, ref, "torchvision")
+    assert sum(p.numel() for p in model.parameters()) == ref["params"]
 
 
 def test_torchvisions_keys_are_found_by_name_whatever_their_order():

@@ -17,7 +17,7 @@ import archgen
 from archgen.cli.app import app
 from archgen.errors import UserError
 from archgen.weights import WeightsError, WeightsMismatch, read_metadata, save_weights
-from conftest import DATA, filled_state_dict
+from conftest import DATA, assert_reference_logits, filled_state_dict
 
 TIMM_TWINS = sorted(p.stem for p in (DATA / "timm").glob("*.json"))
 runner = CliRunner()
@@ -50,13 +50,7 @@ def test_the_timm_twins_are_the_shared_reference_set():
 def test_timm_weights_load_by_name_and_give_timms_logits(name):
     ref = timm_reference(name)
     assert archgen.profile(name).params == ref["params"]
-    model = archgen.build(name).eval()
-    archgen.load_weights(model, filled_state_dict(ref["state_dict"]), layout="timm")
-    x = torch.randn(*ref["input"]["shape"], generator=torch.Generator().manual_seed(ref["input"]["generator_seed"]))
-    with torch.no_grad():
-        logits = model(x)
-    expected = torch.tensor(ref["logits"])
-    torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
+    assert_reference_logits(name, ref, "timm")
 
 
 def test_timms_deep_stem_bn1_is_the_stems_third_norm():

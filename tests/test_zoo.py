@@ -13,7 +13,7 @@ import archgen
 from archgen.weights import key_map, load_weights, match_state_dict
 from archgen.printed import within
 from archgen.grammar.loader import bundled_names
-from conftest import filled_state_dict, torchvision_reference
+from conftest import assert_reference_logits, filled_state_dict, torchvision_reference
 
 #: The specs the ResNet-family issue asks for, by family.
 ZOO = {
@@ -198,14 +198,8 @@ def test_darknet53_bn_ops_are_twice_the_macs():
 
 def test_resnet50_b_is_torchvisions_resnet50():
     ref = torchvision_reference("resnet50")
-    model = archgen.build("resnet50_b").eval()
     assert archgen.profile("resnet50_b").params == ref["params"]
-    load_weights(model, filled_state_dict(ref["state_dict"]), layout="torchvision")
-    x = torch.randn(*ref["input"]["shape"], generator=torch.Generator().manual_seed(ref["input"]["generator_seed"]))
-    with torch.no_grad():
-        logits = model(x)
-    expected = torch.tensor(ref["logits"])
-    torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
+    assert_reference_logits("resnet50_b", ref, "torchvision")
 
 
 def test_resnet50_c_and_d_tweaks():
