@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Iterator
 from archgen.layers import BlockLayers
 
 if TYPE_CHECKING:
-    from archgen.planner import ModelPlan
+    from archgen.planner import HeadPlan, ModelPlan
 
 
 #: What the figures mean, as every table that prints them says it.
@@ -63,6 +63,10 @@ class Tally:
     def _name(self, name: str) -> str:
         return f"{self.prefix}.{name}" if self.prefix else name
 
+    def _record(self, name: str, op: str, params: int, macs: int, acts: int, other_ops: int,
+                out: tuple[int, int, int]) -> None:
+        self.layers.append(LayerCost(self._name(name), op, params, macs, acts, other_ops, out))
+
     def conv(self, name: str, cin: int, cout: int, k: int, h: int, w: int, *, stride: int = 1,
              groups: int = 1, dilation: int = 1, padding: int | None = None, bias: bool = False) -> tuple[int, int]:
         pad = dilation * (k - 1) // 2 if padding is None else padding
@@ -71,50 +75,49 @@ class Tally:
         if ho < 1 or wo < 1:
             raise TooSmall(f"{self._name(name)} gets a {h}x{w} input and would output {ho}x{wo}")
         weight = cout * (cin // groups) * k * k
-        self.layers.append(LayerCost(self._name(name), "conv", weight + (cout if bias else 0),
-                                     weight * ho * wo, cout * ho * wo, 0, (cout, ho, wo)))
+        self._record(name, "conv", weight + (cout if bias else 0), weight * ho * wo, cout * ho * wo, 0,
+                     (cout, ho, wo))
         return ho, wo
 
     def bn(self, name: str, c: int, h: int, w: int) -> None:
-        self.layers.append(LayerCost(self._name(name), "bn", 2 * c, 0, 0, c * h * w, (c, h, w)))
+        self._record(name, "bn", 2 * c, 0, 0, c * h * w, (c, h, w))
 
     def norm(self, name: str, c: int, h: int, w: int, *, ops_per_element: int) -> None:
         """A parameter-free normalisation (local response norm): other_ops only, `ops_per_element` each."""
-        self.layers.append(LayerCost(self._name(name), "norm", 0, 0, 0, c * h * w * ops_per_element, (c, h, w)))
+        self._record(name, "norm", 0, 0, 0, c * h * w * ops_per_element, (c, h, w))
 
     def act(self, name: str, kind: str, c: int, h: int, w: int) -> None:
         if kind != "none":
-            self.layers.append(LayerCost(self._name(name), "act", 0, 0, 0, c * h * w, (c, h, w)))
+            self._record(name, "act", 0, 0, 0, c * h * w, (c, h, w))
 
     def add(self, name: str, c: int, h: int, w: int) -> None:
-        self.layers.append(LayerCost(self._name(name), "add", 0, 0, 0, c * h * w, (c, h, w)))
+        self._record(name, "add", 0, 0, 0, c * h * w, (c, h, w))
 
     def mul(self, name: str, c: int, h: int, w: int) -> None:
         """An element-wise multiply (a squeeze-and-excitation gate): other_ops only, as the add."""
-        self.layers.append(LayerCost(self._name(name), "mul", 0, 0, 0, c * h * w, (c, h, w)))
+        self._record(name, "mul", 0, 0, 0, c * h * w, (c, h, w))
 
     def pool(self, name: str, c: int, k: int, h: int, w: int, *, stride: int, padding: int = 0,
              ceil_mode: bool = False, global_pool: bool = False) -> tuple[int, int]:
         if global_pool:
-            self.layers.append(LayerCost(self._name(name), "pool", 0, 0, 0, c * h * w, (c, 1, 1)))
+            self._record(name, "pool", 0, 0, 0, c * h * w, (c, 1, 1))
             return 1, 1
         ho = conv_out(h, k, stride, padding, 1, ceil_mode)
         wo = conv_out(w, k, stride, padding, 1, ceil_mode)
         if ho < 1 or wo < 1:
             raise TooSmall(f"{self._name(name)} gets a {h}x{w} input and would output {ho}x{wo}")
-        self.layers.append(LayerCost(self._name(name), "pool", 0, 0, 0, c * ho * wo * k * k, (c, ho, wo)))
+        self._record(name, "pool", 0, 0, 0, c * ho * wo * k * k, (c, ho, wo))
         return ho, wo
 
     def adaptive_pool(self, name: str, c: int, size: int, h: int, w: int) -> tuple[int, int]:
         """Adaptive pooling to size x size (VGG's 7x7): one op per input element read by each output's window
         (torch's windows [floor(i h / s), ceil((i + 1) h / s)) overlap, or repeat a pixel, when s does not divide h)."""
         reads = adaptive_window_sum(h, size) * adaptive_window_sum(w, size)
-        self.layers.append(LayerCost(self._name(name), "pool", 0, 0, 0, c * reads, (c, size, size)))
+        self._record(name, "pool", 0, 0, 0, c * reads, (c, size, size))
         return size, size
 
     def linear(self, name: str, cin: int, cout: int, bias: bool = True) -> None:
-        self.layers.append(LayerCost(self._name(name), "linear", cin * cout + (cout if bias else 0),
-                                     cin * cout, cout, 0, (cout, 1, 1)))
+        self._record(name, "linear", cin * cout + (cout if bias else 0), cin * cout, cout, 0, (cout, 1, 1))
 
     @property
     def params(self) -> int:
@@ -127,6 +130,21 @@ class Tally:
     @property
     def acts(self) -> int:
         return sum(layer.acts for layer in self.layers)
+
+
+class Totals(Tally):
+    """A Tally that keeps only the sums (and the linear layers' count, for the depth): what the design
+    hot path needs, without a named record per layer."""
+
+    # Plain counters, shadowing Tally's sums over its records.
+    params = macs = acts = linears = 0
+
+    def _record(self, name: str, op: str, params: int, macs: int, acts: int, other_ops: int,
+                out: tuple[int, int, int]) -> None:
+        self.params += params
+        self.macs += macs
+        self.acts += acts
+        self.linears += op == "linear"
 
 
 def adaptive_window_sum(size: int, out: int) -> int:
@@ -261,7 +279,7 @@ def profile(spec: object, input_size: int | None = None) -> Profile:
                         blocks.append((text, 1))
             close(stage.name, start, (stage.out_chs, h, w), blocks)
         start = len(t.layers)
-        out = head_cost(p, t, h, w)
+        out = head_cost(p.head, p.num_features, t, h, w)
         close("head", start, out, [(head_notation(p), 1)])
     except TooSmall as exc:
         raise _too_small(p, input_size, f"an input of {size}x{size} is too small for this network: {exc}; use a "
@@ -275,10 +293,9 @@ def profile(spec: object, input_size: int | None = None) -> Profile:
                    t.layers)
 
 
-def head_cost(p: "ModelPlan", t: Tally, h: int, w: int) -> tuple[int, int, int]:
-    """The head's layers (final BN-act, pool, hidden fc-act layers, fc) as network.Head makes them from the same
-    HeadPlan; returns its output shape."""
-    c, head = p.num_features, p.head
+def head_cost(head: "HeadPlan", c: int, t: Tally, h: int, w: int) -> tuple[int, int, int]:
+    """The head's layers (final BN-act, pool, hidden fc-act layers, fc) on the last stage's c x h x w output, as
+    network.Head makes them from the same HeadPlan; returns its output shape."""
     with t.scope("head"):
         if head.final_norm:
             t.bn("norm", c, h, w)

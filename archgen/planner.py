@@ -11,13 +11,15 @@ so a spec that plans is a spec that builds.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 from archgen.blocks.registry import Family, Placement, PlannedBlock, spec_family
 from archgen.errors import did_you_mean
 from archgen.grammar import schema
+from archgen.grammar.schema import shallow_copy
 from archgen.grammar.loader import Spec, SpecLike, load_spec
-from archgen.layers import Conv, Norm
+from archgen.layers import BlockLayers, Conv, Norm
 from archgen.stems import STEMS, StemArgs
 
 
@@ -80,6 +82,21 @@ def scale_width(width: int, multiplier: float, divisor: int = 8) -> int:
     return scaled
 
 
+@dataclass(frozen=True)
+class Frame:
+    """What a network settles before its stages are expanded. The planner and the fast counter
+    (archgen.design.count) both start from it, so they refuse the same specs at the same lines."""
+
+    families: list[Family]
+    #: Blocks per stage, after the depth multiplier.
+    depths: list[int]
+    stem: StemArgs
+    #: What feeds the first block: a stem ending in BN + activation, a bare conv, or the image.
+    first_input: str
+    #: Group norm's groups, 0 for other norms: the one network field the per-block checks read.
+    norm_groups: int
+
+
 def plan(spec: SpecLike | ModelPlan) -> ModelPlan:
     """Resolve a spec into stages of concrete blocks, raising SpecError at the field that cannot be built.
 
@@ -89,28 +106,13 @@ def plan(spec: SpecLike | ModelPlan) -> ModelPlan:
         return spec
     spec = expand_stage_rule(load_spec(spec))
     doc = spec.doc
-    families = _families(spec)
-    _check_network_fields(spec, families)
-    stem = _resolve_stem(spec, families[0])
-    _check_norm_groups(spec, stem.layers().branch, "the stem")
-
-    depths = [scale_depth(s.depth, doc.multipliers.depth) for s in doc.stages]
-    if sum(depths) > MAX_TOTAL_BLOCKS:
-        raise spec.error(("stages",), f"the stages hold {sum(depths):,} blocks in all; archgen builds at most "
-                                      f"{MAX_TOTAL_BLOCKS:,} (ResNet-1202 has 600)")
-    residual_total = sum(d for d, f in zip(depths, families) if f.residual)
-    if doc.stochastic_depth is not None and (doc.shortcut == "none" or residual_total == 0):
-        raise spec.error(("stochastic_depth",), "stochastic depth drops residual branches, and this network has "
-                                                "none (shortcut: none, or no residual block type); remove it")
+    f = frame(spec)
+    residual_total = sum(d for d, family in zip(f.depths, f.families) if family.residual)
     stages: list[StagePlan] = []
-    in_chs, reduction, prev_dilation, residual_done = stem.out_chs, stem.reduction, 1, 0
-    for i, (stage, family, depth) in enumerate(zip(doc.stages, families, depths)):
-        at = _placement(spec, i, family, in_chs, prev_dilation)
-        blocks = family.expand_stage(at, depth, i)
-        if i == 0:
-            first = blocks[0]
-            blocks[0] = PlannedBlock(first.family, dataclasses.replace(
-                first.at, input_from="stem_act" if stem.norm else "stem"))
+    in_chs, reduction, prev_dilation, residual_done = f.stem.out_chs, f.stem.reduction, 1, 0
+    for i, (family, depth) in enumerate(zip(f.families, f.depths)):
+        at = placement(spec, i, family, in_chs, prev_dilation)
+        blocks = stage_blocks(family, at, depth, i, f.first_input if i == 0 else "block")
         if doc.stochastic_depth is not None and family.residual:
             blocks = _with_survival(blocks, family, doc.stochastic_depth, residual_done, residual_total)
             residual_done += sum(b.family is family for b in blocks)
@@ -120,8 +122,38 @@ def plan(spec: SpecLike | ModelPlan) -> ModelPlan:
         out_chs = blocks[-1].out_chs
         stages.append(StagePlan(f"layer{i + 1}", blocks, out_chs, reduction))
         in_chs, prev_dilation = out_chs, at.dilation
-    return ModelPlan(spec=spec, in_chans=doc.input.channels, input_size=doc.input.size, stem=stem, stages=stages,
-                     head=_head(spec, families[-1]))
+    return ModelPlan(spec=spec, in_chans=doc.input.channels, input_size=doc.input.size, stem=f.stem, stages=stages,
+                     head=head_plan(spec, f.families[-1]))
+
+
+def frame(spec: Spec) -> Frame:
+    """The stage families, depths and stem of a spec whose stages are a list (see expand_stage_rule), with
+    every check that needs no block expanded."""
+    doc = spec.doc
+    families = _families(spec)
+    _check_network_fields(spec, families)
+    stem = _resolve_stem(spec, families[0])
+    if doc.norm.type == "group":
+        _check_norm_groups(spec, stem.layers().branch, "the stem")
+    depths = [scale_depth(s.depth, doc.multipliers.depth) for s in doc.stages]
+    if sum(depths) > MAX_TOTAL_BLOCKS:
+        raise spec.error(("stages",), f"the stages hold {sum(depths):,} blocks in all; archgen builds at most "
+                                      f"{MAX_TOTAL_BLOCKS:,} (ResNet-1202 has 600)")
+    residual = any(d for d, f in zip(depths, families) if f.residual)
+    if doc.stochastic_depth is not None and (doc.shortcut == "none" or not residual):
+        raise spec.error(("stochastic_depth",), "stochastic depth drops residual branches, and this network has "
+                                                "none (shortcut: none, or no residual block type); remove it")
+    first_input = "stem_act" if stem.norm else "stem"
+    return Frame(families, depths, stem, first_input, doc.norm.groups if doc.norm.type == "group" else 0)
+
+
+def stage_blocks(family: Family, at: Placement, depth: int, stage_index: int, input_from: str) -> list[PlannedBlock]:
+    """The stage's blocks, its first fed by `input_from` (the stem, for the network's first stage)."""
+    blocks = family.expand_stage(at, depth, stage_index)
+    if input_from != "block":
+        first = blocks[0]
+        blocks[0] = PlannedBlock(first.family, dataclasses.replace(first.at, input_from=input_from))
+    return blocks
 
 
 def expand_stage_rule(spec: Spec) -> Spec:
@@ -136,7 +168,9 @@ def expand_stage_rule(spec: Spec) -> Spec:
         raise spec.error(("stages", "regnet", "w0"), f"w0 {regnet.w0} is not a multiple of the quantum "
                                                      f"{regnet.quantum}; RegNet's widths start at w0 and are "
                                                      "multiples of the quantum")
-    return dataclasses.replace(spec, doc=dataclasses.replace(spec.doc, stages=regnet_stages(regnet)))
+    doc = shallow_copy(spec.doc)  # dataclasses.replace re-runs __init__: too slow for the design hot path
+    doc.stages = regnet_stages(regnet)
+    return Spec(doc=doc, file=spec.file, locs=spec.locs, replaced_lists=spec.replaced_lists)
 
 
 def _families(spec: Spec) -> list[Family]:
@@ -145,11 +179,20 @@ def _families(spec: Spec) -> list[Family]:
     out = []
     for stage in doc.stages:
         type_name = stage.type or doc.block.type
-        cls = spec_family(type_name)  # the validator has checked the name
-        inherited = doc.block.args if type_name == doc.block.type else {}
-        family = cls(**{**inherited, **stage.args})
-        out.append(family.scaled(lambda w: scale_width(w, doc.multipliers.width)))
+        args = {**doc.block.args, **stage.args} if type_name == doc.block.type else stage.args
+        try:
+            out.append(_family(type_name, tuple(args.items()), doc.multipliers.width))
+        except TypeError:  # an unhashable argument: made, not remembered
+            out.append(_family.__wrapped__(type_name, tuple(args.items()), doc.multipliers.width))
     return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _family(type_name: str, args: tuple[tuple[str, object], ...], width_multiplier: float) -> Family:
+    """A family made once per arguments (a design space's candidates share a few; the counter's memo then
+    compares them by identity)."""
+    cls = spec_family(type_name)  # the validator has checked the name
+    return cls(**dict(args)).scaled(lambda w: scale_width(w, width_multiplier))
 
 
 def _check_network_fields(spec: Spec, families: list[Family]) -> None:
@@ -191,7 +234,8 @@ def _resolve_stem(spec: Spec, first: Family) -> StemArgs:
     if kernel % 2 == 0:
         raise spec.error(("stem", "kernel"), f"found {kernel}; the stem's convs pad by (k - 1) / 2 to keep the "
                                              "size up to the stride, which needs an odd kernel: use 3, 5, 7, ...")
-    return kind.resolve(stem, doc.input.channels, getattr(first, "act", "relu"), lambda w: scale_width(w, doc.multipliers.width))
+    return kind.resolve(stem, doc.input.channels, getattr(first, "act", "relu"),
+                        lambda w: scale_width(w, doc.multipliers.width))
 
 
 def _refuse_fields_of_no_stem(spec: Spec) -> None:
@@ -202,7 +246,7 @@ def _refuse_fields_of_no_stem(spec: Spec) -> None:
                                                "remove it, or choose a stem type with layers")
 
 
-def _placement(spec: Spec, i: int, family: Family, in_chs: int, prev_dilation: int) -> Placement:
+def placement(spec: Spec, i: int, family: Family, in_chs: int, prev_dilation: int) -> Placement:
     """Stage i's first-block placement, checked against the family."""
     doc, stage = spec.doc, spec.doc.stages[i]
     if "width" in family.stage_fields and stage.width is None:
@@ -234,31 +278,46 @@ def _field_at(spec: Spec, i: int, field: str) -> tuple:
 
 
 def _check_groups(spec: Spec, i: int, block: PlannedBlock) -> None:
-    """Every grouped conv's groups divide its input and output channels (else torch refuses to build it)."""
+    """Every grouped conv's groups divide its input and output channels, and group norm's groups every
+    normalised layer's (else torch refuses to build it)."""
     layers = block.layers()
-    for layer in layers.pre + layers.branch + (layers.shortcut or ()):
-        if isinstance(layer, Conv) and (layer.c_in % layer.groups or layer.c_out % layer.groups):
-            raise spec.error(_field_at(spec, i, "cardinality"),
-                             f"cardinality {layer.groups} does not divide the {layer.c_in} -> {layer.c_out} "
-                             f"channels of {block.type} conv '{layer.name}' in stage {i + 1}; choose a "
-                             "cardinality that divides both")
+    conv = misgrouped_conv(layers)
+    if conv is not None:
+        raise spec.error(_field_at(spec, i, "cardinality"),
+                         f"cardinality {conv.groups} does not divide the {conv.c_in} -> {conv.c_out} "
+                         f"channels of {block.type} conv '{conv.name}' in stage {i + 1}; choose a "
+                         "cardinality that divides both")
     _check_norm_groups(spec, layers.pre + layers.branch + (layers.shortcut or ()), f"stage {i + 1}")
 
 
+def misgrouped_conv(layers: BlockLayers) -> Conv | None:
+    """A grouped conv of the block whose groups do not divide its channels."""
+    for layer in layers.pre + layers.branch + (layers.shortcut or ()):
+        if isinstance(layer, Conv) and (layer.c_in % layer.groups or layer.c_out % layer.groups):
+            return layer
+    return None
+
+
+def misgrouped_norm(layers: tuple, groups: int) -> Norm | None:
+    """A normalised layer whose channels group norm's `groups` (0: not group norm) does not divide."""
+    if groups:
+        for layer in layers:
+            if isinstance(layer, Norm) and layer.c % groups:
+                return layer
+    return None
+
+
 def _check_norm_groups(spec: Spec, layers: tuple, where: str) -> None:
-    """Group norm's groups divide every normalised layer's channels (else torch refuses to build it)."""
     norm = spec.doc.norm
-    if norm.type != "group":
-        return
-    for layer in layers:
-        if isinstance(layer, Norm) and layer.c % norm.groups:
-            raise spec.error(("norm", "groups"), f"group norm of {norm.groups} groups cannot normalise the "
-                                                 f"{layer.c} channels of '{layer.name}' in {where}; choose groups "
-                                                 "that divide every layer's channels (e.g. a power of 2 that "
-                                                 "divides the stem width)")
+    layer = misgrouped_norm(layers, norm.groups if norm.type == "group" else 0)
+    if layer is not None:
+        raise spec.error(("norm", "groups"), f"group norm of {norm.groups} groups cannot normalise the "
+                                             f"{layer.c} channels of '{layer.name}' in {where}; choose groups "
+                                             "that divide every layer's channels (e.g. a power of 2 that "
+                                             "divides the stem width)")
 
 
-def _head(spec: Spec, last: Family) -> HeadPlan:
+def head_plan(spec: Spec, last: Family) -> HeadPlan:
     head = spec.doc.head
     classes = head.classes if head.classes is not None else spec.doc.input.classes
     if head.pool == "none" and classes > 0:

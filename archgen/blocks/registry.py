@@ -158,10 +158,14 @@ def family_class(name: str) -> type[Family]:
 
 def spec_family(name: str) -> type[Family]:
     """A family a spec may name as `block.type`; KeyError with a suggestion otherwise."""
-    names = block_names()
-    if name not in names:
+    family = _REGISTRY.get(name)
+    if family is None:
+        _load_families()
+        family = _REGISTRY.get(name)
+    if family is None or family.internal:
+        names = block_names()
         raise KeyError(f"unknown block type '{name}'.{did_you_mean(name, names)} Registered: {', '.join(names)}")
-    return _REGISTRY[name]
+    return family
 
 
 def block_names() -> list[str]:

@@ -77,25 +77,23 @@ class RegNetBlock(Family):
         return f"1x1, {w_b}; 3x3, {w_b}, g={self.group_width}{se}; 1x1, {at.width}"
 
 
-def block_widths(rule: RegNetRule) -> list[int]:
-    """Per-block widths: u_j = w0 + wa * j snapped to w0 * wm^round(log(u_j / w0) / log(wm)), then to a multiple
-    of q (round() halves to even, as numpy and torch round in pycls, timm and torchvision)."""
-    widths = []
+def width_runs(rule: RegNetRule) -> list[list[int]]:
+    """[width, depth] per run of equal consecutive block widths: the stages. Block j's width is
+    u_j = w0 + wa * j snapped to w0 * wm^s_j, s_j = round(log(u_j / w0) / log(wm)), then to a multiple of q
+    (round() halves to even, as numpy and torch round in pycls, timm and torchvision)."""
+    w0, wa, wm, q, log_wm, log = rule.w0, rule.wa, rule.wm, rule.quantum, math.log(rule.wm), math.log
+    runs: list[list[int]] = []
+    last_s = None
     for j in range(rule.depth):
-        u = rule.w0 + rule.wa * j
-        s = round(math.log(u / rule.w0) / math.log(rule.wm))
-        widths.append(int(round(rule.w0 * rule.wm ** s / rule.quantum)) * rule.quantum)
-    return widths
-
-
-def merge_runs(widths: list[int]) -> list[tuple[int, int]]:
-    """(width, depth) per run of equal consecutive widths: the stages."""
-    runs: list[tuple[int, int]] = []
-    for w in widths:
-        if runs and runs[-1][0] == w:
-            runs[-1] = (w, runs[-1][1] + 1)
+        s = round(log((w0 + wa * j) / w0) / log_wm)
+        if s == last_s:  # s_j never falls (wa >= 0, wm > 1), so equal s_j are consecutive
+            runs[-1][1] += 1
+            continue
+        last_s, width = s, int(round(w0 * wm ** s / q)) * q
+        if runs and runs[-1][0] == width:
+            runs[-1][1] += 1
         else:
-            runs.append((w, 1))
+            runs.append([width, 1])
     return runs
 
 
@@ -120,7 +118,7 @@ def compatible(width: int, b: float, g: int, rounding: str) -> tuple[int, int]:
 def regnet_stages(rule: RegNetRule) -> list[Stage]:
     """The stages the rule generates, each with its width, depth, stride, group width and bottleneck ratio."""
     stages = []
-    for width, depth in merge_runs(block_widths(rule)):
+    for width, depth in width_runs(rule):
         w, g = compatible(width, rule.bottleneck_ratio, rule.group_width, rule.group_rounding)
         stages.append(Stage(depth=depth, width=w, stride=rule.stride,
                             args={"group_width": g, "bottleneck_ratio": rule.bottleneck_ratio}))

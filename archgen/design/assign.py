@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from dataclasses import dataclass
 from typing import Any
 
 from archgen.grammar import schema
+from archgen.grammar.schema import shallow_copy
 from archgen.grammar.yamlio import Path
 
 
@@ -39,41 +41,65 @@ def get_doc(obj: Any, path: Path) -> Any:
     return obj
 
 
-def put_doc_many(obj: Any, assignments: list[tuple[Path, Any]]) -> Any:
-    """A copy of a validated document with every (path, value) put, each object on the way copied once
-    however many values land under it (a RegNet rule's five fields: one copy of the rule)."""
-    if len(assignments) == 1 and not assignments[0][0]:
-        return assignments[0][1]
-    by_key: dict[Any, list[tuple[Path, Any]]] = {}
-    for path, value in assignments:
-        by_key.setdefault(path[0], []).append((path[1:], value))
-    if isinstance(obj, list):
-        out = list(obj)
-        for key, rest in by_key.items():
-            out[key] = put_doc_many(obj[key], rest)
-        return out
-    if isinstance(obj, dict):
-        return {**obj, **{key: put_doc_many(obj[key], rest) for key, rest in by_key.items()}}
-    out = shallow_copy(obj)
-    args = None
+@dataclass(frozen=True)
+class Put:
+    """Where values go under one object of a validated document, worked out once per space (`compile_puts`):
+    each candidate then copies the objects on the way, each once however many values land under it (a
+    RegNet rule's five fields: one copy of the rule)."""
+
+    key: Any
+    #: How the key is set: "item" (a list or mapping), "field", "arg" (a block field, in `args`) or
+    #: "rule" (`stages:` written as a rule, stored as `stage_rule`).
+    how: str
+    #: The value's index when the path ends here, else None.
+    value: int | None
+    inner: tuple["Put", ...]
+
+
+def compile_puts(obj: Any, paths: list[Path]) -> tuple[Put, ...]:
+    """The puts of `paths` (value i goes at paths[i]) into documents shaped like `obj`; Unresolved when a path
+    has no place in it."""
+    return _compile(obj, [(path, i) for i, path in enumerate(paths)])
+
+
+def _compile(obj: Any, paths: list[tuple[Path, int]]) -> tuple[Put, ...]:
+    by_key: dict[Any, list[tuple[Path, int]]] = {}
+    for path, i in paths:
+        by_key.setdefault(path[0], []).append((path[1:], i))
+    puts = []
     for key, rest in by_key.items():
-        inner = put_doc_many(_child(obj, key), rest)
-        if key == "stages" and getattr(obj, "stage_rule", None) is not None:
-            out.stage_rule = inner
-        elif key in spec_fields(type(obj)):
-            setattr(out, key, inner)
+        ends = [i for path, i in rest if not path]
+        child = _child(obj, key)
+        puts.append(Put(key, _how(obj, key), ends[-1] if ends else None,
+                        () if ends else _compile(child, rest)))
+    return tuple(puts)
+
+
+def _how(obj: Any, key: Any) -> str:
+    if isinstance(obj, (list, dict)):
+        return "item"
+    if key == "stages" and getattr(obj, "stage_rule", None) is not None:
+        return "rule"
+    return "field" if key in spec_fields(type(obj)) else "arg"
+
+
+def put_doc(obj: Any, puts: tuple[Put, ...], values: tuple) -> Any:
+    """A copy of a validated document with the compiled puts' values in it (copies only along their paths)."""
+    out = list(obj) if isinstance(obj, list) else dict(obj) if isinstance(obj, dict) else shallow_copy(obj)
+    for put in puts:
+        if put.how == "item":
+            out[put.key] = values[put.value] if put.value is not None else put_doc(obj[put.key], put.inner, values)
+        elif put.how == "rule":
+            out.stage_rule = values[put.value] if put.value is not None else put_doc(obj.stage_rule, put.inner,
+                                                                                       values)
+        elif put.how == "field":
+            setattr(out, put.key, values[put.value] if put.value is not None
+                    else put_doc(getattr(obj, put.key), put.inner, values))
         else:
-            args = {**obj.args} if args is None else args
-            args[key] = inner
-    if args is not None:
-        out.args = args
-    return out
-
-
-def shallow_copy(obj: Any) -> Any:
-    """A dataclass instance's shallow copy, without copy.copy's pickling protocol (this is the hot path)."""
-    out = object.__new__(type(obj))
-    out.__dict__.update(obj.__dict__)
+            if out.args is obj.args:
+                out.args = {**obj.args}
+            out.args[put.key] = values[put.value] if put.value is not None else put_doc(obj.args[put.key],
+                                                                                          put.inner, values)
     return out
 
 

@@ -5,13 +5,14 @@ bundled spec and sampled candidates against it), from the same planner and
 the same layer records, with two shortcuts that leave both untouched:
 
 - **Repeated blocks are planned once.** A stage's blocks after its first are
-  alike (same channels, stride 1), so each stage is planned with at most
-  `PLANNED_DEPTH` blocks; when the last two planned are equal, the rest of the
-  stage repeats the last, and it is counted that many times. A stage whose
-  blocks keep changing (a dense stage, whose input grows) is planned in full.
-- **A block is costed once per shape.** Its figures are memoised by (block,
-  input size) across candidates, since a design space reuses the same few
-  widths over and over.
+  alike (same channels, stride 1), so each stage is expanded to at most
+  `PLANNED_DEPTH` blocks; when the last two are equal, the rest of the stage
+  repeats the last, and it is counted that many times. A stage whose blocks
+  keep changing (a dense stage, whose input grows) is planned in full.
+- **A stage is costed once per shape.** Those first blocks' figures are
+  memoised by (family, placement, input size) across candidates, since a
+  design space reuses the same few widths over and over; a candidate then
+  costs its stem, its stages' placements and a few lookups.
 
 Every error comes from the full path: a candidate the shortcuts cannot settle
 (a shape too small, too many blocks) is planned and profiled as written, so
@@ -20,92 +21,133 @@ what it reports is what `archgen profile` would.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
+from typing import NamedTuple
 
-from archgen.blocks.registry import PlannedBlock
-from archgen.complexity import Tally, TooSmall, block_cost, head_cost, profile
+from archgen.blocks.registry import Family, Placement
+from archgen.complexity import Totals, TooSmall, block_cost, head_cost, profile
 from archgen.design.figures import Figures
 from archgen.grammar.loader import Spec
 from archgen.layers import BlockLayers, Conv
-from archgen.planner import MAX_TOTAL_BLOCKS, ModelPlan, expand_stage_rule, plan, scale_depth
+from archgen.planner import (HeadPlan, expand_stage_rule, frame, head_plan, misgrouped_conv, misgrouped_norm,
+                             placement, plan, stage_blocks)
+from archgen.stems import StemArgs
 
-#: Blocks planned per stage: the first, and two to see whether the rest repeat.
+#: Blocks expanded per stage: the first, and two to see whether the rest repeat.
 PLANNED_DEPTH = 3
-#: Block shapes remembered across candidates (a few hundred bytes each: a few MB at most).
+#: Stage and block shapes remembered across candidates (a few hundred bytes each: a few MB at most).
 MEMO_SIZE = 16_384
+
+
+class Counted(NamedTuple):
+    """Figures of some layers, and the size of the map they output."""
+
+    params: int
+    macs: int
+    acts: int
+    depth: int
+    h: int
+    w: int
+
+
+class StagePrefix(NamedTuple):
+    """A stage's first blocks, counted: their sum, the last block (what the rest of the stage repeats, when
+    `repeats`), and the stage's output channels."""
+
+    total: Counted
+    last: Counted
+    repeats: bool
+    out_chs: int
 
 
 def figures(spec: Spec) -> Figures:
     """Params, MACs, activations and depth of a validated spec, as `archgen.profile` counts them."""
     spec = expand_stage_rule(spec)
-    doc = spec.doc
-    depths = [scale_depth(s.depth, doc.multipliers.depth) for s in doc.stages]
-    if sum(depths) > MAX_TOTAL_BLOCKS:
+    f = frame(spec)
+    size = spec.doc.input.size
+    stem = stem_figures(f.stem, size)
+    if stem is None:
         return full_figures(spec)
-    capped = dataclasses.replace(
-        doc, stages=[dataclasses.replace(s, depth=min(d, PLANNED_DEPTH)) for s, d in zip(doc.stages, depths)],
-        multipliers=dataclasses.replace(doc.multipliers, depth=1.0), stage_rule=None)
-    short = plan(Spec(doc=capped, file=spec.file, locs=spec.locs, replaced_lists=spec.replaced_lists))
-    repeats = [repeat_count(stage.blocks, d) for stage, d in zip(short.stages, depths)]
-    if any(r is None for r in repeats):
+    params, macs, acts, depth, h, w = stem
+    in_chs, prev_dilation, reduction = f.stem.out_chs, 1, f.stem.reduction
+    for i, (family, stage_depth) in enumerate(zip(f.families, f.depths)):
+        at = placement(spec, i, family, in_chs, prev_dilation)
+        prefix = stage_prefix(family, at, min(stage_depth, PLANNED_DEPTH), i,
+                              f.first_input if i == 0 else "block", f.norm_groups, h, w)
+        if prefix is None or (stage_depth > PLANNED_DEPTH and not prefix.repeats):
+            return full_figures(spec)
+        total, last = prefix.total, prefix.last
+        extra = stage_depth - PLANNED_DEPTH if stage_depth > PLANNED_DEPTH else 0
+        params += total.params + extra * last.params
+        macs += total.macs + extra * last.macs
+        acts += total.acts + extra * last.acts
+        depth += total.depth + extra * last.depth
+        h, w = last.h, last.w
+        in_chs, prev_dilation, reduction = prefix.out_chs, at.dilation, reduction * at.stride
+    head = head_plan(spec, f.families[-1])
+    if size < reduction:
         return full_figures(spec)
-    counted = count_plan(short, repeats)
-    return counted if counted is not None else full_figures(spec)
+    top = head_figures(head, in_chs, h, w)
+    if top is None:
+        return full_figures(spec)
+    return Figures(params + top.params, macs + top.macs, acts + top.acts, depth + top.depth)
 
 
-
-
-def repeat_count(blocks: list[PlannedBlock], depth: int) -> int | None:
-    """How many more times the stage's last planned block repeats at its written depth; None when its
-    blocks do not settle into a repeat (then the stage is planned in full)."""
-    if depth <= PLANNED_DEPTH:
-        return 0
-    if len(blocks) < 2 or cost_key(blocks[-1]) != cost_key(blocks[-2]):
-        return None
-    return depth - PLANNED_DEPTH
-
-
-def cost_key(block: PlannedBlock) -> PlannedBlock:
-    """The block without its stochastic-depth survival, which changes no figure."""
-    if block.at.survival == 1.0 and not block.at.inverted_drop:
-        return block
-    return PlannedBlock(block.family, dataclasses.replace(block.at, survival=1.0, inverted_drop=False))
-
-
-def count_plan(p: ModelPlan, repeats: list[int]) -> Figures | None:
-    """Figures of a plan whose stage i's last block repeats `repeats[i]` more times; None if a shape is too
-    small (the full path then says so, at the spec's line)."""
-    size = p.input_size
+@functools.lru_cache(maxsize=256)
+def stem_figures(stem: StemArgs, size: int) -> Counted | None:
     try:
-        stem = layers_figures(p.stem.layers(), p.stem.out_chs, size, size)
-        params, macs, acts, depth, h, w = stem
-        for stage, extra in zip(p.stages, repeats):
-            for i, block in enumerate(stage.blocks):
-                bp, bm, ba, bd, h, w = block_figures(cost_key(block), h, w)
-                times = 1 + (extra if i == len(stage.blocks) - 1 else 0)
-                params, macs, acts, depth = params + times * bp, macs + times * bm, acts + times * ba, \
-                    depth + times * bd
-        if size < p.stages[-1].reduction:
-            return None
-        t = Tally()
-        head_cost(p, t, h, w)
+        return layers_figures(stem.layers(), stem.out_chs, size, size)
     except TooSmall:
         return None
-    return Figures(params + t.params, macs + t.macs, acts + t.acts,
-                   depth + sum(layer.op == "linear" for layer in t.layers))
+
+
+@functools.lru_cache(maxsize=256)
+def head_figures(head: HeadPlan, c: int, h: int, w: int) -> Counted | None:
+    """The head on the last stage's c x h x w output (its depth: the linear layers), or None when too small."""
+    t = Totals()
+    try:
+        _, ho, wo = head_cost(head, c, t, h, w)
+    except TooSmall:
+        return None
+    return Counted(t.params, t.macs, t.acts, t.linears, ho, wo)
 
 
 @functools.lru_cache(maxsize=MEMO_SIZE)
-def block_figures(block: PlannedBlock, h: int, w: int) -> tuple[int, int, int, int, int, int]:
-    """(params, macs, acts, depth, out h, out w) of one block at an h x w input."""
-    return layers_figures(block.layers(), block.out_chs, h, w)
+def stage_prefix(family: Family, at: Placement, depth: int, stage_index: int, input_from: str, norm_groups: int,
+                 h: int, w: int) -> StagePrefix | None:
+    """The stage's first `depth` blocks counted from an h x w input; None when a block cannot be built or its
+    input is too small (the full path then says why, at the spec's line)."""
+    blocks = stage_blocks(family, at, depth, stage_index, input_from)
+    counted = []
+    for block in blocks:
+        here = block_figures(block.family, block.at, norm_groups, h, w)
+        if here is None:
+            return None
+        counted.append(here)
+        h, w = here.h, here.w
+    total = Counted(sum(c.params for c in counted), sum(c.macs for c in counted), sum(c.acts for c in counted),
+                    sum(c.depth for c in counted), h, w)
+    return StagePrefix(total, counted[-1], len(blocks) >= 2 and blocks[-1] == blocks[-2], blocks[-1].out_chs)
 
 
-def layers_figures(layers: BlockLayers, out_chs: int, h: int, w: int) -> tuple[int, int, int, int, int, int]:
-    t = Tally()
+@functools.lru_cache(maxsize=MEMO_SIZE)
+def block_figures(family: Family, at: Placement, norm_groups: int, h: int, w: int) -> Counted | None:
+    """One block counted from an h x w input (a stage's repeated block recurs in many stages), or None when it
+    cannot be built (the planner's group checks, on the same records) or its input is too small. Keyed by
+    family and placement, not by the PlannedBlock, which holds its layer records."""
+    layers = family.layers(at)
+    if misgrouped_conv(layers) or misgrouped_norm(layers.pre + layers.branch + (layers.shortcut or ()), norm_groups):
+        return None
+    try:
+        return layers_figures(layers, family.out_chs(at), h, w)
+    except TooSmall:
+        return None
+
+
+def layers_figures(layers: BlockLayers, out_chs: int, h: int, w: int) -> Counted:
+    t = Totals()
     ho, wo = block_cost(layers, t, out_chs, h, w)
-    return t.params, t.macs, t.acts, path_convs(layers), ho, wo
+    return Counted(t.params, t.macs, t.acts, path_convs(layers), ho, wo)
 
 
 def path_convs(layers: BlockLayers) -> int:

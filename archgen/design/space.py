@@ -80,6 +80,8 @@ class Space:
     objective: Objective
     #: The representative spec, validated; None when each candidate is validated in full.
     template: Spec | None = field(default=None, repr=False)
+    #: Where each axis's value goes in the template's document.
+    puts: tuple[assign.Put, ...] = field(default=(), repr=False)
 
     def size(self) -> int | None:
         """Number of distinct candidates, or None for a space with a continuous axis."""
@@ -95,8 +97,8 @@ class Space:
         """The candidate of these axis values (one per axis, in order), validated; SpecError if the
         spec grammar refuses it (only possible where the space validates candidates in full)."""
         if self.template is not None:
-            doc = assign.put_doc_many(self.template.doc, [(axis.path, self.validated_value(axis, value))
-                                                          for axis, value in zip(self.axes, values)])
+            doc = assign.put_doc(self.template.doc, self.puts, tuple(self.validated_value(axis, value)
+                                                                     for axis, value in zip(self.axes, values)))
             return Spec(doc=doc, file=self.file, locs=self.locs, replaced_lists=self.replaced_lists)
         return validate_raw(self.raw_with(values), self, self.axes)
 
@@ -163,7 +165,8 @@ def load_space(ref: str | FsPath) -> Space:
                   replaced_lists=raw.replaced_lists, axes=axes, constraints=[], objective=Pareto())
     template, axes = validate_axes(space, validator)
     space.axes = axes
-    space.template = template if fast_path(axes) else None
+    if fast_path(axes):
+        space.template, space.puts = template, assign.compile_puts(template.doc, [axis.path for axis in axes])
     for key in block:
         if key not in SPACE_KEYS:
             raise validator.error(("space", key), f"unknown key '{key}'.{did_you_mean(key, SPACE_KEYS)} "

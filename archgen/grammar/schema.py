@@ -305,3 +305,8 @@ def unwrap_optional(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
+def shallow_copy(obj: Any) -> Any:
+    """A dataclass instance's shallow copy, without copy.copy's pickling protocol (this is the hot path)."""
+    out = object.__new__(type(obj))
+    out.__dict__.update(obj.__dict__)
+    return out
