@@ -100,7 +100,7 @@ def test_every_block_structure_fused_gives_eager_logits(name, monkeypatch):
 
 #: One spec per block family, run through the Triton kernel (interpreted on the CPU).
 FAMILY_SPECS = ["resnet18", "resnext50_32x4d", "densenet121", "darknet53", "preact_resnet164_cifar",
-                "resnet50_d", "plain20_cifar"]
+                "resnet50_d", "plain20_cifar", "seresnet50"]
 
 
 @pytest.mark.parametrize("name", [n for n in FAMILY_SPECS if n in bundled_names()])
@@ -111,6 +111,37 @@ def test_one_spec_per_family_through_the_kernel(name):
     torch.manual_seed(2)
     model = _randomise_bns(archgen.build(name), seed=2)
     _assert_logits_equal(model, fuse(model), torch.randn(1, 3, 32, 32), rtol=1e-3)
+
+
+@pytest.mark.parametrize("fold_bn", [True, False], ids=["folded", "scale_shift"])
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
+def test_squeeze_excitation_before_the_add_is_one_kernel_pass(fold_bn, channels_last):
+    """SE-ResNeXt's tail (bn3 -> SE gate -> add -> act) becomes one GatedTail in every block, identity and
+    projection shortcuts alike, through the Triton kernel, with eager's logits."""
+    from archgen.kernels.fuse import GatedTail
+
+    spec = _tiny("bottleneck", se_ratio=0.25, cardinality=2, base_width=8)
+    torch.manual_seed(3)
+    model = _randomise_bns(archgen.build(spec), seed=3)
+    fused = fuse(model, fold_bn=fold_bn)
+    blocks = [m for m in fused.modules() if isinstance(m, FusedBlock) and m.residual]  # not the stem
+    assert len(blocks) == 4 and all(isinstance(b.tail, GatedTail) for b in blocks)
+    x = torch.randn(2, 3, 32, 32)
+    if channels_last:
+        model, fused, x = (model.to(memory_format=torch.channels_last), fused.to(memory_format=torch.channels_last),
+                           x.to(memory_format=torch.channels_last))
+    _assert_logits_equal(model, fused, x, rtol=1e-4)
+
+
+def test_squeeze_excitation_with_stochastic_depth_stays_eager_at_the_add():
+    """A dropped-path factor would scale the gate's input too, so that tail keeps the add in PyTorch."""
+    from archgen.kernels.fuse import GatedTail
+
+    spec = {**_tiny("bottleneck", se_ratio=0.25), "stochastic_depth": {"final_survival": 0.5}}
+    model = _randomise_bns(archgen.build(spec), seed=4)
+    fused = fuse(model)
+    assert not any(isinstance(m, GatedTail) for m in fused.modules())
+    _assert_logits_equal(model, fused, torch.randn(2, 3, 32, 32), rtol=1e-4)
 
 
 def _tiny(block: str, **extra) -> dict:

@@ -76,6 +76,34 @@ def test_bn_act_matches_float64_on_odd_shapes(dtype, channels_last, residual):
         _check(y, _reference(x, s, t, r, rs, rt, act), dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
+@pytest.mark.parametrize("residual", ["none", "add", "bn"])
+def test_a_squeeze_excitation_gate_multiplies_bn_before_the_add(dtype, channels_last, residual):
+    """act(bn(x) * g[n, c] + r): each sample's channel scaled by its own gate, the residual not gated, on
+    shapes whose rows do not divide the tile (channels_last finds the sample by row // (H * W))."""
+    for i, shape in enumerate([(3, 5, 7, 2), (2, 130, 3, 3), (4, 17, 1, 9)]):
+        act = ACT_NAMES[i % len(ACT_NAMES)]
+        x, s, t, r, rs, _ = _inputs(shape, dtype, channels_last, residual, seed=10 + i)
+        gate = torch.rand(shape[0], shape[1], 1, 1, generator=torch.Generator().manual_seed(i))
+        out = torch.full_like(x, float("nan"))
+        y = bn_act(x, s, t, r, rs, act=act, gate=gate, out=out)
+        y_double = x.double() * s.double().reshape(1, -1, 1, 1) + t.double().reshape(1, -1, 1, 1)
+        y_double = y_double * gate.double()
+        if r is not None:
+            y_double = y_double + r.double() * (rs.double().reshape(1, -1, 1, 1) if rs is not None else 1)
+        ref = bn_act_reference(y_double, None, None, act=act, compute_dtype=torch.float64)
+        _check(y, ref, dtype)
+
+
+def test_a_gate_of_the_wrong_shape_or_with_a_residual_shift_is_refused():
+    x, s, t, r, rs, rt = _inputs((2, 4, 3, 3), torch.float32, False, "bn")
+    with pytest.raises(ValueError, match="gate has shape"):
+        bn_act(x, s, t, r, gate=torch.ones(4))
+    with pytest.raises(ValueError, match="residual_shift with a gate"):
+        bn_act(x, s, t, r, rs, rt, gate=torch.ones(2, 4))
+
+
 @pytest.mark.parametrize("act", ACT_NAMES)
 def test_every_act_on_each_layout_with_a_new_output(act):
     for channels_last in (False, True):

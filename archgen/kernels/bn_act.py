@@ -1,4 +1,4 @@
-"""One memory pass for the end of a block: y = act(x * scale + shift [+ r * rscale | + r]).
+"""One memory pass for the end of a block: y = act((x * scale + shift) [* gate] [+ r * rscale | + r]).
 
 In inference a batch norm is a per-channel affine map, computed once from the
 running statistics (`scale = gamma / sqrt(var + eps)`, `shift = beta - mean *
@@ -9,6 +9,8 @@ on BN, the residual add and ReLU; `bn_act` spends one:
     act(bn1(x) + bn2(r))    bn_act(x, s1, t1, r, residual_scale=s2, residual_shift=t2)   projection
     act(bn(x))              bn_act(x, s, t)                             pre-activation, DenseNet
     act(x + b [+ r])        bn_act(x, None, b, residual=r)              a BN folded into the conv
+    act(bn(x) * g + r)      bn_act(x, s, t, residual=r, gate=g)         squeeze-and-excitation before the add
+                                                                        (SE-ResNet; g is (N, C))
 
 `act` is 'relu', 'silu', 'leaky_relu' (slope `archgen.layers.LEAKY_SLOPE`, 0.1,
 DarkNet's) or 'none'. `x` is (N, C, *spatial), contiguous in NCHW or in
@@ -58,10 +60,11 @@ def _kernel_source():
     import triton.language as tl
 
     @triton.jit
-    def bn_act_kernel(x_ptr, scale_ptr, shift_ptr, r_ptr, rscale_ptr, out_ptr,
-                      rows, cols, C, slope,
+    def bn_act_kernel(x_ptr, scale_ptr, shift_ptr, gate_ptr, r_ptr, rscale_ptr, out_ptr,
+                      rows, cols, C, HW, slope,
                       CH_ON_COLS: tl.constexpr,  # channels_last: channel = column; NCHW: channel = row % C
                       HAS_SCALE: tl.constexpr,   # False: the BN was folded, shift is the conv's bias
+                      GATE: tl.constexpr,        # multiply by a per-(sample, channel) gate (SE) before the add
                       RES: tl.constexpr,         # 0 none, 1 + r, 2 + r * rscale
                       ACT: tl.constexpr,         # 0 none, 1 relu, 2 leaky relu, 3 silu
                       INT64: tl.constexpr,
@@ -90,6 +93,13 @@ def _kernel_source():
             y = x * scale + shift
         else:
             y = x + shift
+        if GATE:
+            # gate is (N, C) contiguous: NCHW rows are n * C + c already; channels_last rows are n * HW + hw.
+            if CH_ON_COLS:
+                g_offs = (r_idx // HW)[:, None] * C + c_idx[None, :]
+            else:
+                g_offs = r_idx[:, None] + c_idx[None, :] * 0
+            y = y * tl.load(gate_ptr + g_offs, mask=mask).to(tl.float32)
         if RES == 1:
             y += tl.load(r_ptr + offs, mask=mask).to(tl.float32)
         if RES == 2:
@@ -130,7 +140,7 @@ def _kernel(interpret: bool, tuned: bool):
         return fn
     configs = [triton.Config({"BLOCK_R": br, "BLOCK_C": bc}, num_warps=w) for br, bc, w in TUNE_CONFIGS]
     # restore_value: timing runs must not apply the map twice when `out` aliases `x` (in place).
-    return triton.autotune(configs, key=["rows", "cols", "CH_ON_COLS", "RES", "HAS_SCALE"],
+    return triton.autotune(configs, key=["rows", "cols", "CH_ON_COLS", "RES", "HAS_SCALE", "GATE"],
                            restore_value=["out_ptr"])(fn)
 
 
@@ -251,14 +261,16 @@ def _vector(v: Optional[torch.Tensor], name: str, c: int, device: torch.device) 
 def bn_act(x: torch.Tensor, scale: Optional[torch.Tensor], shift: Optional[torch.Tensor],
            residual: Optional[torch.Tensor] = None, residual_scale: Optional[torch.Tensor] = None,
            residual_shift: Optional[torch.Tensor] = None, act: str = "relu", *,
-           out: Optional[torch.Tensor] = None, slope: Optional[float] = None, tune: Optional[bool] = None
-           ) -> torch.Tensor:
-    """act(x * scale + shift [+ residual * residual_scale + residual_shift]), in one pass.
+           gate: Optional[torch.Tensor] = None, out: Optional[torch.Tensor] = None, slope: Optional[float] = None,
+           tune: Optional[bool] = None) -> torch.Tensor:
+    """act((x * scale + shift) [* gate] [+ residual * residual_scale + residual_shift]), in one pass.
 
     x: (N, C, *spatial), float32/float16/bfloat16. scale, shift: per-channel (C,) vectors (any float
     dtype; computed in float32), either may be None (1 and 0). residual: x's shape; it is added as is,
     or scaled by residual_scale (a second BN) when given; residual_shift is added to shift once, on
     the host. act: 'relu', 'silu', 'leaky_relu' (slope `slope`, default LEAKY_SLOPE = 0.1) or 'none'.
+    gate: a per-sample, per-channel multiplier of shape (N, C) or (N, C, 1, 1) (a squeeze-and-excitation
+    gate), applied before the residual is added (not with residual_shift, which would be gated too).
     out: where to write (x's shape, dtype and memory format; may be `x` itself, in place); a new
     tensor otherwise. tune: let triton.autotune choose the launch on CUDA (default: ARCHGEN_TUNE=1).
 
@@ -280,6 +292,14 @@ def bn_act(x: torch.Tensor, scale: Optional[torch.Tensor], shift: Optional[torch
         raise ValueError("bn_act: residual_scale / residual_shift given without a residual")
     if residual is not None and residual.shape != x.shape:
         raise ValueError(f"bn_act: residual shape {tuple(residual.shape)} differs from x's {tuple(x.shape)}")
+    if gate is not None:
+        if gate.numel() != x.shape[0] * c or (gate.dim() > 1 and tuple(gate.shape[:2]) != (x.shape[0], c)):
+            raise ValueError(f"bn_act: gate has shape {tuple(gate.shape)}; it must be (N, C) = "
+                             f"({x.shape[0]}, {c}), or (N, C, 1, ...)")
+        gate = gate.reshape(x.shape[0], c).to(device=x.device).contiguous()
+        if residual_shift is not None:
+            raise ValueError("bn_act: residual_shift with a gate would be gated with the shift; add it to the "
+                             "residual instead")
     if residual_shift is not None:
         shift = residual_shift.float() if shift is None else shift.float() + residual_shift.float()
     if slope is None:
@@ -288,7 +308,7 @@ def bn_act(x: torch.Tensor, scale: Optional[torch.Tensor], shift: Optional[torch
         raise ValueError("bn_act: out must have x's shape and dtype")
 
     if not uses_triton(x):
-        return bn_act_reference(x, scale, shift, residual, residual_scale, act, out=out, slope=slope)
+        return bn_act_reference(x, scale, shift, residual, residual_scale, act, gate=gate, out=out, slope=slope)
 
     ch_on_cols = _layout(x)
     if ch_on_cols is None:
@@ -314,12 +334,12 @@ def bn_act(x: torch.Tensor, scale: Optional[torch.Tensor], shift: Optional[torch
         res_mode = 0 if residual is None else (2 if residual_scale is not None else 1)
         interpret = x.device.type == "cpu"
         tuned = (not interpret) and (tune if tune is not None else os.environ.get("ARCHGEN_TUNE") == "1")
-        args = (x, scale if scale is not None else shift, shift,
+        args = (x, scale if scale is not None else shift, shift, gate if gate is not None else shift,
                 residual if residual is not None else x,
                 residual_scale if residual_scale is not None else shift,
-                target, rows, cols, c, float(slope))
-        flags = dict(CH_ON_COLS=ch_on_cols, HAS_SCALE=scale is not None, RES=res_mode, ACT=ACTS[act],
-                     INT64=numel >= 2**31 - 1)
+                target, rows, cols, c, numel // max(1, x.shape[0] * c), float(slope))
+        flags = dict(CH_ON_COLS=ch_on_cols, HAS_SCALE=scale is not None, GATE=gate is not None, RES=res_mode,
+                     ACT=ACTS[act], INT64=numel >= 2**31 - 1)
         fn = _kernel(interpret, tuned)
         if tuned:
             def grid(meta):
@@ -345,8 +365,8 @@ def _cdiv(a: int, b: int) -> int:
 
 def bn_act_reference(x: torch.Tensor, scale: Optional[torch.Tensor], shift: Optional[torch.Tensor],
                      residual: Optional[torch.Tensor] = None, residual_scale: Optional[torch.Tensor] = None,
-                     act: str = "relu", *, out: Optional[torch.Tensor] = None, slope: float = 0.1,
-                     compute_dtype: torch.dtype = torch.float32) -> torch.Tensor:
+                     act: str = "relu", *, gate: Optional[torch.Tensor] = None, out: Optional[torch.Tensor] = None,
+                     slope: float = 0.1, compute_dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """The same map in PyTorch ops, computed in `compute_dtype` (the CPU fallback, and the tests' oracle
     with float64). Differentiable; keeps x's memory format."""
     shape = (1, x.shape[1]) + (1,) * (x.dim() - 2)
@@ -355,6 +375,8 @@ def bn_act_reference(x: torch.Tensor, scale: Optional[torch.Tensor], shift: Opti
         y = y * scale.to(compute_dtype).reshape(shape)
     if shift is not None:
         y = y + shift.to(compute_dtype).reshape(shape)
+    if gate is not None:
+        y = y * gate.to(compute_dtype).reshape((x.shape[0], x.shape[1]) + (1,) * (x.dim() - 2))
     if residual is not None:
         r = residual.to(compute_dtype)
         if residual_scale is not None:

@@ -7,6 +7,10 @@ rule covers every family, reading only the layer names the block was made from:
 - a residual block whose branch ends in conv + BN (basic, bottleneck): each
   conv-BN-act of the branch becomes conv + `bn_act`, and the tail becomes one
   `bn_act` doing BN + shortcut (identity, zero-padding, or a projection's BN) + act;
+- a residual block whose branch ends in conv + BN + squeeze-and-excitation
+  (SE-ResNet, SE-ResNeXt; without stochastic depth): the gate is computed from
+  the conv's pooled output through the BN's affine map, and one `bn_act` does
+  act(BN(x) * gate + shortcut) (`GatedTail`);
 - a residual block whose branch ends otherwise (pre-activation's bare conv,
   DarkNet's act before the add): its BN-act and conv-BN-act runs in `bn_act`,
   the add in PyTorch;
@@ -377,6 +381,43 @@ class FusedBlock(nn.Module):
         return self.act_out(self.drop_path(y) + r)
 
 
+class GatedTail(nn.Module):
+    """act(bn(conv(y)) * gate + r), gate = SE(bn(conv(y))), with the BN applied once, in the kernel: the gate
+    reads the conv's pooled output through the BN's affine map (the mean of an affine map is the map of the
+    mean), so bn(conv(y)) is never written out; SE-ResNet's tail in one pass where eager spends four (BN, the
+    gate's product, the add, the act)."""
+
+    def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d, se: nn.Module, act: str, slope: float) -> None:
+        super().__init__()
+        scale, shift = bn_scale_shift(bn)
+        if conv.bias is not None:
+            shift = shift + conv.bias.detach().float() * scale
+            conv = copy.deepcopy(conv)
+            conv.bias = None
+        self.conv = conv
+        self.register_buffer("scale", scale)
+        self.register_buffer("shift", shift)
+        self.fc1, self.se_act, self.fc2 = se.fc1, se.act, se.fc2
+        self.act, self.slope = act, slope
+
+    def forward(self, y: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        x = self.conv(y)
+        pooled = x.float().mean((2, 3)) * self.scale + self.shift
+        gate = torch.sigmoid(self.fc2(self.se_act(self.fc1(pooled.to(x.dtype)[:, :, None, None]))))
+        return bn_act(x, self.scale, self.shift, residual, act=self.act, slope=self.slope, gate=gate)
+
+    def extra_repr(self) -> str:
+        return f"act={self.act}, squeeze-and-excitation gate in the kernel"
+
+
+def ends_in_gate(branch: list[tuple[str, nn.Module]]) -> bool:
+    """Whether the branch ends in conv, BN and a squeeze-and-excitation gate (SE-ResNet's bn3 -> se)."""
+    from archgen.modules import SqueezeExcite
+
+    return (len(branch) >= 3 and isinstance(branch[-3][1], nn.Conv2d) and isinstance(branch[-2][1], nn.BatchNorm2d)
+            and type(branch[-1][1]) is SqueezeExcite)
+
+
 def _run(mods: list[tuple[str, nn.Module]], fold_bn: bool) -> FusedSequential:
     return FusedSequential(OrderedDict(fuse_sequence(mods, fold_bn)))
 
@@ -400,6 +441,13 @@ def fuse_block(block: nn.Module, fold_bn: bool) -> Optional[nn.Module]:
     sc = _shortcut(block.downsample, fold_bn)
     ends_in_bn = (len(branch) >= 2 and isinstance(branch[-2][1], nn.Conv2d)
                   and isinstance(branch[-1][1], nn.BatchNorm2d))
+    if (ends_in_gate(branch) and sc is not NotImplemented and act is not None and factor == 1.0):
+        shortcut, _, extra_shift = _shortcut(block.downsample, True)
+        if extra_shift is not None:  # the gate must not scale the shortcut's BN shift: the conv adds it
+            shortcut.conv.bias = nn.Parameter(extra_shift.to(shortcut.conv.weight.dtype))
+        (_, conv), (_, bn), (_, se) = branch[-3:]
+        return FusedBlock(pre, _run(branch[:-3], fold_bn), tail=GatedTail(conv, bn, se, *act), shortcut=shortcut,
+                          **common)
     if sc is NotImplemented or not ends_in_bn or act is None or factor is None:
         down = block.downsample
         shortcut = None if down is None else _fuse_module(down, fold_bn)  # its conv-BN as conv + BNAct
