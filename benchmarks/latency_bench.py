@@ -36,11 +36,13 @@ SUITES = {
 
 
 def measure_whole(spec: str, backend: str, batch: int, size, device: str, warmup: int, reps: int,
-                  cpu_time: bool) -> float:
-    """Median ms of the whole network on one random batch, with the timer the table was calibrated with."""
+                  cpu_time: bool, rounds: int) -> float:
+    """Ms of the whole network on one random batch, with the timer and rounds the table was calibrated with
+    (the lowest of the rounds' medians)."""
     import torch
 
     import archgen
+    from archgen.bench.latency import time_rounds
     from archgen.bench.runner import make_backend
     from archgen.bench.timing import time_cpu, time_cpu_process, time_cuda
 
@@ -49,7 +51,7 @@ def measure_whole(spec: str, backend: str, batch: int, size, device: str, warmup
     x = torch.randn(batch, 3, prof.input_size, prof.input_size, device=device)
     timer = time_cuda if device == "cuda" else time_cpu_process if cpu_time else time_cpu
     with torch.inference_mode():
-        return timer(lambda: model(x), warmup, reps).median
+        return time_rounds(lambda: model(x), timer, warmup, reps, rounds)
 
 
 def main(argv=None) -> int:
@@ -62,6 +64,7 @@ def main(argv=None) -> int:
     ap.add_argument("--backends", default="eager,fused")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--reps", type=int, default=15)
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of --reps; both sides keep the lowest median")
     ap.add_argument("--quick", action="store_true", help="the CIFAR suite only")
     ap.add_argument("--results-dir", default=str(RESULTS))
     args = ap.parse_args(argv)
@@ -88,13 +91,13 @@ def main(argv=None) -> int:
             continue
         print(f"[{suite}] calibrating on {', '.join(calibration)}", file=sys.stderr)
         table = calibrate(calibration, args.device, backends, ["float32"], [False], batches, args.warmup, args.reps,
-                          size, cpu_time=args.cpu_time)
+                          size, cpu_time=args.cpu_time, rounds=args.rounds)
         for spec in held_out:
             for backend in backends:
                 for batch in batches:
                     predicted = predict(spec, table, batch, "float32", False, backend, size).total_ms
                     measured = measure_whole(spec, backend, batch, size, args.device, args.warmup, args.reps,
-                                             args.cpu_time)
+                                             args.cpu_time, args.rounds)
                     error = abs(predicted - measured) / measured
                     rows.append({"suite": suite, "spec": spec, "backend": backend, "batch": batch,
                                  "image_size": size, "predicted_ms": predicted, "measured_ms": measured,
@@ -113,7 +116,8 @@ def main(argv=None) -> int:
                "config": {"suites": {k: {"calibration": v[0], "held_out": v[1], "image_size": v[2]}
                                      for k, v in SUITES.items() if not args.quick or k == "cifar"},
                           "batch_sizes": batches, "backends": backends, "dtype": "float32", "layout": "nchw",
-                          "warmup": args.warmup, "reps": args.reps, "timer": table["config"]["timer"]},
+                          "warmup": args.warmup, "reps": args.reps, "rounds": args.rounds,
+                          "timer": table["config"]["timer"]},
                "summary": summary, "results": rows}
     slug = re.sub(r"[^a-z0-9]+", "-", env["device"].lower()).strip("-")[:40]
     out = Path(args.results_dir) / f"latency-{slug}-{table['config']['timer']}-{dt.date.today().isoformat()}.json"

@@ -28,6 +28,10 @@ FORMAT = "archgen-latency-table/1"
 BACKENDS = ("eager", "fused")
 
 
+#: Rounds of timed passes per batch size; a segment keeps its lowest round median.
+ROUNDS = 3
+
+
 class LatencyTableError(UserError):
     """A table that cannot answer: unreadable, or lacking a configuration or condition a prediction needs."""
 
@@ -132,14 +136,18 @@ def _pass_times(modules: list, x: Any, device: str, cpu_time: bool) -> tuple[lis
     return times, y
 
 
-def time_segments(job: CalibrationJob, device: str, warmup: int, reps: int, cpu_time: bool = False
-                  ) -> dict[str, dict[str, float]]:
-    """Median ms of each of the job's segments, timed where it runs: inside whole forward passes of its
+def time_segments(job: CalibrationJob, device: str, warmup: int, reps: int, cpu_time: bool = False,
+                  rounds: int = ROUNDS) -> dict[str, dict[str, float]]:
+    """Milliseconds of each of the job's segments, timed where it runs: inside whole forward passes of its
     network, so that a block meets the caches a real pass leaves it (a block timed alone, its weights hot, runs
     about a tenth faster on a 2-core CPU). Returns key -> condition -> ms.
 
-    With cpu_time (CPU only; the caller sets one torch thread) the clock is the process's CPU time, which
-    leaves out the time a shared machine gives other processes."""
+    Each batch size is timed in `rounds` rounds of `reps` passes (the batch sizes' order reversed every other
+    round), and a segment keeps the lowest of its rounds' medians: a round that a busy moment of the machine
+    slowed throughout (the transient that gave single 50% errors at batch 1 on a 2-core VM) is outvoted, not
+    averaged in. `measure_whole` times whole networks the same way, so prediction and measurement agree in
+    method. With cpu_time (CPU only; the caller sets one torch thread) the clock is the process's CPU time,
+    which leaves out the time a shared machine gives other processes."""
     import statistics
 
     import torch
@@ -156,7 +164,7 @@ def time_segments(job: CalibrationJob, device: str, warmup: int, reps: int, cpu_
     model = make_backend(job.backend, model, device)
     modules = [module_of(model, seg) for seg in every]
     wanted = {seg.key for seg in job.segments}
-    out: dict[str, dict[str, float]] = {}
+    inputs = {}
     with torch.inference_mode():
         for batch in job.batch_sizes:
             x = torch.randn(batch, *every[0].input, device=device, dtype=dtype)
@@ -166,17 +174,31 @@ def time_segments(job: CalibrationJob, device: str, warmup: int, reps: int, cpu_
             if not torch.allclose(y.float(), model(x).float(), rtol=1e-3, atol=1e-3):
                 raise RuntimeError(f"{spec.name}: stem, blocks and head run in order do not give the network's "
                                    "output; its forward does more than chain them, so its blocks cannot be timed")
-            samples: dict[str, list[float]] = {}
-            for rep in range(warmup + reps):
-                times, _ = _pass_times(modules, x, device, cpu_time)
-                if rep >= warmup:
-                    for seg, ms in zip(every, times):
-                        if seg.key in wanted:
-                            samples.setdefault(seg.key, []).append(ms)
-            for key, values in samples.items():
-                out.setdefault(key, {})[condition(job.backend, job.dtype, job.channels_last, batch)] = \
-                    statistics.median(values)
-    return out
+            inputs[batch] = x
+        best: dict[str, dict[str, float]] = {}
+        for round_index in range(rounds):
+            order = job.batch_sizes if round_index % 2 == 0 else job.batch_sizes[::-1]
+            for batch in order:
+                samples: dict[str, list[float]] = {}
+                for rep in range(warmup + reps):
+                    times, _ = _pass_times(modules, inputs[batch], device, cpu_time)
+                    if rep >= warmup:
+                        for seg, ms in zip(every, times):
+                            if seg.key in wanted:
+                                samples.setdefault(seg.key, []).append(ms)
+                cond = condition(job.backend, job.dtype, job.channels_last, batch)
+                for key, values in samples.items():
+                    median = statistics.median(values)
+                    kept = best.setdefault(key, {})
+                    kept[cond] = min(kept.get(cond, median), median)
+    return best
+
+
+def time_rounds(fn: Callable[[], object], timer: Callable[..., Any], warmup: int, reps: int,
+                rounds: int = ROUNDS) -> float:
+    """The lowest of `rounds` medians of `reps` timed calls: how a whole network is measured against the table
+    (see time_segments)."""
+    return min(timer(fn, warmup, reps).median for _ in range(rounds))
 
 
 def plan_calibration(specs: Iterable[str], backends: list[str], dtypes: list[str], layouts: list[bool],
@@ -204,7 +226,8 @@ def plan_calibration(specs: Iterable[str], backends: list[str], dtypes: list[str
 def calibrate(specs: list[str], device: str, backends: list[str], dtypes: list[str], layouts: list[bool],
               batch_sizes: list[int], warmup: int, reps: int, image_size: Optional[int] = None,
               run_jobs: Optional[Callable[[list[CalibrationJob]], Iterable[tuple[CalibrationJob, dict]]]] = None,
-              on_job: Optional[Callable[[CalibrationJob], None]] = None, cpu_time: bool = False) -> dict[str, Any]:
+              on_job: Optional[Callable[[CalibrationJob], None]] = None, cpu_time: bool = False,
+              rounds: int = ROUNDS) -> dict[str, Any]:
     """A latency table for the specs' configurations on `device`. `run_jobs` times the jobs elsewhere (Ray),
     yielding (job, its times) as each finishes; by default they run here, one after the other (with cpu_time,
     timed by CPU time: see time_segments)."""
@@ -214,7 +237,7 @@ def calibrate(specs: list[str], device: str, backends: list[str], dtypes: list[s
 
     def here(js: list[CalibrationJob]) -> Iterable[tuple[CalibrationJob, dict]]:
         for job in js:
-            yield job, time_segments(job, device, warmup, reps, cpu_time)
+            yield job, time_segments(job, device, warmup, reps, cpu_time, rounds)
 
     for job, measured in (run_jobs or here)(jobs):
         for key, times in measured.items():
@@ -224,7 +247,7 @@ def calibrate(specs: list[str], device: str, backends: list[str], dtypes: list[s
     return {"format": FORMAT, "environment": environment(device),
             "config": {"specs": list(specs), "backends": backends, "dtypes": dtypes,
                        "layouts": ["channels_last" if c else "nchw" for c in layouts], "batch_sizes": batch_sizes,
-                       "image_size": image_size, "warmup": warmup, "reps": reps,
+                       "image_size": image_size, "warmup": warmup, "reps": reps, "rounds": rounds,
                        "timer": "cuda-events" if device == "cuda" else
                                 "cpu-process-time" if cpu_time else "cpu-perf-counter"},
             "blocks": entries}

@@ -17,7 +17,7 @@ from archgen.render import Table
 DEFAULT_SPECS = ("resnet20_cifar", "plain20_cifar")
 
 
-def _ray_jobs(device: str, warmup: int, reps: int, cpu_time: bool):
+def _ray_jobs(device: str, warmup: int, reps: int, cpu_time: bool, rounds: int):
     """Time calibration jobs as Ray tasks (one GPU each on GPUs), yielding each job's times as it finishes."""
     import ray
 
@@ -26,7 +26,7 @@ def _ray_jobs(device: str, warmup: int, reps: int, cpu_time: bool):
     task = ray.remote(time_segments).options(num_gpus=1 if device == "cuda" else 0, num_cpus=1, max_retries=2)
 
     def run(jobs) -> Iterable[tuple]:
-        pending = {task.remote(job, device, warmup, reps, cpu_time): job for job in jobs}
+        pending = {task.remote(job, device, warmup, reps, cpu_time, rounds): job for job in jobs}
         while pending:
             [ready], _ = ray.wait(list(pending), num_returns=1)
             yield pending.pop(ready), ray.get(ready)
@@ -47,7 +47,10 @@ def calibrate_command(
     layouts: Optional[str] = typer.Option(None, "--layouts", help="Comma-separated: nchw, channels_last."),
     backends: str = typer.Option("eager,fused", "--backends", help="Comma-separated subset of eager, fused."),
     warmup: int = typer.Option(3, "--warmup", help="Untimed calls of each block first."),
-    reps: int = typer.Option(20, "--reps", help="Timed calls of each block (the table keeps the median)."),
+    reps: int = typer.Option(20, "--reps", help="Timed calls of each block per round (the table keeps the "
+                             "lowest round's median)."),
+    rounds: int = typer.Option(3, "--rounds", help="Rounds of --reps timed calls per batch size; the lowest "
+                               "median outvotes a round a busy moment slowed."),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="Input side (default: each spec's)."),
     cpu_time: bool = typer.Option(False, "--cpu-time", help="On the CPU, time by this process's CPU time with "
                                   "one torch thread: a shared machine's other load is left out."),
@@ -68,8 +71,8 @@ def calibrate_command(
     if not chosen or any(b not in BACKENDS for b in chosen):
         fail(f"--backends takes a comma-separated list of {', '.join(BACKENDS)} (got '{backends}'); a table of "
              "blocks models these, not torch.compile, which fuses across blocks.")
-    if warmup < 0 or reps < 1:
-        fail(f"--warmup must be 0 or more and --reps 1 or more (got {warmup} and {reps}).")
+    if warmup < 0 or reps < 1 or rounds < 1:
+        fail(f"--warmup must be 0 or more, and --reps and --rounds 1 or more (got {warmup}, {reps} and {rounds}).")
     if output.suffix.lower() != ".json":
         fail(f"--output '{output}' must end in .json.")
     check_output_path(output)
@@ -92,7 +95,7 @@ def calibrate_command(
         except ray_sweep.RayUnavailable as e:
             fail(str(e))
         device = choose_device(gpu, ray_sweep.cluster_gpus() >= 1, f"--gpu asks for GPUs, but {where}.", [])
-        run_jobs = _ray_jobs(device, warmup, reps, cpu_time)
+        run_jobs = _ray_jobs(device, warmup, reps, cpu_time, rounds)
     else:
         device = choose_device(gpu, torch.cuda.is_available(), "--gpu asks for a CUDA GPU, but torch sees none "
                                 "here; calibrate this CPU with --cpu.", [])
@@ -111,7 +114,7 @@ def calibrate_command(
 
     try:
         table = calibrate(names, device, chosen, dtypes, layout_list, sizes, warmup, reps, image_size,
-                          run_jobs=run_jobs, on_job=progress, cpu_time=cpu_time)
+                          run_jobs=run_jobs, on_job=progress, cpu_time=cpu_time, rounds=rounds)
     finally:
         if started:
             import ray as ray_module
