@@ -42,8 +42,13 @@ def resnet20():
     return archgen.build("resnet20_cifar")
 
 
-def test_the_timm_twins_are_the_shared_reference_set():
-    assert set(TIMM_TWINS) == {"resnet26", "resnet26d", "seresnet50", "regnetx_002", "regnetx_004"}
+def test_the_timm_twins_hold_the_shared_reference_set_and_the_files_made_like_it():
+    """The five shared files, and those tests/data/tools/make_reference.py made from timm 1.0.31 by the same
+    fill rule (it reproduces the shared seresnet50.json to 1e-6 first: `--library timm --check seresnet50`)."""
+    shared = {"resnet26", "resnet26d", "seresnet50", "regnetx_002", "regnetx_004"}
+    assert shared <= set(TIMM_TWINS)
+    assert all(timm_reference(n)["source"] == f"timm 1.0.31 create_model('{n}', pretrained=False)" for n in TIMM_TWINS)
+    assert {"seresnext50_32x4d", "resnext50d_32x4d"} <= set(TIMM_TWINS)
 
 
 @pytest.mark.parametrize("name", TIMM_TWINS)
