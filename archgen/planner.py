@@ -20,6 +20,7 @@ from archgen.grammar import schema
 from archgen.grammar.schema import shallow_copy
 from archgen.grammar.loader import Spec, SpecLike, load_spec
 from archgen.layers import BlockLayers, Conv, Norm
+from archgen.memo import Memo
 from archgen.stems import STEMS, StemArgs
 
 
@@ -234,8 +235,19 @@ def _resolve_stem(spec: Spec, first: Family) -> StemArgs:
     if kernel % 2 == 0:
         raise spec.error(("stem", "kernel"), f"found {kernel}; the stem's convs pad by (k - 1) / 2 to keep the "
                                              "size up to the stride, which needs an odd kernel: use 3, 5, 7, ...")
-    return kind.resolve(stem, doc.input.channels, getattr(first, "act", "relu"),
-                        lambda w: scale_width(w, doc.multipliers.width))
+    act = getattr(first, "act", "relu")
+    key = (stem.type, stem.width, stem.kernel, stem.stride, stem.pool, stem.norm,
+           None if stem.deep_widths is None else tuple(stem.deep_widths), doc.input.channels, act,
+           doc.multipliers.width)
+    known = _stems.get(key)
+    if known is None:
+        known = _stems.keep(key, kind.resolve(stem, doc.input.channels, act,
+                                              lambda w: scale_width(w, doc.multipliers.width)))
+    return known
+
+
+#: Resolved stems by the plain values they read (a design space's candidates share a few).
+_stems = Memo(256)
 
 
 def _refuse_fields_of_no_stem(spec: Spec) -> None:

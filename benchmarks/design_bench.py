@@ -36,12 +36,9 @@ def timed(fn) -> tuple[float, object]:
 
 
 def design_path(space, values: list[tuple]) -> float:
-    from archgen.design.count import block_figures, figures, head_figures, stage_prefix, stem_figures
+    from archgen.design.count import clear_memos, figures
 
-    stage_prefix.cache_clear()
-    stem_figures.cache_clear()
-    head_figures.cache_clear()
-    block_figures.cache_clear()
+    clear_memos()
     seconds, _ = timed(lambda: [figures(space.spec(v)) for v in values])
     return seconds
 

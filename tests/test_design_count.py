@@ -28,3 +28,34 @@ def test_sampled_candidates_count_alike_on_both_paths():
     space = load_space("resnet_budget")
     for verdict in sample(space, 15, 5, Evaluator(space, []), Rejections()):
         assert verdict.figures == full_figures(space.spec(verdict.values))
+
+
+def test_memo_forgets_everything_when_full():
+    from archgen.memo import Memo
+
+    memo = Memo(2)
+    assert memo.keep("a", 1) == 1 and memo.keep("b", 2) == 2
+    memo.keep("c", 3)
+    assert dict(memo) == {"c": 3}
+
+
+def test_stage_memo_keeps_errors_at_the_spec_line():
+    """A stage remembered from one candidate does not hide another candidate's error: the planner's, at its line."""
+    import pytest
+
+    import archgen
+    from archgen.design.count import clear_memos, figures
+    from archgen.errors import SpecError
+    from archgen.grammar.loader import load_spec
+
+    def regnet(width: int):
+        return load_spec({"name": "r", "block": {"type": "regnet", "group_width": 16},
+                          "stages": [{"depth": 1, "width": 32}, {"depth": 2, "width": width}]})
+
+    clear_memos()
+    assert figures(regnet(96)) == figures(regnet(96))
+    with pytest.raises(SpecError) as refused:
+        figures(regnet(100))
+    with pytest.raises(SpecError) as planned:
+        archgen.profile(regnet(100))
+    assert "group_width 16" in refused.value.message and refused.value.message == planned.value.message

@@ -11,6 +11,7 @@ dict pairs in order; torchvision registers the shortcut (`proj`) before the bran
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -82,18 +83,14 @@ def width_runs(rule: RegNetRule) -> list[list[int]]:
     u_j = w0 + wa * j snapped to w0 * wm^s_j, s_j = round(log(u_j / w0) / log(wm)), then to a multiple of q
     (round() halves to even, as numpy and torch round in pycls, timm and torchvision)."""
     w0, wa, wm, q, log_wm, log = rule.w0, rule.wa, rule.wm, rule.quantum, math.log(rule.wm), math.log
+    steps = [round(log((w0 + wa * j) / w0) / log_wm) for j in range(rule.depth)]
     runs: list[list[int]] = []
-    last_s = None
-    for j in range(rule.depth):
-        s = round(log((w0 + wa * j) / w0) / log_wm)
-        if s == last_s:  # s_j never falls (wa >= 0, wm > 1), so equal s_j are consecutive
-            runs[-1][1] += 1
-            continue
-        last_s, width = s, int(round(w0 * wm ** s / q)) * q
+    for s in dict.fromkeys(steps):  # s_j never falls (wa >= 0, wm > 1), so equal s_j are consecutive
+        width, blocks = int(round(w0 * wm ** s / q)) * q, steps.count(s)
         if runs and runs[-1][0] == width:
-            runs[-1][1] += 1
+            runs[-1][1] += blocks
         else:
-            runs.append([width, 1])
+            runs.append([width, blocks])
     return runs
 
 
@@ -117,9 +114,18 @@ def compatible(width: int, b: float, g: int, rounding: str) -> tuple[int, int]:
 
 def regnet_stages(rule: RegNetRule) -> list[Stage]:
     """The stages the rule generates, each with its width, depth, stride, group width and bottleneck ratio."""
+    b, g, rounding, stride = rule.bottleneck_ratio, rule.group_width, rule.group_rounding, rule.stride
     stages = []
     for width, depth in width_runs(rule):
-        w, g = compatible(width, rule.bottleneck_ratio, rule.group_width, rule.group_rounding)
-        stages.append(Stage(depth=depth, width=w, stride=rule.stride,
-                            args={"group_width": g, "bottleneck_ratio": rule.bottleneck_ratio}))
+        w, args = stage_width(width, b, g, rounding)
+        stages.append(Stage(depth=depth, width=w, stride=stride, args=args))
     return stages
+
+
+@functools.lru_cache(maxsize=4096)
+def stage_width(width: int, b: float, g: int, rounding: str) -> tuple[int, dict]:
+    """A generated stage's compatible width and its block arguments, made once per width: a design space's
+    candidates share a few hundred, and nothing writes into a generated stage (an axis over `stages:` writes
+    the rule)."""
+    w, g = compatible(width, b, g, rounding)
+    return w, {"group_width": g, "bottleneck_ratio": b}

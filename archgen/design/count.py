@@ -10,9 +10,10 @@ the same layer records, with two shortcuts that leave both untouched:
   repeats the last, and it is counted that many times. A stage whose blocks
   keep changing (a dense stage, whose input grows) is planned in full.
 - **A stage is costed once per shape.** Those first blocks' figures are
-  memoised by (family, placement, input size) across candidates, since a
-  design space reuses the same few widths over and over; a candidate then
-  costs its stem, its stages' placements and a few lookups.
+  memoised across candidates by the plain values that place the stage (its
+  family, width, stride, dilation, input channels and size), since a design
+  space reuses the same few widths over and over; a candidate then costs its
+  stem, its frame and one lookup per stage.
 
 Every error comes from the full path: a candidate the shortcuts cannot settle
 (a shape too small, too many blocks) is planned and profiled as written, so
@@ -29,6 +30,7 @@ from archgen.complexity import Totals, TooSmall, block_cost, head_cost, profile
 from archgen.design.figures import Figures
 from archgen.grammar.loader import Spec
 from archgen.layers import BlockLayers, Conv
+from archgen.memo import Memo
 from archgen.planner import (HeadPlan, expand_stage_rule, frame, head_plan, misgrouped_conv, misgrouped_norm,
                              placement, plan, stage_blocks)
 from archgen.stems import StemArgs
@@ -71,9 +73,8 @@ def figures(spec: Spec) -> Figures:
     params, macs, acts, depth, h, w = stem
     in_chs, prev_dilation, reduction = f.stem.out_chs, 1, f.stem.reduction
     for i, (family, stage_depth) in enumerate(zip(f.families, f.depths)):
-        at = placement(spec, i, family, in_chs, prev_dilation)
-        prefix = stage_prefix(family, at, min(stage_depth, PLANNED_DEPTH), i,
-                              f.first_input if i == 0 else "block", f.norm_groups, h, w)
+        stride, dilation, prefix = placed_stage(spec, i, family, in_chs, prev_dilation, min(stage_depth, PLANNED_DEPTH),
+                                                f.first_input if i == 0 else "block", f.norm_groups, h, w)
         if prefix is None or (stage_depth > PLANNED_DEPTH and not prefix.repeats):
             return full_figures(spec)
         total, last = prefix.total, prefix.last
@@ -83,7 +84,7 @@ def figures(spec: Spec) -> Figures:
         acts += total.acts + extra * last.acts
         depth += total.depth + extra * last.depth
         h, w = last.h, last.w
-        in_chs, prev_dilation, reduction = prefix.out_chs, at.dilation, reduction * at.stride
+        in_chs, prev_dilation, reduction = prefix.out_chs, dilation, reduction * stride
     head = head_plan(spec, f.families[-1])
     if size < reduction:
         return full_figures(spec)
@@ -101,7 +102,7 @@ def stem_figures(stem: StemArgs, size: int) -> Counted | None:
         return None
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=4096)
 def head_figures(head: HeadPlan, c: int, h: int, w: int) -> Counted | None:
     """The head on the last stage's c x h x w output (its depth: the linear layers), or None when too small."""
     t = Totals()
@@ -112,7 +113,33 @@ def head_figures(head: HeadPlan, c: int, h: int, w: int) -> Counted | None:
     return Counted(t.params, t.macs, t.acts, t.linears, ho, wo)
 
 
-@functools.lru_cache(maxsize=MEMO_SIZE)
+#: (stride, dilation, prefix) of the stages placed so far, by the plain values that place them (placed_stage).
+_placed = Memo(MEMO_SIZE)
+
+
+def placed_stage(spec: Spec, i: int, family: Family, in_chs: int, prev_dilation: int, depth: int, input_from: str,
+                 norm_groups: int, h: int, w: int) -> tuple[int, int, StagePrefix | None]:
+    """Stage i's stride, dilation and first `depth` blocks counted, remembered by the plain values the
+    planner's `placement` reads (so a candidate skips building and checking a Placement it has seen). A stage
+    the planner refuses raises its SpecError here, at the spec's line, and is not remembered."""
+    stage, doc = spec.doc.stages[i], spec.doc
+    key = (family, i, in_chs, prev_dilation, stage.width, stage.stride, stage.dilation, stage.first_dilation,
+           doc.shortcut, doc.stride_on, doc.multipliers.width, depth, input_from, norm_groups, h, w)
+    known = _placed.get(key)
+    if known is None:
+        at = placement(spec, i, family, in_chs, prev_dilation)
+        known = _placed.keep(key, (at.stride, at.dilation,
+                                   stage_prefix(family, at, depth, i, input_from, norm_groups, h, w)))
+    return known
+
+
+def clear_memos() -> None:
+    """Forget every remembered shape (benchmarks time the cold path from here)."""
+    _placed.clear()
+    for memo in (stem_figures, head_figures, block_figures):
+        memo.cache_clear()
+
+
 def stage_prefix(family: Family, at: Placement, depth: int, stage_index: int, input_from: str, norm_groups: int,
                  h: int, w: int) -> StagePrefix | None:
     """The stage's first `depth` blocks counted from an h x w input; None when a block cannot be built or its
