@@ -1,17 +1,19 @@
 """Latency prediction against measurement, on specs held out of the calibration set (issue 11).
 
-Calibrates a latency table on a few specs (archgen.bench.latency.calibrate: each distinct stem, block and
-head timed once), predicts the latency of other specs that reuse those configurations (deeper siblings),
-measures those specs whole in the same run, and reports the relative error |predicted - measured| /
-measured per spec, backend and batch size, with its median and worst per backend. The goal in the issue:
-median <= 10% and worst <= 25% for eager and fused on a 2-core CPU. Nothing is judged in CI.
+Calibrates a latency table on a few specs (each distinct stem, block and head of theirs timed inside whole
+passes of their networks, as archgen calibrate does), predicts the latency of other specs that reuse those
+configurations (deeper siblings) with archgen.bench.latency.predict, measures those specs whole, and reports
+the relative error |predicted - measured| / measured per spec, backend and batch size, with its median and
+worst per backend. The goal in the issue: median <= 10% and worst <= 25% for eager and fused on a 2-core CPU.
+Nothing is judged in CI.
 
-Both sides are timed alike: each configuration (and each whole network) keeps the lowest median of
-`--rounds` rounds of `--reps` passes, and calibration and measurement alternate over `--sweeps` sweeps, each
-side keeping its lowest figure, since a shared VM's speed drifts over minutes and a side timed only in a
-slow spell would be off by the drift.
+Both sides are timed in one interleaved loop: each repetition runs one segment-timed pass of every
+calibration network and one whole pass of every held-out network, in a shuffled order, and each side keeps
+its medians over the repetitions. A shared VM's speed drifts by up to 1.5x within seconds (a whole network
+and the chain of its own segments, timed one after the other, differed by a third); interleaved, both
+sides meet the same moments, so what is left is the predictor's error, not the drift's.
 
-    python benchmarks/latency_bench.py --cpu-time       # CPU, ~10 minutes on 2 cores
+    python benchmarks/latency_bench.py --cpu-time       # CPU, ~5 minutes on 2 cores
     python benchmarks/latency_bench.py --device cuda    # the same report on a GPU
     python benchmarks/latency_bench.py --quick          # CIFAR specs only, to check the script
 
@@ -40,31 +42,82 @@ SUITES = {
 }
 
 
-def measure_whole(spec: str, backend: str, batch: int, size, device: str, warmup: int, reps: int,
-                  cpu_time: bool, rounds: int) -> float:
-    """Ms of the whole network on one random batch, with the timer and rounds the table was calibrated with
-    (the lowest of the rounds' medians)."""
+def whole_networks(cells: list[tuple[str, str, int]], size, device: str) -> dict:
+    """(spec, backend) -> (the built network on its backend, batch -> its input), for the measured cells."""
     import torch
 
     import archgen
-    from archgen.bench.latency import time_rounds
     from archgen.bench.runner import make_backend
-    from archgen.bench.timing import time_cpu, time_cpu_process, time_cuda
 
-    prof = archgen.profile(spec, size)
-    model = make_backend(backend, archgen.build(spec, device=device).eval(), device)
-    x = torch.randn(batch, 3, prof.input_size, prof.input_size, device=device)
-    timer = time_cuda if device == "cuda" else time_cpu_process if cpu_time else time_cpu
+    out = {}
+    for spec, backend, batch in cells:
+        if (spec, backend) not in out:
+            prof = archgen.profile(spec, size)
+            out[spec, backend] = (make_backend(backend, archgen.build(spec, device=device).eval(), device), {},
+                                  prof.input_size)
+        model, inputs, side = out[spec, backend]
+        inputs[batch] = torch.randn(batch, 3, side, side, device=device)
+    return out
+
+
+def whole_ms(model, x, device: str, cpu_time: bool) -> float:
+    """Ms of one call of the whole network, by the clock the segments are timed with."""
+    import time
+
+    import torch
+
+    if device == "cuda":
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        model(x)
+        end.record()
+        torch.cuda.synchronize()
+        return start.elapsed_time(end)
+    clock = time.process_time if cpu_time else time.perf_counter
+    t = clock()
+    model(x)
+    return (clock() - t) * 1e3
+
+
+def interleaved(calibration: list[str], cells: list[tuple[str, str, int]], backends: list[str], batches: list[int],
+                size, device: str, warmup: int, reps: int, cpu_time: bool, seed: int = 0) -> tuple[dict, dict]:
+    """The latency table of the calibration specs and each cell's measured ms, timed pass by pass in one loop
+    (see the module docstring)."""
+    import random
+
+    import torch
+
+    from archgen.bench.latency import keep_medians, latency_table, plan_calibration, segmented
+
+    jobs, entries = plan_calibration(calibration, backends, ["float32"], [False], batches, size)
+    nets = [segmented(job, device, cpu_time) for job in jobs]
+    wholes = whole_networks(cells, size, device)
+    passes: dict[tuple[int, int], list[list[float]]] = {}
+    whole: dict[tuple[str, str, int], list[float]] = {}
+    work = [("net", i, b) for i in range(len(nets)) for b in batches] + [("whole", cell, cell[2]) for cell in cells]
+    rng = random.Random(seed)
     with torch.inference_mode():
-        return time_rounds(lambda: model(x), timer, warmup, reps, rounds)
-
-
-def lowest(table: dict, other: dict) -> dict:
-    """`table` with each configuration's time the lower of its and `other`'s (same specs and conditions)."""
-    for key, entry in table["blocks"].items():
-        for cond, ms in other["blocks"][key]["ms"].items():
-            entry["ms"][cond] = min(entry["ms"].get(cond, ms), ms)
-    return table
+        for rep in range(warmup + reps):
+            rng.shuffle(work)
+            for kind, what, batch in work:
+                if kind == "net":
+                    times = nets[what].pass_times(batch, cpu_time)
+                    if rep >= warmup:
+                        passes.setdefault((what, batch), []).append(times)
+                else:
+                    model, inputs, _ = wholes[what[0], what[1]]
+                    ms = whole_ms(model, inputs[batch], device, cpu_time)
+                    if rep >= warmup:
+                        whole.setdefault(what, []).append(ms)
+    measured_segments: dict[str, dict[str, float]] = {}
+    for (i, batch), times in passes.items():
+        keep_medians(measured_segments, nets[i].job, nets[i].every, batch, times)
+    for key, times in measured_segments.items():
+        entries[key]["ms"].update(times)
+    table = latency_table(entries, calibration, device, backends, ["float32"], [False], batches, size,
+                          {"warmup": warmup, "reps": reps, "method": "interleaved with the measured networks"},
+                          cpu_time)
+    return table, {cell: statistics.median(ms) for cell, ms in whole.items()}
 
 
 def main(argv=None) -> int:
@@ -76,17 +129,14 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-sizes", default="1,8")
     ap.add_argument("--backends", default="eager,fused")
     ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--reps", type=int, default=15)
-    ap.add_argument("--rounds", type=int, default=3, help="rounds of --reps; both sides keep the lowest median")
-    ap.add_argument("--sweeps", type=int, default=2, help="calibrate-then-measure sweeps; each side keeps its "
-                    "lowest figure over them")
+    ap.add_argument("--reps", type=int, default=30, help="interleaved repetitions; each side keeps its medians")
     ap.add_argument("--quick", action="store_true", help="the CIFAR suite only")
     ap.add_argument("--results-dir", default=str(RESULTS))
     args = ap.parse_args(argv)
 
     import torch
 
-    from archgen.bench.latency import calibrate, predict
+    from archgen.bench.latency import predict
     from archgen.bench.results import environment
 
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -105,18 +155,10 @@ def main(argv=None) -> int:
         if args.quick and suite != "cifar":
             continue
         cells = [(spec, backend, batch) for spec in held_out for backend in backends for batch in batches]
-        table, measured = None, {}
-        for sweep in range(args.sweeps):
-            # Calibrating and measuring alternate, sweep after sweep, and each side keeps its lowest figure: a
-            # shared VM's speed drifts over minutes, and one side timed only in a slow spell would be off by it.
-            print(f"[{suite}] sweep {sweep + 1}/{args.sweeps}: calibrating on {', '.join(calibration)}",
-                  file=sys.stderr)
-            fresh = calibrate(calibration, args.device, backends, ["float32"], [False], batches, args.warmup,
-                              args.reps, size, cpu_time=args.cpu_time, rounds=args.rounds)
-            table = fresh if table is None else lowest(table, fresh)
-            for cell in cells:
-                ms = measure_whole(*cell, size, args.device, args.warmup, args.reps, args.cpu_time, args.rounds)
-                measured[cell] = min(measured.get(cell, ms), ms)
+        print(f"[{suite}] calibrating on {', '.join(calibration)} and measuring {', '.join(held_out)}, "
+              f"{args.reps} interleaved repetitions", file=sys.stderr)
+        table, measured = interleaved(calibration, cells, backends, batches, size, args.device, args.warmup,
+                                      args.reps, args.cpu_time)
         for spec, backend, batch in cells:
             predicted = predict(spec, table, batch, "float32", False, backend, size).total_ms
             ms = measured[spec, backend, batch]
@@ -137,13 +179,14 @@ def main(argv=None) -> int:
                "config": {"suites": {k: {"calibration": v[0], "held_out": v[1], "image_size": v[2]}
                                      for k, v in SUITES.items() if not args.quick or k == "cifar"},
                           "batch_sizes": batches, "backends": backends, "dtype": "float32", "layout": "nchw",
-                          "warmup": args.warmup, "reps": args.reps, "rounds": args.rounds, "sweeps": args.sweeps,
+                          "warmup": args.warmup, "reps": args.reps, "method": "interleaved",
                           "timer": table["config"]["timer"]},
                "summary": summary, "results": rows}
     slug = re.sub(r"[^a-z0-9]+", "-", env["device"].lower()).strip("-")[:40]
     out = Path(args.results_dir) / f"latency-{slug}-{table['config']['timer']}-{dt.date.today().isoformat()}.json"
     from archgen.render import write_atomic
 
+    out.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(str(out), json.dumps(payload, indent=1) + "\n")
     print(f"wrote {out}", file=sys.stderr)
     return 0

@@ -136,20 +136,25 @@ def _pass_times(modules: list, x: Any, device: str, cpu_time: bool) -> tuple[lis
     return times, y
 
 
-def time_segments(job: CalibrationJob, device: str, warmup: int, reps: int, cpu_time: bool = False,
-                  rounds: int = ROUNDS) -> dict[str, dict[str, float]]:
-    """Milliseconds of each of the job's segments, timed where it runs: inside whole forward passes of its
-    network, so that a block meets the caches a real pass leaves it (a block timed alone, its weights hot, runs
-    about a tenth faster on a 2-core CPU). Returns key -> condition -> ms.
+@dataclass
+class SegmentedNetwork:
+    """A job's network built on its device, cut into its segments' modules, with one input per batch size:
+    ready to be timed pass after pass (time_segments; the latency benchmark interleaves such passes with
+    whole networks' so that both meet the same moments of a shared machine)."""
 
-    Each batch size is timed in `rounds` rounds of `reps` passes (the batch sizes' order reversed every other
-    round), and a segment keeps the lowest of its rounds' medians: a round that a busy moment of the machine
-    slowed throughout (the transient that gave single 50% errors at batch 1 on a 2-core VM) is outvoted, not
-    averaged in. `measure_whole` times whole networks the same way, so prediction and measurement agree in
-    method. With cpu_time (CPU only; the caller sets one torch thread) the clock is the process's CPU time,
-    which leaves out the time a shared machine gives other processes."""
-    import statistics
+    job: CalibrationJob
+    device: str
+    every: list[Segment]
+    modules: list
+    inputs: dict[int, Any]
 
+    def pass_times(self, batch: int, cpu_time: bool) -> list[float]:
+        """Ms of each segment in one forward pass at this batch size."""
+        return _pass_times(self.modules, self.inputs[batch], self.device, cpu_time)[0]
+
+
+def segmented(job: CalibrationJob, device: str, cpu_time: bool = False) -> SegmentedNetwork:
+    """The job's network, checked to compute its output when its stem, blocks and head run in order."""
     import torch
 
     import archgen
@@ -163,7 +168,6 @@ def time_segments(job: CalibrationJob, device: str, warmup: int, reps: int, cpu_
         model = model.to(memory_format=torch.channels_last)
     model = make_backend(job.backend, model, device)
     modules = [module_of(model, seg) for seg in every]
-    wanted = {seg.key for seg in job.segments}
     inputs = {}
     with torch.inference_mode():
         for batch in job.batch_sizes:
@@ -175,23 +179,47 @@ def time_segments(job: CalibrationJob, device: str, warmup: int, reps: int, cpu_
                 raise RuntimeError(f"{spec.name}: stem, blocks and head run in order do not give the network's "
                                    "output; its forward does more than chain them, so its blocks cannot be timed")
             inputs[batch] = x
-        best: dict[str, dict[str, float]] = {}
+    return SegmentedNetwork(job, device, every, modules, inputs)
+
+
+def time_segments(job: CalibrationJob, device: str, warmup: int, reps: int, cpu_time: bool = False,
+                  rounds: int = ROUNDS) -> dict[str, dict[str, float]]:
+    """Milliseconds of each of the job's segments, timed where it runs: inside whole forward passes of its
+    network, so that a block meets the caches a real pass leaves it (a block timed alone, its weights hot, runs
+    about a tenth faster on a 2-core CPU). Returns key -> condition -> ms.
+
+    Each batch size is timed in `rounds` rounds of `reps` passes (the batch sizes' order reversed every other
+    round), and a segment keeps the lowest of its rounds' medians: a round that a busy moment of the machine
+    slowed throughout (the transient that gave single 50% errors at batch 1 on a 2-core VM) is outvoted, not
+    averaged in. `time_rounds` times whole networks the same way, so prediction and measurement agree in
+    method. With cpu_time (CPU only; the caller sets one torch thread) the clock is the process's CPU time,
+    which leaves out the time a shared machine gives other processes."""
+    import torch
+
+    net = segmented(job, device, cpu_time)
+    best: dict[str, dict[str, float]] = {}
+    with torch.inference_mode():
         for round_index in range(rounds):
             order = job.batch_sizes if round_index % 2 == 0 else job.batch_sizes[::-1]
             for batch in order:
-                samples: dict[str, list[float]] = {}
-                for rep in range(warmup + reps):
-                    times, _ = _pass_times(modules, inputs[batch], device, cpu_time)
-                    if rep >= warmup:
-                        for seg, ms in zip(every, times):
-                            if seg.key in wanted:
-                                samples.setdefault(seg.key, []).append(ms)
-                cond = condition(job.backend, job.dtype, job.channels_last, batch)
-                for key, values in samples.items():
-                    median = statistics.median(values)
-                    kept = best.setdefault(key, {})
-                    kept[cond] = min(kept.get(cond, median), median)
+                samples = [net.pass_times(batch, cpu_time) for _ in range(warmup + reps)][warmup:]
+                keep_medians(best, job, net.every, batch, samples)
     return best
+
+
+def keep_medians(best: dict[str, dict[str, float]], job: CalibrationJob, every: list[Segment], batch: int,
+                 passes: list[list[float]]) -> None:
+    """Each wanted segment's median over these passes into `best` (key -> condition -> ms), where it is lower
+    than the one kept."""
+    import statistics
+
+    wanted = {seg.key for seg in job.segments}
+    cond = condition(job.backend, job.dtype, job.channels_last, batch)
+    for i, seg in enumerate(every):
+        if seg.key in wanted:
+            median = statistics.median(times[i] for times in passes)
+            kept = best.setdefault(seg.key, {})
+            kept[cond] = min(kept.get(cond, median), median)
 
 
 def time_rounds(fn: Callable[[], object], timer: Callable[..., Any], warmup: int, reps: int,
@@ -231,8 +259,6 @@ def calibrate(specs: list[str], device: str, backends: list[str], dtypes: list[s
     """A latency table for the specs' configurations on `device`. `run_jobs` times the jobs elsewhere (Ray),
     yielding (job, its times) as each finishes; by default they run here, one after the other (with cpu_time,
     timed by CPU time: see time_segments)."""
-    from archgen.bench.results import environment
-
     jobs, entries = plan_calibration(specs, backends, dtypes, layouts, batch_sizes, image_size)
 
     def here(js: list[CalibrationJob]) -> Iterable[tuple[CalibrationJob, dict]]:
@@ -244,10 +270,21 @@ def calibrate(specs: list[str], device: str, backends: list[str], dtypes: list[s
             entries[key]["ms"].update(times)
         if on_job:
             on_job(job)
+    return latency_table(entries, specs, device, backends, dtypes, layouts, batch_sizes, image_size,
+                         {"warmup": warmup, "reps": reps, "rounds": rounds}, cpu_time)
+
+
+def latency_table(entries: dict[str, dict[str, Any]], specs: list[str], device: str, backends: list[str],
+                  dtypes: list[str], layouts: list[bool], batch_sizes: list[int], image_size: Optional[int],
+                  method: dict[str, Any], cpu_time: bool) -> dict[str, Any]:
+    """The table of filled entries (plan_calibration's, their `ms` timed), recording this device and versions
+    and how it was timed (`method`: warmup, reps, rounds or another scheme)."""
+    from archgen.bench.results import environment
+
     return {"format": FORMAT, "environment": environment(device),
             "config": {"specs": list(specs), "backends": backends, "dtypes": dtypes,
                        "layouts": ["channels_last" if c else "nchw" for c in layouts], "batch_sizes": batch_sizes,
-                       "image_size": image_size, "warmup": warmup, "reps": reps, "rounds": rounds,
+                       "image_size": image_size, **method,
                        "timer": "cuda-events" if device == "cuda" else
                                 "cpu-process-time" if cpu_time else "cpu-perf-counter"},
             "blocks": entries}
