@@ -80,44 +80,27 @@ def whole_ms(model, x, device: str, cpu_time: bool) -> float:
 
 
 def interleaved(calibration: list[str], cells: list[tuple[str, str, int]], backends: list[str], batches: list[int],
-                size, device: str, warmup: int, reps: int, cpu_time: bool, seed: int = 0) -> tuple[dict, dict]:
-    """The latency table of the calibration specs and each cell's measured ms, timed pass by pass in one loop
-    (see the module docstring)."""
-    import random
-
-    import torch
-
-    from archgen.bench.latency import keep_medians, latency_table, plan_calibration, segmented
+                size, device: str, warmup: int, reps: int, cpu_time: bool) -> tuple[dict, dict]:
+    """The latency table of the calibration specs and each cell's measured ms, timed pass by pass in one
+    loop by archgen.bench.latency.time_interleaved (one round: see the module docstring)."""
+    from archgen.bench.latency import latency_table, plan_calibration, segmented, time_interleaved
 
     jobs, entries = plan_calibration(calibration, backends, ["float32"], [False], batches, size)
     nets = [segmented(job, device, cpu_time) for job in jobs]
     wholes = whole_networks(cells, size, device)
-    passes: dict[tuple[int, int], list[list[float]]] = {}
-    whole: dict[tuple[str, str, int], list[float]] = {}
-    work = [("net", i, b) for i in range(len(nets)) for b in batches] + [("whole", cell, cell[2]) for cell in cells]
-    rng = random.Random(seed)
-    with torch.inference_mode():
-        for rep in range(warmup + reps):
-            rng.shuffle(work)
-            for kind, what, batch in work:
-                if kind == "net":
-                    times = nets[what].pass_times(batch, cpu_time)
-                    if rep >= warmup:
-                        passes.setdefault((what, batch), []).append(times)
-                else:
-                    model, inputs, _ = wholes[what[0], what[1]]
-                    ms = whole_ms(model, inputs[batch], device, cpu_time)
-                    if rep >= warmup:
-                        whole.setdefault(what, []).append(ms)
-    measured_segments: dict[str, dict[str, float]] = {}
-    for (i, batch), times in passes.items():
-        keep_medians(measured_segments, nets[i].job, nets[i].every, batch, times)
+
+    def call(spec: str, backend: str, batch: int):
+        model, inputs, _ = wholes[spec, backend]
+        return lambda: whole_ms(model, inputs[batch], device, cpu_time)
+
+    measured_segments, measured = time_interleaved(nets, warmup, reps, cpu_time, rounds=1,
+                                                   calls={cell: call(*cell) for cell in cells})
     for key, times in measured_segments.items():
         entries[key]["ms"].update(times)
     table = latency_table(entries, calibration, device, backends, ["float32"], [False], batches, size,
-                          {"warmup": warmup, "reps": reps, "method": "interleaved with the measured networks"},
-                          cpu_time)
-    return table, {cell: statistics.median(ms) for cell, ms in whole.items()}
+                          {"warmup": warmup, "reps": reps, "rounds": 1,
+                           "method": "interleaved with the measured networks"}, cpu_time)
+    return table, measured
 
 
 def main(argv=None) -> int:

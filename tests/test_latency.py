@@ -168,3 +168,23 @@ def test_calibration_rounds_keep_each_configurations_lowest_median(monkeypatch, 
     out = latency.time_segments(job, "cpu", warmup=0, reps=2, rounds=2)
     assert all(ms < 1000.0 for times in out.values() for ms in times.values())
     assert all(set(times) == {condition("eager", "float32", False, b) for b in (1, 2)} for times in out.values())
+
+
+def test_interleaved_timing_runs_each_network_and_call_once_per_repetition(tmp_path):
+    """Every repetition runs one pass per network and batch size and one of each call, so all meet the same
+    moments of the machine; calls come back as their medians, segments as key -> condition -> ms."""
+    path = tmp_path / "tiny_resnet.yaml"
+    path.write_text(TINY)
+    segs = latency.segments(archgen.profile(str(path)))
+    net = latency.segmented(latency.CalibrationJob(str(path), "eager", "float32", False, [1, 2], segs), "cpu")
+    order, real = [], net.pass_times
+    net.pass_times = lambda batch, cpu_time: order.append(("net", batch)) or real(batch, cpu_time)
+    ms = iter([9.0, 1.0, 2.0, 3.0] * 2)
+    best, whole = latency.time_interleaved([net], warmup=1, reps=3, rounds=2,
+                                           calls={"whole": lambda: order.append(("whole",)) or next(ms)})
+    assert len(order) == 2 * 4 * 3
+    for rep in range(0, len(order), 3):
+        assert sorted(order[rep:rep + 3]) == [("net", 1), ("net", 2), ("whole",)]
+    assert whole == {"whole": 2.0}  # the warm-up's 9.0 left out, the median of 1, 2, 3
+    assert set(best) == {s.key for s in segs}
+    assert all(set(t) == {condition("eager", "float32", False, b) for b in (1, 2)} for t in best.values())

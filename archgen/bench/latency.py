@@ -30,6 +30,8 @@ BACKENDS = ("eager", "fused")
 
 #: Rounds of timed passes per batch size; a segment keeps its lowest round median.
 ROUNDS = 3
+#: Networks built at once and timed interleaved by a local calibration (more would hold more weights).
+INTERLEAVED = 8
 
 
 class LatencyTableError(UserError):
@@ -184,27 +186,52 @@ def segmented(job: CalibrationJob, device: str, cpu_time: bool = False) -> Segme
 
 def time_segments(job: CalibrationJob, device: str, warmup: int, reps: int, cpu_time: bool = False,
                   rounds: int = ROUNDS) -> dict[str, dict[str, float]]:
-    """Milliseconds of each of the job's segments, timed where it runs: inside whole forward passes of its
-    network, so that a block meets the caches a real pass leaves it (a block timed alone, its weights hot, runs
-    about a tenth faster on a 2-core CPU). Returns key -> condition -> ms.
+    """Milliseconds of each of the job's segments (key -> condition -> ms), timed by time_interleaved: what
+    one Ray task runs for one job."""
+    return time_interleaved([segmented(job, device, cpu_time)], warmup, reps, cpu_time, rounds)[0]
 
-    Each batch size is timed in `rounds` rounds of `reps` passes (the batch sizes' order reversed every other
-    round), and a segment keeps the lowest of its rounds' medians: a round that a busy moment of the machine
-    slowed throughout (the transient that gave single 50% errors at batch 1 on a 2-core VM) is outvoted, not
-    averaged in. `time_rounds` times whole networks the same way, so prediction and measurement agree in
-    method. With cpu_time (CPU only; the caller sets one torch thread) the clock is the process's CPU time,
-    which leaves out the time a shared machine gives other processes."""
+
+def time_interleaved(nets: list[SegmentedNetwork], warmup: int, reps: int, cpu_time: bool = False,
+                     rounds: int = ROUNDS, calls: Optional[dict[Any, Callable[[], float]]] = None, seed: int = 0
+                     ) -> tuple[dict[str, dict[str, float]], dict[Any, float]]:
+    """Each network's segments timed where they run: inside whole forward passes of their network, so that a
+    block meets the caches a real pass leaves it (a block timed alone, its weights hot, runs about a tenth
+    faster on a 2-core CPU). Returns key -> condition -> ms, and the median ms of each of `calls` (whole
+    networks the latency benchmark measures against the prediction: each returns the ms of one call).
+
+    Interleaved: every repetition runs one pass of each network at each batch size and one of each call, in
+    an order shuffled anew, so that all of them meet the same moments of the machine (a shared VM's speed
+    drifts by up to 1.5x within seconds, and configurations timed one network after another would carry
+    it into each other's figures). Over `rounds` rounds of `reps` repetitions a segment keeps its lowest
+    median: a round that a busy spell slowed throughout is outvoted, not averaged in. With cpu_time (CPU
+    only; the caller sets one torch thread) the clock is the process's CPU time, which leaves out the time
+    a shared machine gives other processes."""
+    import random
+    import statistics
+
     import torch
 
-    net = segmented(job, device, cpu_time)
+    calls = calls or {}
+    work: list[tuple[int, Any]] = ([(i, batch) for i, net in enumerate(nets) for batch in net.job.batch_sizes]
+                                   + [(-1, key) for key in calls])
+    rng = random.Random(seed)
     best: dict[str, dict[str, float]] = {}
+    whole: dict[Any, float] = {}
     with torch.inference_mode():
-        for round_index in range(rounds):
-            order = job.batch_sizes if round_index % 2 == 0 else job.batch_sizes[::-1]
-            for batch in order:
-                samples = [net.pass_times(batch, cpu_time) for _ in range(warmup + reps)][warmup:]
-                keep_medians(best, job, net.every, batch, samples)
-    return best
+        for _ in range(rounds):
+            passes: dict[tuple[int, Any], list] = {}
+            for rep in range(warmup + reps):
+                rng.shuffle(work)
+                for i, what in work:
+                    timed = nets[i].pass_times(what, cpu_time) if i >= 0 else calls[what]()
+                    if rep >= warmup:
+                        passes.setdefault((i, what), []).append(timed)
+            for (i, what), timed in passes.items():
+                if i >= 0:
+                    keep_medians(best, nets[i].job, nets[i].every, what, timed)
+                else:
+                    whole[what] = min(whole.get(what, float("inf")), statistics.median(timed))
+    return best, whole
 
 
 def keep_medians(best: dict[str, dict[str, float]], job: CalibrationJob, every: list[Segment], batch: int,
@@ -262,8 +289,12 @@ def calibrate(specs: list[str], device: str, backends: list[str], dtypes: list[s
     jobs, entries = plan_calibration(specs, backends, dtypes, layouts, batch_sizes, image_size)
 
     def here(js: list[CalibrationJob]) -> Iterable[tuple[CalibrationJob, dict]]:
-        for job in js:
-            yield job, time_segments(job, device, warmup, reps, cpu_time, rounds)
+        for start in range(0, len(js), INTERLEAVED):
+            group = js[start:start + INTERLEAVED]
+            measured, _ = time_interleaved([segmented(job, device, cpu_time) for job in group], warmup, reps,
+                                           cpu_time, rounds)
+            for job in group:
+                yield job, {seg.key: measured[seg.key] for seg in job.segments if seg.key in measured}
 
     for job, measured in (run_jobs or here)(jobs):
         for key, times in measured.items():

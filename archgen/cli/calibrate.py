@@ -47,8 +47,8 @@ def calibrate_command(
     layouts: Optional[str] = typer.Option(None, "--layouts", help="Comma-separated: nchw, channels_last."),
     backends: str = typer.Option("eager,fused", "--backends", help="Comma-separated subset of eager, fused."),
     warmup: int = typer.Option(3, "--warmup", help="Untimed calls of each block first."),
-    reps: int = typer.Option(20, "--reps", help="Timed calls of each block per round (the table keeps the "
-                             "lowest round's median)."),
+    reps: int = typer.Option(20, "--reps", help="Timed passes of each network per round, the networks' passes "
+                             "interleaved (the table keeps the lowest round's median)."),
     rounds: int = typer.Option(3, "--rounds", help="Rounds of --reps timed calls per batch size; the lowest "
                                "median outvotes a round a busy moment slowed."),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="Input side (default: each spec's)."),
