@@ -60,30 +60,11 @@ def whole_networks(cells: list[tuple[str, str, int]], size, device: str) -> dict
     return out
 
 
-def whole_ms(model, x, device: str, cpu_time: bool) -> float:
-    """Ms of one call of the whole network, by the clock the segments are timed with."""
-    import time
-
-    import torch
-
-    if device == "cuda":
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        model(x)
-        end.record()
-        torch.cuda.synchronize()
-        return start.elapsed_time(end)
-    clock = time.process_time if cpu_time else time.perf_counter
-    t = clock()
-    model(x)
-    return (clock() - t) * 1e3
-
-
 def interleaved(calibration: list[str], cells: list[tuple[str, str, int]], backends: list[str], batches: list[int],
                 size, device: str, warmup: int, reps: int, cpu_time: bool) -> tuple[dict, dict]:
     """The latency table of the calibration specs and each cell's measured ms, timed pass by pass in one
     loop by archgen.bench.latency.time_interleaved (one round: see the module docstring)."""
-    from archgen.bench.latency import latency_table, plan_calibration, segmented, time_interleaved
+    from archgen.bench.latency import call_ms, latency_table, plan_calibration, segmented, time_interleaved
 
     jobs, entries = plan_calibration(calibration, backends, ["float32"], [False], batches, size)
     nets = [segmented(job, device, cpu_time) for job in jobs]
@@ -91,7 +72,7 @@ def interleaved(calibration: list[str], cells: list[tuple[str, str, int]], backe
 
     def call(spec: str, backend: str, batch: int):
         model, inputs, _ = wholes[spec, backend]
-        return lambda: whole_ms(model, inputs[batch], device, cpu_time)
+        return lambda: call_ms(model, inputs[batch], device, cpu_time)
 
     measured_segments, measured = time_interleaved(nets, warmup, reps, cpu_time, rounds=1,
                                                    calls={cell: call(*cell) for cell in cells})

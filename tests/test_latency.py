@@ -140,16 +140,6 @@ def test_calibrate_refuses_torch_compile(tmp_path):
     assert r.exit_code == 2 and "not torch.compile" in r.stderr
 
 
-def test_a_round_slowed_throughout_is_outvoted_by_the_others():
-    """Both sides of the accuracy benchmark keep the lowest of their rounds' medians, so a round that a busy
-    moment slowed by half does not reach the table or the measurement."""
-    from archgen.bench.timing import Timing
-
-    medians = iter([15.0, 10.0, 10.5])
-    assert latency.time_rounds(lambda: None, lambda fn, warmup, reps: Timing([next(medians)] * reps, "fake"),
-                               warmup=0, reps=3, rounds=3) == 10.0
-
-
 def test_calibration_rounds_keep_each_configurations_lowest_median(monkeypatch, tmp_path):
     """time_segments times every batch size in each round and keeps, per configuration, its lowest median."""
     calls = {"n": 0}

@@ -249,11 +249,10 @@ def keep_medians(best: dict[str, dict[str, float]], job: CalibrationJob, every: 
             kept[cond] = min(kept.get(cond, median), median)
 
 
-def time_rounds(fn: Callable[[], object], timer: Callable[..., Any], warmup: int, reps: int,
-                rounds: int = ROUNDS) -> float:
-    """The lowest of `rounds` medians of `reps` timed calls: how a whole network is measured against the table
-    (see time_segments)."""
-    return min(timer(fn, warmup, reps).median for _ in range(rounds))
+def call_ms(module: Any, x: Any, device: str, cpu_time: bool = False) -> float:
+    """Ms of one call of a whole module, by the clock its segments are timed with (the latency benchmark's
+    held-out networks, passed to time_interleaved as calls)."""
+    return _pass_times([module], x, device, cpu_time)[0][0]
 
 
 def plan_calibration(specs: Iterable[str], backends: list[str], dtypes: list[str], layouts: list[bool],
