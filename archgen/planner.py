@@ -10,7 +10,6 @@ so a spec that plans is a spec that builds.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from dataclasses import dataclass
 
@@ -153,7 +152,7 @@ def stage_blocks(family: Family, at: Placement, depth: int, stage_index: int, in
     blocks = family.expand_stage(at, depth, stage_index)
     if input_from != "block":
         first = blocks[0]
-        blocks[0] = PlannedBlock(first.family, dataclasses.replace(first.at, input_from=input_from))
+        blocks[0] = PlannedBlock(first.family, first.at.moved(input_from=input_from))
     return blocks
 
 
@@ -357,7 +356,7 @@ def _with_survival(blocks: list[PlannedBlock], family: Family, sd: schema.Stocha
         if b.family is family:
             done += 1
             p = sd.final_survival if sd.rule == "uniform" else 1.0 - done / total * (1.0 - sd.final_survival)
-            b = PlannedBlock(b.family, dataclasses.replace(b.at, survival=p, inverted_drop=sd.inverted))
+            b = PlannedBlock(b.family, b.at.moved(survival=p, inverted_drop=sd.inverted))
         out.append(b)
     return out
 

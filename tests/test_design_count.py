@@ -59,3 +59,15 @@ def test_stage_memo_keeps_errors_at_the_spec_line():
     with pytest.raises(SpecError) as planned:
         archgen.profile(regnet(100))
     assert "group_width 16" in refused.value.message and refused.value.message == planned.value.message
+
+
+def test_a_moved_placement_equals_dataclasses_replace():
+    import dataclasses
+
+    from archgen.blocks.registry import Placement
+
+    at = Placement(in_chs=64, width=128, stride=2, dilation=2, first_dilation=1, shortcut="projection")
+    moved = at.moved(in_chs=128, stride=1, first_dilation=2)
+    assert moved == dataclasses.replace(at, in_chs=128, stride=1, first_dilation=2)
+    assert hash(moved) == hash(dataclasses.replace(at, in_chs=128, stride=1, first_dilation=2))
+    assert at.in_chs == 64 and at.stride == 2

@@ -7,7 +7,6 @@ unit's output added to its input with no activation after the add (darknet's
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 from archgen.blocks.common import act_field, conv_bn_act
@@ -36,7 +35,7 @@ class DarkNet(Family):
 
     def expand_stage(self, at: Placement, depth: int, stage_index: int) -> list[PlannedBlock]:
         down = PlannedBlock(ConvLayer(self.act), at)
-        unit = dataclasses.replace(at, in_chs=at.width, stride=1)
+        unit = at.moved(in_chs=at.width, stride=1)
         return [down, *(PlannedBlock(self, unit) for _ in range(depth))]
 
     def layers(self, at: Placement) -> BlockLayers:

@@ -68,7 +68,7 @@ class Dense(Family):
             blocks.append(transition)
             in_chs = transition.out_chs
         for _ in range(depth):
-            layer = PlannedBlock(self, dataclasses.replace(at, in_chs=in_chs, stride=1))
+            layer = PlannedBlock(self, at.moved(in_chs=in_chs, stride=1))
             blocks.append(layer)
             in_chs = layer.out_chs
         return blocks

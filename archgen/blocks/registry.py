@@ -39,6 +39,13 @@ class Placement:
     #: or "stem_act" (a stem ending in BN + activation). Pre-activation units read it.
     input_from: str = "block"
 
+    def moved(self, **changes: object) -> "Placement":
+        """This placement with some fields changed: `dataclasses.replace` without re-running __init__ (which
+        checks nothing here), since the design hot path places a stage's first blocks for every new shape."""
+        out = object.__new__(Placement)
+        out.__dict__.update(self.__dict__, **changes)
+        return out
+
 
 class Family(abc.ABC):
     """What a block type says about itself. Subclasses are frozen dataclasses registered with `@register_block`."""
@@ -81,8 +88,8 @@ class Family(abc.ABC):
         in_chs = at.in_chs
         for i in range(depth):
             first = i == 0
-            here = dataclasses.replace(at, in_chs=in_chs, stride=at.stride if first else 1,
-                                       first_dilation=at.first_dilation if first else at.dilation)
+            here = at.moved(in_chs=in_chs, stride=at.stride if first else 1,
+                            first_dilation=at.first_dilation if first else at.dilation)
             blocks.append(PlannedBlock(self, here))
             in_chs = self.out_chs(here)
         return blocks

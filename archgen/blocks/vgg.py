@@ -67,10 +67,10 @@ class VGGLayer(Family):
         for i in range(depth):
             layer = dataclasses.replace(self, lrn=self.lrn and i == 0,
                                         last_kernel=self.last_kernel if i == depth - 1 else 3)
-            blocks.append(PlannedBlock(layer, dataclasses.replace(at, in_chs=in_chs, stride=1)))
+            blocks.append(PlannedBlock(layer, at.moved(in_chs=in_chs, stride=1)))
             in_chs = at.width
         if at.stride > 1:
-            blocks.append(PlannedBlock(MaxPool(), dataclasses.replace(at, in_chs=in_chs)))
+            blocks.append(PlannedBlock(MaxPool(), at.moved(in_chs=in_chs)))
         return blocks
 
     def layers(self, at: Placement) -> BlockLayers:
