@@ -141,8 +141,7 @@ def _pass_times(modules: list, x: Any, device: str, cpu_time: bool) -> tuple[lis
 @dataclass
 class SegmentedNetwork:
     """A job's network built on its device, cut into its segments' modules, with one input per batch size:
-    ready to be timed pass after pass (time_segments; the latency benchmark interleaves such passes with
-    whole networks' so that both meet the same moments of a shared machine)."""
+    ready to be timed pass after pass, interleaved with other networks' passes (time_interleaved)."""
 
     job: CalibrationJob
     device: str
@@ -283,8 +282,8 @@ def calibrate(specs: list[str], device: str, backends: list[str], dtypes: list[s
               on_job: Optional[Callable[[CalibrationJob], None]] = None, cpu_time: bool = False,
               rounds: int = ROUNDS) -> dict[str, Any]:
     """A latency table for the specs' configurations on `device`. `run_jobs` times the jobs elsewhere (Ray),
-    yielding (job, its times) as each finishes; by default they run here, one after the other (with cpu_time,
-    timed by CPU time: see time_segments)."""
+    yielding (job, its times) as each finishes; by default they run here, INTERLEAVED networks at a time timed
+    by time_interleaved (with cpu_time, by CPU time)."""
     jobs, entries = plan_calibration(specs, backends, dtypes, layouts, batch_sizes, image_size)
 
     def here(js: list[CalibrationJob]) -> Iterable[tuple[CalibrationJob, dict]]:

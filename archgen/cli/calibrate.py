@@ -154,6 +154,6 @@ def latency_table(spec, input_size: Optional[int], table_path: Path, batch: int,
     for stage in first.stages:
         t.add(stage, *(round(p.stages[stage], 4) for p in predictions))
     t.add("total", *(round(p.total_ms, 4) for p in predictions), rule=True)
-    t.notes = [f"sums of each stem, block and head timed alone by archgen calibrate ({table_path}); no model "
+    t.notes = [f"sums of each stem, block and head as archgen calibrate timed them ({table_path}); no model "
                "was built"]
     return t
