@@ -24,6 +24,24 @@ stages:
 """
 
 
+def filled_latency_table(specs: list, ms: float = 1.0) -> dict:
+    """A latency table of this machine holding the specs' configurations, each taking `ms` under
+    eager/float32/nchw at batch 1 (what a prediction reads, without timing anything)."""
+    import torch
+
+    import archgen
+    from archgen.bench import latency
+    from archgen.bench.results import git_revision
+
+    _, entries = latency.plan_calibration(specs, ["eager"], ["float32"], [False], [1])
+    for entry in entries.values():
+        entry["ms"][latency.condition("eager", "float32", False, 1)] = ms
+    env = {"device_type": "cpu", "device": latency._this_device("cpu"), "torch": torch.__version__,
+           "git_revision": git_revision() or archgen.__version__}
+    return {"format": latency.FORMAT, "environment": env,
+            "config": {"backends": ["eager"], "dtypes": ["float32"], "layouts": ["nchw"]}, "blocks": entries}
+
+
 def tiny_resnet(name: str, description: str) -> str:
     """A ResNet-18-like layout at a tenth of the width (two basic blocks a stage), for fast timing tests."""
     return (f"name: {name}\ndescription: {description}\ninput: {{channels: 3, size: 32, classes: 10}}\n"

@@ -11,22 +11,10 @@ from typer.testing import CliRunner
 
 import archgen
 from archgen.bench import latency
-from archgen.bench.results import git_revision
 from archgen.bench.latency import LatencyTableError, LatencyTableWarning, condition, plan_calibration, predict
-from conftest import tiny_resnet
+from conftest import filled_latency_table, tiny_resnet
 
 TINY = tiny_resnet("tiny_resnet", "two basic blocks per stage at a tenth of the width, for fast calibration tests")
-
-
-def filled_table(specs: list[str], ms: float = 1.0) -> dict:
-    """A table holding the specs' configurations, each taking `ms` under eager/float32/nchw at batch 1."""
-    _, entries = plan_calibration(specs, ["eager"], ["float32"], [False], [1])
-    for entry in entries.values():
-        entry["ms"][condition("eager", "float32", False, 1)] = ms
-    env = {"device_type": "cpu", "device": latency._this_device("cpu"), "torch": __import__("torch").__version__,
-           "git_revision": git_revision() or archgen.__version__}
-    return {"format": latency.FORMAT, "environment": env,
-            "config": {"backends": ["eager"], "dtypes": ["float32"], "layouts": ["nchw"]}, "blocks": entries}
 
 
 def test_resnet20s_segments_are_its_stem_nine_blocks_and_head_with_their_input_shapes():
@@ -47,7 +35,7 @@ def test_a_configuration_is_timed_once_however_many_specs_hold_it():
 
 
 def test_a_prediction_sums_stems_blocks_and_heads_without_building_a_model(monkeypatch):
-    table = filled_table(["resnet20_cifar"])
+    table = filled_latency_table(["resnet20_cifar"])
     monkeypatch.setattr("archgen.builder.build", lambda *a, **k: pytest.fail("a model was built"))
     p = predict("resnet56_cifar", table, check_machine=False)
     assert p.total_ms == 1 + 27 + 1
@@ -55,7 +43,7 @@ def test_a_prediction_sums_stems_blocks_and_heads_without_building_a_model(monke
 
 
 def test_a_missing_configuration_is_an_error_naming_it_and_how_to_calibrate():
-    table = filled_table(["resnet20_cifar"])
+    table = filled_latency_table(["resnet20_cifar"])
     with pytest.raises(LatencyTableError, match=r"resnet18's stem .* archgen calibrate resnet18"):
         predict("resnet18", table, check_machine=False)
     with pytest.raises(LatencyTableError, match=r"not under fused/float32/nchw/b1 .* --backends fused"):
@@ -68,14 +56,14 @@ def test_a_missing_configuration_is_an_error_naming_it_and_how_to_calibrate():
     ("git_revision", "0123abc", "made by archgen 0123abc"),
 ])
 def test_a_table_from_another_device_or_version_warns_naming_the_mismatch(field, value, words):
-    table = filled_table(["resnet20_cifar"])
+    table = filled_latency_table(["resnet20_cifar"])
     table["environment"][field] = value
     with pytest.warns(LatencyTableWarning, match=words):
         predict("resnet20_cifar", table)
 
 
 def test_a_table_of_another_dtype_warns_and_predicts_from_its_own():
-    table = filled_table(["resnet20_cifar"])
+    table = filled_latency_table(["resnet20_cifar"])
     with pytest.warns(LatencyTableWarning, match="holds float32 timings, not bfloat16: predicting from float32"):
         p = predict("resnet20_cifar", table, dtype="bfloat16", check_machine=False)
     assert p.condition == condition("eager", "float32", False, 1)

@@ -35,7 +35,12 @@ INTERLEAVED = 8
 
 
 class LatencyTableError(UserError):
-    """A table that cannot answer: unreadable, or lacking a configuration or condition a prediction needs."""
+    """A table that cannot answer: unreadable, or lacking a configuration or condition a prediction needs
+    (then `lacking` says which, without the advice on calibrating it, for callers that advise otherwise)."""
+
+    def __init__(self, message: str, lacking: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.lacking = lacking
 
 
 class LatencyTableWarning(UserWarning):
@@ -99,7 +104,8 @@ def module_of(model: Any, segment: Segment) -> Any:
 class CalibrationJob:
     """The segments of one spec to time on one backend, dtype and layout, at each batch size."""
 
-    spec: str
+    #: A spec name or path, or a plain spec mapping (a design space's sampled candidate).
+    spec: str | dict
     backend: str
     dtype: str
     channels_last: bool
@@ -261,8 +267,9 @@ def plan_calibration(specs: Iterable[str], backends: list[str], dtypes: list[str
     import archgen
 
     entries: dict[str, dict[str, Any]] = {}
-    per_spec: dict[str, list[Segment]] = {}
-    for ref in specs:
+    per_spec: dict[int, list[Segment]] = {}  # by position: a sampled candidate is a mapping, unhashable
+    refs = list(specs)
+    for i, ref in enumerate(refs):
         spec = archgen.load_spec(ref)
         prof = archgen.profile(spec, image_size)
         for seg in segments(prof, spec.doc.input.channels):
@@ -270,9 +277,9 @@ def plan_calibration(specs: Iterable[str], backends: list[str], dtypes: list[str
                 entries[seg.key] = {"kind": seg.kind, "input": list(seg.input),
                                     "layers": [[op, list(out), params, macs] for op, out, params, macs in seg.layers],
                                     "example": f"{spec.name} {seg.name}", "ms": {}}
-                per_spec.setdefault(ref, []).append(seg)
-    jobs = [CalibrationJob(ref, backend, dtype, channels_last, list(batch_sizes), segs, image_size)
-            for ref, segs in per_spec.items() for backend in backends for dtype in dtypes for channels_last in layouts]
+                per_spec.setdefault(i, []).append(seg)
+    jobs = [CalibrationJob(refs[i], backend, dtype, channels_last, list(batch_sizes), segs, image_size)
+            for i, segs in per_spec.items() for backend in backends for dtype in dtypes for channels_last in layouts]
     return jobs, entries
 
 
@@ -303,7 +310,12 @@ def calibrate(specs: list[str], device: str, backends: list[str], dtypes: list[s
                          {"warmup": warmup, "reps": reps, "rounds": rounds}, cpu_time)
 
 
-def latency_table(entries: dict[str, dict[str, Any]], specs: list[str], device: str, backends: list[str],
+def spec_name(ref: str | dict) -> str:
+    """How a table and progress lines name a spec: its reference, or a mapping's name."""
+    return ref if isinstance(ref, str) else str(ref.get("name"))
+
+
+def latency_table(entries: dict[str, dict[str, Any]], specs: list[str | dict], device: str, backends: list[str],
                   dtypes: list[str], layouts: list[bool], batch_sizes: list[int], image_size: Optional[int],
                   method: dict[str, Any], cpu_time: bool) -> dict[str, Any]:
     """The table of filled entries (plan_calibration's, their `ms` timed), recording this device and versions
@@ -311,7 +323,7 @@ def latency_table(entries: dict[str, dict[str, Any]], specs: list[str], device: 
     from archgen.bench.results import environment
 
     return {"format": FORMAT, "environment": environment(device),
-            "config": {"specs": list(specs), "backends": backends, "dtypes": dtypes,
+            "config": {"specs": [spec_name(s) for s in specs], "backends": backends, "dtypes": dtypes,
                        "layouts": ["channels_last" if c else "nchw" for c in layouts], "batch_sizes": batch_sizes,
                        "image_size": image_size, **method,
                        "timer": "cuda-events" if device == "cuda" else
@@ -387,48 +399,67 @@ def _mismatches(env: dict[str, Any], check_machine: bool) -> list[str]:
     return found
 
 
+class Predictor:
+    """Latency predictions under one condition of one table, for any number of networks: the table's device,
+    versions and dtype are checked (and warned about, LatencyTableWarning) once, not per network, so that a
+    search can predict each of its candidates."""
+
+    def __init__(self, table: dict[str, Any], batch: int = 1, dtype: str = "float32", channels_last: bool = False,
+                 backend: str = "eager", input_size: Optional[int] = None, check_machine: bool = True,
+                 table_name: str = "the table") -> None:
+        env = table.get("environment", {})
+        mismatches = _mismatches(env, check_machine)
+        held = table.get("config", {}).get("dtypes") or []
+        if held and dtype not in held:
+            mismatches.append(f"it holds {', '.join(held)} timings, not {dtype}: predicting from {held[0]}")
+            dtype = held[0]
+        for mismatch in mismatches:
+            warnings.warn(f"latency table {table_name}: {mismatch}", LatencyTableWarning, stacklevel=3)
+        self.blocks: dict[str, Any] = table.get("blocks", {})
+        self.device = str(env.get("device"))
+        self.condition = condition(backend, dtype, channels_last, batch)
+        self.table_name, self.input_size = table_name, input_size
+        self.how = ["--backends", backend, "--dtype", dtype, "--batch-sizes", str(batch),
+                    *(["--channels-last"] if channels_last else [])]
+
+    def __call__(self, spec: Any) -> Prediction:
+        """The spec's latency summed from the table's segment times (`spec`: anything archgen.profile takes, or
+        a Profile); LatencyTableError names the first segment or condition the table lacks and how to
+        calibrate it. No model is built."""
+        import archgen
+
+        from archgen.grammar.loader import Spec
+
+        if hasattr(spec, "layers"):  # a Profile: its network's input channels are not in it; ResNets take RGB
+            prof, channels = spec, 3
+        else:
+            loaded = spec if isinstance(spec, Spec) else archgen.load_spec(spec)
+            prof, channels = archgen.profile(loaded, self.input_size), loaded.doc.input.channels
+        how = " ".join(["calibrate it with: archgen calibrate", prof.name, *self.how,
+                        *(["--image-size", str(prof.input_size)] if self.input_size else []),
+                        "-o TABLE.json (naming every spec the table should cover)"])
+        out = Prediction(prof.name, self.condition, self.device)
+        for seg in segments(prof, channels):
+            entry = self.blocks.get(seg.key)
+            if entry is None:
+                lacking = f"{self.table_name} lacks the configuration of {prof.name}'s {seg.describe()}"
+                raise LatencyTableError(f"{lacking}; {how}.", lacking)
+            ms = entry["ms"].get(self.condition)
+            if ms is None:
+                held = ", ".join(sorted(entry["ms"])) or "none"
+                lacking = (f"{self.table_name} has {prof.name}'s {seg.name} but not under {self.condition} (it "
+                           f"holds: {held})")
+                raise LatencyTableError(f"{lacking}; {how}.", lacking)
+            out.segments.append((seg.name, ms))
+        return out
+
+
 def predict(spec: Any, table: dict[str, Any], batch: int = 1, dtype: str = "float32", channels_last: bool = False,
             backend: str = "eager", input_size: Optional[int] = None, check_machine: bool = True,
             table_name: str = "the table") -> Prediction:
-    """The spec's latency summed from the table's segment times; no model is built.
+    """The spec's latency summed from the table's segment times; no model is built (see Predictor).
 
-    `spec` is anything archgen.profile takes (a name, a path, a Spec) or a Profile. Warns (LatencyTableWarning)
-    when the table comes from another archgen, or (with check_machine) another device or torch than this machine's,
-    or holds another dtype (whose timings it then uses);
-    raises LatencyTableError naming the first segment or condition the table lacks and how to calibrate it."""
-    import archgen
-
-    from archgen.grammar.loader import Spec
-
-    if hasattr(spec, "layers"):  # a Profile: its network's input channels are not in it; ResNets take RGB
-        prof, channels = spec, 3
-    else:
-        loaded = spec if isinstance(spec, Spec) else archgen.load_spec(spec)
-        prof, channels = archgen.profile(loaded, input_size), loaded.doc.input.channels
-    env = table.get("environment", {})
-    mismatches = _mismatches(env, check_machine)
-    held = table.get("config", {}).get("dtypes") or []
-    if held and dtype not in held:
-        mismatches.append(f"it holds {', '.join(held)} timings, not {dtype}: predicting from {held[0]}")
-        dtype = held[0]
-    for mismatch in mismatches:
-        warnings.warn(f"latency table {table_name}: {mismatch}", LatencyTableWarning, stacklevel=2)
-    want = condition(backend, dtype, channels_last, batch)
-    how = " ".join(["calibrate it with: archgen calibrate", prof.name, "--backends", backend, "--dtype", dtype,
-                    "--batch-sizes", str(batch), *(["--channels-last"] if channels_last else []),
-                    *(["--image-size", str(prof.input_size)] if input_size else []),
-                    "-o TABLE.json (naming every spec the table should cover)"])
-    blocks = table.get("blocks", {})
-    out = Prediction(prof.name, want, str(env.get("device")))
-    for seg in segments(prof, channels):
-        entry = blocks.get(seg.key)
-        if entry is None:
-            raise LatencyTableError(f"{table_name} lacks the configuration of {prof.name}'s {seg.describe()}; "
-                                    f"{how}.")
-        ms = entry["ms"].get(want)
-        if ms is None:
-            held = ", ".join(sorted(entry["ms"])) or "none"
-            raise LatencyTableError(f"{table_name} has {prof.name}'s {seg.name} but not under {want} (it holds: "
-                                    f"{held}); {how}.")
-        out.segments.append((seg.name, ms))
-    return out
+    Warns (LatencyTableWarning) when the table comes from another archgen, or (with check_machine) another
+    device or torch than this machine's, or holds another dtype (whose timings it then uses); raises
+    LatencyTableError naming the first segment or condition the table lacks and how to calibrate it."""
+    return Predictor(table, batch, dtype, channels_last, backend, input_size, check_machine, table_name)(spec)

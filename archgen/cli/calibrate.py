@@ -54,6 +54,11 @@ def calibrate_command(
     image_size: Optional[int] = typer.Option(None, "--image-size", help="Input side (default: each spec's)."),
     cpu_time: bool = typer.Option(False, "--cpu-time", help="On the CPU, time by this process's CPU time with "
                                   "one torch thread: a shared machine's other load is left out."),
+    space: Optional[str] = typer.Option(None, "--space", help="Also time the configurations of --n candidates "
+                                        "sampled from this design space (under its counted constraints), for "
+                                        "archgen search SPACE --latency TABLE.json."),
+    n: int = typer.Option(20, "--n", min=1, help="Candidates to sample from --space."),
+    seed: int = typer.Option(0, "--seed", help="Random seed of the --space sample."),
     ray: bool = typer.Option(False, "--ray", help="Time the specs as Ray tasks (pip install 'archgen\\[ray]')."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address",
                                               help="The Ray cluster to join; implies --ray."),
@@ -62,7 +67,7 @@ def calibrate_command(
 
     `archgen profile SPEC --latency TABLE.json` then predicts the spec's latency per stage with no model built.
     """
-    from archgen.bench.latency import BACKENDS, calibrate
+    from archgen.bench.latency import BACKENDS, calibrate, spec_name
 
     dtypes = parse_dtypes(dtype)
     layout_list = parse_layouts(layouts) if layouts else [channels_last]
@@ -76,7 +81,9 @@ def calibrate_command(
     if output.suffix.lower() != ".json":
         fail(f"--output '{output}' must end in .json.")
     check_output_path(output)
-    names = list(specs) if specs else list(DEFAULT_SPECS)
+    names: list = list(specs) if specs else [] if space else list(DEFAULT_SPECS)
+    if space is not None:
+        names += sampled(space, n, seed)
     import archgen
 
     for name in names:
@@ -109,7 +116,7 @@ def calibrate_command(
 
     def progress(job) -> None:
         done[0] += 1
-        typer.echo(f"[{done[0]}] {job.spec} {job.backend} {job.dtype} "
+        typer.echo(f"[{done[0]}] {spec_name(job.spec)} {job.backend} {job.dtype} "
                    f"{'channels_last' if job.channels_last else 'nchw'}: {len(job.segments)} configurations", err=True)
 
     try:
@@ -125,6 +132,22 @@ def calibrate_command(
     write_atomic(str(output), json.dumps(table, indent=1) + "\n")
     typer.echo(f"wrote {output}: {len(table['blocks'])} configurations from {len(names)} spec(s) on "
                f"{table['environment']['device']}", err=True)
+
+
+def sampled(space: str, n: int, seed: int) -> list[dict]:
+    """N candidates of the space that meet its counted constraints (as archgen sample draws them), as plain
+    spec mappings: the configurations a search of the space will meet most."""
+    from archgen.design.evaluate import Evaluator, Rejections
+    from archgen.design.figures import PREDICTED
+    from archgen.design.sample import sample
+    from archgen.design.space import load_space
+
+    loaded = load_space(space)
+    counted = [c for c in loaded.constraints if not c.figures & PREDICTED]
+    verdicts = sample(loaded, n, seed, Evaluator(loaded, counted), Rejections())
+    return [loaded.written(v.values, f"{loaded.name}_{k}", f"sampled from {loaded.name} (seed {seed}) by archgen "
+                                                           f"calibrate: {loaded.describe(v.values)}")
+            for k, v in enumerate(verdicts)]
 
 
 def latency_table(spec, input_size: Optional[int], table_path: Path, batch: int, dtype: str) -> Table:

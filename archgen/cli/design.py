@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import re
 import sys
 from array import array
 from pathlib import Path
@@ -105,12 +106,17 @@ def search_command(
     seed: int = typer.Option(0, "--seed", help="Random seed of random and evolutionary search."),
     output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Write each answer to "
                                                                              "DIR/NAME.yaml (made if missing)."),
+    latency: Optional[Path] = typer.Option(None, "--latency", help="A latency table (archgen calibrate): the "
+                                           "figure 'latency' (predicted ms) becomes one to constrain or optimise."),
+    latency_condition: str = typer.Option("eager/float32/nchw/b1", "--latency-condition", help="The table's "
+                                          "condition to predict under: BACKEND/DTYPE/LAYOUT/bBATCH."),
     fmt: Fmt = FORMAT_OPTION,
 ) -> None:
     """Search SPACE for the specs nearest its target, or for its Pareto front.
 
     Per group the spec nearest the target of closest:/preserve:, or the front of the figures to minimise or
-    maximise (default: params, MACs and activations).
+    maximise (default: params, MACs and activations). With --latency, each candidate that meets the counted
+    constraints has its latency predicted from the table (e.g. --minimize latency -c 'latency <= 5').
     """
     from archgen.design.evaluate import Evaluator
     from archgen.design.objectives import Pareto
@@ -128,11 +134,16 @@ def search_command(
         for name in (minimize or []) + (maximize or []):
             check_figure(name)
         objective = Pareto(tuple(minimize or ()), tuple(maximize or ()))
+    aimed = objective.figures if isinstance(objective, Pareto) else (objective.figure,)
+    if "latency" in aimed and latency is None:
+        raise UserError("the objective reads the predicted latency, and no latency table was given: add --latency "
+                        "TABLE.json (made by archgen calibrate)")
+    evaluator = Evaluator(loaded, all_constraints, None if latency is None else predictor(latency, latency_condition))
     size = loaded.size()
     exhaustive = strategy == "exhaustive" or strategy == "auto" and size is not None and size <= EXHAUSTIVE_LIMIT
     total = size if exhaustive else budget
     with progress_bar(f"searching {loaded.name}", total) as advance:
-        result = search(loaded, objective, Evaluator(loaded, all_constraints), strategy, budget, seed, advance)
+        result = search(loaded, objective, evaluator, strategy, budget, seed, advance)
     digits = len(str(len(result.answers) - 1))
     names = [f"{loaded.name}_{k:0{digits}d}" for k in range(len(result.answers))]
     if output_dir is not None:
@@ -141,9 +152,10 @@ def search_command(
                        loaded.written(verdict.values, name, f"found by archgen search ({result.strategy}): "
                                                             f"{loaded.describe(verdict.values)}"),
                        f"found by archgen search {loaded.file} ({result.strategy}, seed {seed})")
-    emit_table(search_table(loaded, objective, result, names, all_constraints), fmt)
+    emit_table(search_table(loaded, objective, result, names, all_constraints,
+                            None if latency is None else f"{latency} under {latency_condition}"), fmt)
     where = f"; wrote {len(names)} specs to {output_dir}" if output_dir is not None else ""
-    typer.echo(f"{result.strategy} search: {acceptance_note(result.tally)}{where}", err=True)
+    typer.echo(f"{result.strategy} search: {acceptance_note(result.tally, loaded)}{where}", err=True)
 
 
 @friendly
@@ -210,6 +222,28 @@ def load_with_constraints(space: str, extra: Optional[List[str]]):
     return loaded, loaded.constraints + [parse_constraint(text) for text in extra or []]
 
 
+def predictor(table_path: Path, condition: str) -> Callable[[Any], float]:
+    """A candidate's predicted ms under one condition of the table (`eager/float32/nchw/b1`); the table's
+    mismatches with this machine go to stderr as warnings, once."""
+    import warnings
+
+    from archgen.bench.latency import LatencyTableWarning, Predictor, read_table
+
+    parts = condition.split("/")
+    if len(parts) != 4 or parts[2] not in ("nchw", "channels_last") or not re.fullmatch(r"b[1-9][0-9]*", parts[3]):
+        fail(f"--latency-condition '{condition}': write BACKEND/DTYPE/LAYOUT/bBATCH as the table's conditions are "
+             "keyed, e.g. eager/float32/nchw/b1 or fused/bfloat16/channels_last/b8")
+    backend, dtype, layout, batch = parts
+    table = read_table(table_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LatencyTableWarning)
+        predict = Predictor(table, int(batch[1:]), dtype, layout == "channels_last", backend,
+                            table_name=str(table_path))
+    for w in caught:
+        typer.echo(f"warning: {w.message}", err=True)
+    return lambda spec: predict(spec).total_ms
+
+
 def check_figure(name: str) -> None:
     from archgen.design.figures import FIGURES
 
@@ -247,9 +281,14 @@ def emit_table(table, fmt: Fmt) -> None:
     emit(text if text.endswith("\n") else text + "\n")
 
 
-def acceptance_note(tally) -> str:
+def acceptance_note(tally, space=None) -> str:
+    from archgen.design.evaluate import UNPREDICTED
+
+    unpredicted = tally.by.get(UNPREDICTED, 0)
     return (f"drew {tally.drawn:,} candidates, {tally.accepted:,} met the constraints "
-            f"(acceptance rate {tally.rate:.1%})")
+            f"(acceptance rate {tally.rate:.1%})"
+            + (f"; {unpredicted:,} had configurations the latency table lacks (archgen calibrate --space "
+               f"{space.file} --n N -o TABLE.json times a sample of the space's)" if unpredicted and space else ""))
 
 
 def constraint_notes(constraints) -> list[str]:
@@ -319,11 +358,11 @@ class RowSink:
 
 # ---- search's view ----
 
-def search_table(space, objective, result, names: list[str], constraints):
+def search_table(space, objective, result, names: list[str], constraints, latency: Optional[str] = None):
     from archgen.design.objectives import Closest
     from archgen.render import Table, rounded
 
-    columns = ["name", *space.labels(), *FIGURE_COLUMNS]
+    columns = ["name", *space.labels(), *FIGURE_COLUMNS, *(["latency (ms)"] if latency else [])]
     if isinstance(objective, Closest):
         columns.append(f"{objective.figure} - target")
         title = f"{space.name}: per {' x '.join(p[-1] for p in objective.per) or 'space'}, the {objective.figure} " \
@@ -333,11 +372,13 @@ def search_table(space, objective, result, names: list[str], constraints):
         senses = [f"min {f}" for f in objective.minimize] + [f"max {f}" for f in objective.maximize]
         title = f"{space.name}: Pareto front ({', '.join(senses)})"
         notes = [f"{len(result.answers)} specs on the front"]
-    table = Table(title, columns, key="front", notes=notes + [acceptance_note(result.tally),
-                                                              *constraint_notes(constraints)])
+    latency_note = [f"latency predicted from {latency}"] if latency else []
+    table = Table(title, columns, key="front", notes=notes + [acceptance_note(result.tally, space),
+                                                              *constraint_notes(constraints), *latency_note])
     for name, verdict in zip(names, result.answers):
         f = verdict.figures
-        row = [name, *verdict.values, rounded(f.params), rounded(f.macs), rounded(f.flops), rounded(f.acts), f.depth]
+        row = [name, *verdict.values, rounded(f.params), rounded(f.macs), rounded(f.flops), rounded(f.acts), f.depth,
+               *([round(f.latency, 4)] if latency else [])]
         if isinstance(objective, Closest):
             row.append(rounded(f.get(objective.figure) - objective.target))
         table.add(*row)

@@ -47,6 +47,10 @@ class Constraint:
         return all(b.holds(figures) for b in self.bounds)
 
     @property
+    def figures(self) -> frozenset[str]:
+        return frozenset(b.figure for b in self.bounds)
+
+    @property
     def where(self) -> str:
         return f"'{self.text}'" + (f" (line {self.line})" if self.line else "")
 

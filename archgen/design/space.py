@@ -24,7 +24,7 @@ from typing import Any
 from archgen.design import assign
 from archgen.design.constraints import Constraint, parse_constraint
 from archgen.design.distributions import Choice, Distribution, is_distribution, parse_distribution, with_field_type
-from archgen.design.figures import FIGURES
+from archgen.design.figures import FIGURES, PREDICTED
 from archgen.design.objectives import Closest, Objective, Pareto
 from archgen.errors import SpecError, did_you_mean
 from archgen.grammar import schema
@@ -333,6 +333,7 @@ def closest_target(key: str, value: Any, raw: Raw, file: FsPath, validator: Vali
             raise validator.error(at, "preserve keeps a figure of the spec this space extends, and it extends "
                                       "none; add 'extends:' or write closest: {FIGURE: SPEC or NUMBER}")
         reference, figure = parent, value
+        refuse_predicted(figure, at, validator)
     else:
         if not isinstance(value, dict) or len(value) != 1:
             raise validator.error(at, f"found {describe(value)}; expected one figure and its target, e.g. "
@@ -341,6 +342,7 @@ def closest_target(key: str, value: Any, raw: Raw, file: FsPath, validator: Vali
         if figure not in FIGURES:
             raise validator.error(at + (figure,), f"unknown figure '{figure}'.{did_you_mean(figure, FIGURES)} "
                                                   f"Figures: {', '.join(FIGURES)}")
+        refuse_predicted(figure, at + (figure,), validator)
         if isinstance(reference, (int, float)) and not isinstance(reference, bool):
             return figure, float(reference), f"{reference:,}"
         if not isinstance(reference, str):
@@ -357,6 +359,15 @@ def closest_target(key: str, value: Any, raw: Raw, file: FsPath, validator: Vali
     except SpecError as exc:
         raise validator.error(at, f"cannot count the reference spec '{reference}': {exc}") from None
     return figure, float(figures(spec).get(figure)), f"{spec.name}'s {figure}"
+
+
+def refuse_predicted(figure: str, at: Path, validator: Validator) -> None:
+    """A target is a counted figure: a predicted one (latency) depends on the table a search is given."""
+    if figure in PREDICTED:
+        counted = ", ".join(f for f in FIGURES if f not in PREDICTED)
+        raise validator.error(at, f"closest: and preserve: aim at a counted figure ({counted}); '{figure}' is "
+                                  "predicted from the latency table a search is given: constrain it instead, e.g. "
+                                  "constraints: ['latency <= 5'] with archgen search --latency TABLE.json")
 
 
 def parse_per(raw: Any, axes: list[Axis], validator: Validator) -> tuple[Path, ...]:
