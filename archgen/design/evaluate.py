@@ -9,7 +9,6 @@ profiles the whole network: a thousand times the cost of counting it).
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -110,7 +109,7 @@ class Evaluator:
         if broken or self.latency is None:
             return Verdict(values, counted, broken)
         try:
-            predicted = dataclasses.replace(counted, latency=self.latency(spec))
+            predicted = counted._replace(latency=self.latency(spec))
         except LatencyTableError as exc:
             return Verdict(values, counted, (UNPREDICTED,), f"{exc.lacking or exc}; archgen calibrate --space "
                                                             f"{self.space.file} --n N -o TABLE.json times a sample of "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 #: Figure -> what it counts (the counter's conventions: archgen.complexity).
 FIGURES = {
@@ -19,9 +19,8 @@ FIGURES = {
 PREDICTED = frozenset({"latency"})
 
 
-@dataclass(frozen=True)
-class Figures:
-    """One network's figures."""
+class Figures(NamedTuple):
+    """One network's figures (a named tuple: the search makes one per candidate)."""
 
     params: int
     macs: int
