@@ -5,8 +5,11 @@
 
 Everything runs pinned to one core (sched_setaffinity, torch at one thread), after imports, in one process,
 so the figures are ratios measured side by side:
-- `design_path`: draw, put the values into the validated space, plan (stages capped, repeats counted),
-  count: what `archgen sample` and `archgen search` do per candidate (block memo cleared first);
+- `design_path`: put drawn values into the validated space, plan (stages capped, repeats counted),
+  count: what `archgen sample` and `archgen search` do per candidate, for `--candidates` buildable draws
+  from empty memos (the short run's worst case: each new stage shape is costed once);
+- `stream`: `--stream` candidates drawn, put, planned and counted in one run from empty memos, unbuildable
+  draws included (the issue's "drawn, planned and counted per second" over a run of realistic length);
 - `profile_path`: the same candidates through `archgen.profile` (full plan and per-layer tally);
 - `reload_path`: the same candidates written as YAML mappings and loaded from scratch (validation, plan,
   profile), what a loop over `archgen validate` would cost;
@@ -41,6 +44,27 @@ def design_path(space, values: list[tuple]) -> float:
     clear_memos()
     seconds, _ = timed(lambda: [figures(space.spec(v)) for v in values])
     return seconds
+
+
+def stream(space, n: int, seed: int) -> float:
+    """Candidates per second drawn, put into the space, planned and counted, over a run of `n` from empty
+    memos (unbuildable draws included, refused as the full path refuses them): `archgen sample` and
+    `archgen search` without their bookkeeping."""
+    from archgen.design.count import clear_memos, figures
+    from archgen.design.sample import draw
+    from archgen.errors import SpecError
+
+    def run() -> None:
+        rng = random.Random(seed)
+        for _ in range(n):
+            try:
+                figures(space.spec(draw(space, rng)))
+            except SpecError:
+                pass
+
+    clear_memos()
+    seconds, _ = timed(run)
+    return n / seconds
 
 
 def draws(space, n: int, seed: int) -> list[tuple]:
@@ -137,6 +161,7 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=3000)
     parser.add_argument("--slow", type=int, default=300, help="candidates through the profile and reload paths")
     parser.add_argument("--traced", type=int, default=5, help="candidates built and traced")
+    parser.add_argument("--stream", type=int, default=20_000, help="candidates drawn and counted in a run")
     parser.add_argument("--search", type=int, default=100_000)
     parser.add_argument("--peak", type=int, default=200, help="N of the memory measure (N and 10N sampled)")
     parser.add_argument("--output", default="benchmarks/results/design_bench.json")
@@ -159,8 +184,8 @@ def main() -> None:
     profile_s, _ = timed(lambda: [archgen.profile(space.spec(v)) for v in slow])
     mappings = [yaml.safe_load(yaml.safe_dump(space.written(v, "x", ""))) for v in slow]
     reload_s, _ = timed(lambda: [archgen.profile(load_spec(m)) for m in mappings])
-    per_s = {"design_path": len(values) / design_s, "profile_path": len(slow) / profile_s,
-             "reload_path": len(slow) / reload_s}
+    per_s = {"design_path": len(values) / design_s, "stream": stream(space, args.stream, 1),
+             "profile_path": len(slow) / profile_s, "reload_path": len(slow) / reload_s}
     print("candidates/s: " + ", ".join(f"{k} {v:,.0f}" for k, v in per_s.items()), flush=True)
     traced = tracers(space, values[: args.traced])
     for name in ("fvcore", "ptflops"):
