@@ -120,3 +120,13 @@ def test_calibrate_space_times_a_sample_of_its_candidates(space, tmp_path):
                                "exhaustive", "--minimize", "params")
     assert "3 met the constraints" in stderr and data["rows"]
     assert all(row["latency (ms)"] > 0 for row in data["rows"])
+
+
+def test_a_table_from_another_device_warns_once_per_search(space, tmp_path):
+    specs = candidates(space)
+    table = filled_latency_table(list(specs.values()))
+    table["environment"]["device"] = "Another GPU"
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps(table))
+    _, stderr = search_json(str(space), "--latency", str(path), "--minimize", "latency")
+    assert stderr.count("warning: latency table") == 1 and "measured on Another GPU" in stderr

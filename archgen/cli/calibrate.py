@@ -3,9 +3,10 @@ the command, so that importing this module (at every CLI start) costs nothing.""
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Iterator, Optional
 
 import typer
 
@@ -150,14 +151,26 @@ def sampled(space: str, n: int, seed: int) -> list[dict]:
             for k, v in enumerate(verdicts)]
 
 
+@contextlib.contextmanager
+def latency_warnings() -> Iterator[None]:
+    """A latency table's mismatches with this machine (LatencyTableWarning), said on stderr as `warning: ...`
+    once the block is done (`profile --latency`, `search --latency`)."""
+    from archgen.bench.latency import LatencyTableWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LatencyTableWarning)
+        yield
+    for w in caught:
+        typer.echo(f"warning: {w.message}", err=True)
+
+
 def latency_table(spec, input_size: Optional[int], table_path: Path, batch: int, dtype: str) -> Table:
     """Predicted latency per stage and in total, one column per backend and layout the table holds at this
     batch size and dtype (for `archgen profile --latency`). The table's mismatches with this machine go to
     stderr as warnings; a configuration or condition it lacks exits 2, saying how to calibrate it."""
-    from archgen.bench.latency import LatencyTableError, LatencyTableWarning, predict, read_table
+    from archgen.bench.latency import LatencyTableError, predict, read_table
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", LatencyTableWarning)
+    with latency_warnings():
         try:
             table = read_table(table_path)
             config = table.get("config", {})
@@ -168,8 +181,6 @@ def latency_table(spec, input_size: Optional[int], table_path: Path, batch: int,
                            for i, (backend, channels_last) in enumerate(variants)]
         except LatencyTableError as e:
             fail(str(e))
-    for w in caught:
-        typer.echo(f"warning: {w.message}", err=True)
     first = predictions[0]
     t = Table(title=f"predicted latency of {first.spec} on {first.device}, batch {batch}, {dtype} (ms)",
               columns=["stage", *(f"{b}{', channels_last' if cl else ''}" for b, cl in variants)])

@@ -225,9 +225,8 @@ def load_with_constraints(space: str, extra: Optional[List[str]]):
 def predictor(table_path: Path, condition: str) -> Callable[[Any], float]:
     """A candidate's predicted ms under one condition of the table (`eager/float32/nchw/b1`); the table's
     mismatches with this machine go to stderr as warnings, once."""
-    import warnings
-
-    from archgen.bench.latency import LatencyTableWarning, Predictor, read_table
+    from archgen.bench.latency import Predictor, read_table
+    from archgen.cli.calibrate import latency_warnings
 
     parts = condition.split("/")
     if len(parts) != 4 or parts[2] not in ("nchw", "channels_last") or not re.fullmatch(r"b[1-9][0-9]*", parts[3]):
@@ -235,12 +234,9 @@ def predictor(table_path: Path, condition: str) -> Callable[[Any], float]:
              "keyed, e.g. eager/float32/nchw/b1 or fused/bfloat16/channels_last/b8")
     backend, dtype, layout, batch = parts
     table = read_table(table_path)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", LatencyTableWarning)
+    with latency_warnings():
         predict = Predictor(table, int(batch[1:]), dtype, layout == "channels_last", backend,
                             table_name=str(table_path))
-    for w in caught:
-        typer.echo(f"warning: {w.message}", err=True)
     return lambda spec: predict(spec).total_ms
 
 
