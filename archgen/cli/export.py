@@ -20,13 +20,15 @@ def export_command(
                                                                     "timm's layout."),
     input_size: Optional[int] = typer.Option(None, "--input-size", min=1, max=8192,
                                              help="Image side of the traced input (default: the spec's)."),
+    dynamic_size: bool = typer.Option(False, "--dynamic-size",
+                                      help="ONNX only: height and width as dynamic axes too, so one file runs at "
+                                           "every image size the network takes (refused for a head that "
+                                           "flattens a fixed pooled map, such as VGG's 7x7)."),
 ) -> None:
     """Export SPEC's model (random weights unless --weights) as ONNX or TorchScript."""
-    from archgen.errors import UserError
-    from archgen.export import TARGETS, export_spec
+    from archgen.export import check_target, export_spec
 
-    if to not in TARGETS:
-        raise UserError(f"cannot export to '{to}'; --to takes one of {', '.join(TARGETS)}")
+    check_target(to, dynamic_size)
     check_output_path(output)
-    export_spec(spec, output, to, weights=weights, input_size=input_size)
+    export_spec(spec, output, to, weights=weights, input_size=input_size, dynamic_size=dynamic_size)
     typer.echo(f"wrote {to} to {output}", err=True)
