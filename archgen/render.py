@@ -1,4 +1,20 @@
-"""One table model, five renderings: rich for people; json, csv, markdown and latex for programs and papers."""
+"""One table model, five renderings: rich for people; json, csv, markdown and latex for programs and papers.
+
+How a rich table meets a narrow terminal (80 columns, also the width a pipe gets). A cell wraps
+between words, never inside one, so no figure or spec name is split across lines; a figure keeps
+its unit and its spread ('9.95 MiB', '0.597 ± 0.05') and a bracket of blocks its multiplicity
+('1x1, 256] x 3') on one line. Each column is at least as wide as its longest word, header
+included, and the room left goes to the columns of longest text, the widest cut first. The first
+of these that fits, with no cell wrapped to more than MAX_CELL_LINES lines, is drawn:
+
+1. every column, in rich's box;
+2. every column, compact: no vertical rules, two spaces between columns;
+3. then 1 and 2 again without the table's first `droppable` column, then without the first two,
+   and so on (the view names them, least needed first); a note says which were left out;
+4. records: each row as lines of 'column  value', every column kept.
+
+Figures are never abbreviated beyond their rounding, and csv and json always hold every column.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +22,11 @@ import csv
 import dataclasses
 import io
 import json
+import math
 import os
+import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Sequence
 
 FORMATS = ("rich", "json", "csv", "markdown", "latex")
 
@@ -31,6 +49,20 @@ def rounded(n: int | float, digits: int = 2) -> Number:
     return Number(n, human(n, digits))
 
 
+def quantity(n: int, noun: str) -> str:
+    """'1 spec', '2 specs', '10,000 candidates': a count with its noun in the number it takes."""
+    return f"{n:,} {noun if n == 1 else noun + 's'}"
+
+
+def one_format(values: Sequence[float | None], significant: int = 3, most: int = 3) -> list[Number | None]:
+    """A column's figures at one number of decimals, enough for `significant` digits of its smallest (at
+    most `most` decimals): a column reads '54.0, 74.7', never '54, 74.71'. None stays None (an empty cell)."""
+    present = [abs(v) for v in values if v is not None and math.isfinite(v) and v != 0]
+    smallest = min(present, default=1.0)
+    decimals = min(most, max(0, significant - 1 - math.floor(math.log10(smallest))))
+    return [None if v is None else Number(v, f"{v:.{decimals}f}") for v in values]
+
+
 @dataclass
 class Table:
     """Rows of cells under named columns; `data` replaces the rows in JSON when a command has richer data.
@@ -46,6 +78,9 @@ class Table:
     #: Row indices drawn with a rule above them (totals).
     rules: set[int] = field(default_factory=set)
     key: str = "table"
+    #: Columns a reader can do without, least needed first: what a rich table too wide for the terminal
+    #: leaves out before it falls back to records (see the module docstring).
+    droppable: tuple[str, ...] = ()
 
     def add(self, *cells: Any, rule: bool = False) -> None:
         if rule:
@@ -157,23 +192,140 @@ def to_latex(t: Table) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Stands for a space that must not break a line while rich wraps a cell (rich breaks at whitespace only);
+#: a private-use character, one column wide, never in a cell's own text.
+_GLUE = "\ue000"
+#: The spaces a figure keeps: before its unit ('9.95 MiB') and around its spread ('0.5 ± 0.1').
+_FIGURE_SPACE = re.compile(r"(?<=\d) (?=(?:[KMGT]i)?B\b|±)|(?<=±) (?=[-+.\d])")
+#: The spaces between a bracket of blocks and its multiplicity ('... 1x1, 256] x 3'), in any cell.
+_TIMES_SPACE = re.compile(r"(?<=\]) (?=x \d)|(?<=\] x) (?=\d)")
+
+
+def _rich_text(value: Any) -> str:
+    """The cell as rich draws it, with the spaces that must not break glued."""
+    text = _TIMES_SPACE.sub(_GLUE, cell(value))
+    return _FIGURE_SPACE.sub(_GLUE, text) if isinstance(value, Number) else text
+
+
+def _extent(text: str) -> tuple[int, int]:
+    """(longest word, longest line) of a cell, in terminal columns."""
+    from rich.cells import cell_len
+
+    words = text.split()
+    lines = text.splitlines() or [""]
+    return max(map(cell_len, words), default=0), max(map(cell_len, lines))
+
+
+def fitted_widths(columns: Sequence[str], rows: Sequence[Sequence[str]], room: int) -> list[int] | None:
+    """Each column's width, so that all fit in `room` columns of text: at least its longest word (header
+    included), at most its longest line, the widest cut first; None when the longest words alone overflow."""
+    extents = [[_extent(c)] + [_extent(row[j]) for row in rows] for j, c in enumerate(columns)]
+    least = [max(e[0] for e in column) for column in extents]
+    most = [max(least[j], max(e[1] for e in column)) for j, column in enumerate(extents)]
+    if sum(least) > room:
+        return None
+    cap = max(most, default=0)
+    while sum(max(lo, min(hi, cap)) for lo, hi in zip(least, most)) > room:
+        cap -= 1
+    return [max(lo, min(hi, cap)) for lo, hi in zip(least, most)]
+
+
+def wrapped_lines(text: str, width: int) -> int:
+    """The lines `text` takes when wrapped between words at `width` columns (as rich wraps a cell)."""
+    from rich.cells import cell_len
+
+    count = 0
+    for line in text.splitlines() or [""]:
+        count, used = count + 1, 0
+        for word in line.split():
+            need = cell_len(word) + (used + 1 if used else 0)
+            count, used = (count + 1, cell_len(word)) if need > width and used else (count, need)
+    return count
+
+
+#: The frames a table is drawn in, tried in this order, each with the columns its rules and padding take
+#: from a line of n columns: rich's heavy-headed box (a border left of every column and one at the end, a
+#: space each side of a cell), then no vertical rules, two spaces between columns.
+_FRAMES: dict[str, Callable[[int], int]] = {"boxed": lambda n: 3 * n + 1, "compact": lambda n: 2 * (n - 1)}
+#: Lines a cell may wrap to and the table still read as a table, rather than as a column of fragments.
+MAX_CELL_LINES = 4
+
+
+def rich_layout(t: Table, cells: list[list[str]], width: int) -> tuple[list[int], list[int], str] | None:
+    """(the columns kept, their widths, the frame) of the fullest table that fits `width` with no cell over
+    MAX_CELL_LINES lines: every column boxed, then compact, then without the first droppable column, boxed
+    and compact, and so on; None when none fits, and the table is printed as records."""
+    for leave_out in range(len(t.droppable) + 1):
+        dropped = set(t.droppable[:leave_out])
+        kept = [j for j, c in enumerate(t.columns) if c not in dropped]
+        rows = [[row[j] for j in kept] for row in cells]
+        for frame, cost in _FRAMES.items():
+            widths = fitted_widths([t.columns[j] for j in kept], rows, width - cost(len(kept)))
+            if widths is not None and all(wrapped_lines(text, w) <= MAX_CELL_LINES
+                                          for row in rows for text, w in zip(row, widths)):
+                return kept, widths, frame
+    return None
+
+
 def to_rich(t: Table, width: int | None = None) -> str:
     """The table drawn by rich, at most `width` columns wide (default: the terminal's width, as rich's
-    Console measures it: the COLUMNS variable, the terminal, or 80); no line ends in spaces."""
+    Console measures it: the COLUMNS variable, the terminal, or 80); no line ends in spaces. A width too
+    narrow for the table compacts it, drops its droppable columns, or prints records (see the module
+    docstring)."""
+    from rich import box
     from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table as RichTable
+    from rich.text import Text
 
-    table = RichTable(title=t.title, title_justify="left", show_lines=False)
-    for c in t.columns:
-        table.add_column(c, overflow="fold")
-    for i, row in enumerate(t.rows):
-        table.add_row(*[escape(cell(c)) for c in row], end_section=(i + 1) in t.rules)
-    console = Console(width=width or Console().width, record=True, file=io.StringIO(), force_terminal=False)
-    console.print(table)
-    for note in t.notes:
+    width = width or Console().width
+    console = Console(width=width, record=True, file=io.StringIO(), force_terminal=False)
+    console.print(Text(t.title))
+    cells = [[_rich_text(c) for c in row] for row in t.rows]
+    layout = rich_layout(t, cells, width)
+    notes = list(t.notes)
+    if layout is None:
+        _print_records(console, t, cells)
+    else:
+        kept, widths, frame = layout
+        table = RichTable(show_lines=False) if frame == "boxed" else \
+            RichTable(box=box.SIMPLE, show_edge=False, padding=(0, 1, 0, 0), pad_edge=False)
+        for j, w in zip(kept, widths):
+            table.add_column(Text(t.columns[j]), width=w, overflow="fold")
+        for i, row in enumerate(cells):
+            table.add_row(*[Text(row[j]) for j in kept], end_section=(i + 1) in t.rules)
+        console.print(table)
+        left_out = [c for j, c in enumerate(t.columns) if j not in kept]
+        if left_out:
+            notes.append(f"Left out to fit {width} columns: {', '.join(repr(c) for c in left_out)}; a wider "
+                         "terminal (COLUMNS=N) or --format csv or json shows every column.")
+    for note in notes:
         console.print(note, markup=False, highlight=False)
-    return "".join(line.rstrip() + "\n" for line in console.export_text().splitlines())
+    return "".join(line.rstrip().replace(_GLUE, " ") + "\n" for line in console.export_text().splitlines())
+
+
+def _print_records(console: Any, t: Table, cells: list[list[str]]) -> None:
+    """A table too wide for the terminal, a row at a time: each non-empty cell on its own line beside its
+    column's name, indented by two, the names aligned; a blank line between rows."""
+    from rich.cells import cell_len
+    from rich.padding import Padding
+    from rich.table import Table as RichTable
+    from rich.text import Text
+
+    rows = [[(c, text) for c, text in zip(t.columns, row) if text] for row in cells]
+    # Two columns of indent and two between a name and its value; the names wrap, rather than a value's word.
+    room = console.width - 4
+    longest_value = max((_extent(text)[0] for pairs in rows for _, text in pairs), default=0)
+    names = min(max(map(cell_len, t.columns)), max(max(_extent(c)[0] for c in t.columns), room - longest_value))
+    widths = [names, room - names]
+    for i, pairs in enumerate(rows):
+        grid = RichTable.grid(padding=(0, 2, 0, 0))
+        for w in widths:
+            grid.add_column(width=w, overflow="fold")
+        for name, text in pairs:
+            grid.add_row(Text(name), Text(text))
+        if i:
+            console.print()
+        console.print(Padding(grid, (0, 0, 0, 2)))
 
 
 def current_umask() -> int:

@@ -209,9 +209,11 @@ def _time_batch(cfg: BenchConfig, spec, prof, backends: dict, batch: int,
                 ) -> list[Measurement]:
     rows = []
     for name in cfg.backends:
-        if on_step:
-            on_step(f"{spec.name} {name} batch {batch}")
         b = backends[name]
+        if on_step:  # torch.compile's first call compiles for a minute or more: say so
+            compiling = name == "compile" and not isinstance(b, Exception)
+            on_step(f"compiling {spec.name} with torch.compile (batch {batch}), then timing" if compiling
+                    else f"{spec.name} {name} batch {batch}")
         if isinstance(b, Exception):
             row = Measurement(spec.name, name, batch, prof.input_size, cfg.dtype, cfg.channels_last,
                               cfg.cuda_graphs, prof.macs, status=f"error: {type(b).__name__}: {b}")

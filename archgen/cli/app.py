@@ -61,7 +61,7 @@ def build(
     result = summary.build_and_check(spec, input_size=input_size, max_params=max_params, weights=output is not None)
     if output is not None:
         save_weights(result.model, output, spec_name=result.profile.name)
-    typer.echo(render(summary.build_table(result.profile), fmt.value), nl=False)
+    typer.echo(render(summary.build_table(result.profile, result.plan), fmt.value), nl=False)
     if output is not None:
         typer.echo(f"saved the state dict to {output}", err=True)
 
@@ -74,9 +74,11 @@ def validate(
 ) -> None:
     """Check specs without building them: grammar, block parameters, shapes and size.
 
-    Fast: nothing is built, and torch is not imported.
+    A design space (a file with a `space:` block or distributions, or a bundled space's name) is checked as
+    `archgen sample` and `search` read it. Fast: nothing is built, and torch is not imported.
     """
     from archgen.complexity import check_size, profile
+    from archgen.design.space import is_space, load_space
     from archgen.grammar.loader import load_spec
     from archgen.errors import SpecError
     from archgen.render import human
@@ -84,6 +86,13 @@ def validate(
     errors = []
     for spec in specs:
         try:
+            if is_space(spec):
+                space = load_space(spec)
+                size, axes = space.size(), "axis" if len(space.axes) == 1 else "axes"
+                typer.echo(f"ok  {spec}: design space {space.name}, {len(space.axes)} {axes} "
+                           f"({', '.join(space.labels())}), "
+                           f"{f'{size:,} candidates' if size is not None else 'continuous'}")
+                continue
             loaded = load_spec(spec)
             p = profile(loaded)
             check_size(p, loaded, max_params)

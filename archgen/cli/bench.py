@@ -43,36 +43,46 @@ def parse_backends(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _fmt(v: Optional[float], digits: int = 3) -> Optional[str]:
-    return None if v is None else f"{v:.{digits}g}" if abs(v) < 10 ** digits else f"{v:.0f}"
-
-
 def _variant(r) -> str:
     return f"{r.dtype}{', channels_last' if r.channels_last else ''}"
 
 
+#: Why `peak MB` is empty on the CPU, said under the table instead of leaving the reader to guess.
+CPU_PEAK_NOTE = ("peak MB: n/a on the CPU; the figure is torch's CUDA allocator's own peak "
+                 "(max_memory_allocated), and the CPU allocator keeps no such count (the process's resident "
+                 "set would also hold torch itself and every earlier job)")
+
+
 def results_table(rows, env: dict, notes: list[str]) -> Table:
+    """The rows at one number format per column (latencies to three significant digits of the fastest);
+    at 80 columns the spread (p10, p90), compile time, throughput and peak memory give way first."""
     from archgen.bench.runner import row_key
+    from archgen.render import Number, one_format
 
     eager = {row_key(r): r for r in rows if r.backend == "eager" and r.status == "ok"}
     variants = list(dict.fromkeys(_variant(r) for r in rows))
     several = len(variants) > 1
+    on_cpu = env.get("device_type") == "cpu"
     t = Table(title=f"archgen bench on {env.get('device')} ({'; '.join(variants)}"
                     f"{', CUDA graphs' if rows and rows[0].cuda_graphs else ''})",
               columns=["spec", *(["dtype, layout"] if several else []), "batch", "backend", "median ms", "p10 ms",
-                       "p90 ms", "images/s", "x eager", "peak MB", "compile s", "status"])
+                       "p90 ms", "images/s", "x eager", "peak MB", "compile s", "status"],
+              droppable=("p10 ms", "p90 ms", "compile s", "images/s", "peak MB"))
+    n = len(rows)
+    latencies = one_format([r.median_ms for r in rows] + [r.p10_ms for r in rows] + [r.p90_ms for r in rows])
+    throughput = one_format([r.images_per_s for r in rows])
     last = None
-    for r in rows:
+    for i, r in enumerate(rows):
         ratio = r.speedup_over(eager.get(row_key(r)))
         status = r.status if r.attempt == 1 else f"{r.status} (attempt {r.attempt})"
-        t.add(r.spec, *([_variant(r)] if several else []), r.batch, r.backend, _fmt(r.median_ms, 4),
-              _fmt(r.p10_ms, 4), _fmt(r.p90_ms, 4), _fmt(r.images_per_s, 4),
-              None if ratio is None else f"{ratio:.2f}x",
-              None if r.peak_memory_mb is None else f"{r.peak_memory_mb:.0f}",
-              None if r.compile_s is None else f"{r.compile_s:.1f}", status,
+        peak = ("n/a" if on_cpu and r.status == "ok" else None) if r.peak_memory_mb is None else \
+            Number(r.peak_memory_mb, f"{r.peak_memory_mb:.0f}")
+        t.add(r.spec, *([_variant(r)] if several else []), r.batch, r.backend, latencies[i], latencies[n + i],
+              latencies[2 * n + i], throughput[i], None if ratio is None else Number(ratio, f"{ratio:.2f}x"),
+              peak, None if r.compile_s is None else Number(r.compile_s, f"{r.compile_s:.1f}"), status,
               rule=last is not None and last != row_key(r))
         last = row_key(r)
-    t.notes = notes
+    t.notes = notes + ([CPU_PEAK_NOTE] if on_cpu and any(r.status == "ok" for r in rows) else [])
     return t
 
 
@@ -135,13 +145,15 @@ def parse_layouts(text: str) -> list[bool]:
 
 
 class JobProgress:
-    """Progress on stderr: a rich bar on a terminal, else one line per finished job (a log, a CI job)."""
+    """Progress on stderr: a rich bar on a terminal, else one line per finished job (a log, a CI job), and
+    a line when torch.compile starts compiling, which can take a minute before the job moves."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, nodes: bool = False) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.total, self.finished = total, 0
+        self.nodes = nodes  # name the node that ran each job (a Ray cluster's), beside its device
         self.console = Console(file=sys.stderr)
         self.lines = not self.console.is_terminal
         self.bar = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
@@ -158,6 +170,8 @@ class JobProgress:
 
     def step(self, description: str) -> None:
         self.bar.update(self.task, description=description)
+        if self.lines and description.startswith("compiling"):
+            typer.echo(f"{description}...", err=True)
 
     def job_done(self, job, rows) -> None:
         self.finished += 1
@@ -165,7 +179,9 @@ class JobProgress:
         if self.lines:
             times = ", ".join(f"{r.backend} {r.median_ms:.4g} ms" if r.median_ms is not None
                               else f"{r.backend} {r.status}" for r in rows)
-            where = f" on {rows[0].node}" if rows and rows[0].node else ""
+            where = f" on {rows[0].device_name}" if rows and rows[0].device_name else ""
+            if self.nodes and rows and rows[0].node:
+                where += f" of {rows[0].node}"
             again = f", attempt {rows[0].attempt}" if rows and rows[0].attempt > 1 else ""
             typer.echo(f"[{self.finished}/{self.total}] {job.describe()}{where}{again}: {times}", err=True)
 
@@ -364,7 +380,7 @@ def bench_command(
     stream.write()  # a valid file from the start, so that even an early Ctrl-C leaves one
 
     try:
-        with JobProgress(len(todo)) as progress:
+        with JobProgress(len(todo), nodes=use_ray) as progress:
             def finished(job, rows) -> None:
                 stream.add(rows)
                 progress.job_done(job, rows)

@@ -19,6 +19,8 @@ from archgen.cli.common import FORMAT_OPTION, Fmt, check_output_path, emit, fail
 #: Rows a table for people (rich, markdown, latex) holds; csv and json stream any number.
 MAX_TABLE_ROWS = 10_000
 FIGURE_COLUMNS = ("params", "macs", "flops", "acts", "depth")
+#: The figures a narrow terminal leaves out first: FLOPs are twice the MACs, and depth rarely varies.
+FIGURES_DROPPED = ("flops", "depth", "acts")
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 
 SPACE_ARGUMENT = typer.Argument(..., help="A design-space YAML file, or a bundled space's name "
@@ -80,8 +82,7 @@ def sample_command(
     sink.close({"space": loaded.file, "seed": seed, "drawn": tally.drawn, "accepted": tally.accepted,
                 "acceptance_rate": tally.rate, "rejected_by": dict(tally.by)},
                [acceptance_note(tally), *constraint_notes(all_constraints)])
-    where = f"; wrote {tally.accepted:,} specs to {output_dir}" if output_dir is not None else ""
-    typer.echo(f"{acceptance_note(tally)}{where}", err=True)
+    summary_once(fmt, acceptance_note(tally), tally.accepted, output_dir)
     if plot is not None and tally.accepted:
         from archgen.design.plot import edf_plot
 
@@ -154,8 +155,7 @@ def search_command(
                        f"found by archgen search {loaded.file} ({result.strategy}, seed {seed})")
     emit_table(search_table(loaded, objective, result, names, all_constraints,
                             None if latency is None else f"{latency} under {latency_condition}"), fmt)
-    where = f"; wrote {len(names)} specs to {output_dir}" if output_dir is not None else ""
-    typer.echo(f"{result.strategy} search: {acceptance_note(result.tally, loaded)}{where}", err=True)
+    summary_once(fmt, search_note(result, loaded), len(names), output_dir)
 
 
 @friendly
@@ -172,8 +172,9 @@ def scale_command(
 ) -> None:
     """Scale SPEC to a MACs target along a rule, and say how.
 
-    Quantized to the grammar (integer depths, widths in multiples of 8, whole pixels); the scaled spec lands
-    within one quantization step of the target.
+    Quantized to the grammar (integer depths, widths in multiples of 8, the input in steps of the network's
+    output stride); the scaled spec lands within one quantization step of the target, and is written with
+    the depths and widths it builds.
     """
     from archgen.design.count import figures
     from archgen.design.scale import RULES, scale
@@ -277,11 +278,27 @@ def emit_table(table, fmt: Fmt) -> None:
     emit(text if text.endswith("\n") else text + "\n")
 
 
+def summary_once(fmt: Fmt, summary: str, written: int, output_dir: Optional[Path]) -> None:
+    """The run's summary on stderr where the output does not already carry it: a table for people holds it
+    as a note, and csv and json, which programs read, do not. Written specs are named either way."""
+    from archgen.render import quantity
+
+    if fmt in (Fmt.csv, Fmt.json):
+        typer.echo(summary, err=True)
+    if output_dir is not None:
+        typer.echo(f"wrote {quantity(written, 'spec')} to {output_dir}", err=True)
+
+
+def search_note(result, space) -> str:
+    return f"{result.strategy} search: {acceptance_note(result.tally, space)}"
+
+
 def acceptance_note(tally, space=None) -> str:
     from archgen.design.evaluate import UNPREDICTED
+    from archgen.render import quantity
 
     unpredicted = tally.by.get(UNPREDICTED, 0)
-    return (f"drew {tally.drawn:,} candidates, {tally.accepted:,} met the constraints "
+    return (f"drew {quantity(tally.drawn, 'candidate')}, {tally.accepted:,} met the constraints "
             f"(acceptance rate {tally.rate:.1%})"
             + (f"; {unpredicted:,} had configurations the latency table lacks (archgen calibrate --space "
                f"{space.file} --n N -o TABLE.json times a sample of the space's)" if unpredicted and space else ""))
@@ -348,7 +365,7 @@ class RowSink:
             return
         from archgen.render import Table
 
-        table = Table(self.title, self.columns, self.rows, notes=notes, key="samples")
+        table = Table(self.title, self.columns, self.rows, notes=notes, key="samples", droppable=FIGURES_DROPPED)
         emit_table(table, self.fmt)
 
 
@@ -356,7 +373,7 @@ class RowSink:
 
 def search_table(space, objective, result, names: list[str], constraints, latency: Optional[str] = None):
     from archgen.design.objectives import Closest
-    from archgen.render import Table, rounded
+    from archgen.render import Table, quantity, rounded
 
     columns = ["name", *space.labels(), *FIGURE_COLUMNS, *(["latency (ms)"] if latency else [])]
     if isinstance(objective, Closest):
@@ -367,10 +384,11 @@ def search_table(space, objective, result, names: list[str], constraints, latenc
     else:
         senses = [f"min {f}" for f in objective.minimize] + [f"max {f}" for f in objective.maximize]
         title = f"{space.name}: Pareto front ({', '.join(senses)})"
-        notes = [f"{len(result.answers)} specs on the front"]
+        notes = [f"{quantity(len(result.answers), 'spec')} on the front"]
     latency_note = [f"latency predicted from {latency}"] if latency else []
-    table = Table(title, columns, key="front", notes=notes + [acceptance_note(result.tally, space),
-                                                              *constraint_notes(constraints), *latency_note])
+    table = Table(title, columns, key="front", notes=notes + [search_note(result, space),
+                                                              *constraint_notes(constraints), *latency_note],
+                  droppable=FIGURES_DROPPED)
     for name, verdict in zip(names, result.answers):
         f = verdict.figures
         row = [name, *verdict.values, rounded(f.params), rounded(f.macs), rounded(f.flops), rounded(f.acts), f.depth,
@@ -395,18 +413,17 @@ def scale_table(name: str, result):
     def row(label: str, base: Any, get: Callable[[Any], Any]) -> None:
         table.add(label, base, get(land), *(get(s) if s is not None else "none on the path" for s in steps))
 
-    base = result.base
-    row("depth multiplier", "", lambda s: s.depth)
-    row("width multiplier", "", lambda s: s.width)
-    row("input size", "", lambda s: s.size)
-    row("stage depths", "", lambda s: " ".join(map(str, s.stage_depths)))
-    row("widths (stem, stages)", "", lambda s: " ".join(map(str, s.widths)))
-    row("params", rounded(base.params), lambda s: rounded(s.figures.params))
-    row("MACs", rounded(base.macs), lambda s: rounded(s.figures.macs))
-    row("acts", rounded(base.acts), lambda s: rounded(s.figures.acts))
+    rows = [("depth multiplier", lambda s: s.depth), ("width multiplier", lambda s: s.width),
+            ("input size", lambda s: s.size), ("stage depths", lambda s: " ".join(map(str, s.stage_depths))),
+            ("widths (stem, stages)", lambda s: " ".join(map(str, s.widths))),
+            ("params", lambda s: rounded(s.figures.params)), ("MACs", lambda s: rounded(s.figures.macs)),
+            ("acts", lambda s: rounded(s.figures.acts))]
+    for label, get in rows:
+        row(label, get(result.base), get)
     table.notes += [
         f"rule '{result.rule}': MACs x s scales depth by s^{e_d:.3f}, width by s^{e_w:.3f}, resolution by "
-        f"s^{e_r:.3f}; quantized by the grammar (depths rounded per stage, widths to multiples of 8, whole pixels)",
+        f"s^{e_r:.3f}; quantized by the grammar (depths rounded per stage, widths to multiples of 8, the input "
+        f"in steps of {result.size_step} px, the network's output stride)",
         f"landed {result.error:+.2%} from the target; the quantized steps on either side of it are "
         f"{' and '.join(str(rounded(s.figures.macs)) for s in steps if s is not None)} MACs, so the landing is "
         "within one step",
@@ -415,17 +432,15 @@ def scale_table(name: str, result):
 
 
 def scaled_text(ref: str, spec, result, how: str) -> str:
-    """The scaled spec as YAML: the original (extends merged) with multipliers and input size set."""
+    """The scaled spec as YAML, with the depths and widths it builds written out (archgen.design.scale.written)."""
+    from archgen.design.scale import written
     from archgen.design.write import spec_text
     from archgen.grammar.loader import load_raw
-    from archgen.design.space import NOT_WRITTEN
 
     raw, _ = load_raw(ref)
     land = result.landing
-    name = f"{spec.name}_{result.rule}_{land.figures.macs / result.base.macs:.2f}x".replace(".", "p")
+    name = f"{spec.name}_{result.rule}_{land.figures.macs / result.base.figures.macs:.2f}x".replace(".", "p")
     mapping = {"name": name,
                "description": f"{spec.name} scaled along '{result.rule}' to {how} its MACs (archgen scale)",
-               **{k: v for k, v in raw.doc.items() if k not in NOT_WRITTEN + ("name", "description")}}
-    mapping["input"] = {**mapping.get("input", {}), "size": land.size}
-    mapping["multipliers"] = {"depth": land.depth, "width": land.width}
+               **{k: v for k, v in written(raw.doc, spec, land).items() if k not in ("name", "description")}}
     return spec_text(mapping, f"archgen scale {ref} ({result.rule}, {how}): {result.error:+.2%} from the target")

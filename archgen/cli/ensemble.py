@@ -123,7 +123,7 @@ def _built(spec: str, weights: Optional[str], input_size: Optional[int], seed: i
 def _lesion_table(spec: str, refs: list[BlockRef], weights: Optional[str], input_size: Optional[int], seed: int):
     import torch
 
-    from archgen.render import Table
+    from archgen.render import Table, rounded
 
     loaded, model, size = _built(spec, weights, input_size, seed)
     every = block_modules(model)
@@ -141,7 +141,7 @@ def _lesion_table(spec: str, refs: list[BlockRef], weights: Optional[str], input
     removed = sum(_branch_params(every[name]) for name in deleted)
     table = Table(f"Lesion of {loaded.name}", ["deleted blocks", "params removed", "relative output change",
                                                  "top-1 agreement"])
-    table.add(", ".join(deleted), removed, change, agree)
+    table.add(", ".join(deleted), rounded(removed), change, agree)
     table.notes.append(f"random probe batch of 2 at {size}x{size} (seed {seed}); "
                        f"{'weights from ' + weights if weights else 'freshly initialised weights'}")
     table.data = {"name": loaded.name, "deleted": deleted, "params_removed": removed,
@@ -159,7 +159,7 @@ def _was_deleted(block: "nn.Module") -> bool:
 
 def _listing(name: str, model: "nn.Module", every: dict, residual: dict, size: int):
     """Every block, its shortcut, whether it can be deleted, and the parameters deleting it removes."""
-    from archgen.render import Table
+    from archgen.render import Table, rounded
 
     deletable = set(deletable_blocks(model, size))
     if residual:
@@ -169,7 +169,7 @@ def _listing(name: str, model: "nn.Module", every: dict, residual: dict, size: i
     table = Table(title, ["index", "block", "shortcut", "lesionable", "params"])
     for i, (block_name, block) in enumerate(rows.items()):
         table.add(i, block_name, shortcut_kind(block) if block_name in residual else "none",
-                  "yes" if block_name in deletable else "no", _branch_params(block))
+                  "yes" if block_name in deletable else "no", rounded(_branch_params(block)))
     table.data = {"name": name, "blocks": [dict(zip(table.columns, row)) for row in table.rows]}
     return table
 
@@ -179,7 +179,7 @@ def _sweep_table(specs: list[str], weights: Optional[list[str]], data: Optional[
     import torch
 
     from archgen.ensemble.sweep import calibrate_bn, lesion_sweep, load_images
-    from archgen.render import Number, Table
+    from archgen.render import Number, Table, quantity
 
     sweeps = []
     for i, spec in enumerate(specs):
@@ -206,7 +206,7 @@ def _sweep_table(specs: list[str], weights: Optional[list[str]], data: Optional[
                        "||f_k(x) - f(x)|| / ||f(x)||, the logits' relative change, on "
                        f"{probe}; " + ("weights from " + ", ".join(weights) if weights else
                                         "freshly initialised weights, BN statistics set from that batch"))
-    table.notes += [f"{s.name}: {s.candidates} deletable blocks" for s in sweeps]
+    table.notes += [f"{s.name}: {quantity(s.candidates, 'deletable block')}" for s in sweeps]
     table.data = {"sweeps": [s.to_dict() for s in sweeps], "sets": sets, "seed": seed}
     if plot is not None:
         from archgen.ensemble.sweep import sweep_figure
@@ -214,6 +214,7 @@ def _sweep_table(specs: list[str], weights: Optional[list[str]], data: Optional[
 
         _matplotlib_or_fail()
         save_figure(sweep_figure(sweeps, data is not None), plot)
+        typer.echo(f"wrote the sweep's curves to {plot}", err=True)
     return table
 
 

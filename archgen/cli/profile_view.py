@@ -75,7 +75,7 @@ def _bytes(n: int) -> Number:
 def stages_table(p: Profile, batch: int, dtype: str) -> Table:
     t = Table(f"{p.name} at {p.input_size}x{p.input_size}, by stage",
               ["stage", "output", "params", "MACs", "FLOPs", "activations", f"training acts ({dtype}, batch {batch})"],
-              key="stages")
+              key="stages", droppable=(f"training acts ({dtype}, batch {batch})", "FLOPs"))
     per_stage: dict[str, int] = {}
     for layer in p.layers:
         key = layer.name.split(".")[0]
@@ -93,10 +93,12 @@ def stages_table(p: Profile, batch: int, dtype: str) -> Table:
 
 def layers_table(p: Profile) -> Table:
     t = Table(f"{p.name} at {p.input_size}x{p.input_size}, by layer",
-              ["layer", "op", "output", "params", "MACs", "FLOPs", "other ops"], key="layers")
+              ["layer", "op", "output", "params", "MACs", "FLOPs", "other ops"], key="layers",
+              droppable=("FLOPs", "other ops"))
     for layer in p.layers:
         c, h, w = layer.out
-        t.add(layer.name, layer.op, f"{h}x{w}, {c}", layer.params, layer.macs, 2 * layer.macs, layer.other_ops)
+        t.add(layer.name, layer.op, f"{h}x{w}, {c}", rounded(layer.params), rounded(layer.macs),
+              rounded(2 * layer.macs), rounded(layer.other_ops))
     t.notes.append("other ops: element-wise work outside MACs (BN, activation, pooling, residual add), one per "
                    "output element (pooling: per window element).")
     t.data = [vars(layer) | {"out": list(layer.out), "flops": 2 * layer.macs} for layer in p.layers]

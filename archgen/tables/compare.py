@@ -85,6 +85,31 @@ class Figure:
 
 _SUFFIX = {1: "", 1e3: "K", 1e6: "M", 1e9: "G", 1e12: "T"}
 
+#: What the papers' ResNets use and so what a table takes for granted: ReLU and batch norm.
+DEFAULT_ACT_NORM = ("relu", "batch norm")
+
+
+def act_and_norm(p: ModelPlan, counted: Profile) -> tuple[str, str]:
+    """The network's activations and normalisation in words ('leaky_relu (slope 0.1)', 'group norm (32
+    groups)', 'no norm'). The papers' notation leaves both out, so two networks that differ only there
+    would print the same blocks; a table states them where they differ from DEFAULT_ACT_NORM."""
+    doc = p.spec.doc
+    acts = dict.fromkeys(getattr(b.family, "act", "relu") for s in p.stages for b in s.blocks)
+    act = ", ".join(f"leaky_relu (slope {doc.leaky_slope:g})" if a == "leaky_relu" else a for a in acts)
+    if not any(layer.op == "bn" for layer in counted.layers):
+        return act, "no norm"
+    norm = {"batch": "batch norm", "frozen_batch": "frozen batch norm",
+            "group": f"group norm ({doc.norm.groups} groups)"}[doc.norm.type]
+    return act, norm
+
+
+def act_norm_note(p: ModelPlan, counted: Profile) -> str:
+    """'act: silu; norm: group norm (32 groups)' or 'no norm': the parts that differ from ReLU and batch
+    norm, or ''."""
+    said = act_and_norm(p, counted)
+    return "; ".join(words if words == "no norm" else f"{what}: {words}"
+                     for what, words, default in zip(("act", "norm"), said, DEFAULT_ACT_NORM) if words != default)
+
 
 @dataclass
 class Model:
@@ -229,6 +254,9 @@ def architecture_table(title: str, models: list[Model], rows: tuple[Row, ...], n
                 text += f" (output {_size(found[-1][1])})"
             cells.append(text)
         t.add(row.label, size, *cells)
+    said = [act_and_norm(m.plan, m.profile) for m in models]
+    if any(words != DEFAULT_ACT_NORM for words in said):
+        t.add("act; norm", "", *("; ".join(words) for words in said))
     printed_figures = [f for f in FIGURES if any(m.figures[f].printed for m in models)] or ["params", "macs"]
     for i, name in enumerate(printed_figures):
         t.add(f"{FIGURES[name]}, paper", "", *(m.figures[name].printed or "-" for m in models), rule=i == 0)
