@@ -79,6 +79,7 @@ def test_sweep_command_on_images_reports_agreement_and_draws_the_curves(tmp_path
     assert sweep["points"][0]["top1_agreement"] == 1.0
     assert all(0 <= p["top1_agreement"] <= 1 for p in sweep["points"])
     assert plot.read_bytes()[:4] == b"\x89PNG"
+    assert f"wrote the sweep's curves to {plot}" in result.stderr
 
 
 @pytest.mark.parametrize("args, words", [

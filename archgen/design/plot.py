@@ -7,8 +7,12 @@ from __future__ import annotations
 import os
 from array import array
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from archgen.errors import UserError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 PLOTTED = ("params", "macs", "acts")
 
@@ -22,31 +26,42 @@ def require_matplotlib() -> None:
                         "(pip install 'archgen[plot]') or leave out --plot") from None
 
 
-def edf_plot(values: dict[str, array], path: Path, title: str) -> None:
-    """One panel per figure, each an EDF on a log axis, written whole to `path` (its suffix picks the
-    format: .png, .pdf, .svg)."""
+def edf_figure(values: dict[str, array], title: str) -> Figure:
+    """One panel per figure, each an EDF on a log axis labelled at 1, 2 and 5 times the powers of ten in
+    compact units (matplotlib's own labels every minor tick of an axis spanning under a decade, and they
+    print over each other)."""
     require_matplotlib()
-    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from archgen.plots import DPI, log_ticks
 
-    fig, axes = plt.subplots(1, len(PLOTTED), figsize=(4 * len(PLOTTED), 3.2), constrained_layout=True)
+    fig = Figure(figsize=(4 * len(PLOTTED), 3.2), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(PLOTTED))
     for ax, name in zip(axes, PLOTTED):
         xs = sorted(values[name])
         n = len(xs)
         ax.step(xs, [(i + 1) / n for i in range(n)], where="post")
         ax.set_xscale("log")
+        lo, hi = (xs[0] / 1.05, xs[-1] * 1.05) if xs[0] < xs[-1] else (xs[0] / 2, xs[0] * 2)
+        ax.set_xlim(lo, hi)
+        log_ticks(ax.xaxis, lo, hi)
         ax.set_xlabel(name)
         ax.set_ylim(0, 1)
         ax.grid(True, alpha=0.3)
     axes[0].set_ylabel("cumulative prob.")
     fig.suptitle(f"{title} (n = {len(values[PLOTTED[0]]):,})")
-    tmp = path.with_name(f".archgen-{os.getpid()}-{path.name}")
-    try:
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png")
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if tmp.exists():
-            tmp.unlink()
+    return fig
+
+
+def edf_plot(values: dict[str, array], path: Path, title: str) -> None:
+    """The EDFs written whole to `path` (its suffix picks the format: .png, .pdf, .svg)."""
+    import io
+
+    from archgen.plots import DPI
+    from archgen.render import write_atomic
+
+    buffer = io.BytesIO()
+    edf_figure(values, title).savefig(buffer, format=path.suffix.lstrip(".") or "png", dpi=DPI)
+    write_atomic(os.fspath(path), buffer.getvalue())

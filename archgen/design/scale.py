@@ -14,25 +14,35 @@ s^e_r (MACs grow as d w^2 r^2):
 
 Quantization is the grammar's own: `multipliers.depth` rounds each stage's
 depth, `multipliers.width` takes each width to a multiple of 8 (archgen.planner),
-and the input side is a whole number of pixels. Those steps make MACs a step
-function of s; the scaled spec is the step along the rule's path nearest the
-target, and the steps on either side of the target are reported: the landing
-is one of them, so it is within one quantization step.
+and the input side moves from the spec's in steps of the network's output
+stride (32 px for ResNet-50), so a step adds one pixel to the last stage's map
+and every stage's map stays a whole fraction of the input (a 1 px step would
+only round some maps up, a change of layout nobody would choose). Those steps
+make MACs a step function of s; the scaled spec is the step along the rule's
+path nearest the target, and the neighbouring steps on either side of the
+target are reported: the landing is one of them, so it is within one
+quantization step (a block, a width step of one stage, or a resolution step).
+
+The scaled spec is written with the layout it builds (each stage's depth and
+width, the stem's widths, a family's own widths such as DenseNet's growth rate)
+and no multipliers, so the file shows the network and builds what was counted.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from archgen.design.count import figures
-from archgen.planner import expand_stage_rule
 from archgen.design.figures import Figures
+from archgen.design.space import NOT_WRITTEN
 from archgen.errors import UserError
 from archgen.grammar import schema
 from archgen.grammar.loader import Spec
-from archgen.planner import scale_depth, scale_width
+from archgen.planner import expand_stage_rule, frame, plan, scale_depth, scale_width
 
 #: Rule -> (e_d, e_w, e_r).
 _COMPOUND = (1.2, 1.1, 1.15)
@@ -47,7 +57,7 @@ RULES: dict[str, tuple[float, float, float]] = {
 }
 #: Points along the rule's path tried per octave of s (then deduplicated by what they quantize to).
 POINTS_PER_OCTAVE = 400
-#: Multipliers are written with this many decimals.
+#: Multipliers are rounded to this many decimals (the table shows them; the written spec holds the layout).
 DECIMALS = 4
 
 
@@ -71,10 +81,13 @@ class Scaled:
     rule: str
     exponents: tuple[float, float, float]
     target: float
-    base: Figures
+    #: The spec as given (s = 1).
+    base: Step
     landing: Step
     below: Step | None
     above: Step | None
+    #: Pixels per step of the input side: the network's output stride.
+    size_step: int
 
     @property
     def error(self) -> float:
@@ -88,15 +101,19 @@ def scale(spec: Spec, target_macs: float, rule: str) -> Scaled:
         raise UserError(f"unknown rule '{rule}'; rules: {', '.join(RULES)}")
     if target_macs <= 0:
         raise UserError(f"the target must be positive MACs, not {target_macs:g}")
-    base = figures(spec)
-    factor = target_macs / base.macs
-    exponents = RULES[rule]
     stages_of = expand_stage_rule(spec)  # a RegNet rule's stages, whose depths and widths the multipliers scale
+    size_step = plan(stages_of).stages[-1].reduction
+    doc = spec.doc
+    base_key = quantized(stages_of, doc.multipliers.depth, doc.multipliers.width, doc.input.size)
+    base = Step(1.0, doc.multipliers.depth, doc.multipliers.width, doc.input.size, base_key[0], base_key[1],
+                figures(spec))
+    factor = target_macs / base.figures.macs
+    exponents = RULES[rule]
     steps: dict[tuple, Step | None] = {}
     span = 1.0
     while True:
         for s in path_points(factor, span):
-            depth, width, size = point(spec, s, exponents)
+            depth, width, size = point(spec, s, exponents, size_step)
             key = quantized(stages_of, depth, width, size)
             if key not in steps:
                 steps[key] = counted_step(spec, s, depth, width, size, key)
@@ -108,7 +125,7 @@ def scale(spec: Spec, target_macs: float, rule: str) -> Scaled:
         raise UserError(f"no scaling of {spec.name} along '{rule}' could be counted near {target_macs:,.0f} MACs")
     landing = min((x for x in (below, above) if x is not None),
                   key=lambda x: abs(x.figures.macs - target_macs))
-    return Scaled(rule, exponents, target_macs, base, landing, below, above)
+    return Scaled(rule, exponents, target_macs, base, landing, below, above, size_step)
 
 
 def path_points(factor: float, span: float) -> list[float]:
@@ -117,12 +134,15 @@ def path_points(factor: float, span: float) -> list[float]:
     return [factor * 2 ** (span * (2 * i / n - 1)) for i in range(n + 1)]
 
 
-def point(spec: Spec, s: float, exponents: tuple[float, float, float]) -> tuple[float, float, int]:
-    """The depth and width multipliers (written to DECIMALS) and the input side at point s of the path."""
+def point(spec: Spec, s: float, exponents: tuple[float, float, float], size_step: int) -> tuple[float, float, int]:
+    """The depth and width multipliers (to DECIMALS) and the input side (the spec's, moved by whole steps of
+    `size_step` pixels, and at least 1) at point s of the path."""
     e_d, e_w, e_r = exponents
     doc = spec.doc
+    base = doc.input.size
+    steps = max(round(base * (s ** e_r - 1) / size_step), -((base - 1) // size_step))
     return (round(doc.multipliers.depth * s ** e_d, DECIMALS), round(doc.multipliers.width * s ** e_w, DECIMALS),
-            max(1, round(doc.input.size * s ** e_r)))
+            base + steps * size_step)
 
 
 def quantized(spec: Spec, depth: float, width: float, size: int) -> tuple:
@@ -161,3 +181,43 @@ def bracket(steps, target: float) -> tuple[Step | None, Step | None]:
     above = [x for x in steps if x.figures.macs >= target]
     return (max(below, key=lambda x: x.figures.macs) if below else None,
             min(above, key=lambda x: x.figures.macs) if above else None)
+
+
+def written(raw: dict, spec: Spec, step: Step) -> dict[str, Any]:
+    """The mapping to write for `step`: `raw` (the spec's document, extends merged) with the layout the step
+    builds written out (the input side, each stage's depth and width, the stem's widths, any width a family
+    holds itself) and no multipliers; a stage rule becomes the stages it generates. Nothing extended, and not
+    the parent's paper or torchvision name: a scaled network is not the paper's model."""
+    out = copy.deepcopy({k: v for k, v in raw.items() if k not in NOT_WRITTEN and k != "multipliers"})
+    built = expand_stage_rule(scaled_spec(spec, step.depth, step.width, step.size))
+    plain = expand_stage_rule(scaled_spec(spec, 1.0, 1.0, step.size))
+    built_frame, plain_frame = frame(built), frame(plain)
+    out["input"] = {**out.get("input", {}), "size": step.size}
+    stages = out["stages"] if isinstance(out.get("stages"), list) else [stage_mapping(s) for s in plain.doc.stages]
+    widths = iter(step.widths[1:])
+    for i, (stage, depth) in enumerate(zip(stages, built_frame.depths)):
+        stage["depth"] = depth
+        if plain.doc.stages[i].width is not None:
+            stage["width"] = next(widths)
+    out["stages"] = stages
+    stem = built_frame.stem
+    if stem.widths:  # a stem with layers ('none' has none, and refuses a width)
+        out["stem"] = {**out.get("stem", {}), "width": stem.widths[-1]}
+        if len(stem.widths) > 1:
+            out["stem"]["deep_widths"] = list(stem.widths[:-1])
+    block_type = built.doc.block.type
+    for i, (before, after) in enumerate(zip(plain_frame.families, built_frame.families)):
+        for f in dataclasses.fields(after):
+            value = getattr(after, f.name)
+            if value == getattr(before, f.name):
+                continue
+            in_stage = f.name in built.doc.stages[i].args or (built.doc.stages[i].type or block_type) != block_type
+            (stages[i] if in_stage else out.setdefault("block", {}))[f.name] = value
+    order = list(schema.fields_of(schema.SpecDoc))
+    return dict(sorted(out.items(), key=lambda item: order.index(item[0])))
+
+
+def stage_mapping(stage: schema.Stage) -> dict[str, Any]:
+    """A generated stage as a spec writes it."""
+    fields = {name: getattr(stage, name) for name in schema.fields_of(schema.Stage)}
+    return {**{k: v for k, v in fields.items() if v is not None}, **stage.args}

@@ -28,7 +28,7 @@ from archgen.design.figures import FIGURES, PREDICTED
 from archgen.design.objectives import Closest, Objective, Pareto
 from archgen.errors import SpecError, did_you_mean
 from archgen.grammar import schema
-from archgen.grammar.loader import Raw, Spec, load_raw, load_spec
+from archgen.grammar.loader import Raw, Spec, load_raw, load_spec, read_raw, resolve_name
 from archgen.grammar.validate import Validator, describe
 from archgen.grammar.yamlio import Loc, Path, format_path
 
@@ -143,6 +143,26 @@ def locate_space(ref: str | FsPath) -> FsPath:
         return SPACES_DIR / f"{ref}.yaml"
     raise SpecError(f"no space file '{ref}' and no bundled space of that name.{did_you_mean(str(ref), bundled_spaces())}"
                     f" Bundled spaces: {', '.join(bundled_spaces())}", path=str(ref))
+
+
+def is_space(ref: str | FsPath) -> bool:
+    """Whether `ref` is a design space rather than a spec: a file whose own document has a `space:` block or a
+    distribution, or the name of a bundled space that is no spec's. Lets `archgen validate` take either and check
+    each by its own grammar; a file that cannot be read is left to the spec loader to report."""
+    path = FsPath(ref)
+    if path.is_file():
+        try:
+            doc, _ = read_raw(path)
+        except SpecError:
+            return False
+        return isinstance(doc, dict) and ("space" in doc or holds_distribution(doc))
+    if "/" in str(ref) or str(ref) not in bundled_spaces():
+        return False
+    try:
+        resolve_name(str(ref))
+    except SpecError:
+        return True
+    return False
 
 
 def load_space(ref: str | FsPath) -> Space:

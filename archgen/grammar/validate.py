@@ -35,7 +35,8 @@ class Validator:
         open_to_family = getattr(cls, "family_args", False)
         for key in raw:
             if key not in fields and not open_to_family:
-                raise self.error(path + (key,), f"unknown field '{key}'.{did_you_mean(key, fields)} "
+                home = misplaced(str(key), raw[key]) if cls is schema.SpecDoc and not path else ""
+                raise self.error(path + (key,), f"unknown field '{key}'.{home or did_you_mean(key, fields)} "
                                                 f"Allowed here: {', '.join(fields)}")
         values = {}
         rule = self.stage_rule(raw, path) if cls is schema.SpecDoc else None
@@ -176,6 +177,45 @@ class Validator:
         too_low = lo is not None and (raw <= lo if meta.get("exclusive_minimum") else raw < lo)
         if too_low or (hi is not None and raw > hi):
             raise self.error(path, f"found {raw}; expected {expected(tp, meta)}")
+
+
+#: The sections a top-level field may have been meant for, in the order a hint names them.
+SECTIONS = {"block": None, "stem": schema.Stem, "head": schema.Head, "input": schema.Input, "norm": schema.NormChoice,
+            "multipliers": schema.Multipliers, "stochastic_depth": schema.StochasticDepth}
+
+
+def misplaced(key: str, value: Any) -> str:
+    """' `act` belongs under `block:` ...' when a top-level key is a field of a section (or of every stage):
+    the likeliest mistake is an indent, and "Did you mean 'paper'?" would send the user the wrong way."""
+    from archgen.blocks.registry import block_names, spec_family
+
+    if key == "space":
+        return (" A `space:` block makes this file a design space (docs/design.md), which archgen validate, "
+                "sample, search and calibrate --space read; a spec to build or count cannot hold one.")
+    homes = []
+    for section, cls in SECTIONS.items():
+        if cls is not None and key in schema.fields_of(cls):
+            homes.append(f"`{section}:`")
+        elif cls is None and key in schema.fields_of(schema.Block):
+            homes.append("`block:`")
+        elif cls is None:
+            names = block_names()
+            takers = [n for n in names if key in spec_family(n).field_names()]
+            if takers:
+                others = [n for n in names if n not in takers]
+                plural = "s" if len(takers) > 1 else ""
+                whose = (f" (block type{plural} {', '.join(takers)})" if len(takers) <= len(others) else
+                         f" (every block type but {', '.join(others)})" if others else "")
+                homes.append(f"`block:`{whose}")
+    if key in schema.fields_of(schema.Stage):
+        homes.append("each item of `stages:`")
+    if not homes:
+        return ""
+    if len(homes) == 1:
+        scalar = isinstance(value, (str, int, float)) and not isinstance(value, bool)
+        example = f", e.g. {homes[0].split('`')[1]} {{{key}: {value}}}" if scalar and homes[0][0] == "`" else ""
+        return f" `{key}` belongs under {homes[0]}, not at the top level{example}."
+    return f" `{key}` belongs under {', '.join(homes[:-1])} or {homes[-1]}, not at the top level."
 
 
 def expected(tp: Any, meta: Any) -> str:
