@@ -100,28 +100,34 @@ def resolve_spec(spec: str | os.PathLike | Mapping | Spec, *, num_classes: Optio
                         path=None if isinstance(spec, Mapping) else os.fspath(spec)) from None
 
 
-def create_model(model: str | os.PathLike | Mapping | Spec, pretrained: Optional[str | os.PathLike] = None, *,
+def create_model(model: str | os.PathLike | Mapping | Spec, pretrained: bool | str | os.PathLike | None = False, *,
                  num_classes: Optional[int] = None, in_chans: Optional[int] = None, features_only: bool = False,
-                 out_indices: Optional[Sequence[int]] = None, drop_path_rate: Optional[float] = None,
+                 out_indices: Optional[int | Sequence[int]] = None, drop_path_rate: Optional[float] = None,
                  pretrained_layout: str = "auto", **spec_overrides: Any) -> nn.Module:
     """A model by registered name, spec file, mapping or Spec, as timm's `create_model` makes one.
 
     num_classes -> head.classes, in_chans -> input.channels, drop_path_rate -> stochastic depth
     (linear, final_survival = 1 - rate, inverted scaling); other keywords are nested spec fields
-    (`multipliers={"width": 1.5}`). `pretrained` is a weights file loaded by name
-    (`pretrained_layout`: archgen, torchvision, timm, or auto); with `num_classes` its classifier
-    is left out, as when fine-tuning. `features_only` returns a FeatureListNet of the stages
-    `out_indices` chooses (0 is the first stage).
+    (`multipliers={"width": 1.5}`). `pretrained=False` (or None) leaves the initialisation; archgen
+    downloads nothing, so `pretrained=True` is refused, and a weights file in its place is loaded by
+    name (`pretrained_layout`: archgen, torchvision, timm, or auto); with `num_classes` its classifier
+    is left out, as when fine-tuning. `features_only` returns a FeatureListNet of the maps
+    `out_indices` chooses, numbered as timm numbers them (0 is the stem's map, 1.. the stages').
     """
     from archgen.builder import build
     from archgen.network import FeatureListNet
 
+    if pretrained is True:
+        raise UserError("pretrained=True asks for downloaded weights, and archgen downloads none: load a checkpoint "
+                        "you have by name with archgen.load_weights(model, FILE, layout='torchvision'|'timm'|"
+                        "'archgen'|'auto'), or pass pretrained=FILE here (on the command line, --weights FILE: "
+                        "archgen export SPEC --weights FILE ...)")
     if out_indices is not None and not features_only:
         raise UserError("out_indices chooses the feature maps of features_only=True; pass both")
     spec = resolve_spec(model, num_classes=num_classes, in_chans=in_chans, drop_path_rate=drop_path_rate,
                         **spec_overrides)
     net = build(spec)
-    if pretrained is not None:
+    if pretrained:
         from archgen.weights import load_weights
 
         load_weights(net, pretrained, pretrained_layout, ignore_classifier=num_classes is not None)

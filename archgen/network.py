@@ -10,7 +10,8 @@ place whatever the block families are.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -83,21 +84,80 @@ def run_blocks(stage: nn.Sequential, x: torch.Tensor, checkpointed: bool) -> tor
     if not (checkpointed and torch.is_grad_enabled()):
         return stage(x)
     for block in stage:
-        x = checkpoint(block, x, use_reentrant=False)
+        x = run_block(block, x, checkpointed)
     return x
+
+
+def run_block(block: nn.Module, x: torch.Tensor, checkpointed: bool) -> torch.Tensor:
+    """One block, checkpointed as `run_blocks` does (a backbone tapping a map inside a stage runs it block by block)."""
+    return checkpoint(block, x, use_reentrant=False) if checkpointed and torch.is_grad_enabled() else block(x)
+
+
+class FeatureInfo:
+    """timm's FeatureInfo: the network's feature maps (`num_chs`, `reduction`, `module` and `index` per map)
+    and which of them a backbone returns (`out_indices`).
+
+    As in timm, `channels()`, `reduction()` and `module_name()` list the chosen maps (or the maps at `idx`),
+    while indexing and `len` see every map the network has, so `info[0]` is always the stem's.
+    """
+
+    def __init__(self, info: Sequence[dict], out_indices: Sequence[int]) -> None:
+        self.info = [{**entry, "index": i} for i, entry in enumerate(info)]
+        self.out_indices = tuple(out_indices)
+
+    def from_other(self, out_indices: Sequence[int]) -> FeatureInfo:
+        return FeatureInfo(self.info, out_indices)
+
+    def get(self, key: str, idx: int | Sequence[int] | None = None) -> Any:
+        if idx is None:
+            return [self.info[i][key] for i in self.out_indices]
+        if isinstance(idx, Sequence):
+            return [self.info[i][key] for i in idx]
+        return self.info[idx][key]
+
+    def get_dicts(self, keys: Sequence[str] | None = None, idx: int | Sequence[int] | None = None) -> Any:
+        def pick(i: int) -> dict:
+            return dict(self.info[i]) if keys is None else {k: self.info[i][k] for k in keys}
+
+        if idx is None:
+            return [pick(i) for i in self.out_indices]
+        if isinstance(idx, Sequence):
+            return [pick(i) for i in idx]
+        return pick(idx)
+
+    def channels(self, idx: int | Sequence[int] | None = None) -> Any:
+        return self.get("num_chs", idx)
+
+    def reduction(self, idx: int | Sequence[int] | None = None) -> Any:
+        return self.get("reduction", idx)
+
+    def module_name(self, idx: int | Sequence[int] | None = None) -> Any:
+        return self.get("module", idx)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.info[i]
+
+    def __len__(self) -> int:
+        return len(self.info)
+
+    def __iter__(self) -> Iterator[dict]:
+        return iter(self.info)
+
+    def __repr__(self) -> str:
+        return f"FeatureInfo({self.info}, out_indices={self.out_indices})"
 
 
 class ArchNet(nn.Module):
     """A network compiled from a spec, with timm's model API.
 
-    `feature_info` lists each stage's `num_chs`, `reduction` and `module`
-    (timm's convention); `forward_features` returns the last stage's map,
-    `forward_stages` every stage's, and `forward_head` the logits (or, with
-    `pre_logits=True`, the pooled features the classifier sees).
+    `feature_info` lists the feature maps timm's `features_only` returns (the stem's, then each
+    stage's; see archgen.builder.feature_info); `forward_features` returns the last stage's map,
+    `forward_stages` every stage's, and `forward_head` the logits (or, with `pre_logits=True`, the
+    pooled features the classifier sees). `pretrained_cfg` (also `default_cfg`) is timm's data config.
     """
 
     def __init__(self, name: str, stem: nn.Module, stages: list[tuple[str, list[nn.Module]]], head: nn.Module,
-                 feature_info: list[dict], num_features: int) -> None:
+                 feature_info: list[dict], num_features: int, pretrained_cfg: dict) -> None:
         super().__init__()
         self.name = name
         self.stem = stem
@@ -105,10 +165,16 @@ class ArchNet(nn.Module):
         for stage_name, blocks in stages:
             self.add_module(stage_name, nn.Sequential(OrderedDict((str(i), m) for i, m in enumerate(blocks))))
             self.stage_names.append(stage_name)
-        self.feature_info = feature_info
+        self.feature_info = FeatureInfo(feature_info, range(len(feature_info)))
         self.head = head
         self.num_features = num_features
+        self.pretrained_cfg = pretrained_cfg
         self.grad_checkpointing = False
+
+    @property
+    def default_cfg(self) -> dict:
+        """timm's older name for `pretrained_cfg`."""
+        return self.pretrained_cfg
 
     @property
     def stages(self) -> list[nn.Module]:
@@ -153,41 +219,95 @@ class ArchNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-class FeatureListNet(nn.Module):
-    """A backbone: the stem and the stages up to the last one chosen, returning the chosen stages' maps.
+def chosen_indices(out_indices: int | Sequence[int] | None, info: FeatureInfo, name: str) -> tuple[int, ...]:
+    """timm's out_indices as sorted non-negative indices: None is every map, an int n the last n, a sequence
+    the maps it names (negative from the end); a map asked twice is returned once, in the network's order."""
+    n = len(info)
+    maps = f"{name} has {n} feature maps (0 is {info[0]['module']}'s output at stride {info[0]['reduction']})"
+    if out_indices is None:
+        return tuple(range(n))
+    if isinstance(out_indices, int) and not isinstance(out_indices, bool):
+        if not 0 < out_indices <= n:
+            raise UserError(f"out_indices={out_indices} asks for the last {out_indices} feature maps, and {maps}")
+        return tuple(range(n - out_indices, n))
+    chosen = list(out_indices)
+    if not chosen:
+        raise UserError("out_indices is empty; choose at least one feature map")
+    bad = [i for i in chosen if not isinstance(i, int) or isinstance(i, bool) or not -n <= i < n]
+    if bad:
+        raise UserError(f"out_indices {bad} out of range: {maps}; indices are 0..{n - 1}, or -{n}..-1 from the end")
+    return tuple(sorted({i % n for i in chosen}))
 
-    `out_indices` count the stages from 0 (negative from the end); unlike timm, whose index 0 is
-    the stem's output, index 0 here is `layer1`. `feature_info` lists the chosen stages only.
-    Module names are the full model's, so its state dict (minus the head) loads as it is.
+
+def run_stem(stem: nn.Module, x: torch.Tensor, tap: str | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The stem's output, and the output of its layer `tap` (the map before the stem's max-pool, which timm
+    takes as the first feature). A stem is a plain block: act_out(branch(pre(x))), nothing merged."""
+    if tap is None:
+        return stem(x), None
+    kept = None
+    x = stem.preactivate(x)
+    for layer in stem.branch_names:
+        x = stem._modules[layer](x)
+        if layer == tap:
+            kept = x
+    return stem.act_out(x), kept
+
+
+class FeatureListNet(nn.Module):
+    """A backbone returning the list of feature maps `out_indices` chooses, counted as timm counts them:
+    0 is the stem's map (ResNet's act1, stride 2), then the stages (ResNet's layer1..layer4).
+
+    Only the modules up to the last chosen map are kept (the head only for a pre-activation network's
+    final norm), under the full model's names, so its state dict loads as it is.
     """
 
-    def __init__(self, model: ArchNet, out_indices: Sequence[int] | None = None) -> None:
+    def __init__(self, model: ArchNet, out_indices: int | Sequence[int] | None = None) -> None:
         super().__init__()
-        n = len(model.stage_names)
-        chosen = list(range(n)) if out_indices is None else list(out_indices)
-        if not chosen:
-            raise UserError("out_indices is empty; choose at least one stage")
-        bad = [i for i in chosen if not -n <= i < n]
-        if bad:
-            raise UserError(f"out_indices {bad} out of range: {model.name} has {n} stages (indices 0..{n - 1}, "
-                            f"or -{n}..-1 from the end; 0 is {model.stage_names[0]})")
-        self.out_indices = sorted({i % n for i in chosen})
+        chosen = chosen_indices(out_indices, model.feature_info, model.name)
+        self.feature_info = model.feature_info.from_other(chosen)
+        self.taps = self.feature_info.module_name()
         self.name = model.name
         self.stem = model.stem
-        self.stage_names = model.stage_names[: self.out_indices[-1] + 1]
+        last = self.taps[-1].split(".")[0]
+        depth = 0 if last == "stem" else len(model.stage_names) if last == "head" else \
+            model.stage_names.index(last) + 1
+        self.stage_names = model.stage_names[:depth]
         for stage_name in self.stage_names:
             self.add_module(stage_name, getattr(model, stage_name))
-        self.feature_info = [model.feature_info[i] for i in self.out_indices]
+        if last == "head":
+            self.head = nn.ModuleDict({"norm": model.head.norm, "act": model.head.act})
+        self.pretrained_cfg = {k: v for k, v in model.pretrained_cfg.items() if k not in ("num_classes", "classifier")}
         self.grad_checkpointing = model.grad_checkpointing
+
+    @property
+    def default_cfg(self) -> dict:
+        return self.pretrained_cfg
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         self.grad_checkpointing = enable
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        outs = []
-        x = self.stem(x)
-        for i, stage_name in enumerate(self.stage_names):
-            x = run_blocks(getattr(self, stage_name), x, self.grad_checkpointing and self.training)
-            if i in self.out_indices:
-                outs.append(x)
-        return outs
+        checkpointed = self.grad_checkpointing and self.training
+        wanted = set(self.taps)
+        maps: dict[str, torch.Tensor] = {}
+        stem_tap = next((t.split(".", 1)[1] for t in self.taps if t.startswith("stem.")), None)
+        x, kept = run_stem(self.stem, x, stem_tap)
+        if kept is not None:
+            maps[f"stem.{stem_tap}"] = kept
+        if "stem" in wanted:
+            maps["stem"] = x
+        for stage_name in self.stage_names:
+            stage = getattr(self, stage_name)
+            inner = [f"{stage_name}.{j}" for j in range(len(stage))]
+            if wanted.isdisjoint(inner):
+                x = run_blocks(stage, x, checkpointed)
+            else:  # a VGG stage, tapped before its closing pool
+                for block, name in zip(stage, inner):
+                    x = run_block(block, x, checkpointed)
+                    if name in wanted:
+                        maps[name] = x
+            if stage_name in wanted:
+                maps[stage_name] = x
+        if "head.act" in wanted:
+            maps["head.act"] = self.head.act(self.head.norm(x))
+        return [maps[t] for t in self.taps]

@@ -4,9 +4,11 @@ module names, strict loading that changes nothing unless everything fits, and sa
 
 archgen names its modules `stem.conv1`/`stem.bn1` (a deep stem: `conv1..3`, `bn1..3`), stages
 `layer{i}.{j}` with torchvision's block names (`conv1`, `bn1`, ..., `downsample.{0,1}`; DenseNet's
-`norm1`, `conv1`, ... and the transition as `layer{i}.0` for i > 1) and the head `head.norm`,
-`head.fc`. A layout is a short list of rules (regex -> replacement) that rewrites a checkpoint's
-keys into these names; a key no rule touches is kept as it is (the stages already agree).
+`norm1`, `conv1`, ... and the transition as `layer{i}.0` for i > 1; VGG's `layer{i}.{j}.conv`, `.bn`,
+`.act`, a stage's max-pool its last block) and the head `head.norm`, `head.hidden.{0,3}` (VGG's),
+`head.fc`. A layout is a short list of rules (regex -> replacement), some read from the model (VGG's
+numbered `features`), that rewrites a checkpoint's keys into these names; a key no rule touches is
+kept as it is (the stages already agree).
 
 Loading never unpickles arbitrary objects (`torch.load(..., weights_only=True)`), and a
 checkpoint that does not fit names what is missing, unexpected and mis-shaped, grouped by
@@ -130,21 +132,67 @@ _TORCHVISION_REGNET_RULES: list[Rule] = [
     (r"^trunk_output\.block(\d+)\.block\d+-(\d+)\.proj\.", _block_key("downsample.", 0)),
 ]
 
-#: Layout name -> rules, tried in order; the first that matches a key rewrites it.
-LAYOUTS: dict[str, Callable[[set[str]], list[Rule]]] = {
-    "archgen": lambda ours: [],
-    "torchvision": lambda ours: _DENSENET_RULES + _TORCHVISION_REGNET_RULES + _RESNET_RULES,
+def _features_layer(model: nn.Module) -> Callable[[re.Match], str]:
+    """torchvision's and timm's VGG keep every layer in one Sequential `features` (conv, [bn], relu, ...,
+    max-pool), numbered in order; archgen groups the same layers into stages of blocks, so the n-th layer
+    met in order (a pool block counted too) is `features.n`."""
+    names = [f"{stage}.{j}.{layer}" for stage in model.stage_names for j, block in enumerate(getattr(model, stage))
+             for layer in block.pre_names + block.branch_names]
+    return lambda m: f"{names[int(m[1])]}." if int(m[1]) < len(names) else m[0]
+
+
+def _classifier_layer(model: nn.Module) -> Callable[[re.Match], str]:
+    """torchvision's VGG `classifier` (fc, relu, dropout, fc, relu, dropout, fc): archgen's head numbers its
+    hidden layers the same way, and the last fc, after the last dropout (`head.drop`), is `head.fc`."""
+    hidden = len(model.head.hidden)
+    return lambda m: f"head.hidden.{m[1]}." if int(m[1]) < hidden else "head.fc." if int(m[1]) == hidden + 1 else m[0]
+
+
+def _vgg_rules(model: nn.Module, pre_logits: bool) -> list[Rule]:
+    """The VGG rules, for a network without a stem (all its layers in `features`), none for any other.
+    timm's VGG holds the first two classifier layers in `pre_logits` as convs (fc1: 7x7 over the map, fc2: 1x1),
+    which `_CONV_AS_LINEAR` flattens into archgen's linear layers."""
+    if not (hasattr(model, "stage_names") and hasattr(model, "stem") and not model.stem.branch_names):
+        return []
+    rules: list[Rule] = [(r"^features\.(\d+)\.", _features_layer(model))]
+    if pre_logits:
+        rules.append((r"^pre_logits\.fc(\d)\.", lambda m: f"head.hidden.{3 * (int(m[1]) - 1)}."))
+    elif hasattr(model, "head") and hasattr(model.head, "hidden"):
+        rules.append((r"^classifier\.(\d+)\.", _classifier_layer(model)))
+    return rules
+
+
+#: timm's checkpoint keys whose convs are archgen's linear layers: VGG's pre_logits, a conv over the whole map
+#: (fc1, 7x7) and a 1x1 conv (fc2). Flattened (out, in, kh, kw) -> (out, in * kh * kw), in the order in which
+#: a linear layer reads the flattened map (channel, row, column), they compute the same function.
+_CONV_AS_LINEAR = {"timm": re.compile(r"^pre_logits\.fc\d\.weight$")}
+
+
+def _has_module(model: nn.Module, name: str) -> bool:
+    try:
+        model.get_submodule(name)
+    except AttributeError:
+        return False
+    return True
+
+
+#: Layout name -> the model's rules, tried in order; the first that matches a key rewrites it.
+LAYOUTS: dict[str, Callable[[nn.Module], list[Rule]]] = {
+    "archgen": lambda model: [],
+    "torchvision": lambda model: (_vgg_rules(model, pre_logits=False) + _DENSENET_RULES + _TORCHVISION_REGNET_RULES
+                                  + _RESNET_RULES),
     # Whether timm's `bn1` is the stem's only BN or its third depends on the model's stem.
-    "timm": lambda ours: ((_TIMM_DEEP_STEM_RULES if "stem.conv3.weight" in ours else []) + _RESNET_RULES
-                          + _TIMM_REGNET_RULES),
+    "timm": lambda model: (_vgg_rules(model, pre_logits=True) + _DENSENET_RULES
+                           + (_TIMM_DEEP_STEM_RULES if _has_module(model, "stem.conv3") else []) + _RESNET_RULES
+                           + _TIMM_REGNET_RULES),
 }
 
 
-def key_map(keys: list[str], layout: str, model_keys: set[str]) -> dict[str, str]:
-    """Checkpoint key -> archgen key under `layout`, for every key (unmatched keys map to themselves)."""
+def key_map(keys: list[str], layout: str, model: nn.Module) -> dict[str, str]:
+    """Checkpoint key -> archgen key under `layout` for `model`, for every key (unmatched keys map to themselves)."""
     if layout not in LAYOUTS:
         raise UserError(f"unknown weights layout '{layout}'; choose one of {', '.join(LAYOUTS)} (or 'auto')")
-    rules = [(re.compile(pattern), repl) for pattern, repl in LAYOUTS[layout](model_keys)]
+    rules = [(re.compile(pattern), repl) for pattern, repl in LAYOUTS[layout](model)]
     out = {}
     for key in keys:
         for pattern, repl in rules:
@@ -266,30 +314,50 @@ def match_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], l
     """
     ours = model.state_dict()
     ignore = ("head.fc.",) if ignore_classifier else ()
-    layouts = list(LAYOUTS) if layout == "auto" else [layout]
     attempts = []
-    for name in layouts:
-        names = key_map(list(state_dict), name, set(ours))
-        mapped: dict[str, torch.Tensor] = {}
-        for theirs, new in names.items():
-            if new in mapped:
-                raise WeightsMismatch(f"under the '{name}' layout two checkpoint keys map to '{new}'; the "
-                                      "checkpoint mixes layouts", missing=[], unexpected=[theirs], mis_shaped=[])
-            mapped[new] = state_dict[theirs]
-        if ignore:
-            mapped = {k: v for k, v in mapped.items() if not k.startswith(ignore)}
-        problems = _problems(mapped, ours, ignore)
+    for name in list(LAYOUTS) if layout == "auto" else [layout]:
+        names, mapped, problems = _attempt(model, state_dict, name, ours, ignore)
         if not any(problems):
             return mapped
         attempts.append((sum(map(len, problems)), name, names, mapped, problems))
     _, name, names, mapped, (missing, unexpected, mis_shaped) = min(attempts, key=lambda a: a[0])
+    fits = "" if layout == "auto" else next(
+        (other for other in LAYOUTS if other != layout and _fits(model, state_dict, other, ours, ignore)), "")
     raise WeightsMismatch(_mismatch_message(model, name, layout, names, mapped, ours, missing, unexpected,
-                                            mis_shaped), missing=missing, unexpected=unexpected,
+                                            mis_shaped, fits), missing=missing, unexpected=unexpected,
                           mis_shaped=mis_shaped)
 
 
+def _fits(model: nn.Module, state_dict: Mapping[str, torch.Tensor], layout: str, ours: dict[str, torch.Tensor],
+          ignore: tuple[str, ...]) -> bool:
+    try:
+        return not any(_attempt(model, state_dict, layout, ours, ignore)[2])
+    except WeightsMismatch:  # keys that collide under this layout: it is not the checkpoint's either
+        return False
+
+
+def _attempt(model: nn.Module, state_dict: Mapping[str, torch.Tensor], layout: str, ours: dict[str, torch.Tensor],
+             ignore: tuple[str, ...]) -> tuple[dict[str, str], dict[str, torch.Tensor], tuple[list, list, list]]:
+    """The checkpoint renamed (and timm's conv-as-linear weights flattened) under one layout, and what
+    does not fit: (checkpoint key -> archgen key, archgen key -> tensor, (missing, unexpected, mis-shaped))."""
+    names = key_map(list(state_dict), layout, model)
+    as_linear = _CONV_AS_LINEAR.get(layout)
+    mapped: dict[str, torch.Tensor] = {}
+    for theirs, new in names.items():
+        if new in mapped:
+            raise WeightsMismatch(f"under the '{layout}' layout two checkpoint keys map to '{new}'; the "
+                                  "checkpoint mixes layouts", missing=[], unexpected=[theirs], mis_shaped=[])
+        tensor = state_dict[theirs]
+        if as_linear is not None and as_linear.match(theirs) and tensor.dim() == 4:
+            tensor = tensor.reshape(tensor.shape[0], -1)
+        mapped[new] = tensor
+    if ignore:
+        mapped = {k: v for k, v in mapped.items() if not k.startswith(ignore)}
+    return names, mapped, _problems(mapped, ours, ignore)
+
+
 def _mismatch_message(model: nn.Module, name: str, asked: str, names: dict[str, str], mapped: dict,
-                      ours: dict, missing: list[str], unexpected: list[str], mis_shaped: list[str]) -> str:
+                      ours: dict, missing: list[str], unexpected: list[str], mis_shaped: list[str], fits: str) -> str:
     back = {new: old for old, new in names.items()}
     model_name = getattr(model, "name", type(model).__name__)
     parts = []
@@ -305,7 +373,9 @@ def _mismatch_message(model: nn.Module, name: str, asked: str, names: dict[str, 
         parts.append(f"{len(mis_shaped)} mis-shaped: {shown}{more}")
     how = f"the '{name}' layout" + (" (the closest of all layouts)" if asked == "auto" else "")
     hint = ""
-    if len(missing) + len(unexpected) > len(ours) // 2:
+    if fits:
+        hint = f" Its keys fit the '{fits}' layout: pass layout='{fits}' (or 'auto', which tries every layout)."
+    elif len(missing) + len(unexpected) > len(ours) // 2:
         hint = " It looks like a checkpoint of another architecture, or of another layout (layout='auto' tries all)."
     return (f"the checkpoint does not fit {model_name} under {how}: " + "; ".join(parts)
             + f". Nothing was loaded; the model is unchanged.{hint}")

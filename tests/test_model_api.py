@@ -119,32 +119,52 @@ def test_reset_classifier_replaces_the_fc_and_zero_removes_it():
     assert model(torch.randn(1, 3, 32, 32)).shape == (1, model.num_features)
 
 
-@pytest.mark.parametrize("name", ["resnet50", "densenet121", "drn_c_26", "darknet53"])
-def test_feature_info_matches_each_stages_output(name):
-    model = archgen.create_model(name, pretrained=None).eval()
+@pytest.mark.parametrize("name", ["resnet50", "densenet121", "drn_c_26", "darknet53", "vgg11_lrn", "resnet20_cifar"])
+def test_each_feature_map_is_the_output_of_the_module_feature_info_names(name):
+    """timm's contract: map i is what module feature_info[i]["module"] outputs in the full model."""
+    model = archgen.create_model(name, pretrained=False).eval()
+    outputs = {}
+    for info in model.feature_info:
+        model.get_submodule(info["module"]).register_forward_hook(
+            lambda module, args, out, key=info["module"]: outputs.__setitem__(key, out.clone()))
+    x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        outs = model.forward_stages(torch.randn(1, 3, 64, 64))
-    assert len(outs) == len(model.feature_info)
-    for out, info in zip(outs, model.feature_info):
+        model(x)
+        maps = FeatureListNet(model)(x)
+    assert len(maps) == len(model.feature_info) == len(outputs)
+    for out, info in zip(maps, model.feature_info):
+        torch.testing.assert_close(out, outputs[info["module"]], rtol=0, atol=0)
         assert out.shape[1] == info["num_chs"] and 64 // out.shape[-1] == info["reduction"]
-        assert hasattr(model, info["module"])
 
 
-def test_features_only_returns_the_chosen_stages_and_drops_the_rest():
-    backbone = archgen.create_model("resnet50", features_only=True, out_indices=(1, -1))
+def test_features_only_returns_the_chosen_maps_and_drops_the_rest():
+    backbone = archgen.create_model("resnet50", features_only=True, out_indices=(2, -1))
     assert isinstance(backbone, FeatureListNet)
-    assert [(i["num_chs"], i["reduction"]) for i in backbone.feature_info] == [(512, 8), (2048, 32)]
+    assert backbone.feature_info.channels() == [512, 2048] and backbone.feature_info.reduction() == [8, 32]
     with torch.no_grad():
         maps = backbone.eval()(torch.randn(1, 3, 64, 64))
     assert [tuple(m.shape) for m in maps] == [(1, 512, 8, 8), (1, 2048, 2, 2)]
     assert not any(k.startswith("head.") for k in backbone.state_dict())
-    early = archgen.create_model("resnet50", features_only=True, out_indices=[0])
+    early = archgen.create_model("resnet50", features_only=True, out_indices=[1])
     assert not any(k.startswith(("layer2", "layer3", "layer4")) for k in early.state_dict())
+    stem_only = archgen.create_model("resnet50", features_only=True, out_indices=[0])
+    assert {k.split(".")[0] for k in stem_only.state_dict()} == {"stem"}
+
+
+def test_a_pre_activation_backbones_last_map_keeps_only_the_heads_final_norm():
+    backbone = archgen.create_model("densenet121", features_only=True, out_indices=(-1,))
+    assert backbone.feature_info.module_name() == ["head.act"]
+    assert {k.split(".")[1] for k in backbone.state_dict() if k.startswith("head.")} == {"norm"}
 
 
 def test_features_only_refuses_indices_out_of_range_and_out_indices_alone():
-    with pytest.raises(UserError, match=r"out_indices \[4\] out of range: resnet18 has 4 stages"):
-        archgen.create_model("resnet18", features_only=True, out_indices=(4,))
+    with pytest.raises(UserError, match=r"out_indices \[5\] out of range: resnet18 has 5 feature maps \(0 is "
+                                        r"stem\.act1's output at stride 2\)"):
+        archgen.create_model("resnet18", features_only=True, out_indices=(5,))
+    with pytest.raises(UserError, match="empty"):
+        archgen.create_model("resnet18", features_only=True, out_indices=())
+    with pytest.raises(UserError, match="last 6 feature maps"):
+        archgen.create_model("resnet18", features_only=True, out_indices=6)
     with pytest.raises(UserError, match="features_only"):
         archgen.create_model("resnet18", out_indices=(1,))
 

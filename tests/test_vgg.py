@@ -1,9 +1,11 @@
-"""VGG (Simonyan and Zisserman 2014): the bundled configurations equal torchvision's VGGs in parameters, and the
-filled torchvision state dicts give torchvision's logits; the paper's Table 2 counts; the 7x7 classifier."""
+"""VGG (Simonyan and Zisserman 2014): the bundled configurations equal torchvision's VGGs in parameters, and
+torchvision's state dicts load by name (layout='torchvision') and give torchvision's logits; the paper's Table 2
+counts; the 7x7 classifier."""
 
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -12,7 +14,8 @@ from typer.testing import CliRunner
 import archgen
 from archgen.cli.app import app
 from archgen.errors import SpecError
-from conftest import DATA, filled_state_dict
+from archgen.weights import match_state_dict
+from conftest import DATA, assert_reference_logits
 
 #: torchvision 0.29.1's num_params, as its model docs print them (VGG11_Weights ... VGG19_BN_Weights).
 TORCHVISION_PARAMS = {"vgg11": 132_863_336, "vgg13": 133_047_848, "vgg16": 138_357_544, "vgg19": 143_667_240,
@@ -21,8 +24,36 @@ TORCHVISION_PARAMS = {"vgg11": 132_863_336, "vgg13": 133_047_848, "vgg16": 138_3
 
 
 def vgg_reference(name: str) -> dict:
-    # Kept beside, not in, tests/data/torchvision/: archgen's torchvision layout maps no `features.N` keys.
+    # In their own folder: the tests over tests/data/torchvision/*.json hold four-stage ResNet/DenseNet twins.
     return json.loads((DATA / "torchvision" / "vgg" / f"{name}.json").read_text())
+
+
+#: torchvision's `cfgs` as the paper's Table 1 prints configurations A, B, D and E: conv widths, "M" a max-pool.
+TABLE_1 = {"vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+           "vgg13": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+           "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+           "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512,
+                     512, "M"]}
+
+
+def torchvision_vgg_keys(name: str) -> list:
+    """torchvision's VGG state dict, [key, shape] in order: one `features` Sequential numbering every layer
+    (conv, [bn], relu; max-pool), then `classifier` (fc 25088-4096, relu, dropout, fc 4096-4096, relu, dropout,
+    fc 4096-1000)."""
+    entries, i, c_in = [], 0, 3
+    for v in TABLE_1[name.removesuffix("_bn")]:
+        if v == "M":
+            i += 1
+            continue
+        entries += [[f"features.{i}.weight", [v, c_in, 3, 3]], [f"features.{i}.bias", [v]]]
+        if name.endswith("_bn"):
+            entries += [[f"features.{i + 1}.{k}", [v]] for k in ("weight", "bias", "running_mean", "running_var")]
+            entries.append([f"features.{i + 1}.num_batches_tracked", []])
+        i += 3 if name.endswith("_bn") else 2
+        c_in = v
+    for j, (n_in, n_out) in zip((0, 3, 6), ((512 * 7 * 7, 4096), (4096, 4096), (4096, 1000))):
+        entries += [[f"classifier.{j}.weight", [n_out, n_in]], [f"classifier.{j}.bias", [n_out]]]
+    return entries
 
 
 @pytest.mark.parametrize("name", sorted(TORCHVISION_PARAMS))
@@ -32,18 +63,24 @@ def test_vgg_params_equal_torchvisions(name):
 
 
 @pytest.mark.parametrize("name", ["vgg11", "vgg16_bn"])
-def test_torchvision_state_dict_in_its_order_gives_torchvisions_logits(name):
+def test_torchvision_state_dict_loads_by_name_and_gives_torchvisions_logits(name):
     ref = vgg_reference(name)
-    model = archgen.build(name).eval()
-    ours = model.state_dict()
-    assert [list(v.shape) for v in ours.values()] == [shape for _, shape in ref["state_dict"]]
-    model.load_state_dict(dict(zip(ours, filled_state_dict(ref["state_dict"]).values())))
-    x = torch.randn(*ref["input"]["shape"], generator=torch.Generator().manual_seed(ref["input"]["generator_seed"]))
-    with torch.no_grad():
-        logits = model(x)
-    expected = torch.tensor(ref["logits"])
-    torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
     assert ref["params"] == TORCHVISION_PARAMS[name]
+    assert ref["state_dict"] == torchvision_vgg_keys(name)
+    assert_reference_logits(name, ref, "torchvision")
+
+
+@pytest.mark.parametrize("name", sorted(TORCHVISION_PARAMS))
+def test_every_torchvision_vgg_checkpoint_fits_its_twin_by_name(name):
+    entries = torchvision_vgg_keys(name)
+    assert sum(math.prod(shape) for key, shape in entries if "running" not in key
+               and "num_batches" not in key) == TORCHVISION_PARAMS[name]
+    state = {k: torch.empty(shape, device="meta", dtype=torch.long if k.endswith("num_batches_tracked") else None)
+             for k, shape in entries}
+    model = archgen.build(name, device="meta")
+    mapped = match_state_dict(model, state, "torchvision")  # every key used once, every shape equal
+    assert mapped.keys() == model.state_dict().keys()
+    assert match_state_dict(model, state, "auto").keys() == mapped.keys()
 
 
 def test_fvcore_total_is_our_macs_plus_the_adaptive_pool():

@@ -1,4 +1,5 @@
-"""Weights in by name and out whole: timm's resnet26/26d load timm's state dicts and give timm's logits,
+"""Weights in by name and out whole: timm's state dicts (its ResNets, RegNets, DenseNet and VGG) load by name and
+give timm's logits,
 `.safetensors` and `.pt` files round-trip, and every kind of bad checkpoint is refused with a clear
 UserError (exit 2 at the CLI) that leaves the model unchanged."""
 
@@ -16,10 +17,11 @@ from typer.testing import CliRunner
 import archgen
 from archgen.cli.app import app
 from archgen.errors import UserError
-from archgen.weights import WeightsError, WeightsMismatch, read_metadata, save_weights
+from archgen.weights import WeightsError, WeightsMismatch, match_state_dict, read_metadata, save_weights
 from conftest import DATA, assert_reference_logits, filled_state_dict
 
-TIMM_TWINS = sorted(p.stem for p in (DATA / "timm").glob("*.json"))
+#: tests/data/timm/ also holds feature_info.json (timm's feature maps, tests/test_timm_conventions.py).
+TIMM_TWINS = sorted(p.stem for p in (DATA / "timm").glob("*.json") if p.stem != "feature_info")
 runner = CliRunner()
 
 
@@ -43,9 +45,9 @@ def resnet20():
 
 
 def test_the_timm_twins_hold_the_shared_reference_set_and_the_files_made_like_it():
-    """The five shared files, and those tests/data/tools/make_reference.py made from timm 1.0.31 by the same
+    """The seven shared files, and those tests/data/tools/make_reference.py made from timm 1.0.31 by the same
     fill rule (it reproduces the shared seresnet50.json to 1e-6 first: `--library timm --check seresnet50`)."""
-    shared = {"resnet26", "resnet26d", "seresnet50", "regnetx_002", "regnetx_004"}
+    shared = {"resnet26", "resnet26d", "seresnet50", "regnetx_002", "regnetx_004", "densenet121", "vgg11"}
     assert shared <= set(TIMM_TWINS)
     assert all(timm_reference(n)["source"] == f"timm 1.0.31 create_model('{n}', pretrained=False)" for n in TIMM_TWINS)
     assert {"seresnext50_32x4d", "resnext50d_32x4d"} <= set(TIMM_TWINS)
@@ -71,6 +73,34 @@ def test_auto_layout_finds_the_one_that_fits():
     state = filled_state_dict(timm_reference("resnet26d")["state_dict"])
     archgen.load_weights(model, state, layout="auto")
     torch.testing.assert_close(model.head.fc.weight, state["fc.weight"])
+
+
+def meta_state_dict(entries: list) -> dict[str, torch.Tensor]:
+    """A reference's keys and shapes without their values (matching names and shapes needs no memory)."""
+    return {k: torch.empty(shape, device="meta", dtype=torch.long if k.endswith("num_batches_tracked") else None)
+            for k, shape in entries}
+
+
+def test_timms_vgg_pre_logits_convs_map_onto_the_heads_linear_layers():
+    """timm holds VGG's first classifier layer as a 7x7 conv over the map (fc1) and the second as a 1x1 conv;
+    flattened, they are the head's linear layers (the logits test above shows they compute the same)."""
+    entries = timm_reference("vgg11")["state_dict"]
+    mapped = match_state_dict(archgen.build("vgg11", device="meta"), meta_state_dict(entries), "timm")
+    assert dict(entries)["pre_logits.fc1.weight"] == [4096, 512, 7, 7]
+    assert mapped["head.hidden.0.weight"].shape == (4096, 512 * 7 * 7)
+    assert mapped["head.hidden.3.weight"].shape == (4096, 4096)
+    assert mapped["layer5.1.conv.weight"].shape == tuple(dict(entries)["features.18.weight"])
+
+
+@pytest.mark.parametrize("name, reference, asked, fits", [
+    ("resnet26d", lambda: timm_reference("resnet26d"), "torchvision", "timm"),
+    ("vgg11", lambda: json.loads((DATA / "torchvision" / "vgg" / "vgg11.json").read_text()), "timm", "torchvision"),
+    ("vgg11", lambda: timm_reference("vgg11"), "archgen", "timm"),
+])
+def test_a_checkpoint_of_another_layout_is_refused_naming_the_layout_it_fits(name, reference, asked, fits):
+    model = archgen.build(name, device="meta")
+    with pytest.raises(WeightsMismatch, match=f"Its keys fit the '{fits}' layout: pass layout='{fits}'"):
+        match_state_dict(model, meta_state_dict(reference()["state_dict"]), asked)
 
 
 @pytest.mark.parametrize("suffix", [".safetensors", ".pt"])

@@ -345,7 +345,7 @@ def test_torchvision_twin_pairs_strictly_with_torchvisions_keys(name):
     state = {k: torch.empty(s, device="meta", dtype=torch.long if k.endswith("num_batches_tracked") else None)
              for k, s in entries}
     match_state_dict(model, state, "torchvision")  # every key used once, every shape equal
-    mapping = key_map(list(state), "torchvision", set(model.state_dict()))
+    mapping = key_map(list(state), "torchvision", model)
     assert all(ours == our_name(theirs) for theirs, ours in mapping.items())
 
 
