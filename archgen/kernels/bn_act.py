@@ -29,11 +29,16 @@ of H*W, channels_last is (N*H*W) rows of C. `launch_config` picks the tile and
 warps from the shape (the table `TILE_RULES` says why); `tune=True` (or
 ARCHGEN_TUNE=1) lets triton.autotune time `TUNE_CONFIGS` per shape on the GPU
 instead, and `tuned_configs()` reports what it chose so the table can learn.
+`plan_launch` does all of a launch but run it (on any device, the meta one
+included), and `call_forms()` lists every kind of call that launches, so that
+tests/test_kernel_compile.py compiles each specialisation for sm_80 and sm_90
+on a machine without a GPU.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
@@ -45,6 +50,10 @@ if TYPE_CHECKING:
 
 #: Activation names and the codes the kernel is specialised on.
 ACTS = {"none": 0, "relu": 1, "leaky_relu": 2, "silu": 3}
+#: Residual forms and their codes: none, added as is, or scaled by a second BN's scale (a projection shortcut).
+RESIDUALS = {"none": 0, "add": 1, "bn": 2}
+#: Storage types the kernel runs on; others (float64) take `bn_act_reference`, with the same float32 arithmetic.
+DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
 def _leaky_slope() -> float:
@@ -160,7 +169,7 @@ def triton_available() -> bool:
 
 def uses_triton(x: torch.Tensor) -> bool:
     """Whether `bn_act(x, ...)` runs the Triton kernel (CUDA, or the interpreter on the CPU)."""
-    if not triton_available():
+    if not triton_available() or x.dtype not in DTYPES:
         return False
     return x.is_cuda or (x.device.type == "cpu" and _interpret())
 
@@ -213,6 +222,51 @@ def launch_config(rows: int, cols: int, itemsize: int, interpret: bool = False,
     return LaunchConfig(block_r, block_c, warps)
 
 
+@dataclass(frozen=True)
+class CallForm:
+    """A kind of `bn_act` call, by what the kernel is specialised on apart from the shape: the storage type,
+    the layout, whether a scale and a gate are given, the residual's form and the act."""
+
+    dtype: torch.dtype
+    channels_last: bool
+    scale: bool
+    gate: bool
+    residual: str
+    act: str
+
+
+def call_forms() -> list[CallForm]:
+    """Every kind of call that launches the kernel (288), each its own compiled specialisation: listed from the
+    values `plan_launch` dispatches on, so that tests/test_kernel_compile.py can compile them all for GPUs this
+    machine lacks and follows the launcher when a choice is added."""
+    return [CallForm(*choice) for choice in itertools.product(DTYPES, (False, True), (False, True), (False, True),
+                                                              RESIDUALS, ACTS)]
+
+
+@dataclass(frozen=True)
+class KernelLaunch:
+    """One launch as `bn_act` makes it: the arguments, the constexprs, the heuristic's tile and grid. Planned
+    apart from running so that a test can compile exactly what a run would launch, with no GPU."""
+
+    args: tuple
+    flags: dict[str, object]
+    config: LaunchConfig
+    rows: int
+    cols: int
+
+    @property
+    def kwargs(self) -> dict[str, object]:
+        """The keywords of the launch: the flags, the tile and the warps."""
+        return {**self.flags, "BLOCK_R": self.config.block_r, "BLOCK_C": self.config.block_c,
+                "num_warps": self.config.num_warps}
+
+    def grid(self, meta: Optional[dict] = None) -> tuple[int, int]:
+        """Tiles over rows and columns, for the heuristic's tile or for autotune's `meta`."""
+        if meta is None:
+            return _cdiv(self.rows, self.config.block_r), _cdiv(self.cols, self.config.block_c)
+        return _cdiv(self.rows, meta["BLOCK_R"]), _cdiv(self.cols, meta["BLOCK_C"])
+
+
 def tuned_configs() -> dict:
     """What triton.autotune chose in this process: {(rows, cols, ch_on_cols, res, has_scale, ...): config}."""
     fn = _kernel(False, True)
@@ -255,7 +309,7 @@ def _vector(v: Optional[torch.Tensor], name: str, c: int, device: torch.device) 
         v = torch.as_tensor(v, dtype=torch.float32)
     if v.numel() != c:
         raise ValueError(f"bn_act: {name} has {v.numel()} elements; the input has {c} channels")
-    return v.reshape(c).to(device=device).contiguous()
+    return v.reshape(c).to(device=device, dtype=torch.float32).contiguous()
 
 
 def bn_act(x: torch.Tensor, scale: Optional[torch.Tensor], shift: Optional[torch.Tensor],
@@ -277,6 +331,37 @@ def bn_act(x: torch.Tensor, scale: Optional[torch.Tensor], shift: Optional[torch
     Runs the Triton kernel on CUDA, in Triton's interpreter on the CPU when TRITON_INTERPRET=1,
     and the pure-PyTorch `bn_act_reference` otherwise.
     """
+    if not uses_triton(x):
+        scale, shift, residual_scale, gate, slope = _checked(x, scale, shift, residual, residual_scale,
+                                                             residual_shift, act, gate, out, slope)
+        return bn_act_reference(x, scale, shift, residual, residual_scale, act, gate=gate, out=out, slope=slope)
+    interpret = x.device.type == "cpu"
+    tuned = (not interpret) and (tune if tune is not None else os.environ.get("ARCHGEN_TUNE") == "1")
+    sms = device_sms(x.device.index or 0) if x.is_cuda else DEFAULT_SMS
+    target, launch = plan_launch(x, scale, shift, residual, residual_scale, residual_shift, act, gate=gate, out=out,
+                                 slope=slope, interpret=interpret, sms=sms)
+    if launch is not None:
+        fn = _kernel(interpret, tuned)
+        if tuned:
+            fn[launch.grid](*launch.args, **launch.flags)
+        else:
+            grid = launch.grid()
+            if grid[0] > 2**31 - 1 or grid[1] > 65535:
+                raise ValueError(f"bn_act: tensor of shape {tuple(x.shape)} needs a grid of {grid}, "
+                                 "beyond CUDA's limits")
+            fn[grid](*launch.args, **launch.kwargs)
+    if out is not None and target is not out:
+        out.copy_(target)
+        return out
+    return target
+
+
+def _checked(x: torch.Tensor, scale: Optional[torch.Tensor], shift: Optional[torch.Tensor],
+             residual: Optional[torch.Tensor], residual_scale: Optional[torch.Tensor],
+             residual_shift: Optional[torch.Tensor], act: str, gate: Optional[torch.Tensor],
+             out: Optional[torch.Tensor], slope: Optional[float]) -> tuple[Optional[torch.Tensor], ...]:
+    """bn_act's arguments checked, the vectors and the gate as float32 (so that their storage type never
+    makes another kernel), residual_shift added into shift: (scale, shift, residual_scale, gate, slope)."""
     if act not in ACTS:
         raise ValueError(f"bn_act: unknown act {act!r}; choose one of {', '.join(ACTS)}")
     if x.dim() < 2:
@@ -296,20 +381,30 @@ def bn_act(x: torch.Tensor, scale: Optional[torch.Tensor], shift: Optional[torch
         if gate.numel() != x.shape[0] * c or (gate.dim() > 1 and tuple(gate.shape[:2]) != (x.shape[0], c)):
             raise ValueError(f"bn_act: gate has shape {tuple(gate.shape)}; it must be (N, C) = "
                              f"({x.shape[0]}, {c}), or (N, C, 1, ...)")
-        gate = gate.reshape(x.shape[0], c).to(device=x.device).contiguous()
+        gate = gate.reshape(x.shape[0], c).to(device=x.device, dtype=torch.float32).contiguous()
         if residual_shift is not None:
             raise ValueError("bn_act: residual_shift with a gate would be gated with the shift; add it to the "
                              "residual instead")
     if residual_shift is not None:
-        shift = residual_shift.float() if shift is None else shift.float() + residual_shift.float()
+        shift = residual_shift if shift is None else shift + residual_shift
     if slope is None:
         slope = _leaky_slope()
     if out is not None and (out.shape != x.shape or out.dtype != x.dtype):
         raise ValueError("bn_act: out must have x's shape and dtype")
+    return scale, shift, residual_scale, gate, slope
 
-    if not uses_triton(x):
-        return bn_act_reference(x, scale, shift, residual, residual_scale, act, gate=gate, out=out, slope=slope)
 
+def plan_launch(x: torch.Tensor, scale: Optional[torch.Tensor], shift: Optional[torch.Tensor],
+                residual: Optional[torch.Tensor] = None, residual_scale: Optional[torch.Tensor] = None,
+                residual_shift: Optional[torch.Tensor] = None, act: str = "relu", *,
+                gate: Optional[torch.Tensor] = None, out: Optional[torch.Tensor] = None,
+                slope: Optional[float] = None, interpret: bool = False,
+                sms: int = DEFAULT_SMS) -> tuple[torch.Tensor, Optional[KernelLaunch]]:
+    """Everything `bn_act` does before the kernel runs, on any device (on the meta device, shapes alone):
+    (the tensor the kernel writes, the launch; None when x is empty). Arguments as bn_act's; interpret and
+    sms as launch_config's."""
+    scale, shift, residual_scale, gate, slope = _checked(x, scale, shift, residual, residual_scale, residual_shift,
+                                                         act, gate, out, slope)
     ch_on_cols = _layout(x)
     if ch_on_cols is None:
         x = x.contiguous()
@@ -322,41 +417,25 @@ def bn_act(x: torch.Tensor, scale: Optional[torch.Tensor], shift: Optional[torch
     target = out
     if out is None or not out.is_contiguous(memory_format=fmt):
         target = torch.empty_like(x, memory_format=fmt)
-
     numel = x.numel()
-    if numel:
-        if ch_on_cols:
-            rows, cols = numel // c, c
-        else:
-            rows, cols = x.shape[0] * c, numel // max(1, x.shape[0] * c)
-        if shift is None:
-            shift = torch.zeros(c, device=x.device, dtype=torch.float32)
-        res_mode = 0 if residual is None else (2 if residual_scale is not None else 1)
-        interpret = x.device.type == "cpu"
-        tuned = (not interpret) and (tune if tune is not None else os.environ.get("ARCHGEN_TUNE") == "1")
-        args = (x, scale if scale is not None else shift, shift, gate if gate is not None else shift,
-                residual if residual is not None else x,
-                residual_scale if residual_scale is not None else shift,
-                target, rows, cols, c, numel // max(1, x.shape[0] * c), float(slope))
-        flags = dict(CH_ON_COLS=ch_on_cols, HAS_SCALE=scale is not None, GATE=gate is not None, RES=res_mode,
-                     ACT=ACTS[act], INT64=numel >= 2**31 - 1)
-        fn = _kernel(interpret, tuned)
-        if tuned:
-            def grid(meta):
-                return (_cdiv(rows, meta["BLOCK_R"]), _cdiv(cols, meta["BLOCK_C"]))
-            fn[grid](*args, **flags)
-        else:
-            sms = device_sms(x.device.index or 0) if x.is_cuda else DEFAULT_SMS
-            cfg = launch_config(rows, cols, x.element_size(), interpret, sms)
-            grid = (_cdiv(rows, cfg.block_r), _cdiv(cols, cfg.block_c))
-            if grid[0] > 2**31 - 1 or grid[1] > 65535:
-                raise ValueError(f"bn_act: tensor of shape {tuple(x.shape)} needs a grid of {grid}, "
-                                 "beyond CUDA's limits")
-            fn[grid](*args, **flags, BLOCK_R=cfg.block_r, BLOCK_C=cfg.block_c, num_warps=cfg.num_warps)
-    if out is not None and target is not out:
-        out.copy_(target)
-        return out
-    return target
+    if not numel:
+        return target, None
+    c = x.shape[1]
+    if ch_on_cols:
+        rows, cols = numel // c, c
+    else:
+        rows, cols = x.shape[0] * c, numel // max(1, x.shape[0] * c)
+    if shift is None:
+        shift = torch.zeros(c, device=x.device, dtype=torch.float32)
+    res = "none" if residual is None else ("bn" if residual_scale is not None else "add")
+    args = (x, scale if scale is not None else shift, shift, gate if gate is not None else shift,
+            residual if residual is not None else x,
+            residual_scale if residual_scale is not None else shift,
+            target, rows, cols, c, numel // max(1, x.shape[0] * c), float(slope))
+    flags = dict(CH_ON_COLS=ch_on_cols, HAS_SCALE=scale is not None, GATE=gate is not None, RES=RESIDUALS[res],
+                 ACT=ACTS[act], INT64=numel >= 2**31 - 1)
+    cfg = launch_config(rows, cols, x.element_size(), interpret, sms)
+    return target, KernelLaunch(args, flags, cfg, rows, cols)
 
 
 def _cdiv(a: int, b: int) -> int:
