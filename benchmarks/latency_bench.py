@@ -64,7 +64,8 @@ def interleaved(calibration: list[str], cells: list[tuple[str, str, int]], backe
                 size, device: str, warmup: int, reps: int, cpu_time: bool) -> tuple[dict, dict]:
     """The latency table of the calibration specs and each cell's measured ms, timed pass by pass in one
     loop by archgen.bench.latency.time_interleaved (one round: see the module docstring)."""
-    from archgen.bench.latency import call_ms, latency_table, plan_calibration, segmented, time_interleaved
+    from archgen.bench.latency import latency_table, plan_calibration, segmented, time_interleaved
+    from archgen.bench.timing import call_ms
 
     jobs, entries = plan_calibration(calibration, backends, ["float32"], [False], batches, size)
     nets = [segmented(job, device, cpu_time) for job in jobs]

@@ -247,7 +247,7 @@ def test_ray_without_ray_installed_says_how_to_install(app, tiny, monkeypatch):
 
 def test_a_spec_that_fails_to_build_is_rows_with_its_error_and_the_sweep_goes_on(monkeypatch, tiny):
     from archgen.bench import runner
-    from archgen.bench.sweep import FAILED, grid, run_serial
+    from archgen.bench.job_grid import FAILED, grid, run_serial
 
     real = runner._prepare
 
@@ -283,3 +283,56 @@ def test_onnxruntime_is_a_backend_timed_beside_eager_and_computing_the_same_logi
     x = torch.randn(3, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(torch.from_numpy(session(x)), model(x), rtol=1e-4, atol=1e-4)
+
+
+def test_openvino_is_a_backend_computing_eagers_logits(tiny):
+    """OpenVINO, Intel's CPU runtime, on the model exported as for ONNX Runtime (issue 19): its logits are
+    eager's within 1e-4 at a batch size other than the traced one, and it is timed in the same run."""
+    pytest.importorskip("openvino")
+    import torch
+
+    import archgen
+    from archgen.bench import runner
+
+    model = archgen.build(tiny).eval()
+    compiled = runner.make_backend("openvino", model, "cpu", input_size=32)
+    x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = model(x)
+    assert expected.abs().max() > 1e-2  # logits worth comparing, not all zero
+    torch.testing.assert_close(torch.from_numpy(compiled(x)), expected, rtol=1e-4, atol=1e-4)
+    cfg = runner.BenchConfig(specs=[tiny], device="cpu", batch_sizes=[2], backends=["eager", "openvino"],
+                             warmup=0, reps=2)
+    assert [(r.backend, r.status) for r in runner.run(cfg)] == [("eager", "ok"), ("openvino", "ok")]
+
+
+def test_bench_times_openvino_on_a_tiny_spec(app, tiny):
+    pytest.importorskip("openvino")
+    r = invoke(app, tiny, "--cpu", "--backends", "eager,openvino", "--batch-sizes", "1", "--warmup", "0",
+               "--reps", "1", "--format", "json")
+    assert r.exit_code == 0, r.output
+    results = json.loads(r.stdout)["results"]
+    assert [(x["backend"], x["status"], x["reps"]) for x in results] == [("eager", "ok", 1), ("openvino", "ok", 1)]
+    assert results[1]["median_ms"] > 0
+
+
+def test_openvino_not_installed_exits_2_naming_the_extra(app, tiny, monkeypatch):
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    r = invoke(app, tiny, "--cpu", "--backends", "eager,openvino")
+    assert r.exit_code == 2, r.output
+    assert "pip install 'archgen[openvino]'" in r.stderr and "Traceback" not in r.output
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_openvino_refuses_the_gpu_and_dtypes_other_than_float32(tiny):
+    pytest.importorskip("openvino")
+    import torch
+
+    import archgen
+    from archgen.bench import runner
+
+    model = archgen.build(tiny).eval()
+    with pytest.raises(RuntimeError, match="runs on the CPU"):
+        runner.make_backend("openvino", model, "cuda", input_size=32)
+    with pytest.raises(RuntimeError, match="float32 models only"):
+        runner.make_backend("openvino", model.to(torch.bfloat16), "cpu", input_size=32)

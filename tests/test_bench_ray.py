@@ -20,7 +20,7 @@ import archgen  # noqa: E402
 from archgen.bench import ray_sweep  # noqa: E402
 from archgen.bench.results import read_results  # noqa: E402
 from archgen.bench.runner import BenchConfig, row_key  # noqa: E402
-from archgen.bench.sweep import FAILED, ResultsStream, done_keys, grid, run_serial  # noqa: E402
+from archgen.bench.job_grid import FAILED, ResultsStream, done_keys, grid, run_serial  # noqa: E402
 from archgen.cli.bench import bench_command  # noqa: E402
 
 

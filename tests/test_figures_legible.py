@@ -116,7 +116,7 @@ def test_stage_bars_keep_the_legend_off_the_bars():
 def test_the_lesion_curves_print_no_text_over_another(with_agreement):
     """README's sweep (ResNet-110 against Plain-56, 10 blocks, the spreads it printed), with and without the
     top-1 agreement panel."""
-    from archgen.ensemble.sweep import Sweep, SweepPoint, sweep_figure
+    from archgen.ensemble.lesion_sweep import Sweep, SweepPoint, sweep_figure
 
     def sweep(name, candidates, changes):
         return Sweep(name, candidates, [SweepPoint(k, 10, m, sd, 1 - m / 2 if with_agreement else None)

@@ -131,14 +131,14 @@ def test_calibrate_refuses_torch_compile(tmp_path):
 def test_calibration_rounds_keep_each_configurations_lowest_median(monkeypatch, tmp_path):
     """time_segments times every batch size in each round and keeps, per configuration, its lowest median."""
     calls = {"n": 0}
-    real = latency._pass_times
+    real = latency.segment_times
 
     def slow_first_round(modules, x, device, cpu_time):
         times, y = real(modules, x, device, cpu_time)
         calls["n"] += 1
         return ([t + 1000.0 for t in times] if calls["n"] <= 6 else times), y  # 2 checks, then round 1's passes
 
-    monkeypatch.setattr(latency, "_pass_times", slow_first_round)
+    monkeypatch.setattr(latency, "segment_times", slow_first_round)
     path = tmp_path / "tiny_resnet.yaml"
     path.write_text(TINY)
     segs = latency.segments(archgen.profile(str(path)))

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 import archgen
 from archgen.cli.app import app
 from archgen.ensemble import LesionError, deletable_blocks, lesion
-from archgen.ensemble.sweep import lesion_sweep
+from archgen.ensemble.lesion_sweep import lesion_sweep
 
 runner = CliRunner()
 

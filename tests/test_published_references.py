@@ -15,7 +15,8 @@ PUBLISHED = json.loads((Path(__file__).parent / "data" / "published.json").read_
 
 def fvcore_total(p) -> int:
     """fvcore's total from archgen's layers: conv + linear, 2 per BN element, the global average pool
-    (fvcore skips max pools, the shortcut's average pool and the residual add; see archgen.counters.RULES)."""
+    (fvcore skips max pools, the shortcut's average pool and the residual add; see
+    archgen.third_party_counters.RULES)."""
     bn = sum(layer.other_ops for layer in p.layers if layer.op == "bn")
     global_pool = sum(layer.other_ops for layer in p.layers if layer.op == "pool" and layer.name.startswith("head"))
     return p.macs + 2 * bn + global_pool

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
+from archgen.bench.timing import segment_times, timer_name
 from archgen.errors import UserError
 
 FORMAT = "archgen-latency-table/1"
@@ -114,36 +115,6 @@ class CalibrationJob:
     image_size: Optional[int] = None
 
 
-def _clock(cpu_time: bool) -> Callable[[], float]:
-    import time
-
-    return time.process_time if cpu_time else time.perf_counter
-
-
-def _pass_times(modules: list, x: Any, device: str, cpu_time: bool) -> tuple[list[float], Any]:
-    """One forward pass through the segments in order: the ms each took, and the output."""
-    import torch
-
-    if device == "cuda":
-        events = [torch.cuda.Event(enable_timing=True) for _ in range(len(modules) + 1)]
-        events[0].record()
-        y = x
-        for module, event in zip(modules, events[1:]):
-            y = module(y)
-            event.record()
-        torch.cuda.synchronize()
-        return [a.elapsed_time(b) for a, b in zip(events, events[1:])], y
-    clock = _clock(cpu_time)
-    times, y = [], x
-    t = clock()
-    for module in modules:
-        y = module(y)
-        now = clock()
-        times.append((now - t) * 1e3)
-        t = now
-    return times, y
-
-
 @dataclass
 class SegmentedNetwork:
     """A job's network built on its device, cut into its segments' modules, with one input per batch size:
@@ -157,7 +128,7 @@ class SegmentedNetwork:
 
     def pass_times(self, batch: int, cpu_time: bool) -> list[float]:
         """Ms of each segment in one forward pass at this batch size."""
-        return _pass_times(self.modules, self.inputs[batch], self.device, cpu_time)[0]
+        return segment_times(self.modules, self.inputs[batch], self.device, cpu_time)[0]
 
 
 def segmented(job: CalibrationJob, device: str, cpu_time: bool = False) -> SegmentedNetwork:
@@ -181,7 +152,7 @@ def segmented(job: CalibrationJob, device: str, cpu_time: bool = False) -> Segme
             x = torch.randn(batch, *every[0].input, device=device, dtype=dtype)
             if job.channels_last:
                 x = x.to(memory_format=torch.channels_last)
-            _, y = _pass_times(modules, x, device, cpu_time)
+            _, y = segment_times(modules, x, device, cpu_time)
             if not torch.allclose(y.float(), model(x).float(), rtol=1e-3, atol=1e-3):
                 raise RuntimeError(f"{spec.name}: stem, blocks and head run in order do not give the network's "
                                    "output; its forward does more than chain them, so its blocks cannot be timed")
@@ -254,12 +225,6 @@ def keep_medians(best: dict[str, dict[str, float]], job: CalibrationJob, every: 
             kept[cond] = min(kept.get(cond, median), median)
 
 
-def call_ms(module: Any, x: Any, device: str, cpu_time: bool = False) -> float:
-    """Ms of one call of a whole module, by the clock its segments are timed with (the latency benchmark's
-    held-out networks, passed to time_interleaved as calls)."""
-    return _pass_times([module], x, device, cpu_time)[0][0]
-
-
 def plan_calibration(specs: Iterable[str], backends: list[str], dtypes: list[str], layouts: list[bool],
                      batch_sizes: list[int], image_size: Optional[int] = None
                      ) -> tuple[list[CalibrationJob], dict[str, dict[str, Any]]]:
@@ -326,9 +291,15 @@ def latency_table(entries: dict[str, dict[str, Any]], specs: list[str | dict], d
             "config": {"specs": [spec_name(s) for s in specs], "backends": backends, "dtypes": dtypes,
                        "layouts": ["channels_last" if c else "nchw" for c in layouts], "batch_sizes": batch_sizes,
                        "image_size": image_size, **method,
-                       "timer": "cuda-events" if device == "cuda" else
-                                "cpu-process-time" if cpu_time else "cpu-perf-counter"},
+                       "timer": timer_name(device, cpu_time)},
             "blocks": entries}
+
+
+def write_table(path: str | Path, table: dict[str, Any]) -> None:
+    """The table as JSON, written whole (a temporary file, then a rename), so that a reader never meets half."""
+    from archgen.render import write_atomic
+
+    write_atomic(str(path), json.dumps(table, indent=1) + "\n")
 
 
 def read_table(path: str | Path) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 
 from archgen.bench.results import Measurement
 from archgen.bench.runner import BenchConfig, Job, run_job
-from archgen.bench.sweep import OnJob, failed_rows
+from archgen.bench.job_grid import OnJob, failed_rows
 from archgen.errors import UserError
 
 #: Seconds to wait for a cluster's address to answer before saying it does not.

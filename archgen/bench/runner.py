@@ -2,8 +2,9 @@
 
 Backends: `eager` (the model as built), `fused` (archgen.kernels.fuse, BNs folded into the convs),
 `compile` (torch.compile, default mode; its first call at each shape is reported as compile_s),
-`onnxruntime` (the model exported by `archgen export --to onnx`, run by ONNX Runtime: what CPU
-deployments use, so the peer to beat there; float32 only, the onnx extra).
+`onnxruntime` and `openvino` (the model exported by `archgen export --to onnx`, run by ONNX Runtime or by
+OpenVINO on the CPU: what CPU deployments use, so the peers to beat there; float32 only, the onnx and
+openvino extras). The runtimes get the torch backends' thread count, so that the ratios stay fair.
 An out-of-memory batch size is recorded with status "oom" and the run goes on.
 """
 
@@ -12,16 +13,19 @@ from __future__ import annotations
 import gc
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Callable, Optional
+from typing import Callable, Optional, TypeVar
 
 from archgen.bench.results import Measurement, stamp
 
-BACKENDS = ("eager", "fused", "compile", "onnxruntime")
-#: What a bench times unless told: ONNX Runtime is asked for by name (it needs the onnx extra).
+BACKENDS = ("eager", "fused", "compile", "onnxruntime", "openvino")
+#: What a bench times unless told: the runtimes are asked for by name (each needs its extra).
 DEFAULT_BACKENDS = ("eager", "fused", "compile")
+#: The runtime backends' modules and the extras that install them.
+RUNTIMES = {"onnxruntime": ("onnxruntime", "onnx", "ONNX Runtime"), "openvino": ("openvino", "openvino", "OpenVINO")}
 #: What a user comparing backbones would pick (those not bundled are skipped with a note).
 DEFAULT_SPECS = ("resnet50", "resnext50_32x4d", "wide_resnet50_2", "densenet121")
 DTYPES = ("float32", "float16", "bfloat16")
+T = TypeVar("T")
 
 
 @dataclass
@@ -65,6 +69,8 @@ def make_backend(name: str, model, device: str, *, in_chans: int = 3, input_size
 
     if name == "onnxruntime":
         return onnxruntime_session(model, device, in_chans, input_size)
+    if name == "openvino":
+        return openvino_model(model, device, in_chans, input_size)
     if name == "eager":
         return model
     if name == "fused":
@@ -76,35 +82,82 @@ def make_backend(name: str, model, device: str, *, in_chans: int = 3, input_size
     raise ValueError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
 
 
-def onnxruntime_session(model, device: str, in_chans: int, input_size: int) -> Callable:
-    """The model exported to ONNX (dynamic batch) and loaded in an ONNX Runtime session, as a callable on
-    torch tensors; the export is written to a temporary file and read back once."""
+def missing_runtime(backend: str) -> Optional[str]:
+    """Why a runtime backend cannot run here (its module is not installed, and which extra installs it), or
+    None; found without importing the runtime."""
+    import importlib.util
+
+    if backend not in RUNTIMES:
+        return None
+    module, extra, title = RUNTIMES[backend]
+    if importlib.util.find_spec(module) is not None:
+        return None
+    return (f"the {backend} backend needs {title}, which is not installed; install it with "
+            f"pip install 'archgen[{extra}]' (or pip install {module}), or leave {backend} out of --backends")
+
+
+def _exported(model, backend: str, in_chans: int, input_size: int, load: Callable[[str], T]) -> T:
+    """The model exported to ONNX (dynamic batch) as `archgen export` writes it, in float32, to a temporary
+    file that `load` reads once."""
     import os
     import tempfile
 
     import torch
 
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise RuntimeError("the onnxruntime backend needs ONNX Runtime: pip install 'archgen[onnx]'") from None
     from archgen.export import export_model
 
     if next(model.parameters()).dtype != torch.float32:
-        raise RuntimeError("the onnxruntime backend times float32 models only")
+        raise RuntimeError(f"the {backend} backend times float32 models only")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "model.onnx")
+        export_model(model, path, "onnx", in_chans=in_chans, input_size=input_size)
+        return load(path)
+
+
+def onnxruntime_session(model, device: str, in_chans: int, input_size: int) -> Callable:
+    """The model exported to ONNX and loaded in an ONNX Runtime session, as a callable on torch tensors."""
+    import torch
+
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise RuntimeError(missing_runtime("onnxruntime")) from None
     providers = ["CUDAExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
     if providers[0] not in ort.get_available_providers():
         raise RuntimeError(f"this ONNX Runtime has no {providers[0]}")
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()  # the same threads as the torch backends
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "model.onnx")
-        export_model(model, path, "onnx", in_chans=in_chans, input_size=input_size)
-        session = ort.InferenceSession(path, options, providers=providers)
+    session = _exported(model, "onnxruntime", in_chans, input_size,
+                        lambda path: ort.InferenceSession(path, options, providers=providers))
     (input_name,) = [i.name for i in session.get_inputs()]
 
     def run(x: torch.Tensor):
         return session.run(None, {input_name: x.detach().cpu().contiguous().numpy()})[0]
+
+    return run
+
+
+def openvino_model(model, device: str, in_chans: int, input_size: int) -> Callable:
+    """The model exported to ONNX and compiled by OpenVINO for the CPU, as a callable on torch tensors.
+
+    Precision is pinned to f32: on CPUs with bfloat16 units OpenVINO's default is to compute in bfloat16,
+    which would time another model than the other backends' and miss eager's logits."""
+    import torch
+
+    try:
+        import openvino as ov
+    except ImportError:
+        raise RuntimeError(missing_runtime("openvino")) from None
+    if device != "cpu":
+        raise RuntimeError("the openvino backend runs on the CPU (OpenVINO has no CUDA device); time it with --cpu")
+    config = {"INFERENCE_NUM_THREADS": torch.get_num_threads(),  # the same threads as the torch backends
+              "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+    compiled = _exported(model, "openvino", in_chans, input_size,
+                         lambda path: ov.Core().compile_model(path, "CPU", config))
+    request = compiled.create_infer_request()
+
+    def run(x: torch.Tensor):
+        return request.infer({0: x.detach().cpu().contiguous().numpy()})[0]
 
     return run
 

@@ -1,16 +1,21 @@
-"""`archgen bench`: the Typer command. Torch is imported inside `bench_command` only, so that importing
+"""`archgen bench`: the Typer command, which parses its options into a BenchRequest, hands it to
+archgen.bench.session and renders the progress and results. Nothing here imports torch, so that importing
 this module (at every CLI start) costs nothing."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from archgen.cli.common import FORMAT_OPTION, Fmt, check_output_path, fail, friendly
 from archgen.render import Table, render
+
+if TYPE_CHECKING:
+    from archgen.bench.results import Measurement
+    from archgen.bench.session import BenchSession
 
 
 def parse_batch_sizes(text: str) -> list[int]:
@@ -132,10 +137,9 @@ def parse_dtypes(text: str) -> list[str]:
     return names
 
 
-LAYOUTS = {"nchw": False, "channels_last": True}
-
-
 def parse_layouts(text: str) -> list[bool]:
+    from archgen.bench.session import LAYOUTS
+
     names = list(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))
     unknown = [x for x in names if x not in LAYOUTS]
     if unknown or not names:
@@ -193,35 +197,6 @@ class JobProgress:
             self.console.print(message)
 
 
-def _spec_entries(names: list[str], image_size: Optional[int]) -> list[tuple[str, str, int, int]]:
-    """(ref, name, image size, MACs per image) per spec: each is loaded and counted, so a bad spec or an image
-    too small is refused before anything is built."""
-    import archgen
-    from archgen.errors import SpecError
-
-    entries = []
-    for ref in names:
-        try:
-            prof = archgen.profile(ref, input_size=image_size)
-        except SpecError as e:
-            fail(str(e))
-        entries.append((ref, archgen.load_spec(ref).name, prof.input_size, prof.macs))
-    return entries
-
-
-def choose_device(gpu: Optional[bool], cuda_available: bool, where: str, notes: list[str]) -> str:
-    """--gpu insists on a GPU, --cpu asks for the CPU; neither: the GPU when there is one, said either way."""
-    if gpu and not cuda_available:
-        fail(where)
-    if gpu is None:
-        device = "cuda" if cuda_available else "cpu"
-        notes.append("timing on the GPU (found one)" if cuda_available
-                     else "timing on the CPU: no CUDA GPU found (give --gpu to insist on one)")
-        typer.echo(notes[-1], err=True)
-        return device
-    return "cuda" if gpu else "cpu"
-
-
 @friendly
 def bench_command(
     specs: list[str] = typer.Argument(None, help="Bundled spec names or YAML paths. Default: resnet50, "
@@ -238,7 +213,7 @@ def bench_command(
                                           "--channels-last)."),
     backends: str = typer.Option("eager,fused,compile", "--backends",
                                  help="Comma-separated subset of eager, fused, compile, onnxruntime (the onnx "
-                                 "extra; float32)."),
+                                 "extra) and openvino (the openvino extra); the last two float32."),
     cuda_graphs: bool = typer.Option(False, "--cuda-graphs", help="Capture each call in a CUDA graph and "
                                      "time its replays."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Results file: FILE.json (with FILE.csv "
@@ -262,169 +237,55 @@ def bench_command(
 ) -> None:
     """Time each spec per backend, batch size, dtype and layout: latency, images/s and peak memory.
 
-    Backends run in one process, so that ratios are fair: eager PyTorch, archgen's fused Triton kernels (BNs folded) and torch.compile (its compile time reported apart). With --ray the jobs (spec x batch size x dtype x layout) run as Ray tasks, one GPU each.
+    Backends run in one process, so that ratios are fair: eager PyTorch, archgen's fused Triton kernels (BNs folded), torch.compile (its compile time reported apart), and the ONNX Runtime and OpenVINO runtimes on the exported model. With --ray the jobs (spec x batch size x dtype x layout) run as Ray tasks, one GPU each.
     """
-    # Input checks first, before torch is imported or anything is built.
-    from archgen.bench.runner import DEFAULT_SPECS, BenchConfig
+    from archgen.bench.session import BenchRequest, open_session
 
-    dtypes = parse_dtypes(dtype)
-    layout_list = parse_layouts(layouts) if layouts else [channels_last]
-    chosen_backends = parse_backends(backends)
-    sizes = parse_batch_sizes(batch_sizes) if batch_sizes else None
-    if (warmup is not None and warmup < 0) or (reps is not None and reps < 1):
-        fail(f"--warmup must be 0 or more and --reps 1 or more (got {warmup} and {reps}).")
-    if image_size is not None and image_size < 1:
-        fail(f"--image-size must be a positive number of pixels (got {image_size}).")
-    if cpus_per_job < 1:
-        fail(f"--cpus-per-job must be 1 or more (got {cpus_per_job}).")
-    if output is not None and output.suffix.lower() not in (".json", ".csv"):
-        fail(f"--output '{output}' must end in .json or .csv.")
-    if resume is not None and resume.suffix.lower() != ".json":
-        fail(f"--resume '{resume}' must be a results file ending in .json (the CSV beside it lacks the run's "
-             "configuration).")
-    if plot is not None:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            fail("--plot needs matplotlib, which is not installed; install it with "
-                 "pip install 'archgen[plot]' (or pip install matplotlib), or leave out --plot.")
-    for target in (output, plot):
-        check_output_path(target)
-    kept = []
-    if resume is not None:
-        from archgen.bench.results import read_results
+    request = BenchRequest(specs=list(specs or []), gpu=gpu, dtypes=parse_dtypes(dtype),
+                           batch_sizes=parse_batch_sizes(batch_sizes) if batch_sizes else None,
+                           layouts=parse_layouts(layouts) if layouts else [channels_last],
+                           backends=parse_backends(backends), cuda_graphs=cuda_graphs, output=output, resume=resume,
+                           ray=ray, ray_address=ray_address, cpus_per_job=cpus_per_job, warmup=warmup, reps=reps,
+                           image_size=image_size)
+    check_plot(plot)
+    check_output_path(output)
+    with open_session(request, say=lambda line: typer.echo(line, err=True)) as session:
+        rows = run_with_progress(session)
+    show_results(session, rows, fmt, plot)
 
-        if not resume.is_file():
-            fail(f"--resume '{resume}': no such file; give the results file of the run to complete.")
-        try:
-            kept, resumed_env, _ = read_results(resume)
-        except ValueError as e:
-            fail(f"--resume {e}.")
-        output = output or resume
 
-    notes: list[str] = []
-    if specs:
-        names = list(specs)
-    else:
-        from archgen.grammar.loader import bundled_names
-
-        bundled = set(bundled_names())
-        names = [s for s in DEFAULT_SPECS if s in bundled]
-        missing = [s for s in DEFAULT_SPECS if s not in bundled]
-        if missing:
-            notes.append(f"default specs not bundled in this version, skipped: {', '.join(missing)}")
-        if not names:
-            fail("none of the default specs is bundled; name the specs to time.")
-    entries = _spec_entries(names, image_size)
-
-    import torch
-
-    use_ray = ray or ray_address is not None
-    if use_ray:
-        from archgen.bench import ray_sweep
-
-        try:
-            where, started_ray = ray_sweep.connect(ray_address)
-        except ray_sweep.RayUnavailable as e:
-            fail(str(e))
-        typer.echo(f"archgen bench on {where}", err=True)
-        device = choose_device(gpu, ray_sweep.cluster_gpus() >= 1, f"--gpu asks for GPUs, but {where}.", notes)
-    else:
-        device = choose_device(gpu, torch.cuda.is_available(),
-                                "--gpu asks for a CUDA GPU, but torch sees none here "
-                                f"(torch {torch.__version__}, built with CUDA {torch.version.cuda}). Run on a "
-                                "machine with an NVIDIA GPU and a CUDA build of torch, or time on this CPU with "
-                                "--cpu.", notes)
-    on_gpu = device == "cuda"
-    if resume is not None and resumed_env.get("device_type") not in (None, device):
-        fail(f"--resume '{resume}' holds a sweep on {resumed_env.get('device_type')}, but this run times "
-             f"{device}; resume it on the same kind of device, or write this run to another --output.")
-    sizes = sizes or ([1, 8, 64, 256] if on_gpu else [1, 8])
-    warmup = (10 if on_gpu else 2) if warmup is None else warmup
-    reps = (100 if on_gpu else 10) if reps is None else reps
-    if cuda_graphs and not on_gpu:
-        notes.append("--cuda-graphs applies to the GPU only; ignored on the CPU")
-    if "fused" in chosen_backends and not on_gpu:
-        from archgen.kernels.bn_act import uses_triton
-
-        if uses_triton(torch.empty(0)):
-            notes.append("fused on the CPU runs the Triton kernels in the interpreter (TRITON_INTERPRET=1): "
-                         "a correctness check, not a speed")
-        else:
-            notes.append("fused on the CPU runs archgen's PyTorch fallback for the kernels, not Triton")
-
-    from archgen.bench.results import environment
-    from archgen.bench.sweep import FAILED, ResultsStream, done_keys, grid, run_serial
-
-    cfg = BenchConfig(specs=names, device=device, batch_sizes=sizes, dtype=dtypes[0],
-                      channels_last=layout_list[0], backends=chosen_backends, cuda_graphs=cuda_graphs and on_gpu,
-                      warmup=warmup, reps=reps, image_size=image_size)
-    config = {**cfg.as_dict(), "dtypes": dtypes,
-              "layouts": [name for name, flag in LAYOUTS.items() if flag in layout_list]}
-    if use_ray:
-        env = {**environment("cpu"), "device_type": device, "device": f"{device} workers of {where}",
-               "driver": None, "ray": where}
-        config.update(ray_address=ray_address, cpus_per_job=cpus_per_job)
-        if not on_gpu:
-            notes.append(f"on Ray, CPU jobs run side by side with {cpus_per_job} core(s) and torch thread(s) "
-                         "each: compare the backends within a job, not these latencies with a serial run's")
-    else:
-        env = environment(device)
-    jobs = grid(entries, sizes, dtypes, layout_list)
-    done = done_keys(kept, chosen_backends)
-    todo = [job for job in jobs if job.key not in done]
-    if resume is not None:
-        typer.echo(f"resuming {resume}: {len(jobs) - len(todo)} of {len(jobs)} jobs done, {len(todo)} to run",
-                   err=True)
-    stream = ResultsStream(output, env, config, jobs, kept)
-    stream.write()  # a valid file from the start, so that even an early Ctrl-C leaves one
-
+def check_plot(plot: Optional[Path]) -> None:
+    """Refuse --plot before any timing when matplotlib is missing or the file cannot be written."""
+    if plot is None:
+        return
     try:
-        with JobProgress(len(todo), nodes=use_ray) as progress:
-            def finished(job, rows) -> None:
-                stream.add(rows)
-                progress.job_done(job, rows)
+        import matplotlib  # noqa: F401
+    except ImportError:
+        fail("--plot needs matplotlib, which is not installed; install it with "
+             "pip install 'archgen[plot]' (or pip install matplotlib), or leave out --plot.")
+    check_output_path(plot)
 
-            if use_ray:
-                ray_sweep.run(cfg, todo, finished, cpus_per_job=cpus_per_job, on_retry=progress.retry)
-            else:
-                run_serial(cfg, todo, finished, on_step=progress.step)
+
+def run_with_progress(session: BenchSession) -> list[Measurement]:
+    """The session's jobs run under a progress bar (or lines); Ctrl-C says what was saved and exits 130."""
+    try:
+        with JobProgress(len(session.todo), nodes=session.placement.ray is not None) as progress:
+            return session.run(on_job=progress.job_done, on_step=progress.step, on_retry=progress.retry)
     except KeyboardInterrupt:
-        resumable = output is not None and output.suffix.lower() == ".json"
-        saved = (f"{output} holds the {progress.finished} finished job(s)" if output else
-                 "nothing was saved (give --output)") + (
-            f"; run the same command with --resume {output} to complete it" if resumable else
-            "; --resume needs a FILE.json --output" if output else "")
-        typer.echo(f"interrupted after {progress.finished} of {len(todo)} jobs: {saved}.", err=True)
+        typer.echo(session.interrupted(), err=True)
         raise typer.Exit(130)
-    finally:
-        if use_ray and started_ray:
-            import ray as ray_module
 
-            ray_module.shutdown()
 
-    rows = stream.ordered()
-    oom = [r for r in rows if r.status == "oom"]
-    if oom:
-        notes.append(f"out of memory: {', '.join(f'{r.spec} {r.backend} batch {r.batch}' for r in oom)}")
-    failed = [r for r in rows if r.status.startswith(FAILED)]
-    if failed:
-        notes.append(f"{len({(r.spec, r.batch, r.dtype, r.channels_last) for r in failed})} job(s) failed for "
-                     "good (see status); --resume runs them again")
-    timer = next((r.timer for r in rows if r.timer), "")
-    notes.append(f"{reps} timed calls after {warmup} warm-up; {timer}; "
-                 f"torch {env['torch']}, triton {env['triton']}, CUDA {env['cuda']}, driver {env['driver']}; "
-                 f"archgen {env['git_revision']}; {env['date']}")
-    table = results_table(rows, env, notes)
+def show_results(session: BenchSession, rows: list[Measurement], fmt: Fmt, plot: Optional[Path]) -> None:
+    """The table (or JSON) on stdout, then the files written named on stderr."""
     if fmt is Fmt.json:
         from archgen.bench.results import to_json
 
-        typer.echo(to_json(rows, env, config), nl=False)
+        typer.echo(to_json(rows, session.env, session.stream.config), nl=False)
     else:
-        typer.echo(render(table, fmt.value), nl=False)
-    if output is not None:
-        for path in stream.write():
-            typer.echo(f"wrote {path}", err=True)
+        typer.echo(render(results_table(rows, session.env, session.summary_notes(rows)), fmt.value), nl=False)
+    for path in session.stream.write():
+        typer.echo(f"wrote {path}", err=True)
     if plot is not None:
-        plot_results(rows, str(plot), env)
+        plot_results(rows, str(plot), session.env)
         typer.echo(f"wrote {plot}", err=True)

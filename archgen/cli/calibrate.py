@@ -1,38 +1,20 @@
-"""`archgen calibrate`, and the latency table `archgen profile --latency` prints. Torch is imported only inside
-the command, so that importing this module (at every CLI start) costs nothing."""
+"""`archgen calibrate`, which parses its options into a CalibrationRequest for archgen.bench.calibration
+and writes the table it returns, and the latency table `archgen profile --latency` prints. Nothing here
+imports torch, so that importing this module (at every CLI start) costs nothing."""
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import warnings
 from pathlib import Path
-from typing import Iterable, Iterator, Optional
+from typing import Iterator, Optional
 
 import typer
 
 from archgen.cli.bench import parse_batch_sizes, parse_dtypes, parse_layouts
 from archgen.cli.common import check_output_path, fail, friendly
 from archgen.render import Table
-
-#: What calibrate times when no spec is named: the CIFAR ResNets' and a plain net's configurations.
-DEFAULT_SPECS = ("resnet20_cifar", "plain20_cifar")
-
-
-def _ray_jobs(device: str, warmup: int, reps: int, cpu_time: bool, rounds: int):
-    """Time calibration jobs as Ray tasks (one GPU each on GPUs), yielding each job's times as it finishes."""
-    import ray
-
-    from archgen.bench.latency import time_segments
-
-    task = ray.remote(time_segments).options(num_gpus=1 if device == "cuda" else 0, num_cpus=1, max_retries=2)
-
-    def run(jobs) -> Iterable[tuple]:
-        pending = {task.remote(job, device, warmup, reps, cpu_time, rounds): job for job in jobs}
-        while pending:
-            [ready], _ = ray.wait(list(pending), num_returns=1)
-            yield pending.pop(ready), ray.get(ready)
-
-    return run
 
 
 @friendly
@@ -68,87 +50,23 @@ def calibrate_command(
 
     `archgen profile SPEC --latency TABLE.json` then predicts the spec's latency per stage with no model built.
     """
-    from archgen.bench.latency import BACKENDS, calibrate, spec_name
+    from archgen.bench.calibration import CalibrationRequest, run_calibration
+    from archgen.bench.latency import spec_name, write_table
 
-    dtypes = parse_dtypes(dtype)
-    layout_list = parse_layouts(layouts) if layouts else [channels_last]
-    sizes = parse_batch_sizes(batch_sizes)
-    chosen = list(dict.fromkeys(b.strip() for b in backends.split(",") if b.strip()))
-    if not chosen or any(b not in BACKENDS for b in chosen):
-        fail(f"--backends takes a comma-separated list of {', '.join(BACKENDS)} (got '{backends}'); a table of "
-             "blocks models these, not torch.compile, which fuses across blocks.")
-    if warmup < 0 or reps < 1 or rounds < 1:
-        fail(f"--warmup must be 0 or more, and --reps and --rounds 1 or more (got {warmup}, {reps} and {rounds}).")
-    if output.suffix.lower() != ".json":
-        fail(f"--output '{output}' must end in .json.")
+    request = CalibrationRequest(output=output, specs=list(specs or []), gpu=gpu,
+                                 batch_sizes=parse_batch_sizes(batch_sizes), dtypes=parse_dtypes(dtype),
+                                 layouts=parse_layouts(layouts) if layouts else [channels_last],
+                                 backends=list(dict.fromkeys(b.strip() for b in backends.split(",") if b.strip())),
+                                 warmup=warmup, reps=reps, rounds=rounds, image_size=image_size, cpu_time=cpu_time,
+                                 space=space, n=n, seed=seed, ray=ray, ray_address=ray_address)
     check_output_path(output)
-    names: list = list(specs) if specs else [] if space else list(DEFAULT_SPECS)
-    if space is not None:
-        names += sampled(space, n, seed)
-    import archgen
-
-    for name in names:
-        archgen.profile(name, input_size=image_size)  # a SpecError (exit 2) before anything is timed
-
-    import torch
-
-    from archgen.cli.bench import choose_device
-
-    run_jobs, started = None, False
-    if ray or ray_address is not None:
-        from archgen.bench import ray_sweep
-
-        try:
-            where, started = ray_sweep.connect(ray_address)
-        except ray_sweep.RayUnavailable as e:
-            fail(str(e))
-        device = choose_device(gpu, ray_sweep.cluster_gpus() >= 1, f"--gpu asks for GPUs, but {where}.", [])
-        run_jobs = _ray_jobs(device, warmup, reps, cpu_time, rounds)
-    else:
-        device = choose_device(gpu, torch.cuda.is_available(), "--gpu asks for a CUDA GPU, but torch sees none "
-                                "here; calibrate this CPU with --cpu.", [])
-    if cpu_time and device == "cuda":
-        fail("--cpu-time times the CPU; leave it out on the GPU (CUDA events time the device itself).")
-    if cpu_time:
-        torch.set_num_threads(1)
-    from archgen.render import write_atomic
-
-    done = [0]
-
-    def progress(job) -> None:
-        done[0] += 1
-        typer.echo(f"[{done[0]}] {spec_name(job.spec)} {job.backend} {job.dtype} "
-                   f"{'channels_last' if job.channels_last else 'nchw'}: {len(job.segments)} configurations", err=True)
-
-    try:
-        table = calibrate(names, device, chosen, dtypes, layout_list, sizes, warmup, reps, image_size,
-                          run_jobs=run_jobs, on_job=progress, cpu_time=cpu_time, rounds=rounds)
-    finally:
-        if started:
-            import ray as ray_module
-
-            ray_module.shutdown()
-    import json
-
-    write_atomic(str(output), json.dumps(table, indent=1) + "\n")
-    typer.echo(f"wrote {output}: {len(table['blocks'])} configurations from {len(names)} spec(s) on "
-               f"{table['environment']['device']}", err=True)
-
-
-def sampled(space: str, n: int, seed: int) -> list[dict]:
-    """N candidates of the space that meet its counted constraints (as archgen sample draws them), as plain
-    spec mappings: the configurations a search of the space will meet most."""
-    from archgen.design.evaluate import Evaluator, Rejections
-    from archgen.design.figures import PREDICTED
-    from archgen.design.sample import sample
-    from archgen.design.space import load_space
-
-    loaded = load_space(space)
-    counted = [c for c in loaded.constraints if not c.figures & PREDICTED]
-    verdicts = sample(loaded, n, seed, Evaluator(loaded, counted), Rejections())
-    return [loaded.written(v.values, f"{loaded.name}_{k}", f"sampled from {loaded.name} (seed {seed}) by archgen "
-                                                           f"calibrate: {loaded.describe(v.values)}")
-            for k, v in enumerate(verdicts)]
+    done = itertools.count(1)
+    table = run_calibration(request, say=lambda line: typer.echo(line, err=True), on_job=lambda job: typer.echo(
+        f"[{next(done)}] {spec_name(job.spec)} {job.backend} {job.dtype} "
+        f"{'channels_last' if job.channels_last else 'nchw'}: {len(job.segments)} configurations", err=True))
+    write_table(output, table)
+    typer.echo(f"wrote {output}: {len(table['blocks'])} configurations from {len(table['config']['specs'])} "
+               f"spec(s) on {table['environment']['device']}", err=True)
 
 
 @contextlib.contextmanager

@@ -120,42 +120,35 @@ def search_command(
     constraints has its latency predicted from the table (e.g. --minimize latency -c 'latency <= 5').
     """
     from archgen.design.evaluate import Evaluator
-    from archgen.design.objectives import Pareto
-    from archgen.design.search import EXHAUSTIVE_LIMIT, search
-    from archgen.design.write import prepare_dir, write_spec
-    from archgen.errors import UserError
+    from archgen.design.search import chosen_objective, resolve_strategy, search
 
-    if strategy not in ("auto", "exhaustive", "random", "evolve"):
-        raise UserError(f"unknown strategy '{strategy}'; use auto, exhaustive, random or evolve")
-    if output_dir is not None:
-        prepare_dir(output_dir)
     loaded, all_constraints = load_with_constraints(space, constraints)
-    objective = loaded.objective
-    if minimize or maximize:
-        for name in (minimize or []) + (maximize or []):
-            check_figure(name)
-        objective = Pareto(tuple(minimize or ()), tuple(maximize or ()))
-    aimed = objective.figures if isinstance(objective, Pareto) else (objective.figure,)
-    if "latency" in aimed and latency is None:
-        raise UserError("the objective reads the predicted latency, and no latency table was given: add --latency "
-                        "TABLE.json (made by archgen calibrate)")
+    strategy = resolve_strategy(loaded, strategy)
+    objective = chosen_objective(loaded, minimize or (), maximize or (), predicts_latency=latency is not None)
+    if output_dir is not None:
+        from archgen.design.write import prepare_dir
+
+        prepare_dir(output_dir)
     evaluator = Evaluator(loaded, all_constraints, None if latency is None else predictor(latency, latency_condition))
-    size = loaded.size()
-    exhaustive = strategy == "exhaustive" or strategy == "auto" and size is not None and size <= EXHAUSTIVE_LIMIT
-    total = size if exhaustive else budget
-    with progress_bar(f"searching {loaded.name}", total) as advance:
+    with progress_bar(f"searching {loaded.name}", loaded.size() if strategy == "exhaustive" else budget) as advance:
         result = search(loaded, objective, evaluator, strategy, budget, seed, advance)
     digits = len(str(len(result.answers) - 1))
     names = [f"{loaded.name}_{k:0{digits}d}" for k in range(len(result.answers))]
     if output_dir is not None:
-        for name, verdict in zip(names, result.answers):
-            write_spec(output_dir / f"{name}.yaml",
-                       loaded.written(verdict.values, name, f"found by archgen search ({result.strategy}): "
-                                                            f"{loaded.describe(verdict.values)}"),
-                       f"found by archgen search {loaded.file} ({result.strategy}, seed {seed})")
+        write_answers(output_dir, loaded, names, result, seed)
     emit_table(search_table(loaded, objective, result, names, all_constraints,
                             None if latency is None else f"{latency} under {latency_condition}"), fmt)
     summary_once(fmt, search_note(result, loaded), len(names), output_dir)
+
+
+def write_answers(output_dir: Path, space, names: list[str], result, seed: int) -> None:
+    """Each answer of a search as DIR/NAME.yaml, saying how it was found."""
+    from archgen.design.write import write_spec
+
+    for name, verdict in zip(names, result.answers):
+        description = f"found by archgen search ({result.strategy}): {space.describe(verdict.values)}"
+        write_spec(output_dir / f"{name}.yaml", space.written(verdict.values, name, description),
+                   f"found by archgen search {space.file} ({result.strategy}, seed {seed})")
 
 
 @friendly
@@ -239,13 +232,6 @@ def predictor(table_path: Path, condition: str) -> Callable[[Any], float]:
         predict = Predictor(table, int(batch[1:]), dtype, layout == "channels_last", backend,
                             table_name=str(table_path))
     return lambda spec: predict(spec).total_ms
-
-
-def check_figure(name: str) -> None:
-    from archgen.design.figures import FIGURES
-
-    if name not in FIGURES:
-        fail(f"unknown figure '{name}'; figures: {', '.join(FIGURES)}")
 
 
 def check_plot(plot: Path) -> None:

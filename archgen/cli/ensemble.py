@@ -178,7 +178,7 @@ def _sweep_table(specs: list[str], weights: Optional[list[str]], data: Optional[
                  batch: int, input_size: Optional[int], seed: int, plot: Optional[str]):
     import torch
 
-    from archgen.ensemble.sweep import calibrate_bn, lesion_sweep, load_images
+    from archgen.ensemble.lesion_sweep import calibrate_bn, lesion_sweep, load_images
     from archgen.render import Number, Table, quantity
 
     sweeps = []
@@ -209,7 +209,7 @@ def _sweep_table(specs: list[str], weights: Optional[list[str]], data: Optional[
     table.notes += [f"{s.name}: {quantity(s.candidates, 'deletable block')}" for s in sweeps]
     table.data = {"sweeps": [s.to_dict() for s in sweeps], "sets": sets, "seed": seed}
     if plot is not None:
-        from archgen.ensemble.sweep import sweep_figure
+        from archgen.ensemble.lesion_sweep import sweep_figure
         from archgen.plots import save_figure
 
         _matplotlib_or_fail()

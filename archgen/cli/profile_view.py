@@ -121,7 +121,7 @@ def memory_table(p: Profile, m: Memory) -> Table:
 def reconciliation_tables(r: "object", printed: list[tuple[str, str]], show_layers: bool) -> list[Table]:
     """By kind of layer: what each counter counts and how much; then the totals beside the papers' figures;
     then the layers (all with `show_layers`, else only those no rule explains)."""
-    from archgen.counters import COUNTERS, RULES
+    from archgen.third_party_counters import COUNTERS, RULES
 
     active = [c for c in COUNTERS if c in r.totals]
     kinds = Table(f"{r.name} at {r.input_size}x{r.input_size}: what each counter counts",

@@ -80,7 +80,7 @@ def profile_command(
     """
     from archgen.cli import profile_view as view
 
-    from archgen.counters import COUNTERS
+    from archgen.third_party_counters import COUNTERS
 
     check_output_path(output)
     chosen = [c.strip() for c in counters.split(",") if c.strip()]
@@ -100,7 +100,7 @@ def profile_command(
         result.append(view.layers_table(p))
     result.append(view.memory_table(p, view.memory(p, batch, dtype, loaded.doc.input.channels)))
     if set(chosen) - {"archgen"}:
-        from archgen.counters import reconcile
+        from archgen.third_party_counters import reconcile
         from archgen.tables.compare import model_for
 
         r = reconcile(loaded, p.input_size, tuple(["archgen", *chosen]))

@@ -13,17 +13,19 @@ import itertools
 import random
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Iterator, Literal
+from typing import Callable, Iterator, Literal, Sequence, get_args
 
 from archgen.design.distributions import Range
 from archgen.design.evaluate import Evaluator, Rejections, Verdict
+from archgen.design.figures import FIGURES
 from archgen.design.keep import keeper
-from archgen.design.objectives import Closest, Objective, dominates
+from archgen.design.objectives import Closest, Objective, Pareto, dominates
 from archgen.design.sample import draw
 from archgen.design.space import Space
 from archgen.errors import UserError
 
 Strategy = Literal["auto", "exhaustive", "random", "evolve"]
+STRATEGIES: tuple[str, ...] = get_args(Strategy)
 #: Largest discrete space `auto` searches exhaustively.
 EXHAUSTIVE_LIMIT = 20_000
 POPULATION = 64
@@ -37,15 +39,43 @@ class SearchResult:
     tally: Rejections
 
 
-def search(space: Space, objective: Objective, evaluator: Evaluator, strategy: Strategy = "auto",
-           budget: int = 10_000, seed: int = 0, progress: Callable[[int], None] | None = None) -> SearchResult:
-    """The answer of `objective` over the candidates that meet the evaluator's constraints."""
+def resolve_strategy(space: Space, strategy: str) -> Strategy:
+    """The strategy a search of this space runs: `auto` becomes exhaustive for a discrete space of at most
+    EXHAUSTIVE_LIMIT candidates, else random. UserError for an unknown one, or an exhaustive search of a space
+    with a continuous axis, which has no end."""
+    if strategy not in STRATEGIES:
+        raise UserError(f"unknown strategy '{strategy}'; use {', '.join(STRATEGIES[:-1])} or {STRATEGIES[-1]}")
     size = space.size()
     if strategy == "auto":
         strategy = "exhaustive" if size is not None and size <= EXHAUSTIVE_LIMIT else "random"
     if strategy == "exhaustive" and size is None:
         raise UserError(f"{space.file}: an exhaustive search needs a discrete space, and this one has a continuous "
                         "axis (a range without a step over a float field); give it a step, or use --strategy random")
+    return strategy
+
+
+def chosen_objective(space: Space, minimize: Sequence[str] = (), maximize: Sequence[str] = (),
+                     predicts_latency: bool = False) -> Objective:
+    """The space's own objective, or the Pareto front of the figures given to minimise and maximise, which
+    replaces it. UserError for an unknown figure, or an objective reading the predicted latency when no
+    latency table predicts it."""
+    objective = space.objective
+    if minimize or maximize:
+        for name in (*minimize, *maximize):
+            if name not in FIGURES:
+                raise UserError(f"unknown figure '{name}'; figures: {', '.join(FIGURES)}")
+        objective = Pareto(tuple(minimize), tuple(maximize))
+    aimed = objective.figures if isinstance(objective, Pareto) else (objective.figure,)
+    if "latency" in aimed and not predicts_latency:
+        raise UserError("the objective reads the predicted latency, and no latency table was given: add --latency "
+                        "TABLE.json (made by archgen calibrate)")
+    return objective
+
+
+def search(space: Space, objective: Objective, evaluator: Evaluator, strategy: Strategy = "auto",
+           budget: int = 10_000, seed: int = 0, progress: Callable[[int], None] | None = None) -> SearchResult:
+    """The answer of `objective` over the candidates that meet the evaluator's constraints."""
+    strategy = resolve_strategy(space, strategy)
     tally = Rejections()
     keep = keeper(space, objective)
     rng = random.Random(seed)

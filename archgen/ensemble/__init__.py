@@ -9,7 +9,7 @@ built). `lesion` deletes chosen blocks from a built model, the paper's lesion
 study: a residual block whose shortcut is an identity becomes that shortcut,
 and a block of a single-path network (VGG, a plain net), which Veit et al.
 delete from VGG for contrast, is removed outright when its input and output
-shapes match. `archgen.ensemble.sweep` deletes k random blocks at a time.
+shapes match. `archgen.ensemble.lesion_sweep` deletes k random blocks at a time.
 The CLI commands are in archgen/cli/ensemble.py.
 """
 

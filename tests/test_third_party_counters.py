@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 import archgen
-from archgen import counters
-from archgen.counters import RULES, Rule, reconcile
+from archgen import third_party_counters
+from archgen.third_party_counters import RULES, Rule, reconcile
 from archgen.grammar.loader import bundled_names, load_spec
 from archgen.planner import expand_stage_rule
 from archgen.cli.profile_view import memory
@@ -83,7 +83,7 @@ def test_every_layer_count_of_fvcore_and_ptflops_follows_its_rule(name, tmp_path
 
 def test_a_count_no_rule_explains_is_flagged(monkeypatch):
     wrong = dict(RULES["fvcore"], bn=Rule("1 per element (wrong on purpose)", lambda layer, seen: layer.other_ops))
-    monkeypatch.setitem(counters.RULES, "fvcore", wrong)
+    monkeypatch.setitem(third_party_counters.RULES, "fvcore", wrong)
     r = reconcile("resnet18", 32, ("archgen", "fvcore"))
     assert r.flagged and all("fvcore counts" in f and "(bn)" in f for f in r.flagged)
     assert len(r.flagged) == sum(1 for x in r.layers if x.op == "bn")

@@ -1,4 +1,5 @@
-"""Three FLOP counters on one model and one input, reconciled layer by layer.
+"""Other tools' FLOP counters (fvcore, ptflops) beside archgen's on one model and one input, reconciled
+layer by layer.
 
 archgen counts from arithmetic (archgen.complexity); fvcore traces the model
 with TorchScript and counts per aten op; ptflops hooks nn.Module calls. They

@@ -1,7 +1,7 @@
-"""A sweep: the job grid (spec x batch size x dtype x layout), which of its jobs a results file already
+"""`archgen bench`'s job grid (spec x batch size x dtype x layout), which of its jobs a results file already
 holds, and a results file rewritten whole after every finished job.
 
-The same sweep runs in this process (`run_serial`) or on Ray (archgen.bench.ray_sweep); both hand each
+The same grid runs in this process (`run_serial`) or on Ray (archgen.bench.ray_sweep); both hand each
 finished job's rows to one callback, so that streaming, resuming and progress do not depend on where the
 jobs ran. Each rewrite is atomic (a temporary file, then a rename): a reader, or a run stopped by Ctrl-C,
 only ever sees whole files holding whole jobs.
