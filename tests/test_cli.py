@@ -100,7 +100,7 @@ def test_pyproject_lists_every_package():
 
 def test_short_names_resolve_in_every_command():
     assert json.loads(runner.invoke(app, ["build", "resnext50", "-f", "json"]).stdout)["name"] == "resnext50_32x4d"
-    assert runner.invoke(app, ["validate", "darknet"]).stdout.startswith("ok  darknet: darknet53")
+    assert runner.invoke(app, ["validate", "darknet"]).stdout.startswith("ok  darknet (darknet53): ")
     ambiguous = runner.invoke(app, ["build", "densenet"])
     assert ambiguous.exit_code == 2 and "names several bundled specs: densenet121" in ambiguous.stderr
 
@@ -137,7 +137,32 @@ def test_lesion_names_what_is_wrong_with_foreign_weights(tmp_path):
     torch.save(archgen.build("resnet18").state_dict(), weights)
     result = runner.invoke(app, ["lesion", "resnet20_cifar", "--blocks", "1", "--weights", str(weights)])
     assert result.exit_code == 2
-    assert "is not a state dict of resnet20_cifar" in result.stderr and "missing (first:" in result.stderr
+    assert "the checkpoint does not fit resnet20_cifar" in result.stderr and "36 missing" in result.stderr
+    assert "Nothing was loaded" in result.stderr
+
+
+def test_lesion_loads_torchvision_named_weights(tmp_path):
+    """lesion reads weights through archgen.load_weights, so a torchvision-named checkpoint loads by name."""
+    from archgen.weights import key_map
+
+    model = archgen.build("resnet18")
+    ours = model.state_dict()
+    theirs = {ref: ours[mine] for ref, mine in key_map(list(_torchvision_keys("resnet18")), "torchvision",
+                                                            model).items()}
+    weights = tmp_path / "tv.pt"
+    torch.save(theirs, weights)
+    result = runner.invoke(app, ["lesion", "resnet18", "--blocks", "layer1.1", "--weights", str(weights),
+                                 "--input-size", "32"])
+    assert result.exit_code == 0, result.output
+    assert f"weights from {weights}" in " ".join(result.stdout.split())
+
+
+def _torchvision_keys(name: str) -> list[str]:
+    import json
+    from pathlib import Path
+
+    ref = json.loads((Path(__file__).parent / "data" / "torchvision" / f"{name}.json").read_text())
+    return [key for key, _ in ref["state_dict"]]
 
 
 def test_an_input_size_too_small_for_the_network_exits_2():

@@ -89,7 +89,7 @@ def validate(
             if is_space(spec):
                 space = load_space(spec)
                 size, axes = space.size(), "axis" if len(space.axes) == 1 else "axes"
-                typer.echo(f"ok  {spec}: design space {space.name}, {len(space.axes)} {axes} "
+                typer.echo(f"ok  {_named(spec, space.name)}: design space, {len(space.axes)} {axes} "
                            f"({', '.join(space.labels())}), "
                            f"{f'{size:,} candidates' if size is not None else 'continuous'}")
                 continue
@@ -99,11 +99,16 @@ def validate(
         except SpecError as exc:
             errors.append(str(exc))
             continue
-        typer.echo(f"ok  {spec}: {p.name}, {human(p.params)} params, {human(p.macs)} MACs at {p.input_size}px")
+        typer.echo(f"ok  {_named(spec, p.name)}: {human(p.params)} params, {human(p.macs)} MACs at {p.input_size}px")
     if errors:
         for message in errors:
             typer.echo(f"error: {message}", err=True)
         raise typer.Exit(2)
+
+
+def _named(given: str, name: str) -> str:
+    """What the user gave, and the spec's name only where it says more (a path), so a line fits 80 columns."""
+    return given if given == name else f"{given} ({name})"
 
 
 @app.command("list")

@@ -110,13 +110,14 @@ def _built(spec: str, weights: Optional[str], input_size: Optional[int], seed: i
     from archgen.builder import build
     from archgen.complexity import profile
     from archgen.grammar.loader import load_spec
+    from archgen.weights import load_weights
 
     loaded = load_spec(spec)
     profile(loaded, input_size)  # refuses an input too small for the network, at the spec's line
     torch.manual_seed(seed)
     model = build(loaded)
     if weights is not None:
-        _load_weights(model, weights, loaded.name)
+        load_weights(model, weights, layout="auto")  # archgen's, torchvision's or timm's names
     return loaded, model.eval(), input_size or loaded.doc.input.size
 
 
@@ -223,33 +224,6 @@ def _matplotlib_or_fail() -> None:
         import matplotlib  # noqa: F401
     except ImportError:
         raise LesionError("--plot needs matplotlib, which is not installed: pip install 'archgen[plot]'") from None
-
-
-def _load_weights(model: "nn.Module", weights: str, name: str) -> None:
-    """A state dict saved by 'archgen build -o', with the mismatch spelled out when it is another network's."""
-    import pickle
-
-    import torch
-
-    try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-    except (RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
-        raise LesionError(f"{weights} is not a file saved by torch.save (archgen build -o): "
-                          f"{type(exc).__name__}") from None
-    if not isinstance(state, dict):
-        raise LesionError(f"{weights} holds a {type(state).__name__}, not a state dict")
-    ours = model.state_dict()
-    missing = [k for k in ours if k not in state]
-    unexpected = [k for k in state if k not in ours]
-    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in ours.items()
-              if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(v.shape)]
-    if missing or unexpected or shapes:
-        parts = [f"{len(missing)} missing (first: {missing[0]})" if missing else "",
-                 f"{len(unexpected)} unexpected (first: {unexpected[0]})" if unexpected else "",
-                 f"{len(shapes)} of other shapes (first: {shapes[0]})" if shapes else ""]
-        raise LesionError(f"{weights} is not a state dict of {name}: "
-                          + "; ".join(p for p in parts if p))
-    model.load_state_dict(state)
 
 
 def _branch_params(block: "nn.Module") -> int:
