@@ -5,10 +5,20 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
 import zlib
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# CI (which sets CI=true) draws the same examples on every run, from a seed hashed from each test's code, so a
+# red run is the code's fault and a rerun shows it again; a failure prints the @reproduce_failure blob that
+# replays it anywhere. Locally each run draws anew (more examples over time), and `--hypothesis-seed N`
+# repeats a run's draw.
+settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True)
+if "CI" in os.environ:
+    settings.load_profile("ci")
 
 DATA = Path(__file__).parent / "data"
 

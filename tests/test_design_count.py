@@ -6,7 +6,8 @@ import pytest
 
 import archgen
 from archgen.design import Evaluator, Rejections, load_space, sample
-from archgen.design.count import figures, full_figures
+from archgen.design.count import clear_memos, figures, full_figures
+from archgen.errors import SpecError
 from archgen.grammar.loader import bundled_names, load_spec
 
 
@@ -41,19 +42,13 @@ def test_memo_forgets_everything_when_full():
 
 def test_stage_memo_keeps_errors_at_the_spec_line():
     """A stage remembered from one candidate does not hide another candidate's error: the planner's, at its line."""
-    import pytest
-
-    import archgen
-    from archgen.design.count import clear_memos, figures
-    from archgen.errors import SpecError
-    from archgen.grammar.loader import load_spec
-
     def regnet(width: int):
         return load_spec({"name": "r", "block": {"type": "regnet", "group_width": 16},
                           "stages": [{"depth": 1, "width": 32}, {"depth": 2, "width": width}]})
 
     clear_memos()
-    assert figures(regnet(96)) == figures(regnet(96))
+    cold = figures(regnet(96))  # remembers both stages, the first of which regnet(100) shares
+    assert cold == full_figures(regnet(96)) and figures(regnet(96)) == cold  # the full plan's; and from the memo
     with pytest.raises(SpecError) as refused:
         figures(regnet(100))
     with pytest.raises(SpecError) as planned:
