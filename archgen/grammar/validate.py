@@ -69,7 +69,7 @@ class Validator:
     def family_fields(self, doc: schema.SpecDoc) -> None:
         """Validate `block:` and each stage against its family (a tagged union on `type`): the family's own
         fields only, and of the stage fields only those the family reads."""
-        from archgen.blocks.registry import block_names, spec_family
+        from archgen.blocks import block_names, spec_family
 
         def family(name: str, at: Path) -> type:
             try:
