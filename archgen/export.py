@@ -52,6 +52,14 @@ def _write_atomic_with(path: Path, write) -> None:
         raise
 
 
+def onnx_notes(model: nn.Module) -> list[str]:
+    """What the kinds of the model's layers say about torch's ONNX exporter, each once (archgen's blocks and
+    head keep the records they were made from)."""
+    notes = (layer.onnx_note for m in model.modules() if getattr(m, "records", None) is not None
+             for layer in m.records.records())
+    return list(dict.fromkeys(note for note in notes if note))
+
+
 def export_model(model: nn.Module, path: str | os.PathLike, to: Target, *, in_chans: int, input_size: int) -> None:
     """Write `model` (put in eval mode) as ONNX or TorchScript, traced at 1 x in_chans x size x size."""
     if to not in TARGETS:
@@ -68,10 +76,9 @@ def export_model(model: nn.Module, path: str | os.PathLike, to: Target, *, in_ch
                                       dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
             except torch.onnx.errors.OnnxExporterError as exc:
                 first = str(exc).strip().splitlines()[0][:300]
-                raise UserError(f"torch's ONNX exporter cannot export this network: {first}. Known case: "
-                                "local response normalisation before VGG's 7x7 adaptive pool hides the map's "
-                                "size from the exporter (configuration A-LRN); TorchScript (--to torchscript) "
-                                "exports it") from None
+                known = "; ".join(f"known case: {note}" for note in onnx_notes(model))
+                raise UserError(f"torch's ONNX exporter cannot export this network: {first}"
+                                + (f". {known[0].upper()}{known[1:]}" if known else "")) from None
     else:
         def write(tmp: str) -> None:
             with torch.no_grad():

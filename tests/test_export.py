@@ -100,12 +100,13 @@ def test_vgg_structures_export_in_slim_twins(name, tmp_path, one_thread):
 
 def test_an_lrn_network_that_the_onnx_exporter_refuses_is_a_clear_error_and_writes_nothing(tmp_path):
     """torch's legacy exporter loses the map's size through LocalResponseNorm, so VGG A-LRN's adaptive pool
-    cannot be exported (a limit of the exporter, said as such); TorchScript exports it."""
+    cannot be exported (a limit of the exporter, said as such, with the LRN kind's note); TorchScript exports it."""
     from archgen.errors import UserError
 
     model = archgen.build(slim_twin("vgg11_lrn"))
-    with pytest.raises(UserError, match="ONNX exporter cannot export this network"):
+    with pytest.raises(UserError, match="ONNX exporter cannot export this network") as info:
         export_model(model, tmp_path / "lrn.onnx", "onnx", in_chans=3, input_size=224)
+    assert "Known case: local response normalisation" in str(info.value) and "--to torchscript" in str(info.value)
     assert list(tmp_path.iterdir()) == []
     export_model(model, tmp_path / "lrn.ts", "torchscript", in_chans=3, input_size=224)
     assert (tmp_path / "lrn.ts").stat().st_size > 0

@@ -51,6 +51,8 @@ class LayerKind:
     weight_layer: ClassVar[bool] = False
     #: Its weight is what `zero_init_last` zeroes when it is the last such layer of a residual branch.
     scales_output: ClassVar[bool] = False
+    #: Why torch's ONNX exporter may refuse a network with this layer, and what to do instead ("": no known case).
+    onnx_note: ClassVar[str] = ""
 
     def cost(self, t: "Tally", h: int, w: int) -> tuple[int, int]:
         """Record the layer's figures in `t` for an input of h x w; return its output size."""

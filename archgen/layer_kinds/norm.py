@@ -50,6 +50,9 @@ class LocalResponseNorm(LayerKind):
     A-LRN, whose parameters are AlexNet's (Simonyan and Zisserman 2014, Sec. 2.2): n = 5, alpha = 1e-4, beta =
     0.75, k = 2. No parameters; element-wise work, counted under `other_ops` as `size` ops per element."""
 
+    onnx_note = ("local response normalisation before VGG's 7x7 adaptive pool hides the map's size from the "
+                 "exporter (configuration A-LRN); TorchScript (--to torchscript) exports it")
+
     name: str
     c: int
     size: int = 5
