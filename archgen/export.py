@@ -56,7 +56,7 @@ def onnx_notes(model: nn.Module) -> list[str]:
     """What the kinds of the model's layers say about torch's ONNX exporter, each once (archgen's blocks and
     head keep the records they were made from)."""
     notes = (layer.onnx_note for m in model.modules() if getattr(m, "records", None) is not None
-             for layer in m.records.records())
+             for layer in m.records.leaves())
     return list(dict.fromkeys(note for note in notes if note))
 
 

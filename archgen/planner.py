@@ -295,7 +295,7 @@ def _check_groups(spec: Spec, i: int, block: PlannedBlock) -> None:
 
 def misgrouped_conv(layers: BlockLayers) -> Conv | None:
     """A grouped conv of the block whose groups do not divide its channels."""
-    for layer in layers.records():
+    for layer in layers.leaves():
         if isinstance(layer, Conv) and (layer.c_in % layer.groups or layer.c_out % layer.groups):
             return layer
     return None
@@ -304,7 +304,7 @@ def misgrouped_conv(layers: BlockLayers) -> Conv | None:
 def misgrouped_norm(layers: BlockLayers, groups: int) -> Norm | None:
     """A normalised layer whose channels group norm's `groups` (0: not group norm) does not divide."""
     if groups:
-        for layer in layers.records():
+        for layer in layers.leaves():
             if isinstance(layer, Norm) and layer.c % groups:
                 return layer
     return None

@@ -174,18 +174,13 @@ def block_figures(family: Family, at: Placement, norm_groups: int, h: int, w: in
 def layers_figures(layers: BlockLayers, out_chs: int, h: int, w: int) -> Counted:
     t = Totals()
     ho, wo = block_cost(layers, t, out_chs, h, w)
-    return Counted(t.params, t.macs, t.acts, path_convs(layers), ho, wo)
-
-
-def path_convs(layers: BlockLayers) -> int:
-    """Weight layers (convs, linear layers) on the block's longest path: all but the shortcut's and the merge's."""
-    return sum(layer.weight_layer for part in layers.path() for layer in part.records())
+    return Counted(t.params, t.macs, t.acts, layers.depth, ho, wo)
 
 
 def full_figures(spec: Spec) -> Figures:
     """The figures from `archgen.profile`, with depth from the full plan (the reference the shortcuts match)."""
     p = plan(spec)
     counted = profile(p)
-    depth = (path_convs(p.stem.layers()) + sum(path_convs(b.layers()) for s in p.stages for b in s.blocks)
-             + path_convs(p.head.layers(p.num_features)))
+    depth = (p.stem.layers().depth + sum(b.layers().depth for s in p.stages for b in s.blocks)
+             + p.head.layers(p.num_features).depth)
     return Figures(counted.params, counted.macs, counted.acts, depth)

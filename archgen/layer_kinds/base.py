@@ -47,8 +47,8 @@ class LayerKind:
     name: str
     #: A key of FUSE_ROLES, or None: fuse leaves the layer eager.
     fusable: ClassVar[Optional[str]] = None
-    #: Counts toward the depth of a path (a conv or linear layer: the papers' "weight layers").
-    weight_layer: ClassVar[bool] = False
+    #: The weight layers it puts on a path (a conv or a linear layer: 1), what a network's depth counts.
+    weight_layers: ClassVar[int] = 0
     #: Its weight is what `zero_init_last` zeroes when it is the last such layer of a residual branch.
     scales_output: ClassVar[bool] = False
     #: Why torch's ONNX exporter may refuse a network with this layer, and what to do instead ("": no known case).
@@ -63,10 +63,10 @@ class LayerKind:
         in place). The only place a kind imports torch."""
         raise NotImplementedError
 
-    def records(self) -> Iterator["LayerKind"]:
+    def leaves(self) -> tuple["LayerKind", ...]:
         """The plain records this one stands for: itself, or a sequence's own (the planner's checks read every
         conv and norm wherever it sits)."""
-        yield self
+        return (self,)
 
 
 class MergeKind:

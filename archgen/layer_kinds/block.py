@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Optional
 
 from archgen.layer_kinds.base import LayerKind, MergeKind
 from archgen.layer_kinds.merges import NO_MERGE
@@ -32,11 +32,15 @@ class BlockLayers:
     survival: float = 1.0
     inverted_drop: bool = False
 
-    def path(self) -> tuple[LayerKind, ...]:
-        """The layers on the block's longest path: all but the shortcut's and the merge's."""
-        return self.pre + self.branch + self.post
-
-    def records(self) -> Iterator[LayerKind]:
+    def leaves(self) -> list[LayerKind]:
         """Every plain record that builds a module of the block (the planner's checks read them all)."""
+        out: list[LayerKind] = []
         for layer in self.pre + self.branch + ((self.shortcut,) if self.shortcut is not None else ()) + self.post:
-            yield from layer.records()
+            out += layer.leaves()  # a loop, not a generator: the design hot path checks every new block
+        return out
+
+    @property
+    def depth(self) -> int:
+        """Weight layers (convs, linear layers) on the block's longest path: all but the shortcut's and the
+        merge's (what a design space's `depth` adds up)."""
+        return sum(layer.weight_layers for layer in self.pre + self.branch + self.post)

@@ -24,7 +24,7 @@ class Conv(LayerKind):
     fan out), so every network starts from the same distribution whatever its family."""
 
     fusable = "conv"
-    weight_layer = True
+    weight_layers = 1
     scales_output = True
 
     name: str

@@ -34,7 +34,7 @@ class Flatten(LayerKind):
 class Linear(LayerKind):
     """A fully connected layer with bias on a vector; built with torchvision's zero bias."""
 
-    weight_layer = True
+    weight_layers = 1
 
     name: str
     c_in: int

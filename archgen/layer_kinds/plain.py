@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from archgen.layer_kinds.base import LayerKind, layer_kind
 
@@ -68,11 +69,13 @@ class Sequence(LayerKind):
 
     def module(self, first: bool = False) -> "nn.Module":
         import torch.nn as nn
-        from collections import OrderedDict
 
         return nn.Sequential(OrderedDict((layer.name, layer.module(first=first and i == 0))
                                          for i, layer in enumerate(self.layers)))
 
-    def records(self) -> Iterator[LayerKind]:
-        for layer in self.layers:
-            yield from layer.records()
+    @property
+    def weight_layers(self) -> int:
+        return sum(layer.weight_layers for layer in self.layers)
+
+    def leaves(self) -> tuple[LayerKind, ...]:
+        return tuple(leaf for layer in self.layers for leaf in layer.leaves())
