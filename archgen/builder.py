@@ -1,6 +1,6 @@
 """ModelPlan -> nn.Module: each block's layer records become a generic `Block`
-(archgen.modules), the stem likewise, and the head; archgen.network holds them.
-This is where describing a network meets torch."""
+(archgen.modules), the stem likewise, and the head's a `Head`; archgen.network holds them.
+This is where describing a network meets torch: each record makes its own module, initialised."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from archgen.complexity import DEFAULT_MAX_PARAMS, Profile, check_size, profile
 from archgen.grammar.loader import SpecLike
-from archgen.layers import LayerStyle, layer_style
+from archgen.layer_kinds.base import LayerStyle, layer_style
 from archgen.modules import Block
 from archgen.network import ArchNet, Head
 from archgen.planner import ModelPlan, plan
@@ -23,7 +23,8 @@ def build(spec: SpecLike | ModelPlan, *, max_params: int = DEFAULT_MAX_PARAMS,
 
     The parameters are counted from the plan first, and a model above
     `max_params` is refused with a SpecError before anything is allocated.
-    Initialisation follows torchvision: Kaiming-normal convs, BN weight 1 and bias 0.
+    Initialisation follows torchvision (each kind's `module` does it): Kaiming-normal convs, norm weight 1
+    and bias 0, linear bias 0.
     """
     p = plan(spec)
     counted = profile(p)
@@ -32,16 +33,15 @@ def build(spec: SpecLike | ModelPlan, *, max_params: int = DEFAULT_MAX_PARAMS,
     style = LayerStyle(norm=doc.norm.type, groups=doc.norm.groups, leaky_slope=doc.leaky_slope)
     with torch.device(device) if device is not None else contextlib.nullcontext(), layer_style(style):
         model = make_network(p, counted)
-    if device is None or torch.device(device).type != "meta":
-        init_weights(model, zero_init_last=doc.zero_init_last)
+    if doc.zero_init_last:
+        zero_init_last(model)
     return model
 
 
 def make_network(p: ModelPlan, counted: Profile) -> ArchNet:
     stem = Block(p.stem.layers())
     stages = [(stage.name, [Block(b.layers()) for b in stage.blocks]) for stage in p.stages]
-    h = p.head
-    head = Head(p.num_features, h.final_norm, h.final_act, h.pool, h.dropout, h.classes, h.pool_size, h.hidden)
+    head = Head(p.head, p.num_features)
     parts = [("stem", stem)] + [(f"{name}.{j}", block) for name, blocks in stages for j, block in enumerate(blocks)]
     first_conv = next(f"{prefix}.{name}" for prefix, part in parts for name, m in part.named_modules()
                       if isinstance(m, nn.Conv2d))
@@ -97,20 +97,10 @@ def pretrained_cfg(p: ModelPlan, pool_size: tuple[int, int], first_conv: str) ->
             "classifier": "head.fc"}
 
 
-def init_weights(model: nn.Module, zero_init_last: bool = False) -> None:
-    """torchvision's initialisation; with `zero_init_last`, every residual branch starts at zero (its last
-    norm layer's scale, or its last conv when the branch ends in one, as pre-activation units do)."""
+def zero_init_last(model: nn.Module) -> None:
+    """Start every residual branch at zero: zero the weight of its last layer that scales its output (a norm,
+    or a conv when the branch ends in one, as pre-activation units do)."""
     for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            nn.init.zeros_(m.bias)
-    if zero_init_last:
-        for m in model.modules():
-            if isinstance(m, Block) and m.residual:
-                weighted = (nn.BatchNorm2d, nn.GroupNorm, nn.Conv2d)
-                last = next(x for x in reversed([m._modules[n] for n in m.branch_names]) if isinstance(x, weighted))
-                nn.init.zeros_(last.weight)
+        if isinstance(m, Block) and m.residual:
+            last = next(layer for layer in reversed(m.records.branch) if layer.scales_output)
+            nn.init.zeros_(m.get_submodule(last.name).weight)

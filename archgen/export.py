@@ -56,6 +56,14 @@ def _write_atomic_with(path: Path, write) -> None:
         raise
 
 
+def onnx_notes(model: nn.Module) -> list[str]:
+    """What the kinds of the model's layers say about torch's ONNX exporter, each once (archgen's blocks and
+    head keep the records they were made from)."""
+    notes = (layer.onnx_note for m in model.modules() if getattr(m, "records", None) is not None
+             for layer in m.records.leaves())
+    return list(dict.fromkeys(note for note in notes if note))
+
+
 def check_target(to: str, dynamic_size: bool) -> None:
     """Refuse an unknown target, and `dynamic_size` where it would mean nothing: a TorchScript trace already
     runs at any batch and image size."""
@@ -125,14 +133,14 @@ def _exporter_refusal(model: nn.Module, exc: RuntimeError) -> UserError:
     if "adaptive" in reason:
         hint = ("ONNX has no adaptive pooling: torch's exporter writes an adaptive pool to a fixed map (VGG's "
                 "7x7) as a fixed window, which it can do only for a traced map whose size it knows and which is "
-                "a multiple of the pooled size (VGG at 224x224); local response normalisation before the pool "
-                "(VGG A-LRN) hides that size from it, as a dynamic image size does. TorchScript (--to "
-                "torchscript) exports such a head and runs it at any size")
+                "a multiple of the pooled size (VGG at 224x224), not one whose size is dynamic or hidden from it. "
+                "TorchScript (--to torchscript) exports such a head and runs it at any size")
     else:
         hint = ("This is a limit of torch's ONNX exporter, not of the model; TorchScript (--to torchscript) "
                 "traces the same model")
+    known = "".join(f" Known case: {note}." for note in onnx_notes(model))
     return UserError(f"cannot export {name} to ONNX: torch {torch.__version__}'s exporter (opset {ONNX_OPSET}) "
-                     f"stopped with '{reason}'. {hint}")
+                     f"stopped with '{reason}'.{known} {hint}")
 
 
 def export_model(model: nn.Module, path: str | os.PathLike, to: Target, *, in_chans: int, input_size: int,

@@ -1,22 +1,24 @@
-"""The torch side of a block: one generic module made from a `BlockLayers` of records.
+"""The torch side of layer kinds and blocks: one generic `Block` made from a `BlockLayers` of records, and the
+few modules a kind builds that torch does not have.
 
-Every family's block is a `Block`: its children are the records' modules,
-under the records' names (torchvision's `conv1`, `bn1`, ..., `downsample`,
-in torchvision's order), so state dicts and per-module counts line up. The
-attributes `residual`, `downsample`, `drop_path`, `act_out`, `pre_names` and
-`branch_names` are what `archgen.fuse` and `archgen.lesion` read; `gate` is a highway block's transform
-gate (None for every other block).
+Every family's block is a `Block`: its children are the records' modules, under the records' names
+(torchvision's `conv1`, `bn1`, ..., `downsample`, in torchvision's order), so state dicts and per-module
+counts line up. It keeps its records (`records`), which `archgen.fuse` reads to ask each layer's kind what
+it may do; `residual`, `downsample`, `drop_path`, `act_out`, `pre_names` and `branch_names` are what
+`archgen.fuse` and `archgen.lesion` read, and the merge kind (`merge`) joins the branch with the shortcut.
+Nothing here imports another archgen module: the kinds import these classes, inside their `module`.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from archgen.layers import BlockLayers, ZeroPad
+if TYPE_CHECKING:
+    from archgen.layer_kinds.block import BlockLayers
 
 
 class ZeroPadShortcut(nn.Module):
@@ -35,33 +37,20 @@ class ZeroPadShortcut(nn.Module):
         return x
 
 
-class SqueezeExcite(nn.Module):
-    """x * sigmoid(fc2(relu(fc1(avgpool(x))))): torchvision's and timm's SE, whose weights are `fc1`, `fc2`."""
+class Rescale(nn.Module):
+    """x times what its children compute from x, run in turn: a squeeze-and-excitation gate (children `pool`,
+    `fc1`, `act`, `fc2`, `gate`, torchvision's and timm's names, so their weights load by name)."""
 
-    def __init__(self, c: int, c_mid: int) -> None:
+    def __init__(self, children: list[tuple[str, nn.Module]]) -> None:
         super().__init__()
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc1 = nn.Conv2d(c, c_mid, 1)
-        self.act = nn.ReLU(inplace=True)
-        self.fc2 = nn.Conv2d(c_mid, c, 1)
-        self.gate = nn.Sigmoid()
+        for name, child in children:
+            self.add_module(name, child)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.gate(self.fc2(self.act(self.fc1(self.pool(x)))))
-
-
-class TransformGate(nn.Module):
-    """A highway network's T(x) = sigmoid(conv(x)), the conv's bias filled with the carry bias (Srivastava et
-    al. 2015, Sec. 2.2: 'b_T can be initialized with a negative value (e.g. -1, -3 etc.) such that the network
-    is initially biased towards carry behavior')."""
-
-    def __init__(self, c_in: int, c_out: int, k: int, stride: int, bias: float) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(c_in, c_out, k, stride, (k - 1) // 2, bias=True)
-        nn.init.constant_(self.conv.bias, bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.conv(x))
+        y = x
+        for child in self.children():
+            y = child(y)
+        return x * y
 
 
 class FrozenBatchNorm2d(nn.BatchNorm2d):
@@ -105,18 +94,12 @@ class DropPath(nn.Module):
         return f"survival={self.survival:.4f}, inverted={self.inverted}"
 
 
-def shortcut_module(layers: tuple) -> nn.Module:
-    """The `downsample` path: the zero-padding module itself, or the layers in a Sequential ('0', '1', ...)."""
-    if len(layers) == 1 and isinstance(layers[0], ZeroPad):
-        return layers[0].module()
-    return nn.Sequential(OrderedDict((layer.name, layer.module()) for layer in layers))
-
-
 class Block(nn.Module):
-    """out = act_out(merge(drop_path(branch(pre(x))), shortcut(x or pre(x)))); see archgen.layers.BlockLayers."""
+    """out = act_out(merge(drop_path(branch(pre(x))), shortcut(x or pre(x)))); see BlockLayers."""
 
-    def __init__(self, d: BlockLayers) -> None:
+    def __init__(self, d: "BlockLayers") -> None:
         super().__init__()
+        self.records = d
         self.pre_names = [layer.name for layer in d.pre]
         self.branch_names = [layer.name for layer in d.branch]
         for i, layer in enumerate(d.pre + d.branch):
@@ -125,10 +108,13 @@ class Block(nn.Module):
             self.add_module(layer.name, layer.module(first=reads_kept))
         self.merge = d.merge
         self.split = d.split
-        self.residual = d.residual
-        self.downsample = shortcut_module(d.shortcut) if d.residual and d.shortcut else None
-        self.gate = d.gate.module() if d.residual and d.gate is not None else None
-        self.drop_path = DropPath(d.survival, d.inverted_drop) if d.residual and d.survival < 1.0 else nn.Identity()
+        self.residual = d.merge.residual
+        self.downsample = d.shortcut.module() if d.merge.residual and d.shortcut is not None else None
+        merge_weights = d.merge.module()
+        if merge_weights is not None:
+            self.add_module(d.merge.name, merge_weights)
+        self.drop_path = DropPath(d.survival, d.inverted_drop) if d.merge.residual and d.survival < 1.0 \
+            else nn.Identity()
         posts = [layer.module() for layer in d.post]
         self.act_out = nn.Identity() if not posts else posts[0] if len(posts) == 1 else nn.Sequential(*posts)
 
@@ -153,23 +139,12 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pre = self.preactivate(x)
-        out = self.branch(pre)
-        if self.merge == "concat":
-            return torch.cat([x, out], 1)
-        if self.residual:
-            split = pre if self.split == "pre" else x
-            carry = split if self.downsample is None else self.downsample(split)
-            if self.gate is not None:
-                transform = self.gate(split)
-                out = self.drop_path(out) * transform + carry * (1 - transform)
-            else:
-                out = self.drop_path(out) + carry
-        return self.act_out(out)
+        return self.act_out(self.merge.join(self, x, pre, self.branch(pre)))
 
     def shortcut_is_identity(self) -> bool:
-        """Whether the shortcut passes the block's input on unchanged (so a lesion may delete the branch);
-        a highway block's carry is gated, so deleting its branch would leave x * (1 - T(x)), not x."""
-        return self.residual and self.downsample is None and self.gate is None and self.mode != "both"
+        """Whether the shortcut passes the block's input on unchanged, so that a lesion may delete the branch
+        (not a gated carry: deleting a highway block's branch would leave x * (1 - T(x)), not x)."""
+        return self.residual and self.merge.branch_deletable and self.downsample is None and self.mode != "both"
 
     def without_branch(self) -> nn.Module:
         """The block with its residual branch deleted: what is left is act_out(x)."""

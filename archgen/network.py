@@ -11,71 +11,43 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn as nn
 from torch.utils.checkpoint import checkpoint
 
-from archgen.layers import Norm, make_act
 from archgen.errors import UserError
+
+if TYPE_CHECKING:
+    from archgen.heads import HeadPlan
 
 
 class Head(nn.Module):
-    """Final BN + act for pre-activation designs, pooling (global, or adaptive to pool_size x pool_size and
-    flattened: VGG's 7x7), hidden fc-act-dropout layers (VGG's two of 4096), dropout, classifier.
+    """The head built from its records (archgen.heads.HeadPlan.layers), in their order and under their names;
+    the last, `fc`, is the classifier, and everything before it makes the features it reads (`pre_logits`)."""
 
-    The hidden layers are `hidden.0`, `hidden.1`, ... numbered as torchvision numbers VGG's `classifier`
-    (fc at 3i, act at 3i + 1, dropout at 3i + 2 between them); the last one's dropout is `drop`, and the
-    classifier `fc`, so VGG's classifier.6 is `head.fc`.
-    """
-
-    def __init__(self, num_features: int, final_norm: bool, final_act: str, pool: str, dropout: float,
-                 classes: int, pool_size: int = 1, hidden: Sequence[int] = ()) -> None:
+    def __init__(self, plan: "HeadPlan", c: int) -> None:
         super().__init__()
-        c = num_features
-        if final_norm:
-            self.norm = Norm("norm", c).module()  # the spec's norm kind, as every other norm layer
-            self.act = make_act(final_act)
-        self.pool = {"avg": nn.AdaptiveAvgPool2d(pool_size), "max": nn.AdaptiveMaxPool2d(pool_size),
-                     "none": nn.Identity()}[pool]
-        self.flatten = nn.Flatten(1) if pool != "none" else nn.Identity()
-        features = c * pool_size ** 2 if pool != "none" else c
-        if hidden:
-            self.hidden = hidden_layers(features, hidden, final_act, dropout)
-            features = hidden[-1]
-        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.records = plan.layers(c)
+        for layer in self.records.branch:
+            self.add_module(layer.name, layer.module())
+        self.plan = plan
         #: What the classifier reads: the pooled channels, or the last hidden layer's width.
-        self.num_features = features
-        self.pooled = pool != "none"
-        self.fc = self.classifier(classes)
+        self.num_features = plan.features(c)
 
     def classifier(self, classes: int) -> nn.Module:
-        """A fresh linear classifier over the pooled features, or Identity (no classes, or no pooling)."""
-        return nn.Linear(self.num_features, classes) if classes > 0 and self.pooled else nn.Identity()
+        """A fresh classifier for `classes` outputs over the features (Identity: none, or no pooling)."""
+        return self.plan.classifier(self.num_features, classes).module()
 
     def pre_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """The features the classifier sees: (final norm and act), pooled, flattened, (hidden layers), dropout."""
-        if hasattr(self, "norm"):
-            x = self.act(self.norm(x))
-        x = self.flatten(self.pool(x))
-        if hasattr(self, "hidden"):
-            x = self.hidden(x)
-        return self.drop(x)
+        for name, module in self.named_children():
+            if name != "fc":
+                x = module(x)
+        return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.pre_logits(x))
-
-
-def hidden_layers(features: int, widths: Sequence[int], act: str, dropout: float) -> nn.Sequential:
-    """fc, act[, dropout] per hidden width, the last one's dropout left to the head's `drop`."""
-    layers: list[nn.Module] = []
-    for i, width in enumerate(widths):
-        layers += [nn.Linear(features, width), make_act(act)]
-        if i < len(widths) - 1:
-            layers.append(nn.Dropout(dropout) if dropout > 0 else nn.Identity())
-        features = width
-    return nn.Sequential(*layers)
 
 
 def run_blocks(stage: nn.Sequential, x: torch.Tensor, checkpointed: bool) -> torch.Tensor:

@@ -13,12 +13,16 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from archgen.blocks.registry import Family, Placement, PlannedBlock, spec_family
+from archgen.blocks import spec_family
+from archgen.blocks.registry import Family, Placement, PlannedBlock
 from archgen.errors import did_you_mean
 from archgen.grammar import schema
 from archgen.grammar.schema import shallow_copy
 from archgen.grammar.loader import Spec, SpecLike, load_spec
-from archgen.layers import BlockLayers, Conv, Norm
+from archgen.heads import HeadPlan
+from archgen.layer_kinds.block import BlockLayers
+from archgen.layer_kinds.conv import Conv
+from archgen.layer_kinds.norm import Norm
 from archgen.memo import Memo
 from archgen.stems import STEMS, StemArgs
 
@@ -29,18 +33,6 @@ class StagePlan:
     blocks: list[PlannedBlock]
     out_chs: int
     reduction: int
-
-
-@dataclass(frozen=True)
-class HeadPlan:
-    final_norm: bool
-    final_act: str
-    pool: str
-    dropout: float
-    classes: int
-    #: Side of the pooled map (1: global pooling) and the hidden fc widths before the classifier (VGG's).
-    pool_size: int = 1
-    hidden: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -134,7 +126,7 @@ def frame(spec: Spec) -> Frame:
     _check_network_fields(spec, families)
     stem = _resolve_stem(spec, families[0])
     if doc.norm.type == "group":
-        _check_norm_groups(spec, stem.layers().branch, "the stem")
+        _check_norm_groups(spec, stem.layers(), "the stem")
     depths = [scale_depth(s.depth, doc.multipliers.depth) for s in doc.stages]
     if sum(depths) > MAX_TOTAL_BLOCKS:
         raise spec.error(("stages",), f"the stages hold {sum(depths):,} blocks in all; archgen builds at most "
@@ -298,27 +290,27 @@ def _check_groups(spec: Spec, i: int, block: PlannedBlock) -> None:
                          f"cardinality {conv.groups} does not divide the {conv.c_in} -> {conv.c_out} "
                          f"channels of {block.type} conv '{conv.name}' in stage {i + 1}; choose a "
                          "cardinality that divides both")
-    _check_norm_groups(spec, layers.pre + layers.branch + (layers.shortcut or ()), f"stage {i + 1}")
+    _check_norm_groups(spec, layers, f"stage {i + 1}")
 
 
 def misgrouped_conv(layers: BlockLayers) -> Conv | None:
     """A grouped conv of the block whose groups do not divide its channels."""
-    for layer in layers.pre + layers.branch + (layers.shortcut or ()):
+    for layer in layers.leaves():
         if isinstance(layer, Conv) and (layer.c_in % layer.groups or layer.c_out % layer.groups):
             return layer
     return None
 
 
-def misgrouped_norm(layers: tuple, groups: int) -> Norm | None:
+def misgrouped_norm(layers: BlockLayers, groups: int) -> Norm | None:
     """A normalised layer whose channels group norm's `groups` (0: not group norm) does not divide."""
     if groups:
-        for layer in layers:
+        for layer in layers.leaves():
             if isinstance(layer, Norm) and layer.c % groups:
                 return layer
     return None
 
 
-def _check_norm_groups(spec: Spec, layers: tuple, where: str) -> None:
+def _check_norm_groups(spec: Spec, layers: BlockLayers, where: str) -> None:
     norm = spec.doc.norm
     layer = misgrouped_norm(layers, norm.groups if norm.type == "group" else 0)
     if layer is not None:

@@ -7,7 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from archgen.layers import Act, BlockLayers, Conv, Norm, Pool
+from archgen.layer_kinds.act import Act
+from archgen.layer_kinds.block import BlockLayers
+from archgen.layer_kinds.conv import Conv
+from archgen.layer_kinds.norm import Norm
+from archgen.layer_kinds.pool import Pool
 
 if TYPE_CHECKING:
     from archgen.grammar.schema import Stem

@@ -111,17 +111,19 @@ def reference():
 
 def _record_shape(layer) -> tuple:
     """A layer record's structure without its sizes: its kind and the settings that take another code path
-    (kernel, stride, grouped or not, dilated or not, activation or pooling kind)."""
+    (kernel, stride, grouped or not, dilated or not, activation or pooling kind); a sequence's records."""
     fields = getattr(layer, "__dataclass_fields__", {})
+    if "layers" in fields:
+        return (type(layer).__name__, tuple(map(_record_shape, layer.layers)))
     return (type(layer).__name__, *(
         (name, getattr(layer, name)) for name in ("k", "stride", "kind", "ceil_mode", "bias") if name in fields),
         ("grouped", getattr(layer, "groups", 1) > 1), ("dilated", getattr(layer, "dilation", 1) > 1))
 
 
 def _block_shape(d) -> tuple:
-    records = lambda layers: tuple(map(_record_shape, layers or ()))  # noqa: E731
-    return (records(d.pre), records(d.branch), None if d.shortcut is None else records(d.shortcut), d.merge,
-            d.split, records(d.post), d.survival < 1.0, d.inverted_drop)
+    records = lambda layers: tuple(map(_record_shape, layers))  # noqa: E731
+    return (records(d.pre), records(d.branch), None if d.shortcut is None else _record_shape(d.shortcut),
+            type(d.merge).__name__, d.split, records(d.post), d.survival < 1.0, d.inverted_drop)
 
 
 def design_signatures(name: str) -> frozenset:

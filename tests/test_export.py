@@ -128,7 +128,8 @@ def test_an_lrn_network_that_the_onnx_exporter_refuses_is_one_quiet_error_and_wr
     assert capfd.readouterr() == ("", "")  # nothing reached the terminal: no 'Torch IR graph at exception'
     message = str(refused.value)
     assert message.startswith("cannot export vgg11_lrn_slim to ONNX: ")
-    assert "adaptive_avg_pool2d, input size not accessible" in message and "A-LRN" in message
+    assert "adaptive_avg_pool2d, input size not accessible" in message
+    assert "Known case: local response normalisation" in message and "A-LRN" in message  # the LRN kind's note
     assert "\n" not in message and "Caused by" not in message and "graph" not in message
     assert list(tmp_path.iterdir()) == []
     export_model(model, tmp_path / "lrn.ts", "torchscript", in_chans=3, input_size=224)

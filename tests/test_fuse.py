@@ -208,7 +208,7 @@ def test_a_family_registers_its_own_rule():
 
     @register_fuse_rule(Scaled)
     def rule(m, fold_bn):
-        return BNAct.from_bn(m.bn, nn.ReLU())
+        return BNAct.from_bn(m.bn, "relu")
 
     model = _randomise_bns(nn.Sequential(Scaled()))
     fused = fuse(model)

@@ -114,7 +114,7 @@ def test_every_act_on_each_layout_with_a_new_output(act):
 
 
 def test_leaky_relu_uses_darknets_slope():
-    from archgen.layers import LEAKY_SLOPE
+    from archgen.layer_kinds.base import LEAKY_SLOPE
 
     x = -torch.ones(1, 2, 3, 3)
     y = bn_act(x, None, torch.zeros(2), act="leaky_relu")

@@ -7,7 +7,14 @@ from typing import Any, Optional
 
 from archgen.blocks.registry import Placement
 from archgen.grammar.schema import MAX_WIDTH, Act as ActKind, spec_field
-from archgen.layers import Act, Conv, Identity, Norm, Pool, ZeroPad
+from archgen.layer_kinds.act import Act
+from archgen.layer_kinds.base import LayerKind, MergeKind
+from archgen.layer_kinds.conv import Conv
+from archgen.layer_kinds.merges import ADD, NO_MERGE
+from archgen.layer_kinds.norm import Norm
+from archgen.layer_kinds.plain import Identity, Sequence
+from archgen.layer_kinds.pool import Pool
+from archgen.layer_kinds.zero_pad import ZeroPad
 
 
 def act_field(default: str = "relu") -> Any:
@@ -42,20 +49,23 @@ def changes_shape(at: Placement, out_chs: int) -> bool:
     return at.stride != 1 or at.in_chs != out_chs
 
 
-def shortcut_layers(at: Placement, out_chs: int, norm: bool = True) -> Optional[tuple]:
-    """The shortcut as `BlockLayers.shortcut`: None (no shortcut), () (identity) or the `downsample` layers.
+def residual_merge(at: Placement) -> MergeKind:
+    """The add of a residual block, or none at all for `shortcut: none` (a plain net)."""
+    return NO_MERGE if at.shortcut == "none" else ADD
+
+
+def shortcut_layers(at: Placement, out_chs: int, norm: bool = True) -> Optional[LayerKind]:
+    """The shortcut as `BlockLayers.shortcut`: None for the identity (or no shortcut), else the `downsample`.
 
     `norm=False` leaves out the BN after a projection, as pre-activation units do (He et al. 2016's code).
     Layer names are torchvision's (`downsample.0` conv, `.1` BN) and timm's for ResNet-D (`.0` pool, `.1`
     conv, `.2` BN, with an identity at `.0` when the block does not stride).
     """
-    if at.shortcut == "none":
+    if at.shortcut == "none" or not changes_shape(at, out_chs):
         return None
-    if not changes_shape(at, out_chs):
-        return ()
     if at.shortcut == "zero_pad":
-        return (ZeroPad("downsample", at.stride, out_chs - at.in_chs),)
-    layers: list = []
+        return ZeroPad("downsample", at.stride, out_chs - at.in_chs)
+    layers: list[LayerKind] = []
     if at.shortcut == "avgpool_projection":
         layers.append(Pool("0", at.in_chs, "avg", 2, at.stride, ceil_mode=True, count_include_pad=False)
                       if at.stride > 1 else Identity("0"))
@@ -64,7 +74,7 @@ def shortcut_layers(at: Placement, out_chs: int, norm: bool = True) -> Optional[
         layers.append(Conv("0", at.in_chs, out_chs, 1, at.stride))
     if norm:
         layers.append(Norm(str(len(layers)), out_chs))
-    return tuple(layers)
+    return Sequence("downsample", tuple(layers))
 
 
 def shortcut_problem(at: Placement, out_chs: int) -> tuple[str, str] | None:

@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from archgen.blocks.common import act_field
 from archgen.blocks.registry import Family, Placement, register_block
 from archgen.grammar.schema import Act as ActKind
-from archgen.layers import Act, BlockLayers, Conv, Norm
+from archgen.layer_kinds.act import Act
+from archgen.layer_kinds.block import BlockLayers
+from archgen.layer_kinds.conv import Conv
+from archgen.layer_kinds.norm import Norm
 
 
 @register_block("conv")

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from archgen.blocks.common import act_field, conv_bn_act
+from archgen.blocks.common import act_field, conv_bn_act, residual_merge
 from archgen.blocks.conv import ConvLayer
 from archgen.blocks.registry import Family, Placement, PlannedBlock, register_block
 from archgen.grammar.schema import Act as ActKind
-from archgen.layers import BlockLayers
+from archgen.layer_kinds.block import BlockLayers
 
 
 @register_block("darknet")
@@ -41,8 +41,8 @@ class DarkNet(Family):
     def layers(self, at: Placement) -> BlockLayers:
         half = at.width // 2
         branch = conv_bn_act(1, at.in_chs, half, 1, self.act) + conv_bn_act(2, half, at.width, 3, self.act)
-        return BlockLayers(branch=tuple(branch), shortcut=None if at.shortcut == "none" else (), merge="add",
-                           survival=at.survival, inverted_drop=at.inverted_drop)
+        return BlockLayers(branch=tuple(branch), merge=residual_merge(at), survival=at.survival,
+                           inverted_drop=at.inverted_drop)
 
     def notation(self, at: Placement) -> str:
         return f"1x1, {at.width // 2}; 3x3, {at.width}"

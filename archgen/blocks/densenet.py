@@ -20,7 +20,13 @@ from typing import Callable
 from archgen.blocks.common import dropout_field
 from archgen.blocks.registry import Family, Placement, PlannedBlock, register_block
 from archgen.grammar.schema import MAX_WIDTH, spec_field
-from archgen.layers import Act, BlockLayers, Conv, Dropout, Norm, Pool
+from archgen.layer_kinds.act import Act
+from archgen.layer_kinds.block import BlockLayers
+from archgen.layer_kinds.conv import Conv
+from archgen.layer_kinds.merges import CONCAT
+from archgen.layer_kinds.norm import Norm
+from archgen.layer_kinds.plain import Dropout
+from archgen.layer_kinds.pool import Pool
 
 
 def compression_field() -> float:
@@ -81,7 +87,7 @@ class Dense(Family):
             layers += [Norm(f"norm{i}", conv.c_in), Act(f"relu{i}", conv.c_in), conv]
             if self.dropout > 0:
                 layers.append(Dropout(f"drop{i}", self.dropout))  # after each conv, as in the paper
-        return BlockLayers(branch=tuple(layers), merge="concat")
+        return BlockLayers(branch=tuple(layers), merge=CONCAT)
 
     def notation(self, at: Placement) -> str:
         if self.bn_size > 0:

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from archgen.blocks.registry import Placement, register_block
 from archgen.blocks.resnet import Basic
 from archgen.grammar.schema import spec_field
-from archgen.layers import BlockLayers, TransformGate
+from archgen.layer_kinds.block import BlockLayers
+from archgen.layer_kinds.gate import Gate
 
 
 @register_block("highway")
@@ -42,9 +43,11 @@ class Highway(Basic):
         return super().check(at)
 
     def layers(self, at: Placement) -> BlockLayers:
-        out = self.out_chs(at)
-        gate = TransformGate("gate", at.in_chs, out, self.gate_kernel, at.stride, self.gate_bias)
-        return dataclasses.replace(super().layers(at), merge="gate", gate=gate)
+        plain = super().layers(at)
+        if not plain.merge.residual:  # shortcut: none leaves nothing to gate
+            return plain
+        gate = Gate("gate", at.in_chs, self.out_chs(at), self.gate_kernel, at.stride, self.gate_bias)
+        return dataclasses.replace(plain, merge=gate)
 
     def notation(self, at: Placement) -> str:
         return f"{super().notation(at)}; gate {self.gate_kernel}x{self.gate_kernel}, {self.out_chs(at)}"

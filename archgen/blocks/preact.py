@@ -24,11 +24,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from archgen.blocks.common import changes_shape, shortcut_layers
+from archgen.blocks.common import changes_shape, residual_merge, shortcut_layers
 from archgen.blocks.registry import Placement, register_block
 from archgen.blocks.resnet import Basic, Bottleneck, dropout_layers
 from archgen.grammar.schema import Act as ActKind
-from archgen.layers import Act, BlockLayers, Norm
+from archgen.layer_kinds.act import Act
+from archgen.layer_kinds.block import BlockLayers
+from archgen.layer_kinds.norm import Norm
 
 
 def preact_mode(at: Placement, out_chs: int) -> str:
@@ -55,7 +57,7 @@ def preact_block(convs: list, at: Placement, in_chs: int, out_chs: int, act: Act
     mode = preact_mode(at, out_chs)
     pre = () if mode == "none" else (Norm("bn1", in_chs), Act("act1", in_chs, act))
     return BlockLayers(branch=tuple(convs), pre=pre, shortcut=shortcut_layers(at, out_chs, norm=False),
-                       merge="add", split="pre" if mode == "both" else "input", survival=at.survival,
+                       merge=residual_merge(at), split="pre" if mode == "both" else "input", survival=at.survival,
                        inverted_drop=at.inverted_drop)
 
 

@@ -5,8 +5,9 @@ a spec may give it (a field outside them is an error naming the family and
 the fields it takes), and its methods say everything else about it: where the
 stage puts it (`expand_stage`), the plain layer records of one block
 (`layers`), and the papers' bracket notation (`notation`). Cost, module and
-fuse rule are all read from the same layer records (archgen.layers), so they
-cannot drift apart. Nothing here imports torch.
+fuse rule are all read from the same layer records (archgen.layer_kinds), so
+they cannot drift apart. Nothing here imports torch; archgen.blocks looks
+families up by name once every family module has registered.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ import functools
 from dataclasses import dataclass
 from typing import Callable, ClassVar, TypeVar
 
-from archgen.errors import did_you_mean
-from archgen.layers import BlockLayers
+from archgen.layer_kinds.block import BlockLayers
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,8 @@ class PlannedBlock:
 
 F = TypeVar("F", bound=type)
 
-_REGISTRY: dict[str, type[Family]] = {}
+#: Every registered family, by name (archgen.blocks looks them up once all are registered).
+REGISTRY: dict[str, type[Family]] = {}
 
 
 def register_block(name: str) -> Callable[[F], F]:
@@ -149,38 +150,7 @@ def register_block(name: str) -> Callable[[F], F]:
 
     def add(cls: F) -> F:
         cls.name = name
-        _REGISTRY[name] = cls
+        REGISTRY[name] = cls
         return cls
 
     return add
-
-
-def family_class(name: str) -> type[Family]:
-    """Any registered family, internal ones included."""
-    _load_families()
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown block type '{name}'")
-    return _REGISTRY[name]
-
-
-def spec_family(name: str) -> type[Family]:
-    """A family a spec may name as `block.type`; KeyError with a suggestion otherwise."""
-    family = _REGISTRY.get(name)
-    if family is None:
-        _load_families()
-        family = _REGISTRY.get(name)
-    if family is None or family.internal:
-        names = block_names()
-        raise KeyError(f"unknown block type '{name}'.{did_you_mean(name, names)} Registered: {', '.join(names)}")
-    return family
-
-
-def block_names() -> list[str]:
-    """The block types a spec may name."""
-    _load_families()
-    return sorted(name for name, family in _REGISTRY.items() if not family.internal)
-
-
-def _load_families() -> None:
-    # Importing the package registers every family module it lists.
-    import archgen.blocks  # noqa: F401

@@ -15,10 +15,12 @@ import functools
 import math
 from dataclasses import dataclass
 
-from archgen.blocks.common import conv_bn_act, shortcut_layers, shortcut_problem
+from archgen.blocks.common import conv_bn_act, residual_merge, shortcut_layers, shortcut_problem
 from archgen.blocks.registry import Family, Placement, register_block
 from archgen.grammar.schema import MAX_WIDTH, RegNetRule, Stage, spec_field
-from archgen.layers import Act, BlockLayers, SqueezeExcite
+from archgen.layer_kinds.act import Act
+from archgen.layer_kinds.block import BlockLayers
+from archgen.layer_kinds.squeeze_excite import SqueezeExcite
 
 
 @register_block("regnet")
@@ -69,7 +71,7 @@ class RegNetBlock(Family):
         if self.se_ratio > 0:
             branch.append(SqueezeExcite("se", w_b, self.se_width(at)))
         branch += conv_bn_act(3, w_b, out, 1, "relu", with_act=False)
-        return BlockLayers(branch=tuple(branch), shortcut=shortcut_layers(at, out), merge="add",
+        return BlockLayers(branch=tuple(branch), shortcut=shortcut_layers(at, out), merge=residual_merge(at),
                            post=(Act("act_out", out),), survival=at.survival, inverted_drop=at.inverted_drop)
 
     def notation(self, at: Placement) -> str:

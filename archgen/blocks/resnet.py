@@ -11,16 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from archgen.blocks.common import (act_field, base_width_field, cardinality_field, conv_bn_act,
-                                   dropout_field, expansion_field, groups_suffix, shortcut_layers, shortcut_problem,
-                                   width_factor_field)
+                                   dropout_field, expansion_field, groups_suffix, residual_merge, shortcut_layers,
+                                   shortcut_problem, width_factor_field)
 from archgen.blocks.registry import Family, Placement, register_block
 from archgen.grammar.schema import Act as ActKind, spec_field
-from archgen.layers import Act, BlockLayers, Dropout, SqueezeExcite
+from archgen.layer_kinds.act import Act
+from archgen.layer_kinds.block import BlockLayers
+from archgen.layer_kinds.plain import Dropout
+from archgen.layer_kinds.squeeze_excite import SqueezeExcite
 
 
 def residual_block(branch: list, at: Placement, out_chs: int, act: ActKind) -> BlockLayers:
     """A post-activation residual block: act(branch(x) + shortcut(x))."""
-    return BlockLayers(branch=tuple(branch), shortcut=shortcut_layers(at, out_chs), merge="add",
+    return BlockLayers(branch=tuple(branch), shortcut=shortcut_layers(at, out_chs), merge=residual_merge(at),
                        post=(Act("act_out", out_chs, act),), survival=at.survival, inverted_drop=at.inverted_drop)
 
 

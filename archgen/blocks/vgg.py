@@ -16,7 +16,11 @@ from dataclasses import dataclass
 from archgen.blocks.common import act_field
 from archgen.blocks.registry import Family, Placement, PlannedBlock, register_block
 from archgen.grammar.schema import Act as ActKind, spec_field
-from archgen.layers import Act, BlockLayers, Conv, LocalResponseNorm, Norm, Pool
+from archgen.layer_kinds.act import Act
+from archgen.layer_kinds.block import BlockLayers
+from archgen.layer_kinds.conv import Conv
+from archgen.layer_kinds.norm import LocalResponseNorm, Norm
+from archgen.layer_kinds.pool import Pool
 
 #: The paper's pooling: max-pooling over a 2 x 2 window with stride 2 (Sec. 2.1; torchvision's MaxPool2d(2, 2)).
 POOL_STRIDE = 2

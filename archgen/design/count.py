@@ -26,14 +26,16 @@ import functools
 from typing import NamedTuple
 
 from archgen.blocks.registry import Family, Placement
-from archgen.complexity import Totals, TooSmall, block_cost, head_cost, profile
+from archgen.complexity import block_cost, profile
 from archgen.design.figures import Figures
 from archgen.grammar.loader import Spec
-from archgen.layers import BlockLayers, Conv
+from archgen.heads import HeadPlan
+from archgen.layer_kinds.block import BlockLayers
 from archgen.memo import Memo
-from archgen.planner import (HeadPlan, expand_stage_rule, frame, head_plan, misgrouped_conv, misgrouped_norm,
-                             placement, plan, stage_blocks)
+from archgen.planner import (expand_stage_rule, frame, head_plan, misgrouped_conv, misgrouped_norm, placement,
+                             plan, stage_blocks)
 from archgen.stems import StemArgs
+from archgen.tally import Totals, TooSmall
 
 #: Blocks expanded per stage: the first, and two to see whether the rest repeat.
 PLANNED_DEPTH = 3
@@ -105,12 +107,10 @@ def stem_figures(stem: StemArgs, size: int) -> Counted | None:
 @functools.lru_cache(maxsize=4096)
 def head_figures(head: HeadPlan, c: int, h: int, w: int) -> Counted | None:
     """The head on the last stage's c x h x w output (its depth: the linear layers), or None when too small."""
-    t = Totals()
     try:
-        _, ho, wo = head_cost(head, c, t, h, w)
+        return layers_figures(head.layers(c), head.out_chs(c), h, w)
     except TooSmall:
         return None
-    return Counted(t.params, t.macs, t.acts, t.linears, ho, wo)
 
 
 #: (stride, dilation, prefix) of the stages placed so far, by the plain values that place them (placed_stage).
@@ -163,7 +163,7 @@ def block_figures(family: Family, at: Placement, norm_groups: int, h: int, w: in
     cannot be built (the planner's group checks, on the same records) or its input is too small. Keyed by
     family and placement, not by the PlannedBlock, which holds its layer records."""
     layers = family.layers(at)
-    if misgrouped_conv(layers) or misgrouped_norm(layers.pre + layers.branch + (layers.shortcut or ()), norm_groups):
+    if misgrouped_conv(layers) or misgrouped_norm(layers, norm_groups):
         return None
     try:
         return layers_figures(layers, family.out_chs(at), h, w)
@@ -174,18 +174,13 @@ def block_figures(family: Family, at: Placement, norm_groups: int, h: int, w: in
 def layers_figures(layers: BlockLayers, out_chs: int, h: int, w: int) -> Counted:
     t = Totals()
     ho, wo = block_cost(layers, t, out_chs, h, w)
-    return Counted(t.params, t.macs, t.acts, path_convs(layers), ho, wo)
-
-
-def path_convs(layers: BlockLayers) -> int:
-    """Convs on the block's longest path: all but the shortcut's."""
-    return sum(isinstance(layer, Conv) for layer in layers.pre + layers.branch + layers.post)
+    return Counted(t.params, t.macs, t.acts, layers.depth, ho, wo)
 
 
 def full_figures(spec: Spec) -> Figures:
     """The figures from `archgen.profile`, with depth from the full plan (the reference the shortcuts match)."""
     p = plan(spec)
     counted = profile(p)
-    depth = (path_convs(p.stem.layers()) + sum(path_convs(b.layers()) for s in p.stages for b in s.blocks)
-             + sum(layer.op == "linear" for layer in counted.layers))
+    depth = (p.stem.layers().depth + sum(b.layers().depth for s in p.stages for b in s.blocks)
+             + p.head.layers(p.num_features).depth)
     return Figures(counted.params, counted.macs, counted.acts, depth)

@@ -231,8 +231,8 @@ def shortcut_kind(block: "nn.Module") -> str:
     """'identity', 'projection', 'zero-padding' or 'pre-activated identity', as the lesion table prints it."""
     from archgen.modules import ZeroPadShortcut
 
-    if getattr(block, "gate", None) is not None:
-        return "gated (highway)"
+    if block.merge.shortcut_text:
+        return block.merge.shortcut_text
     down = getattr(block, "downsample", None)
     if down is None:
         return "identity" if block.shortcut_is_identity() else "pre-activated identity"

@@ -172,7 +172,7 @@ def spec_markdown() -> str:
     out = [INTRO]
     for cls, title in sections:
         out += _section(cls, title)
-    from archgen.blocks.registry import block_names, family_class
+    from archgen.blocks import block_names, family_class
 
     out += ["## Block families", "", "Each `block.type` and the fields it takes (in `block:` or a stage).", ""]
     for name in block_names():

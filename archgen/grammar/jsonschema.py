@@ -65,7 +65,7 @@ def _with_families(out: dict, families: list[type]) -> dict:
 
 
 def json_schema() -> dict:
-    from archgen.blocks.registry import block_names, family_class
+    from archgen.blocks import block_names, family_class
 
     families = [family_class(name) for name in block_names()]
     defs = {cls.__name__: _object(cls) for cls in (schema.Citation, schema.Paper, schema.Input, schema.Stem,

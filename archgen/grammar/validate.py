@@ -70,7 +70,7 @@ class Validator:
     def family_fields(self, doc: schema.SpecDoc) -> None:
         """Validate `block:` and each stage against its family (a tagged union on `type`): the family's own
         fields only, and of the stage fields only those the family reads."""
-        from archgen.blocks.registry import block_names, spec_family
+        from archgen.blocks import block_names, spec_family
 
         def family(name: str, at: Path) -> type:
             try:
@@ -187,7 +187,7 @@ SECTIONS = {"block": None, "stem": schema.Stem, "head": schema.Head, "input": sc
 def misplaced(key: str, value: Any) -> str:
     """' `act` belongs under `block:` ...' when a top-level key is a field of a section (or of every stage):
     the likeliest mistake is an indent, and "Did you mean 'paper'?" would send the user the wrong way."""
-    from archgen.blocks.registry import block_names, spec_family
+    from archgen.blocks import block_names, spec_family
 
     if key == "space":
         return (" A `space:` block makes this file a design space (docs/design.md), which archgen validate, "

@@ -12,7 +12,7 @@ on BN, the residual add and ReLU; `bn_act` spends one:
     act(bn(x) * g + r)      bn_act(x, s, t, residual=r, gate=g)         squeeze-and-excitation before the add
                                                                         (SE-ResNet; g is (N, C))
 
-`act` is 'relu', 'silu', 'leaky_relu' (slope `archgen.layers.LEAKY_SLOPE`, 0.1,
+`act` is 'relu', 'silu', 'leaky_relu' (slope `archgen.layer_kinds.base.LEAKY_SLOPE`, 0.1,
 DarkNet's) or 'none'. `x` is (N, C, *spatial), contiguous in NCHW or in
 channels_last; other strides are made contiguous first. Arithmetic is in
 float32 whatever the storage type (float32, float16, bfloat16); the output has
@@ -57,7 +57,7 @@ DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
 def _leaky_slope() -> float:
-    from archgen.layers import LEAKY_SLOPE
+    from archgen.layer_kinds.base import LEAKY_SLOPE
 
     return LEAKY_SLOPE
 

@@ -1,40 +1,37 @@
 """`fuse(model)`: an eval-mode copy of a model whose blocks end in the one-pass `bn_act` kernel.
 
-What is rewritten (everything else is left as it is, running eagerly): every
-block archgen builds is one generic `Block` made from layer records, so one
-rule covers every family, reading only the layer names the block was made from:
+What is rewritten (everything else is left as it is, running eagerly): every block archgen builds is one
+generic `Block` made from layer records, and it keeps them, so fuse reads each layer's kind, never a
+family's or a module type's. Each layer kind says what fuse may do with it (its `fusable` role, see
+archgen.layer_kinds.base.FUSE_ROLES), and each merge kind what fuse may do with the merge (MERGE_ROLES):
 
-- a residual block whose branch ends in conv + BN (basic, bottleneck): each
-  conv-BN-act of the branch becomes conv + `bn_act`, and the tail becomes one
-  `bn_act` doing BN + shortcut (identity, zero-padding, or a projection's BN) + act;
-- a residual block whose branch ends in conv + BN + squeeze-and-excitation
-  (SE-ResNet, SE-ResNeXt; without stochastic depth): the gate is computed from
-  the conv's pooled output through the BN's affine map, and one `bn_act` does
-  act(BN(x) * gate + shortcut) (`GatedTail`);
-- a residual block whose branch ends otherwise (pre-activation's bare conv,
-  DarkNet's act before the add): its BN-act and conv-BN-act runs in `bn_act`,
-  the add in PyTorch;
-- plain blocks, dense layers, transitions and the stem: their conv-BN[-act] and BN[-act] runs, and a
-  conv with bias followed by its act (VGG without BN) as conv + bias-act;
-- the head's final BN + act (pre-activation designs).
+- a block whose merge adds the shortcut and whose branch ends in conv + norm (basic, bottleneck): each
+  conv-norm-act of the branch becomes conv + `bn_act`, and the tail becomes one `bn_act` doing norm +
+  shortcut (identity, zero-padding, or a projection's norm) + act;
+- the same with a squeeze-and-excitation gate after that norm (SE-ResNet, SE-ResNeXt; without stochastic
+  depth): the gate is computed from the conv's pooled output through the norm's affine map, and one
+  `bn_act` does act(norm(x) * gate + shortcut) (`GatedTail`);
+- an adding block whose branch ends otherwise (pre-activation's bare conv, DarkNet's act before the add):
+  its norm-act and conv-norm-act runs in `bn_act`, the add in PyTorch;
+- blocks with no merge or a concat (plain layers, dense layers, transitions, the stem) and the head: their
+  conv-norm[-act] and norm[-act] runs, and a conv with bias followed by its act (VGG without BN) as conv +
+  bias-act;
+- a merge kind fuse does not know (highway's gate) leaves its whole block eager.
 
-Highway blocks (a gated merge) are left eager: the kernel adds a shortcut, it does not gate one.
+A norm folds only when its module keeps running statistics (batch norm, frozen or not), and an act only
+when the kernel computes it; group norm and GELU stay eager, and `fuse` says so once.
 
-With `fold_bn=True` a BN that follows a conv is folded into it (W' = W *
-scale, bias b' = shift, kept out of the conv so that the kernel adds it with
-the shortcut and the act: bias + add + act); a BN that precedes its conv
-(pre-activation) cannot fold and stays a scale/shift in the kernel. With
-`fold_bn=False` every BN is a scale/shift in the kernel. The statistics are
-read once, when `fuse` runs.
+With `fold_bn=True` a norm that follows a conv is folded into it (W' = W * scale, bias b' = shift, kept out
+of the conv so that the kernel adds it with the shortcut and the act: bias + add + act); a norm that
+precedes its conv (pre-activation) cannot fold and stays a scale/shift in the kernel. With `fold_bn=False`
+every norm is a scale/shift in the kernel. The statistics are read once, when `fuse` runs.
 
-Dispatch is by module type through a small registry (`register_fuse_rule`), so a
-module of the user's own can bring its rule. A module with no rule is left eager,
-its children untouched; containers (nn.Sequential, nn.ModuleList, nn.ModuleDict,
+Modules of the user's own can bring their rule (`register_fuse_rule`, by module type); a module with no
+rule is left eager, its children untouched; containers (nn.Sequential, nn.ModuleList, nn.ModuleDict,
 ArchNet and the root model) are walked.
 
-The fused model is for inference. Put back in training mode, its fused
-modules run the same arithmetic in PyTorch (differentiable, but with the BN
-statistics frozen or folded) and say so once with a warning.
+The fused model is for inference. Put back in training mode, its fused modules run the same arithmetic in
+PyTorch (differentiable, but with the BN statistics frozen or folded) and say so once with a warning.
 """
 
 from __future__ import annotations
@@ -49,6 +46,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from archgen.kernels.bn_act import bn_act, bn_act_reference, bn_scale_shift, uses_triton
+from archgen.layer_kinds.base import LayerKind, MergeKind
+from archgen.layer_kinds.merges import carry
 
 #: type -> rule(module, fold_bn) returning a replacement, or None to leave the module eager.
 FuseRule = Callable[[nn.Module, bool], Optional[nn.Module]]
@@ -86,9 +85,9 @@ def fuse(model: nn.Module, fold_bn: bool = True, *, inplace: bool = False) -> nn
     _load_rules()
     m = model if inplace else copy.deepcopy(model)
     m.eval()
+    _say_what_stays_eager(m)
     with torch.no_grad():
         out = _fuse_module(m, fold_bn, root=True)
-    _say_what_stays_eager(out)
     return out.eval()
 
 
@@ -106,43 +105,72 @@ def _fuse_module(m: nn.Module, fold_bn: bool, root: bool = False) -> nn.Module:
     return m
 
 
-# ------------------------------------------------------------------------------------ fused modules
+# ------------------------------------------------------------------------------------ records
 
-def act_of(m: Optional[nn.Module]) -> Optional[tuple[str, float]]:
-    """(kernel act, slope) for an activation module; None when the kernel cannot compute it."""
-    if m is None or isinstance(m, nn.Identity):
-        return "none", 0.0
-    if isinstance(m, nn.ReLU):
-        return "relu", 0.0
-    if isinstance(m, nn.LeakyReLU):
-        return "leaky_relu", float(m.negative_slope)
-    if isinstance(m, nn.SiLU):
-        return "silu", 0.0
-    return None
+#: A layer of a built block: its name, its module and the record it was made from.
+Item = tuple[str, nn.Module, LayerKind]
 
 
-def _is_act(m: nn.Module) -> bool:
-    return isinstance(m, (nn.ReLU, nn.LeakyReLU, nn.SiLU))
+def items(owner: nn.Module, layers: tuple[LayerKind, ...]) -> list[Item]:
+    """The layers' items, their modules found by name in `owner`."""
+    return [(layer.name, owner._modules[layer.name], layer) for layer in layers]
 
 
-#: Choices a spec may make that no kernel computes: fuse leaves them eager and says so.
-UNFUSED = (nn.GroupNorm, nn.GELU)
+def role(item: Item) -> Optional[str]:
+    """What the kernel may do with this layer: its kind's role, where the built module allows it (a norm
+    without running statistics, such as group norm, or an act the kernel does not compute stays eager)."""
+    _, m, record = item
+    wanted = record.fusable
+    if wanted == "norm" and getattr(m, "running_var", None) is None:
+        return None
+    if wanted == "act" and record.kernel_act(m) is None:
+        return None
+    return wanted
+
+
+def kernel_act(item: Optional[Item]) -> tuple[str, float]:
+    """(kernel act, slope) of an act item the kernel computes (see `role`); no item: no act."""
+    return ("none", 0.0) if item is None else item[2].kernel_act(item[1])
 
 
 def _say_what_stays_eager(model: nn.Module) -> None:
+    """One warning naming the norms and acts no kernel computes (group norm, GELU), so a user who chose them
+    knows what the fused model leaves eager."""
     counts: dict[str, int] = {}
+
+    def visit(entries: list[Item]) -> None:
+        for item in entries:
+            _, m, record = item
+            if record.fusable == "sequence":
+                visit(items(m, record.layers))
+            elif record.fusable in ("norm", "act") and role(item) is None:
+                counts[type(m).__name__] = counts.get(type(m).__name__, 0) + 1
+
     for m in model.modules():
-        if isinstance(m, UNFUSED):
-            counts[type(m).__name__] = counts.get(type(m).__name__, 0) + 1
+        if getattr(m, "records", None) is not None:  # a Block or the Head: made from records
+            visit(_block_items(m))
     if counts:
         listed = ", ".join(f"{name} ({n})" for name, n in sorted(counts.items()))
         warnings.warn(f"archgen.fuse: no fused kernel for {listed}; those layers run eagerly (the kernel does "
                       "batch norm, folded or frozen, with relu, leaky_relu or silu)", RuntimeWarning, stacklevel=3)
 
 
-def _eval_identity(m: nn.Module) -> bool:
-    """Modules that do nothing in eval mode (and so may sit between a conv and its BN)."""
-    return isinstance(m, (nn.Identity, nn.Dropout))
+def _block_items(block: nn.Module) -> list[Item]:
+    """Every layer of a block (or the head) made from records: pre, branch, shortcut and post."""
+    d = block.records
+    out = items(block, d.pre + d.branch)
+    if getattr(block, "downsample", None) is not None:
+        out.append((d.shortcut.name, block.downsample, d.shortcut))
+    return out + _post(block)
+
+
+def _post(block: nn.Module) -> list[Item]:
+    """The layers after the merge, held together as the block's `act_out`."""
+    post = block.records.post
+    if not post:
+        return []
+    modules = [block.act_out] if len(post) == 1 else list(block.act_out.children())
+    return [(layer.name, m, layer) for layer, m in zip(post, modules)]
 
 
 class BNAct(nn.Module):
@@ -170,10 +198,10 @@ class BNAct(nn.Module):
         return self
 
     @classmethod
-    def from_bn(cls, bn: nn.BatchNorm2d, act: Optional[nn.Module] = None) -> "BNAct":
-        kind, slope = act_of(act) or ("none", 0.0)
-        scale, shift = bn_scale_shift(bn)
-        return cls(scale, shift, kind, slope)
+    def from_bn(cls, bn: nn.BatchNorm2d, act: str = "none", slope: float = 0.0) -> "BNAct":
+        """act(bn(x)) for a batch norm with running statistics; `act` one of bn_act's ('relu', 'leaky_relu'
+        with its slope, 'silu', 'none')."""
+        return cls(*bn_scale_shift(bn), act, slope)
 
     def forward(self, x: torch.Tensor, residual: Optional[torch.Tensor] = None) -> torch.Tensor:
         if self.training:
@@ -226,159 +254,101 @@ class ConvBNAct(nn.Module):
         return ep(self.conv(x), residual)
 
 
-def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d, factor: float = 1.0) -> tuple[nn.Conv2d, torch.Tensor]:
-    """(conv', bias): conv'(x) + bias == factor * bn(conv(x)) in eval mode; conv' has no bias of its own."""
+def conv_affine(conv: nn.Conv2d, bn: Optional[nn.Module], fold: bool, factor: float = 1.0) \
+        -> tuple[nn.Conv2d, Optional[torch.Tensor], torch.Tensor]:
+    """(conv', scale, shift) with conv'(x) * scale + shift == factor * bn(conv(x)) in eval mode, conv' without a
+    bias of its own (its bias is in the shift); with `fold`, or no `bn` (the conv's bias alone), scale is None:
+    the scale is in conv''s weights. The one place a norm and a conv's bias are folded."""
+    bias = None if conv.bias is None else conv.bias.detach().float()
+    new = copy.copy(conv)  # shallow: the weight and bias replaced below are this copy's alone
+    new._parameters = dict(conv._parameters)
+    new.bias = None
+    if bn is None:
+        return new, None, bias
     scale, shift = bn_scale_shift(bn)
     scale, shift = scale * factor, shift * factor
-    new = copy.copy(conv)  # shallow: the new weight replaces the shared one below
-    new._parameters = dict(conv._parameters)
+    if bias is not None:
+        shift = shift + bias * scale
+    if not fold:
+        return new, scale, shift
     w = conv.weight.detach().float() * scale.reshape(-1, *([1] * (conv.weight.dim() - 1)))
     new.weight = nn.Parameter(w.to(conv.weight.dtype), requires_grad=conv.weight.requires_grad)
-    bias = shift
-    if conv.bias is not None:
-        bias = bias + conv.bias.detach().float() * scale
-    new.bias = None
-    return new, bias
+    return new, None, shift
 
 
-def conv_bn_act(conv: nn.Conv2d, bn: nn.BatchNorm2d, act: Optional[nn.Module], fold_bn: bool,
-                factor: float = 1.0) -> Optional[ConvBNAct]:
-    """act(factor * bn(conv(x))) as conv + BNAct; None if the act is not one the kernel computes."""
-    a = act_of(act)
-    if a is None:
-        return None
-    assert a is not None
-    if fold_bn:
-        conv2, bias = fold_conv_bn(conv, bn, factor)
-        return ConvBNAct(conv2, BNAct(None, bias, *a))
-    scale, shift = bn_scale_shift(bn)
-    if conv.bias is not None:
-        shift = shift + conv.bias.detach().float() * scale
-        conv = copy.deepcopy(conv)
-        conv.bias = None
-    return ConvBNAct(conv, BNAct(scale * factor, shift * factor, *a))
+def conv_bn_act(conv: nn.Conv2d, bn: nn.Module, act: tuple[str, float], fold_bn: bool,
+                factor: float = 1.0) -> ConvBNAct:
+    """act(factor * bn(conv(x))) as conv + BNAct."""
+    new, scale, shift = conv_affine(conv, bn, fold_bn, factor)
+    return ConvBNAct(new, BNAct(scale, shift, *act))
 
 
-def conv_bias_act(conv: nn.Conv2d, act: nn.Module) -> ConvBNAct:
-    """act(conv(x)) for a conv with bias and no BN: the conv without its bias, then bias + act in `bn_act`."""
-    bare = copy.copy(conv)  # shallow: the bias is dropped from this copy only
-    bare._parameters = dict(conv._parameters)
-    bare.bias = None
-    return ConvBNAct(bare, BNAct(None, conv.bias.detach().float(), *act_of(act)))
-
-
-def fuse_sequence(mods: list[tuple[str, nn.Module]], fold_bn: bool) -> list[tuple[str, nn.Module]]:
-    """Rewrite a run of (name, module): conv, BN[, act] -> ConvBNAct; conv with bias, act -> ConvBNAct (bias
-    and act in the kernel); BN[, act] -> BNAct; eval no-ops
-    (Dropout, Identity) are dropped; other modules are fused recursively."""
-    mods = [(n, m) for n, m in mods if not _eval_identity(m)]
+def fuse_run(run: list[Item], fold_bn: bool) -> list[tuple[str, nn.Module]]:
+    """Rewrite a run of layers by their roles: conv, norm[, act] -> ConvBNAct; conv with bias, act ->
+    ConvBNAct (bias and act in the kernel); norm[, act] -> BNAct; a sequence in turn; what is nothing in eval
+    mode (dropout, identity) is left out; anything else stays as it is (or by its module's own rule)."""
+    run = [item for item in run if role(item) != "drop"]
     out: list[tuple[str, nn.Module]] = []
     i = 0
-    while i < len(mods):
-        name, m = mods[i]
-        nxt = mods[i + 1][1] if i + 1 < len(mods) else None
-        after = mods[i + 2][1] if i + 2 < len(mods) else None
-        if isinstance(m, nn.Conv2d) and isinstance(nxt, nn.BatchNorm2d) and nxt.num_features == m.out_channels:
-            act = after if after is not None and _is_act(after) else None
-            fused = conv_bn_act(m, nxt, act, fold_bn)
-            if fused is not None:
-                out.append((name, fused))
-                i += 3 if act is not None else 2
-                continue
-        if isinstance(m, nn.Conv2d) and m.bias is not None and nxt is not None and _is_act(nxt):
-            out.append((name, conv_bias_act(m, nxt)))  # a conv without BN (VGG): bias + act in the kernel
+    while i < len(run):
+        name, m, record = run[i]
+        here = role(run[i])
+        nxt = run[i + 1] if i + 1 < len(run) else None
+        after = run[i + 2] if i + 2 < len(run) else None
+        if here == "conv" and nxt is not None and role(nxt) == "norm":
+            act = after if after is not None and role(after) == "act" else None
+            out.append((name, conv_bn_act(m, nxt[1], kernel_act(act), fold_bn)))
+            i += 3 if act is not None else 2
+        elif here == "conv" and m.bias is not None and nxt is not None and role(nxt) == "act":
+            new, _, bias = conv_affine(m, None, True)  # a conv without norm (VGG): bias + act in the kernel
+            out.append((name, ConvBNAct(new, BNAct(None, bias, *kernel_act(nxt)))))
             i += 2
-            continue
-        if isinstance(m, nn.BatchNorm2d):
-            act = nxt if nxt is not None and _is_act(nxt) else None
-            out.append((name, BNAct.from_bn(m, act)))
+        elif here == "norm":
+            act = nxt if nxt is not None and role(nxt) == "act" else None
+            out.append((name, BNAct.from_bn(m, *kernel_act(act))))
             i += 2 if act is not None else 1
-            continue
-        out.append((name, _fuse_module(m, fold_bn)))
-        i += 1
+        elif here == "sequence":
+            out.append((name, _run(items(m, record.layers), fold_bn)))
+            i += 1
+        else:
+            out.append((name, _fuse_module(m, fold_bn)))
+            i += 1
     return out
 
 
 class FusedSequential(nn.Sequential):
-    """An nn.Sequential rewritten by `fuse_sequence` (the stem, a DenseNet transition)."""
+    """A run of layers rewritten by `fuse_run`."""
 
 
-@register_fuse_rule(nn.Sequential, FusedSequential)
-def _fuse_plain_sequential(m: nn.Sequential, fold_bn: bool) -> nn.Module:
-    return FusedSequential(OrderedDict(fuse_sequence(list(m.named_children()), fold_bn)))
-
-
-def _drop_path_factor(m: Optional[nn.Module]) -> Optional[float]:
-    """The eval-mode factor of archgen's DropPath (survival, or 1 when inverted); None if unknown."""
-    from archgen.modules import DropPath
-
-    if m is None or isinstance(m, nn.Identity):
-        return 1.0
-    if isinstance(m, DropPath):
-        return 1.0 if (m.inverted or m.survival >= 1.0) else float(m.survival)
-    return None
-
-
-def _shortcut(down: Optional[nn.Module], fold_bn: bool):
-    """(module, rscale, extra_shift) for a block's `downsample`: the projection's BN is folded into its conv
-    or returned as (rscale, shift) for the kernel; None module: identity. Unknown shortcuts: NotImplemented."""
-    from archgen.modules import ZeroPadShortcut
-
-    if down is None:
-        return None, None, None
-    if isinstance(down, ZeroPadShortcut):
-        return down, None, None
-    if not isinstance(down, nn.Sequential) or len(down) == 0:
-        return NotImplemented
-    if len(down) >= 2 and isinstance(down[-1], nn.BatchNorm2d) and isinstance(down[-2], nn.Conv2d):
-        pre = list(down.named_children())[:-2]
-        dconv, dbn = down[-2], down[-1]
-        if fold_bn:
-            dconv, shift = fold_conv_bn(dconv, dbn)
-            return nn.Sequential(OrderedDict(pre + [("conv", dconv)])), None, shift
-        rscale, shift = bn_scale_shift(dbn)
-        if dconv.bias is not None:
-            shift = shift + dconv.bias.detach().float() * rscale
-            dconv = copy.deepcopy(dconv)
-            dconv.bias = None
-        return nn.Sequential(OrderedDict(pre + [("conv", dconv)])), rscale, shift
-    if isinstance(down[-1], nn.Conv2d):  # a projection without BN (pre-activation units): added as is
-        return down, None, None
-    return NotImplemented
+def _run(run: list[Item], fold_bn: bool) -> FusedSequential:
+    return FusedSequential(OrderedDict(fuse_run(run, fold_bn)))
 
 
 class FusedBlock(nn.Module):
-    """A `Block` rewritten: pre-activation and branch as fused runs, and for a residual block whose branch
-    ends in conv + BN, the tail in one kernel: act(BN(conv(y)) * drop_path + shortcut). Other residual
-    blocks (DarkNet's act before the add, pre-activation's bare conv) keep the add in PyTorch."""
+    """A `Block` rewritten: pre-activation and branch as fused runs, and for a block that adds its shortcut
+    after a branch ending in conv + norm, the tail in one kernel: act(norm(conv(y)) * drop_path + shortcut).
+    Otherwise the block's merge joins the fused branch in PyTorch."""
 
-    def __init__(self, pre: nn.Module, body: nn.Module, merge: str, split: str, residual: bool,
-                 tail: Optional[ConvBNAct] = None, shortcut: Optional[nn.Module] = None,
-                 drop_path: Optional[nn.Module] = None, act_out: Optional[nn.Module] = None) -> None:
+    def __init__(self, pre: nn.Module, body: nn.Module, merge: MergeKind, split: str, tail: Optional[nn.Module] = None,
+                 downsample: Optional[nn.Module] = None, drop_path: Optional[nn.Module] = None,
+                 act_out: Optional[nn.Module] = None) -> None:
         super().__init__()
         self.pre = pre
         self.body = body
         self.tail = tail
-        self.shortcut = shortcut
+        self.downsample = downsample
         self.drop_path = drop_path if drop_path is not None else nn.Identity()
         self.act_out = act_out if act_out is not None else nn.Identity()
         self.merge = merge
         self.split = split
-        self.residual = residual
+        self.residual = merge.residual
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pre = self.pre(x)
         y = self.body(pre)
-        if self.merge == "concat":
-            return torch.cat([x, y], 1)
-        if not self.residual:
-            return y
-        r = pre if self.split == "pre" else x
-        if self.shortcut is not None:
-            r = self.shortcut(r)
         if self.tail is not None:
-            return self.tail(y, r)
-        return self.act_out(self.drop_path(y) + r)
+            return self.tail(y, carry(self, x, pre))
+        return self.act_out(self.merge.join(self, x, pre, y))
 
 
 class GatedTail(nn.Module):
@@ -389,12 +359,7 @@ class GatedTail(nn.Module):
 
     def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d, se: nn.Module, act: str, slope: float) -> None:
         super().__init__()
-        scale, shift = bn_scale_shift(bn)
-        if conv.bias is not None:
-            shift = shift + conv.bias.detach().float() * scale
-            conv = copy.deepcopy(conv)
-            conv.bias = None
-        self.conv = conv
+        self.conv, scale, shift = conv_affine(conv, bn, fold=False)
         self.register_buffer("scale", scale)
         self.register_buffer("shift", shift)
         self.fc1, self.se_act, self.fc2 = se.fc1, se.act, se.fc2
@@ -410,60 +375,73 @@ class GatedTail(nn.Module):
         return f"act={self.act}, squeeze-and-excitation gate in the kernel"
 
 
-def ends_in_gate(branch: list[tuple[str, nn.Module]]) -> bool:
-    """Whether the branch ends in conv, BN and a squeeze-and-excitation gate (SE-ResNet's bn3 -> se)."""
-    from archgen.modules import SqueezeExcite
+def _shortcut(block: nn.Module, fold_bn: bool) -> tuple[Optional[nn.Module], Optional[torch.Tensor],
+                                                        Optional[torch.Tensor]]:
+    """(module, rscale, extra_shift) for a block's shortcut: a projection ending in conv + norm has the norm
+    folded into its conv, or returned as (rscale, shift) for the kernel to apply; any other shortcut (zero
+    padding, a projection without norm) is computed as it is and its output added; None module: identity."""
+    record, down = block.records.shortcut, block.downsample
+    run = items(down, record.layers) if down is not None and record.fusable == "sequence" else []
+    if len(run) < 2 or role(run[-2]) != "conv" or role(run[-1]) != "norm":
+        return _eager_shortcut(block, fold_bn), None, None
+    conv, scale, shift = conv_affine(run[-2][1], run[-1][1], fold_bn)
+    return nn.Sequential(OrderedDict([(name, m) for name, m, _ in run[:-2]] + [("conv", conv)])), scale, shift
 
-    return (len(branch) >= 3 and isinstance(branch[-3][1], nn.Conv2d) and isinstance(branch[-2][1], nn.BatchNorm2d)
-            and type(branch[-1][1]) is SqueezeExcite)
 
-
-def _run(mods: list[tuple[str, nn.Module]], fold_bn: bool) -> FusedSequential:
-    return FusedSequential(OrderedDict(fuse_sequence(mods, fold_bn)))
+def _eager_shortcut(block: nn.Module, fold_bn: bool) -> Optional[nn.Module]:
+    """The shortcut computing its own output: a projection's layers as a fused run, anything else as it is."""
+    record, down = block.records.shortcut, block.downsample
+    if down is None or record.fusable != "sequence":
+        return down
+    return _run(items(down, record.layers), fold_bn)
 
 
 def fuse_block(block: nn.Module, fold_bn: bool) -> Optional[nn.Module]:
-    """The rule for archgen's generic Block: it reads the layer names the block was made from
-    (`pre_names`, `branch_names`) and its `downsample`, `drop_path` and `act_out`, never a family's.
-
-    A highway block (a `gate`) is left eager: its merge H * T + carry * (1 - T) is not the kernel's
-    act(x * scale + shift + residual)."""
-    if getattr(block, "gate", None) is not None:
+    """The rule for archgen's generic Block: it reads the records the block was made from and asks each
+    layer's kind and the merge's kind what the kernel may take, never a family's. A merge kind fuse does not
+    know (a highway gate: its H * T + carry * (1 - T) is not the kernel's act(x * scale + shift + residual))
+    leaves the block eager."""
+    d = block.records
+    how = d.merge.fusable
+    if how is None:
         return None
-    pre = _run([(n, block._modules[n]) for n in block.pre_names], fold_bn)
-    branch = [(n, block._modules[n]) for n in block.branch_names]
-    common = {"merge": block.merge, "split": block.split, "residual": block.residual}
-    if not block.residual:
-        tail_act = [] if block.merge == "concat" else [("act_out", block.act_out)]
-        return FusedBlock(pre, _run(branch + tail_act, fold_bn), **common)
-    act = act_of(block.act_out)
-    factor = _drop_path_factor(block.drop_path)
-    sc = _shortcut(block.downsample, fold_bn)
-    ends_in_bn = (len(branch) >= 2 and isinstance(branch[-2][1], nn.Conv2d)
-                  and isinstance(branch[-1][1], nn.BatchNorm2d))
-    if (ends_in_gate(branch) and sc is not NotImplemented and act is not None and factor == 1.0):
-        shortcut, _, extra_shift = _shortcut(block.downsample, True)
+    pre = _run(items(block, d.pre), fold_bn)
+    branch = items(block, d.branch)
+    common = {"merge": d.merge, "split": d.split}
+    if how == "run":
+        return FusedBlock(pre, _run(branch + _post(block), fold_bn), **common)
+    if how == "join":
+        return FusedBlock(pre, _run(branch, fold_bn), act_out=_run(_post(block), fold_bn), **common)
+    post = _post(block)
+    act = kernel_act(post[0]) if len(post) == 1 and role(post[0]) == "act" else None if post else ("none", 0.0)
+    factor = 1.0 if d.inverted_drop or d.survival >= 1.0 else d.survival
+    roles = [role(item) for item in branch[-3:]]
+    if roles == ["conv", "norm", "gate"] and act is not None and factor == 1.0:
+        shortcut, _, extra_shift = _shortcut(block, True)
         if extra_shift is not None:  # the gate must not scale the shortcut's BN shift: the conv adds it
             shortcut.conv.bias = nn.Parameter(extra_shift.to(shortcut.conv.weight.dtype))
-        (_, conv), (_, bn), (_, se) = branch[-3:]
-        return FusedBlock(pre, _run(branch[:-3], fold_bn), tail=GatedTail(conv, bn, se, *act), shortcut=shortcut,
+        (_, conv, _), (_, bn, _), (_, se, _) = branch[-3:]
+        return FusedBlock(pre, _run(branch[:-3], fold_bn), tail=GatedTail(conv, bn, se, *act), downsample=shortcut,
                           **common)
-    if sc is NotImplemented or not ends_in_bn or act is None or factor is None:
-        down = block.downsample
-        shortcut = None if down is None else _fuse_module(down, fold_bn)  # its conv-BN as conv + BNAct
-        return FusedBlock(pre, _run(branch, fold_bn), shortcut=shortcut, drop_path=copy.deepcopy(block.drop_path),
-                          act_out=copy.deepcopy(block.act_out), **common)
-    shortcut, rscale, extra_shift = sc
-    (_, conv), (_, bn) = branch[-2], branch[-1]
-    tail = conv_bn_act(conv, bn, None, fold_bn, factor)
-    assert tail is not None  # act None: always computable
-    ep = tail.epilogue
-    ep.act, ep.slope = act
+    if roles[-2:] != ["conv", "norm"] or act is None:
+        return FusedBlock(pre, _run(branch, fold_bn), downsample=_eager_shortcut(block, fold_bn),
+                          drop_path=block.drop_path, act_out=block.act_out, **common)
+    shortcut, rscale, extra_shift = _shortcut(block, fold_bn)
+    tail = conv_bn_act(branch[-2][1], branch[-1][1], act, fold_bn, factor)
     if extra_shift is not None:
-        ep.shift += extra_shift.to(ep.shift)
+        tail.epilogue.shift += extra_shift.to(tail.epilogue.shift)
     if rscale is not None:
-        ep.rscale = rscale.float().clone()
-    return FusedBlock(pre, _run(branch[:-2], fold_bn), tail=tail, shortcut=shortcut, **common)
+        tail.epilogue.rscale = rscale.float().clone()
+    return FusedBlock(pre, _run(branch[:-2], fold_bn), tail=tail, downsample=shortcut, **common)
+
+
+def fuse_head(head: nn.Module, fold_bn: bool) -> nn.Module:
+    """The head's layers fused as one run, in place, so the head keeps its `fc` and its model API; a layer
+    the run took into the one before it (an act into its norm) or left out is an identity."""
+    fused = dict(fuse_run(items(head, head.records.branch), fold_bn))
+    for name in list(head._modules):
+        setattr(head, name, fused.get(name, nn.Identity()))
+    return head
 
 
 _loaded = False
@@ -481,17 +459,7 @@ def _load_rules() -> None:
 
     register_container(ArchNet)
     register_fuse_rule(Block)(fuse_block)
-
-    def _head(m: nn.Module, fold_bn: bool) -> Optional[nn.Module]:
-        if hasattr(m, "norm"):
-            a = act_of(m.act)
-            if a is None:
-                return None
-            m.norm = BNAct.from_bn(m.norm, m.act)
-            m.act = nn.Identity()
-        return m
-
-    register_fuse_rule(Head)(_head)
+    register_fuse_rule(Head)(fuse_head)
 
 
 def _warn_training() -> None:
