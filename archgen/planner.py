@@ -226,7 +226,7 @@ def _resolve_stem(spec: Spec, first: Family) -> StemArgs:
     if kernel % 2 == 0:
         raise spec.error(("stem", "kernel"), f"found {kernel}; the stem's convs pad by (k - 1) / 2 to keep the "
                                              "size up to the stride, which needs an odd kernel: use 3, 5, 7, ...")
-    act = getattr(first, "act", "relu")
+    act = stem.act or getattr(first, "act", "relu")
     key = (stem.type, stem.width, stem.kernel, stem.stride, stem.pool, stem.norm,
            None if stem.deep_widths is None else tuple(stem.deep_widths), doc.input.channels, act,
            doc.multipliers.width)

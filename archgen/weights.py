@@ -130,10 +130,57 @@ _TORCHVISION_REGNET_RULES: list[Rule] = [
     (r"^trunk_output\.block(\d+)\.block\d+-(\d+)\.proj\.", _block_key("downsample.", 0)),
 ]
 
+def _blocks_in_order(ours: set[str]) -> list[str]:
+    """archgen's block prefixes `layer{i}.{j}` in network order."""
+    found = {(int(m[1]), int(m[2])) for m in (re.match(r"^layer(\d+)\.(\d+)\.", k) for k in ours) if m}
+    return [f"layer{i}.{j}" for i, j in sorted(found)]
+
+
+def _torchvision_mobile_rules(ours: set[str]) -> list[Rule]:
+    """torchvision's MobileNetV2/V3 and EfficientNet: `features.0` is the stem and the last `features` entry
+    the 1x1 conv before the head (each a conv-norm-act Sequential, `.0` conv, `.1` norm); between them
+    MobileNets number their blocks through the network (`features.{k}`, archgen's k-th block) and EfficientNet
+    by stage (`features.{i}.{j}`, archgen's layer{i}.{j}). A block's Sequential (`conv` in V2, `block`
+    otherwise) holds its units in order, each a conv-norm-act (`.0`, `.1`) or the SE (`fc1`, `fc2`), except
+    V2's projection, a bare conv then a bare norm; the expansion unit exists where archgen's conv1 does. A key
+    naming a block or unit the model lacks is kept as it is, so the mismatch report names it."""
+    blocks = _blocks_in_order(ours)
+    if not blocks:
+        return []
+
+    def in_block(m: re.Match) -> str:
+        if m[2] is None and not 1 <= int(m[1]) <= len(blocks):
+            return m[0]
+        prefix = f"layer{int(m[1])}.{int(m[2])}" if m[2] is not None else blocks[int(m[1]) - 1]
+        units = (["1"] if f"{prefix}.conv1.weight" in ours else []) + ["2"]
+        units += (["se"] if f"{prefix}.se.fc1.weight" in ours else [])
+        units += ["conv3", "bn3"] if m[3] == "conv" else ["3"]
+        if int(m[4]) >= len(units):
+            return m[0]
+        unit, rest = units[int(m[4])], m[5]
+        if unit in ("se", "conv3", "bn3"):
+            return f"{prefix}.{unit}.{rest}"
+        layer, _, tail = rest.partition(".")
+        return f"{prefix}.{'conv' if layer == '0' else 'bn'}{unit}.{tail}"
+
+    def conv_norm_act(m: re.Match) -> str:
+        name = ("stem.conv1", "stem.bn1") if m[1] == "0" else (f"{blocks[-1]}.conv", f"{blocks[-1]}.bn")
+        return f"{name[int(m[2])]}.{m[3]}"
+
+    def classifier(m: re.Match) -> str:
+        hidden = "head.hidden.0.weight" in ours
+        return {"0": "head.hidden.0.", "3": "head.fc."}.get(m[1], m[0]) if hidden else "head.fc."
+
+    return [(r"^features\.(\d+)\.(?:(\d+)\.)?(conv|block)\.(\d+)\.(.*)$", in_block),
+            (r"^features\.(\d+)\.([01])\.(\w+)$", conv_norm_act),
+            (r"^classifier\.(\d+)\.", classifier)]
+
+
 #: Layout name -> rules, tried in order; the first that matches a key rewrites it.
 LAYOUTS: dict[str, Callable[[set[str]], list[Rule]]] = {
     "archgen": lambda ours: [],
-    "torchvision": lambda ours: _DENSENET_RULES + _TORCHVISION_REGNET_RULES + _RESNET_RULES,
+    "torchvision": lambda ours: (_torchvision_mobile_rules(ours) + _DENSENET_RULES + _TORCHVISION_REGNET_RULES
+                                 + _RESNET_RULES),
     # Whether timm's `bn1` is the stem's only BN or its third depends on the model's stem.
     "timm": lambda ours: ((_TIMM_DEEP_STEM_RULES if "stem.conv3.weight" in ours else []) + _RESNET_RULES
                           + _TIMM_REGNET_RULES),

@@ -13,7 +13,9 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
-Act = Literal["relu", "leaky_relu", "silu", "gelu", "none"]
+Act = Literal["relu", "leaky_relu", "silu", "gelu", "relu6", "hardswish", "none"]
+#: What a squeeze-and-excitation gate applies to its excitation before scaling the input.
+Gate = Literal["sigmoid", "hardsigmoid"]
 Shortcut = Literal["projection", "zero_pad", "avgpool_projection", "none"]
 StrideOn = Literal["1x1", "3x3"]
 
@@ -102,6 +104,8 @@ class Stem:
                             "CIFAR nets, whose first block normalises).", example=True)
     pool: Optional[bool] = spec_field(doc="Max-pool 3x3/2 after the convs (default: true for 'imagenet' and "
                                       "'deep', false for 'cifar').", example=True)
+    act: Optional[Act] = spec_field(doc="The stem's activation (default: the first stage's block `act`); "
+                                    "MobileNetV3's stem is h-swish before ReLU blocks.", example="hardswish")
 
 
 @dataclass
@@ -244,6 +248,12 @@ class NormChoice:
         example="group")
     groups: int = spec_field(32, doc="Groups of group norm (it must divide every normalised layer's channels).",
                              example=32, minimum=1, maximum=MAX_WIDTH)
+    eps: float = spec_field(1e-5, doc="Batch norm's epsilon (torch's default 1e-5; MobileNetV3 as torchvision "
+                            "builds it: 1e-3). It changes the logits of loaded weights, no count.", example=0.001,
+                            minimum=0, maximum=1, exclusive_minimum=True)
+    momentum: float = spec_field(0.1, doc="Batch norm's running-statistics momentum while training (torch's "
+                                 "default 0.1; MobileNetV3: 0.01, MNASNet: 0.0003).", example=0.01, minimum=0,
+                                 maximum=1)
 
 
 @dataclass

@@ -362,13 +362,13 @@ class GatedTail(nn.Module):
         self.conv, scale, shift = conv_affine(conv, bn, fold=False)
         self.register_buffer("scale", scale)
         self.register_buffer("shift", shift)
-        self.fc1, self.se_act, self.fc2 = se.fc1, se.act, se.fc2
+        self.fc1, self.se_act, self.fc2, self.se_gate = se.fc1, se.act, se.fc2, se.gate
         self.act, self.slope = act, slope
 
     def forward(self, y: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         x = self.conv(y)
         pooled = x.float().mean((2, 3)) * self.scale + self.shift
-        gate = torch.sigmoid(self.fc2(self.se_act(self.fc1(pooled.to(x.dtype)[:, :, None, None]))))
+        gate = self.se_gate(self.fc2(self.se_act(self.fc1(pooled.to(x.dtype)[:, :, None, None]))))
         return bn_act(x, self.scale, self.shift, residual, act=self.act, slope=self.slope, gate=gate)
 
     def extra_repr(self) -> str:
