@@ -176,11 +176,35 @@ def _torchvision_mobile_rules(ours: set[str]) -> list[Rule]:
             (r"^classifier\.(\d+)\.", classifier)]
 
 
+#: torchvision's MNASNet numbers its inverted residuals' bare modules 0 conv, 1 BN, 2 ReLU, 3 conv, ... (ReLUs
+#: hold no keys): archgen's conv1, bn1, conv2, bn2, conv3, bn3.
+_MNASNET_UNITS = {"0": "conv1", "1": "bn1", "3": "conv2", "4": "bn2", "6": "conv3", "7": "bn3"}
+
+
+def _torchvision_mnasnet_rules(ours: set[str]) -> list[Rule]:
+    """torchvision's MNASNet is one flat Sequential `layers`: the stem (0 conv, 1 BN), the separable conv that
+    is archgen's first block without expansion (3 depthwise, 4 BN, 6 pointwise, 7 BN), six stacks of blocks
+    (`layers.{8..13}.{j}.layers.{k}`, archgen's stages 2..7) and the 1x1 conv before the head (14, 15)."""
+    blocks = _blocks_in_order(ours)
+    if not blocks:
+        return []
+    last = blocks[-1]
+
+    def in_stack(m: re.Match) -> str:
+        return f"layer{int(m[1]) - 6}.{m[2]}.{_MNASNET_UNITS[m[3]]}."
+
+    return [(r"^layers\.0\.", "stem.conv1."), (r"^layers\.1\.", "stem.bn1."),
+            (r"^layers\.3\.", "layer1.0.conv2."), (r"^layers\.4\.", "layer1.0.bn2."),
+            (r"^layers\.6\.", "layer1.0.conv3."), (r"^layers\.7\.", "layer1.0.bn3."),
+            (r"^layers\.(\d+)\.(\d+)\.layers\.([013467])\.", in_stack),
+            (r"^layers\.14\.", f"{last}.conv."), (r"^layers\.15\.", f"{last}.bn.")]
+
+
 #: Layout name -> rules, tried in order; the first that matches a key rewrites it.
 LAYOUTS: dict[str, Callable[[set[str]], list[Rule]]] = {
     "archgen": lambda ours: [],
-    "torchvision": lambda ours: (_torchvision_mobile_rules(ours) + _DENSENET_RULES + _TORCHVISION_REGNET_RULES
-                                 + _RESNET_RULES),
+    "torchvision": lambda ours: (_torchvision_mobile_rules(ours) + _torchvision_mnasnet_rules(ours)
+                                 + _DENSENET_RULES + _TORCHVISION_REGNET_RULES + _RESNET_RULES),
     # Whether timm's `bn1` is the stem's only BN or its third depends on the model's stem.
     "timm": lambda ours: ((_TIMM_DEEP_STEM_RULES if "stem.conv3.weight" in ours else []) + _RESNET_RULES
                           + _TIMM_REGNET_RULES),
