@@ -138,14 +138,14 @@ def _blocks_in_order(ours: set[str]) -> list[str]:
 
 def _torchvision_mobile_rules(ours: set[str]) -> list[Rule]:
     """torchvision's MobileNetV2/V3 and EfficientNet: `features.0` is the stem and the last `features` entry
-    the 1x1 conv before the head (each a conv-norm-act Sequential, `.0` conv, `.1` norm); between them
+    the head's 1x1 conv (each a conv-norm-act Sequential, `.0` conv, `.1` norm); between them
     MobileNets number their blocks through the network (`features.{k}`, archgen's k-th block) and EfficientNet
     by stage (`features.{i}.{j}`, archgen's layer{i}.{j}). A block's Sequential (`conv` in V2, `block`
     otherwise) holds its units in order, each a conv-norm-act (`.0`, `.1`) or the SE (`fc1`, `fc2`), except
     V2's projection, a bare conv then a bare norm; the expansion unit exists where archgen's conv1 does. A key
     naming a block or unit the model lacks is kept as it is, so the mismatch report names it."""
     blocks = _blocks_in_order(ours)
-    if not blocks:
+    if not blocks or "head.conv.weight" not in ours:
         return []
 
     def in_block(m: re.Match) -> str:
@@ -164,7 +164,7 @@ def _torchvision_mobile_rules(ours: set[str]) -> list[Rule]:
         return f"{prefix}.{'conv' if layer == '0' else 'bn'}{unit}.{tail}"
 
     def conv_norm_act(m: re.Match) -> str:
-        name = ("stem.conv1", "stem.bn1") if m[1] == "0" else (f"{blocks[-1]}.conv", f"{blocks[-1]}.bn")
+        name = ("stem.conv1", "stem.bn1") if m[1] == "0" else ("head.conv", "head.bn")
         return f"{name[int(m[2])]}.{m[3]}"
 
     def classifier(m: re.Match) -> str:
@@ -184,20 +184,17 @@ _MNASNET_UNITS = {"0": "conv1", "1": "bn1", "3": "conv2", "4": "bn2", "6": "conv
 def _torchvision_mnasnet_rules(ours: set[str]) -> list[Rule]:
     """torchvision's MNASNet is one flat Sequential `layers`: the stem (0 conv, 1 BN), the separable conv that
     is archgen's first block without expansion (3 depthwise, 4 BN, 6 pointwise, 7 BN), six stacks of blocks
-    (`layers.{8..13}.{j}.layers.{k}`, archgen's stages 2..7) and the 1x1 conv before the head (14, 15)."""
-    blocks = _blocks_in_order(ours)
-    if not blocks:
-        return []
-    last = blocks[-1]
-
+    (`layers.{8..13}.{j}.layers.{k}`, archgen's stages 2..7) and the head's 1x1 conv (14, 15)."""
     def in_stack(m: re.Match) -> str:
         return f"layer{int(m[1]) - 6}.{m[2]}.{_MNASNET_UNITS[m[3]]}."
 
+    if "head.conv.weight" not in ours:
+        return []
     return [(r"^layers\.0\.", "stem.conv1."), (r"^layers\.1\.", "stem.bn1."),
             (r"^layers\.3\.", "layer1.0.conv2."), (r"^layers\.4\.", "layer1.0.bn2."),
             (r"^layers\.6\.", "layer1.0.conv3."), (r"^layers\.7\.", "layer1.0.bn3."),
             (r"^layers\.(\d+)\.(\d+)\.layers\.([013467])\.", in_stack),
-            (r"^layers\.14\.", f"{last}.conv."), (r"^layers\.15\.", f"{last}.bn.")]
+            (r"^layers\.14\.", "head.conv."), (r"^layers\.15\.", "head.bn.")]
 
 
 #: Layout name -> rules, tried in order; the first that matches a key rewrites it.

@@ -64,11 +64,12 @@ def test_every_spec_has_the_params_and_stage_shapes_it_counts(name):
 
 
 @pytest.mark.parametrize("name", ["resnet50", "densenet121", "mobilenet_v2", "mobilenet_v3_large",
-                                  "mobilenet_v3_small", "efficientnet_b0"])
+                                  "mobilenet_v3_small", "efficientnet_b0", "efficientnet_b1", "efficientnet_b2",
+                                  "efficientnet_b3"])
 def test_fvcore_total_at_224_is_our_macs_plus_two_ops_per_bn_element_plus_pooling(name):
     """fvcore's total for torchvision's model (reference data) = conv + linear + BN (2 per element) + global pool
     (the squeeze-and-excitation pools too)."""
-    p = archgen.profile(name)
+    p = archgen.profile(name, input_size=224)
     bn = sum(layer.other_ops for layer in p.layers if layer.op == "bn")
     pool = sum(layer.other_ops for layer in p.layers if layer.op == "pool" and layer.out[1:] == (1, 1))
     assert p.macs + 2 * bn + pool == torchvision_reference(name)["fvcore_total_224"]

@@ -192,12 +192,15 @@ class StageRule:
 
 @dataclass
 class Multipliers:
-    """Scale depths and widths. Rule: depth -> max(round(d * depth), 1);
+    """Scale depths and widths. Rule: depth -> max(round(d * depth), 1) (or the ceiling, EfficientNet's rule);
     width -> nearest multiple of 8, at least 8 and never 10% below w * width
-    (a multiplier of 1 leaves every width as written)."""
+    (a multiplier of 1 leaves every width as written; EfficientNet's round_filters is this rule)."""
 
     depth: float = spec_field(1.0, doc="Multiplies every stage depth.", example=0.5, minimum=0, maximum=100,
                               exclusive_minimum=True)
+    depth_rounding: Literal["round", "ceil"] = spec_field(
+        "round", doc="How a scaled depth becomes whole: 'round' (halves up) or 'ceil' (EfficientNet-B1..B7's "
+                     "ceil(d * depth)).", example="ceil")
     width: float = spec_field(1.0, doc="Multiplies every stage and stem width.", example=1.5, minimum=0,
                               maximum=100, exclusive_minimum=True)
 
@@ -230,6 +233,10 @@ class Head:
                                              "followed by the network's activation and dropout (VGG's "
                                              "[4096, 4096]).", example=[4096, 4096], minimum=1,
                                              maximum=MAX_WIDTH)
+    conv: Optional[int] = spec_field(doc="Width of a 1x1 conv, BN and the last block's activation before the "
+                                     "pool (MobileNetV2's and EfficientNet-B0's 1280, MobileNetV3-Large's 960); "
+                                     "scaled by the width multiplier.", example=1280, minimum=1,
+                                     maximum=MAX_WIDTH)
     dropout: float = spec_field(0.0, doc="Dropout before the classifier (and after each hidden layer).",
                                 example=0.2, minimum=0, maximum=0.99)
     classes: Optional[int] = spec_field(doc="Classifier outputs (default: input.classes; 0 for a backbone with "
