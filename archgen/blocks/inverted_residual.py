@@ -13,8 +13,9 @@ conv2/bn2/act2 (depthwise), se, conv3/bn3 (project).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Literal
+from typing import Callable, Literal
 
 from archgen.blocks.common import act_field, changes_shape
 from archgen.blocks.registry import Family, Placement, register_block
@@ -67,6 +68,10 @@ class InvertedResidual(Family):
     def out_chs(self, at: Placement) -> int:
         return at.width
 
+    def scaled(self, scale_width: Callable[[int], int]) -> "InvertedResidual":
+        """A printed 'exp size' scales with the network's widths, as MobileNetV3's width multiplier takes it."""
+        return dataclasses.replace(self, expand_width=scale_width(self.expand_width)) if self.expand_width else self
+
     def expanded(self, at: Placement) -> int:
         return self.expand_width or int(round(at.in_chs * self.expansion))
 
@@ -74,6 +79,10 @@ class InvertedResidual(Family):
         base = self.expanded(at) if self.se_base == "expanded" else at.in_chs
         squeezed = max(1, int(base * self.se_ratio))
         return make_divisible(squeezed, self.se_divisor) if self.se_divisor > 1 else squeezed
+
+    def adds_shortcut(self, at: Placement) -> bool:
+        """Only a block that keeps the shape adds its input; the others have no shortcut at all."""
+        return not changes_shape(at, self.out_chs(at))
 
     def check(self, at: Placement) -> tuple[str, str] | None:
         if self.kernel % 2 == 0:
@@ -90,7 +99,7 @@ class InvertedResidual(Family):
         if self.se_ratio > 0:
             branch.append(SqueezeExcite("se", mid, self.se_width(at), self.se_act, self.se_gate))
         branch += [Conv("conv3", mid, out, 1), Norm("bn3", out)]
-        residual = not changes_shape(at, out)
+        residual = self.adds_shortcut(at)
         return BlockLayers(branch=tuple(branch), merge=ADD if residual else NO_MERGE,
                            survival=at.survival if residual else 1.0, inverted_drop=at.inverted_drop)
 

@@ -119,7 +119,8 @@ class Block:
     type: Optional[str] = spec_field(
         doc="A registered block type: 'basic', 'bottleneck' (post-activation ResNet), 'preact_basic', "
             "'preact_bottleneck' (full pre-activation, He et al. 2016), 'dense' (DenseNet), 'darknet' (DarkNet-53: "
-            "a 3x3/2 conv, then residual units), 'conv' (conv-BN-act layers without shortcut: DRN's levels).",
+            "a 3x3/2 conv, then residual units), 'conv' (conv-BN-act layers without shortcut: DRN's levels), "
+            "'inverted_residual' (MobileNetV2/V3, MnasNet, EfficientNet's MBConv).",
         example="bottleneck")
     #: The family's fields as written (name -> validated value); filled by the validator, not a key of its own.
     args: dict = field(default_factory=dict)
