@@ -75,6 +75,16 @@ def test_fvcore_total_at_224_is_our_macs_plus_two_ops_per_bn_element_plus_poolin
     assert p.macs + 2 * bn + pool == torchvision_reference(name)["fvcore_total_224"]
 
 
+def test_mnasnet_fvcore_total_leaves_out_the_head_pool_torchvision_writes_as_a_mean():
+    """torchvision's MNASNet pools with x.mean([2, 3]), which fvcore does not count: its total is archgen's
+    MACs + 2 per BN element, and no pool."""
+    p = archgen.profile("mnasnet1_0")
+    bn = sum(layer.other_ops for layer in p.layers if layer.op == "bn")
+    pools = [layer for layer in p.layers if layer.op == "pool"]
+    assert [layer.name for layer in pools] == ["head.pool"] and pools[0].other_ops == 1280 * 7 * 7
+    assert p.macs + 2 * bn == torchvision_reference("mnasnet1_0")["fvcore_total_224"]
+
+
 def test_resnet50_stride_placement_gives_the_two_published_layouts():
     """He et al. 2015 stride the first 1x1 (3.86 GMACs); torchvision the 3x3 (4.09 GMACs)."""
     v15 = archgen.profile("resnet50")
