@@ -97,3 +97,16 @@ def test_only_the_blocks_that_keep_the_shape_count_as_residual_for_lesions_and_p
 
     names = residual_block_names("mobilenet_v2")
     assert len(names) == 10 and "layer2.1" in names and "layer2.0" not in names
+
+
+def test_another_mobile_networks_checkpoint_is_refused_naming_its_keys_not_crashing():
+    """Keys naming a block or unit the model lacks (V3-Large's features.12 in V3-Small's 11 blocks) are kept
+    as they are, so the mismatch report lists them."""
+    from archgen.weights import WeightsMismatch
+    from conftest import filled_state_dict, torchvision_reference
+
+    model = archgen.build("mobilenet_v3_small")
+    large = filled_state_dict(torchvision_reference("mobilenet_v3_large")["state_dict"])
+    with pytest.raises(WeightsMismatch) as info:
+        archgen.load_weights(model, large, layout="torchvision")
+    assert "features.12.block.0.0.weight" in info.value.unexpected and "layer1.0.bn3.weight" in info.value.missing
