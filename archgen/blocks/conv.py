@@ -1,4 +1,4 @@
-"""The plain `conv` layer: one conv (3x3 unless `kernel` says otherwise), BN and activation, with no shortcut.
+"""The plain `conv` layer: one 3x3 conv, BN and activation, with no shortcut.
 
 A stage of depth N is N such layers (the first strides). It is DarkNet's
 downsampling conv (placed by the `darknet` family) and the non-residual levels
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from archgen.blocks.common import act_field
 from archgen.blocks.registry import Family, Placement, register_block
-from archgen.grammar.schema import Act as ActKind, spec_field
+from archgen.grammar.schema import Act as ActKind
 from archgen.layer_kinds.act import Act
 from archgen.layer_kinds.block import BlockLayers
 from archgen.layer_kinds.conv import Conv
@@ -30,22 +30,15 @@ class ConvLayer(Family):
     network_fields = frozenset()
 
     act: ActKind = act_field()
-    kernel: int = spec_field(3, doc="Kernel side (odd); 1 for the 1x1 conv that widens a mobile network's last "
-                                    "stage before the head (MobileNetV2's 1280).", example=1, minimum=1, maximum=15)
 
     def out_chs(self, at: Placement) -> int:
         return at.width
 
-    def check(self, at: Placement) -> tuple[str, str] | None:
-        if self.kernel % 2 == 0:
-            return "kernel", f"found {self.kernel}; 'same' padding needs an odd kernel: use 1, 3, 5, ..."
-        return None
-
     def layers(self, at: Placement) -> BlockLayers:
-        return BlockLayers(branch=(Conv("conv", at.in_chs, at.width, self.kernel, at.stride, dilation=at.dilation),
+        return BlockLayers(branch=(Conv("conv", at.in_chs, at.width, 3, at.stride, dilation=at.dilation),
                                    Norm("bn", at.width), Act("act", at.width, self.act)))
 
     def notation(self, at: Placement) -> str:
         stride = f", stride {at.stride}" if at.stride > 1 else ""
         dilation = f", dilation {at.dilation}" if at.dilation > 1 else ""
-        return f"{self.kernel}x{self.kernel}, {at.width}{stride}{dilation}"
+        return f"3x3, {at.width}{stride}{dilation}"
