@@ -30,7 +30,8 @@ def build(spec: SpecLike | ModelPlan, *, max_params: int = DEFAULT_MAX_PARAMS,
     counted = profile(p)
     check_size(counted, p.spec, max_params)
     doc = p.spec.doc
-    style = LayerStyle(norm=doc.norm.type, groups=doc.norm.groups, leaky_slope=doc.leaky_slope)
+    style = LayerStyle(norm=doc.norm.type, groups=doc.norm.groups, leaky_slope=doc.leaky_slope, eps=doc.norm.eps,
+                       momentum=doc.norm.momentum)
     with torch.device(device) if device is not None else contextlib.nullcontext(), layer_style(style):
         model = make_network(p, counted)
     if doc.zero_init_last:

@@ -1,5 +1,5 @@
-"""The layers after the last stage, as records like any block's: final norm and act (pre-activation designs),
-pooling (global, or adaptive to pool_size x pool_size and flattened: VGG's 7x7), hidden fc-act-dropout layers
+"""The layers after the last stage, as records like any block's: final norm and act (pre-activation designs), a
+1x1 conv-BN-act widening the features (mobile networks: `conv`, `bn`, `conv_act`), pooling (global, or adaptive to pool_size x pool_size and flattened: VGG's 7x7), hidden fc-act-dropout layers
 (VGG's two of 4096), dropout, classifier. The counter, the builder and fuse read the same records. Pure Python.
 
 Module names: `norm`, `act`, `pool`, `flatten`, `hidden` (numbered as torchvision numbers VGG's `classifier`:
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from archgen.layer_kinds.act import Act
 from archgen.layer_kinds.base import LayerKind
 from archgen.layer_kinds.block import BlockLayers
+from archgen.layer_kinds.conv import Conv
 from archgen.layer_kinds.linear import Flatten, Linear
 from archgen.layer_kinds.norm import Norm
 from archgen.layer_kinds.plain import Dropout, Identity, Sequence
@@ -30,6 +31,8 @@ class HeadPlan:
     #: Side of the pooled map (1: global pooling) and the hidden fc widths before the classifier (VGG's).
     pool_size: int = 1
     hidden: tuple[int, ...] = ()
+    #: Width of a 1x1 conv-BN-act before the pool (MobileNets', EfficientNet's, MNASNet's last layer); 0: none.
+    conv: int = 0
 
     @property
     def pooled(self) -> bool:
@@ -40,6 +43,7 @@ class HeadPlan:
         hidden layer's width."""
         if self.hidden:
             return self.hidden[-1]
+        c = self.conv or c
         return c * self.pool_size ** 2 if self.pooled else c
 
     def out_chs(self, c: int) -> int:
@@ -55,6 +59,10 @@ class HeadPlan:
     def layers(self, c: int) -> BlockLayers:
         """The head's records on a last stage of c channels."""
         layers: list[LayerKind] = [Norm("norm", c), Act("act", c, self.final_act)] if self.final_norm else []
+        if self.conv:
+            layers += [Conv("conv", c, self.conv, 1), Norm("bn", self.conv), Act("conv_act", self.conv,
+                                                                                 self.final_act)]
+            c = self.conv
         if self.pooled:
             layers += [AdaptivePool("pool", c, self.pool, self.pool_size), Flatten("flatten")]
         else:
@@ -72,7 +80,10 @@ class HeadPlan:
         return BlockLayers(branch=tuple(layers))
 
     def notation(self) -> str:
-        """'global avg pool, 1000-d fc'; VGG's '7x7 adaptive avg pool; fc 4096; fc 4096; 1000-d fc'."""
+        """'global avg pool, 1000-d fc'; VGG's '7x7 adaptive avg pool; fc 4096; fc 4096; 1000-d fc'; a mobile
+        network's '1x1, 1280; global avg pool, 1000-d fc'."""
+        if self.conv:
+            return f"1x1, {self.conv}; " + HeadPlan(**{**self.__dict__, "conv": 0}).notation()
         if not self.pooled:
             return "no pool"
         if not self.hidden and self.pool_size == 1:

@@ -11,6 +11,7 @@ so a spec that plans is a spec that builds.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 from archgen.blocks import spec_family
@@ -57,8 +58,10 @@ class ModelPlan:
 MAX_TOTAL_BLOCKS = 10_000
 
 
-def scale_depth(depth: int, multiplier: float) -> int:
-    """The depth rule: max(round(depth * multiplier), 1), halves rounding up."""
+def scale_depth(depth: int, multiplier: float, rounding: str = "round") -> int:
+    """The depth rule: max(round(depth * multiplier), 1), halves rounding up; or the ceiling (EfficientNet)."""
+    if rounding == "ceil":
+        return max(math.ceil(depth * multiplier), 1)
     return max(int(depth * multiplier + 0.5), 1)
 
 
@@ -127,7 +130,7 @@ def frame(spec: Spec) -> Frame:
     stem = _resolve_stem(spec, families[0])
     if doc.norm.type == "group":
         _check_norm_groups(spec, stem.layers(), "the stem")
-    depths = [scale_depth(s.depth, doc.multipliers.depth) for s in doc.stages]
+    depths = [scale_depth(s.depth, doc.multipliers.depth, doc.multipliers.depth_rounding) for s in doc.stages]
     if sum(depths) > MAX_TOTAL_BLOCKS:
         raise spec.error(("stages",), f"the stages hold {sum(depths):,} blocks in all; archgen builds at most "
                                       f"{MAX_TOTAL_BLOCKS:,} (ResNet-1202 has 600)")
@@ -226,7 +229,7 @@ def _resolve_stem(spec: Spec, first: Family) -> StemArgs:
     if kernel % 2 == 0:
         raise spec.error(("stem", "kernel"), f"found {kernel}; the stem's convs pad by (k - 1) / 2 to keep the "
                                              "size up to the stride, which needs an odd kernel: use 3, 5, 7, ...")
-    act = getattr(first, "act", "relu")
+    act = stem.act or getattr(first, "act", "relu")
     key = (stem.type, stem.width, stem.kernel, stem.stride, stem.pool, stem.norm,
            None if stem.deep_widths is None else tuple(stem.deep_widths), doc.input.channels, act,
            doc.multipliers.width)
@@ -336,7 +339,8 @@ def head_plan(spec: Spec, last: Family) -> HeadPlan:
                                           "remove it or choose pool: avg or max")
     act = getattr(last, "act", "relu")
     return HeadPlan(final_norm=last.final_norm, final_act=act, pool=head.pool, dropout=head.dropout,
-                    classes=classes, pool_size=head.pool_size, hidden=tuple(head.hidden or ()))
+                    classes=classes, pool_size=head.pool_size, hidden=tuple(head.hidden or ()),
+                    conv=scale_width(head.conv, spec.doc.multipliers.width) if head.conv else 0)
 
 
 def _with_survival(blocks: list[PlannedBlock], family: Family, sd: schema.StochasticDepth, done: int,

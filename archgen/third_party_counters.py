@@ -84,8 +84,10 @@ def _pool_input_twice(layer: LayerCost, seen: Seen | None) -> int:
 
 
 def _act_once_or_twice(layer: LayerCost, seen: Seen | None) -> int:
-    # nn.ReLU calls F.relu, which ptflops also patches; nn.LeakyReLU calls F.leaky_relu, which it does not.
-    return _elements(layer, seen) * (1 if seen is not None and seen.kind == "LeakyReLU" else 2)
+    # nn.ReLU's hook counts, then F.relu, which it also patches; LeakyReLU and ReLU6 have a hook but call
+    # F.leaky_relu and F.hardtanh, which are not patched. A module without a hook (seen is None) is counted
+    # only by a patched function it calls: F.silu, F.gelu once (Hardswish and Hardsigmoid by none: no count).
+    return _elements(layer, seen) * (2 if seen is not None and seen.kind == "ReLU" else 1)
 
 
 def _archgen_other(layer: LayerCost, seen: Seen | None) -> int:
@@ -118,7 +120,9 @@ RULES: dict[str, dict[str, Rule]] = {
         "linear": Rule("multiply-adds, plus 1 per output for the bias", _macs_plus_bias_per_output),
         "bn": Rule("2 per element (affine)", _twice_elements),
         "act": Rule("ReLU: 2 per element (its module hook, then its patch of F.relu, which nn.ReLU calls); "
-                    "LeakyReLU: 1 (F.leaky_relu is not patched)", _act_once_or_twice),
+                    "LeakyReLU, ReLU6, SiLU, GELU: 1 (a hook or a patched function, not both); Hardswish, "
+                    "Hardsigmoid: not counted",
+                    _act_once_or_twice),
         "pool": Rule("2 per input element (its module hook, then its patch of the F.*pool2d the module calls)",
                      _pool_input_twice),
         "add": Rule("not counted (Tensor.__add__ is not patched)", _nothing),

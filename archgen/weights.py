@@ -176,11 +176,83 @@ def _has_module(model: nn.Module, name: str) -> bool:
     return True
 
 
+def _blocks_in_order(ours: set[str]) -> list[str]:
+    """archgen's block prefixes `layer{i}.{j}` in network order."""
+    found = {(int(m[1]), int(m[2])) for m in (re.match(r"^layer(\d+)\.(\d+)\.", k) for k in ours) if m}
+    return [f"layer{i}.{j}" for i, j in sorted(found)]
+
+
+def _torchvision_mobile_rules(ours: set[str]) -> list[Rule]:
+    """torchvision's MobileNetV2/V3 and EfficientNet: `features.0` is the stem and the last `features` entry
+    the head's 1x1 conv (each a conv-norm-act Sequential, `.0` conv, `.1` norm); between them
+    MobileNets number their blocks through the network (`features.{k}`, archgen's k-th block) and EfficientNet
+    by stage (`features.{i}.{j}`, archgen's layer{i}.{j}). A block's Sequential (`conv` in V2, `block`
+    otherwise) holds its units in order, each a conv-norm-act (`.0`, `.1`) or the SE (`fc1`, `fc2`), except
+    V2's projection, a bare conv then a bare norm; the expansion unit exists where archgen's conv1 does. A key
+    naming a block or unit the model lacks is kept as it is, so the mismatch report names it."""
+    blocks = _blocks_in_order(ours)
+    if not blocks or "head.conv.weight" not in ours:
+        return []
+
+    def in_block(m: re.Match) -> str:
+        if m[2] is None and not 1 <= int(m[1]) <= len(blocks):
+            return m[0]
+        prefix = f"layer{int(m[1])}.{int(m[2])}" if m[2] is not None else blocks[int(m[1]) - 1]
+        units = (["1"] if f"{prefix}.conv1.weight" in ours else []) + ["2"]
+        units += (["se"] if f"{prefix}.se.fc1.weight" in ours else [])
+        units += ["conv3", "bn3"] if m[3] == "conv" else ["3"]
+        if int(m[4]) >= len(units):
+            return m[0]
+        unit, rest = units[int(m[4])], m[5]
+        if unit in ("se", "conv3", "bn3"):
+            return f"{prefix}.{unit}.{rest}"
+        layer, _, tail = rest.partition(".")
+        return f"{prefix}.{'conv' if layer == '0' else 'bn'}{unit}.{tail}"
+
+    def conv_norm_act(m: re.Match) -> str:
+        name = ("stem.conv1", "stem.bn1") if m[1] == "0" else ("head.conv", "head.bn")
+        return f"{name[int(m[2])]}.{m[3]}"
+
+    def classifier(m: re.Match) -> str:
+        hidden = "head.hidden.0.weight" in ours
+        return {"0": "head.hidden.0.", "3": "head.fc."}.get(m[1], m[0]) if hidden else "head.fc."
+
+    return [(r"^features\.(\d+)\.(?:(\d+)\.)?(conv|block)\.(\d+)\.(.*)$", in_block),
+            (r"^features\.(\d+)\.([01])\.(\w+)$", conv_norm_act),
+            (r"^classifier\.(\d+)\.", classifier)]
+
+
+#: torchvision's MNASNet numbers its inverted residuals' bare modules 0 conv, 1 BN, 2 ReLU, 3 conv, ... (ReLUs
+#: hold no keys): archgen's conv1, bn1, conv2, bn2, conv3, bn3.
+_MNASNET_UNITS = {"0": "conv1", "1": "bn1", "3": "conv2", "4": "bn2", "6": "conv3", "7": "bn3"}
+
+
+def _torchvision_mnasnet_rules(ours: set[str]) -> list[Rule]:
+    """torchvision's MNASNet is one flat Sequential `layers`: the stem (0 conv, 1 BN), the separable conv that
+    is archgen's first block without expansion (3 depthwise, 4 BN, 6 pointwise, 7 BN), six stacks of blocks
+    (`layers.{8..13}.{j}.layers.{k}`, archgen's stages 2..7) and the head's 1x1 conv (14, 15)."""
+    def in_stack(m: re.Match) -> str:
+        return f"layer{int(m[1]) - 6}.{m[2]}.{_MNASNET_UNITS[m[3]]}."
+
+    if "head.conv.weight" not in ours:
+        return []
+    return [(r"^layers\.0\.", "stem.conv1."), (r"^layers\.1\.", "stem.bn1."),
+            (r"^layers\.3\.", "layer1.0.conv2."), (r"^layers\.4\.", "layer1.0.bn2."),
+            (r"^layers\.6\.", "layer1.0.conv3."), (r"^layers\.7\.", "layer1.0.bn3."),
+            (r"^layers\.(\d+)\.(\d+)\.layers\.([013467])\.", in_stack),
+            (r"^layers\.14\.", "head.conv."), (r"^layers\.15\.", "head.bn.")]
+
+
+def _keys(model: nn.Module) -> set[str]:
+    return set(model.state_dict())
+
+
 #: Layout name -> the model's rules, tried in order; the first that matches a key rewrites it.
 LAYOUTS: dict[str, Callable[[nn.Module], list[Rule]]] = {
     "archgen": lambda model: [],
-    "torchvision": lambda model: (_vgg_rules(model, pre_logits=False) + _DENSENET_RULES + _TORCHVISION_REGNET_RULES
-                                  + _RESNET_RULES),
+    "torchvision": lambda model: (_vgg_rules(model, pre_logits=False) + _torchvision_mobile_rules(_keys(model))
+                                  + _torchvision_mnasnet_rules(_keys(model)) + _DENSENET_RULES
+                                  + _TORCHVISION_REGNET_RULES + _RESNET_RULES),
     # Whether timm's `bn1` is the stem's only BN or its third depends on the model's stem.
     "timm": lambda model: (_vgg_rules(model, pre_logits=True) + _DENSENET_RULES
                            + (_TIMM_DEEP_STEM_RULES if _has_module(model, "stem.conv3") else []) + _RESNET_RULES

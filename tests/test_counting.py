@@ -63,13 +63,26 @@ def test_every_spec_has_the_params_and_stage_shapes_it_counts(name):
     assert [tuple(o.shape[1:]) for o in outs] == [s.out for s in counted.stages[1:-1]]
 
 
-@pytest.mark.parametrize("name", ["resnet50", "densenet121"])
+@pytest.mark.parametrize("name", ["resnet50", "densenet121", "mobilenet_v2", "mobilenet_v3_large",
+                                  "mobilenet_v3_small", "efficientnet_b0", "efficientnet_b1", "efficientnet_b2",
+                                  "efficientnet_b3"])
 def test_fvcore_total_at_224_is_our_macs_plus_two_ops_per_bn_element_plus_pooling(name):
-    """fvcore's total for torchvision's model (reference data) = conv + linear + BN (2 per element) + global pool."""
-    p = archgen.profile(name)
+    """fvcore's total for torchvision's model (reference data) = conv + linear + BN (2 per element) + global pool
+    (the squeeze-and-excitation pools too)."""
+    p = archgen.profile(name, input_size=224)
     bn = sum(layer.other_ops for layer in p.layers if layer.op == "bn")
     pool = sum(layer.other_ops for layer in p.layers if layer.op == "pool" and layer.out[1:] == (1, 1))
     assert p.macs + 2 * bn + pool == torchvision_reference(name)["fvcore_total_224"]
+
+
+def test_mnasnet_fvcore_total_leaves_out_the_head_pool_torchvision_writes_as_a_mean():
+    """torchvision's MNASNet pools with x.mean([2, 3]), which fvcore does not count: its total is archgen's
+    MACs + 2 per BN element, and no pool."""
+    p = archgen.profile("mnasnet1_0")
+    bn = sum(layer.other_ops for layer in p.layers if layer.op == "bn")
+    pools = [layer for layer in p.layers if layer.op == "pool"]
+    assert [layer.name for layer in pools] == ["head.pool"] and pools[0].other_ops == 1280 * 7 * 7
+    assert p.macs + 2 * bn == torchvision_reference("mnasnet1_0")["fvcore_total_224"]
 
 
 def test_resnet50_stride_placement_gives_the_two_published_layouts():
@@ -100,8 +113,12 @@ def test_activations_are_conv_output_elements():
 @pytest.mark.parametrize("name", TORCHVISION_TWINS)
 def test_built_model_exposes_its_stages_as_a_backbone(name):
     model = archgen.build(name, device="meta")
-    info = list(model.feature_info)[1:]  # timm's map 0 is the stem's; the stages are 1..4
-    assert [i["reduction"] for i in info] == [4, 8, 16, 32]
+    info = list(model.feature_info)[1:]  # timm's map 0 is the stem's; the stages follow
+    reductions = [i["reduction"] for i in info]
+    # ResNets and DenseNets have four stages at 4..32; mobile networks one per table row, some keeping the size.
+    assert reductions == sorted(reductions) and sorted(set(reductions))[-4:] == [4, 8, 16, 32]
+    if not name.startswith(("mobilenet", "efficientnet", "mnasnet")):
+        assert reductions == [4, 8, 16, 32]
     x = torch.empty(1, 3, 64, 64, device="meta")
     outs = model.forward_stages(x)
     assert [o.shape[1] for o in outs] == [i["num_chs"] for i in info]

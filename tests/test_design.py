@@ -223,3 +223,27 @@ def test_candidates_equal_their_written_specs():
     for verdict in sample(space, 5, 11, Evaluator(space, space.constraints), Rejections()):
         written = space.written(verdict.values, "x", "")
         assert figures(load_spec(yaml.safe_load(yaml.safe_dump(written)))) == verdict.figures
+
+
+def test_the_mobile_space_samples_and_searches_inverted_residuals_of_every_kernel_and_se_choice(tmp_path):
+    """mobile_mbconv: EfficientNet-B0's stages with expansion, kernel 3/5/7, SE on/off, width and depth free;
+    what sample and search report is what the written specs count, within B0's budget."""
+    result = runner.invoke(app, ["sample", "mobile_mbconv", "--n", "6", "--seed", "0", "-o", str(tmp_path),
+                                 "-f", "json"])
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(result.stdout)["rows"]
+    assert len(rows) == 6
+    for row in rows:
+        p = archgen.profile(str(tmp_path / f"{row['name']}.yaml"))
+        assert (p.params, p.macs, p.acts) == (row["params"], row["macs"], row["acts"])
+        assert p.macs <= 0.39e9 and p.params <= 5.3e6
+    kernels = {row[f"kernel{i}"] for row in rows for i in range(1, 8)}
+    se = {row[f"se_ratio{i}"] for row in rows for i in range(1, 8)}
+    assert kernels == {3, 5, 7} and se == {0, 0.25}
+    found = runner.invoke(app, ["search", "mobile_mbconv", "--minimize", "macs", "--minimize", "params",
+                                "--strategy", "random", "--budget", "100", "--seed", "0", "-f", "json"])
+    assert found.exit_code == 0, found.stderr
+    front = json.loads(found.stdout)["rows"]
+    assert front and all(r["macs"] <= 0.39e9 and r["params"] <= 5.3e6 for r in front)
+    # A Pareto front: no row is beaten on both figures by another.
+    assert not any(a["macs"] <= b["macs"] and a["params"] <= b["params"] and a != b for a in front for b in front)

@@ -100,7 +100,7 @@ def test_every_block_structure_fused_gives_eager_logits(name, monkeypatch):
 
 #: One spec per block family, run through the Triton kernel (interpreted on the CPU).
 FAMILY_SPECS = ["resnet18", "resnext50_32x4d", "densenet121", "darknet53", "preact_resnet164_cifar",
-                "resnet50_d", "plain20_cifar", "seresnet50"]
+                "resnet50_d", "plain20_cifar", "seresnet50", "mobilenet_v3_small", "efficientnet_b0"]
 
 
 @pytest.mark.parametrize("name", [n for n in FAMILY_SPECS if n in bundled_names()])

@@ -9,14 +9,14 @@ Triton wheel, with no CUDA library loaded. What is compiled is what a launch com
 arguments into the signature, the constexprs and the divisibility hints (`tt.divisibility` 16 on pointers, and on
 integers that are multiples of 16; integers equal to 1 become constants), as `JITFunction.run` does.
 
-What is compiled, for both targets: the 288 kinds of call of `call_forms()` (3 storage types, 2 layouts, scale or
-not, gate or not, 3 residual forms, 4 acts) at a typical shape of their layout; with 64-bit offsets (tensors of
+What is compiled, for both targets: the 432 kinds of call of `call_forms()` (3 storage types, 2 layouts, scale or
+not, gate or not, 3 residual forms, 6 acts) at a typical shape of their layout; with 64-bit offsets (tensors of
 2**31 elements or more), the forms that cross the offsets with every operand read through them (storage type x
 layout x gate x residual, with a scale and relu: the flag changes only the offset arithmetic); and a few edge
-shapes (batch 1 at 1x1, odd sizes) for each storage type and layout. About 670 compilations of 0.1 to 0.3 s of
+shapes (batch 1 at 1x1, odd sizes) for each storage type and layout. About 960 compilations of 0.1 to 0.3 s of
 CPU each (most of it in Triton's TTGIR and LLVM passes, a fifth in ptxas), spread over the machine's cores in
 worker processes (Triton's compiler holds the GIL, so threads would not help), cached in a fresh directory as on
-a CI machine: about two CPU-minutes in all, a minute of wall time on 2 cores.
+a CI machine: about three CPU-minutes in all, a minute and a half of wall time on 2 cores.
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ def test_call_forms_are_every_choice_the_launcher_makes(planned):
     """Each form is its own specialisation, each flag the kernel takes is set by the launch, and each takes
     every value across what is compiled: a choice added to the launcher and not to call_forms() fails here."""
     forms = call_forms()
-    assert len(forms) == len(DTYPES) * 2 * 2 * 2 * len(RESIDUALS) * len(ACTS) == 288
+    assert len(forms) == len(DTYPES) * 2 * 2 * 2 * len(RESIDUALS) * len(ACTS) == 432
     typical = [(form.dtype, tuple(launch.flags.items())) for what, form, _, launch in planned if what == "typical"]
     assert len(set(typical)) == len(forms)
     fn = _kernel(False, False)

@@ -20,7 +20,7 @@ TOL = {torch.float32: 2e-6, torch.float16: 1e-3, torch.bfloat16: 8e-3, torch.flo
 
 SHAPES = [(1, 1, 1, 1), (2, 3, 5, 7), (3, 17, 9, 11), (1, 64, 7, 7), (2, 130, 3, 3), (5, 6, 33, 1)]
 RESIDUALS = ["none", "add", "bn"]
-ACT_NAMES = ["relu", "leaky_relu", "silu", "none"]
+ACT_NAMES = ["relu", "leaky_relu", "silu", "none", "relu6", "hardswish"]
 
 
 @pytest.fixture(autouse=True)
@@ -111,6 +111,15 @@ def test_every_act_on_each_layout_with_a_new_output(act):
         y = bn_act(x, s, t, r, act=act)
         assert y.dtype == x.dtype and y.shape == x.shape
         _check(y, _reference(x, s, t, r, None, None, act), torch.float32)
+
+
+@pytest.mark.parametrize("act", ["relu6", "hardswish"])
+def test_the_mobile_acts_bend_where_torchs_do(act):
+    """MobileNets' clipped acts on values across both bends (-3 and 3 for hardswish, 0 and 6 for relu6),
+    against torch's own functions, not the kernel's reference."""
+    x = torch.linspace(-10, 10, 2 * 3 * 41).reshape(2, 3, 41, 1)
+    y = bn_act(x, None, torch.zeros(3), act=act)
+    torch.testing.assert_close(y, getattr(torch.nn.functional, act)(x), rtol=0, atol=1e-6)
 
 
 def test_leaky_relu_uses_darknets_slope():

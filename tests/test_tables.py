@@ -165,3 +165,22 @@ def test_a_free_comparison_takes_each_figure_from_the_first_paper_that_prints_it
     assert m.figures["macs"].printed == "1.8G" and m.figures["macs"].source.arxiv == "1512.03385"
     notes = specs_table(["resnet18"]).notes
     assert any("params printed in Zagoruyko and Komodakis 2016, Table 7" in n for n in notes)
+
+
+def test_mobilenetv2_table2_and_efficientnet_table1_put_the_papers_rows_beside_archgens():
+    """MobileNetV2's 17 bottlenecks (Table 2's rows t, c, n, s) and EfficientNet-B0's seven MBConv stages
+    (Table 1), each beside the paper's printed parameters and multiply-adds."""
+    v2 = {r[0]: (cell(r[1]), cell(r[2])) for r in layout_table(layouts_for("mobilenetv2")[0]).rows}
+    assert v2["conv2d"] == ("112x112", "3x3, 32, stride 2")
+    assert v2["bottleneck (1)"] == ("112x112", "[3x3 dw, 32; 1x1, 16] x 1")
+    assert v2["bottleneck (4)"] == ("14x14", "[1x1, 192; 3x3 dw, 192, stride 2; 1x1, 64] x 1 "
+                                             "[1x1, 384; 3x3 dw, 384; 1x1, 64] x 3")
+    assert v2["conv2d 1x1, avgpool 7x7, conv2d 1x1"] == ("1x1", "1x1, 1280; global avg pool, 1000-d fc")
+    assert v2["params, paper"][1] == "3.4M" and v2["params, difference"][1] == "+0.10M (outside rounding)"
+    assert v2["MACs (the papers' FLOPs), archgen"][1] == "300.8M"
+    b0 = {r[0]: cell(r[2]) for r in layout_table(layouts_for("efficientnet")[0]).rows}
+    assert b0["MBConv, stage 2"] == "[3x3 dw, 32; SE, 8; 1x1, 16] x 1"
+    assert b0["MBConv, stage 7"] == ("[1x1, 672; 5x5 dw, 672, stride 2; SE, 28; 1x1, 192] x 1 "
+                                     "[1x1, 1152; 5x5 dw, 1152; SE, 48; 1x1, 192] x 3")
+    assert b0["params, paper"] == "5.3M" and b0["params, difference"] == "-0.01M"
+    assert b0["MACs (the papers' FLOPs), paper"] == "0.39G" and b0["MACs (the papers' FLOPs), archgen"] == "0.386G"

@@ -19,7 +19,7 @@ from archgen.layer_kinds.zero_pad import ZeroPad
 
 def act_field(default: str = "relu") -> Any:
     return spec_field(default, doc="Activation: 'relu', 'leaky_relu' (slope: the spec's `leaky_slope`), 'silu', "
-                               "'gelu' or 'none'.", example=default)
+                               "'gelu', 'relu6', 'hardswish' or 'none'.", example=default)
 
 
 def cardinality_field() -> Any:

@@ -70,6 +70,11 @@ class Family(abc.ABC):
         """(field, message) when these arguments cannot make a block here; None when they can."""
         return None
 
+    def adds_shortcut(self, at: Placement) -> bool:
+        """Whether the block here adds its branch to a shortcut (what a lesion may delete and the ensemble
+        view counts): a residual family's blocks unless the network has no shortcuts."""
+        return self.residual and at.shortcut != "none"
+
     def default_stride(self, stage_index: int) -> int:
         """The stride of a stage that writes none."""
         return 1
@@ -136,7 +141,7 @@ class PlannedBlock:
     @property
     def is_residual(self) -> bool:
         """Whether this block adds a residual branch to a shortcut (what a lesion may delete)."""
-        return self.family.residual and self.at.shortcut != "none"
+        return self.family.adds_shortcut(self.at)
 
 
 F = TypeVar("F", bound=type)

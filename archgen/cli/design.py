@@ -24,7 +24,8 @@ FIGURES_DROPPED = ("flops", "depth", "acts")
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 
 SPACE_ARGUMENT = typer.Argument(..., help="A design-space YAML file, or a bundled space's name "
-                                          "(resnext50_cxd, wrn28_width, resnet_budget, regnetx_400mf).")
+                                          "(resnext50_cxd, wrn28_width, resnet_budget, regnetx_400mf, "
+                                          "mobile_mbconv).")
 CONSTRAINT_OPTION = typer.Option(None, "--constraint", "-c", help="Another constraint, e.g. 'params <= 25.6M' "
                                                                  "(repeatable; added to the space's own).")
 

@@ -152,7 +152,7 @@ def quantized(spec: Spec, depth: float, width: float, size: int) -> tuple:
     doc = spec.doc
     widths = [doc.stem.width, *(s.width for s in doc.stages if s.width is not None)]
     held = () if all(s.width is not None for s in doc.stages) else (width,)
-    return (tuple(scale_depth(s.depth, depth) for s in doc.stages), tuple(scale_width(w, width) for w in widths),
+    return (tuple(scale_depth(s.depth, depth, doc.multipliers.depth_rounding) for s in doc.stages), tuple(scale_width(w, width) for w in widths),
             size, *held)
 
 

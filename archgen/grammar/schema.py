@@ -13,7 +13,9 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
-Act = Literal["relu", "leaky_relu", "silu", "gelu", "none"]
+Act = Literal["relu", "leaky_relu", "silu", "gelu", "relu6", "hardswish", "none"]
+#: What a squeeze-and-excitation gate applies to its excitation before scaling the input.
+Gate = Literal["sigmoid", "hardsigmoid"]
 Shortcut = Literal["projection", "zero_pad", "avgpool_projection", "none"]
 StrideOn = Literal["1x1", "3x3"]
 
@@ -102,6 +104,8 @@ class Stem:
                             "CIFAR nets, whose first block normalises).", example=True)
     pool: Optional[bool] = spec_field(doc="Max-pool 3x3/2 after the convs (default: true for 'imagenet' and "
                                       "'deep', false for 'cifar').", example=True)
+    act: Optional[Act] = spec_field(doc="The stem's activation (default: the first stage's block `act`); "
+                                    "MobileNetV3's stem is h-swish before ReLU blocks.", example="hardswish")
 
 
 @dataclass
@@ -115,7 +119,8 @@ class Block:
     type: Optional[str] = spec_field(
         doc="A registered block type: 'basic', 'bottleneck' (post-activation ResNet), 'preact_basic', "
             "'preact_bottleneck' (full pre-activation, He et al. 2016), 'dense' (DenseNet), 'darknet' (DarkNet-53: "
-            "a 3x3/2 conv, then residual units), 'conv' (conv-BN-act layers without shortcut: DRN's levels).",
+            "a 3x3/2 conv, then residual units), 'conv' (conv-BN-act layers without shortcut: DRN's levels), "
+            "'inverted_residual' (MobileNetV2/V3, MnasNet, EfficientNet's MBConv).",
         example="bottleneck")
     #: The family's fields as written (name -> validated value); filled by the validator, not a key of its own.
     args: dict = field(default_factory=dict)
@@ -188,12 +193,15 @@ class StageRule:
 
 @dataclass
 class Multipliers:
-    """Scale depths and widths. Rule: depth -> max(round(d * depth), 1);
+    """Scale depths and widths. Rule: depth -> max(round(d * depth), 1) (or the ceiling, EfficientNet's rule);
     width -> nearest multiple of 8, at least 8 and never 10% below w * width
-    (a multiplier of 1 leaves every width as written)."""
+    (a multiplier of 1 leaves every width as written; EfficientNet's round_filters is this rule)."""
 
     depth: float = spec_field(1.0, doc="Multiplies every stage depth.", example=0.5, minimum=0, maximum=100,
                               exclusive_minimum=True)
+    depth_rounding: Literal["round", "ceil"] = spec_field(
+        "round", doc="How a scaled depth becomes whole: 'round' (halves up) or 'ceil' (EfficientNet-B1..B7's "
+                     "ceil(d * depth)).", example="ceil")
     width: float = spec_field(1.0, doc="Multiplies every stage and stem width.", example=1.5, minimum=0,
                               maximum=100, exclusive_minimum=True)
 
@@ -226,6 +234,10 @@ class Head:
                                              "followed by the network's activation and dropout (VGG's "
                                              "[4096, 4096]).", example=[4096, 4096], minimum=1,
                                              maximum=MAX_WIDTH)
+    conv: Optional[int] = spec_field(doc="Width of a 1x1 conv, BN and the last block's activation before the "
+                                     "pool (MobileNetV2's and EfficientNet-B0's 1280, MobileNetV3-Large's 960); "
+                                     "scaled by the width multiplier.", example=1280, minimum=1,
+                                     maximum=MAX_WIDTH)
     dropout: float = spec_field(0.0, doc="Dropout before the classifier (and after each hidden layer).",
                                 example=0.2, minimum=0, maximum=0.99)
     classes: Optional[int] = spec_field(doc="Classifier outputs (default: input.classes; 0 for a backbone with "
@@ -244,6 +256,12 @@ class NormChoice:
         example="group")
     groups: int = spec_field(32, doc="Groups of group norm (it must divide every normalised layer's channels).",
                              example=32, minimum=1, maximum=MAX_WIDTH)
+    eps: float = spec_field(1e-5, doc="Batch norm's epsilon (torch's default 1e-5; MobileNetV3 as torchvision "
+                            "builds it: 1e-3). It changes the logits of loaded weights, no count.", example=0.001,
+                            minimum=0, maximum=1, exclusive_minimum=True)
+    momentum: float = spec_field(0.1, doc="Batch norm's running-statistics momentum while training (torch's "
+                                 "default 0.1; MobileNetV3: 0.01, MNASNet: 0.0003).", example=0.01, minimum=0,
+                                 maximum=1)
 
 
 @dataclass

@@ -13,7 +13,7 @@ on BN, the residual add and ReLU; `bn_act` spends one:
                                                                         (SE-ResNet; g is (N, C))
 
 `act` is 'relu', 'silu', 'leaky_relu' (slope `archgen.layer_kinds.base.LEAKY_SLOPE`, 0.1,
-DarkNet's) or 'none'. `x` is (N, C, *spatial), contiguous in NCHW or in
+DarkNet's), 'relu6', 'hardswish' (MobileNets') or 'none'. `x` is (N, C, *spatial), contiguous in NCHW or in
 channels_last; other strides are made contiguous first. Arithmetic is in
 float32 whatever the storage type (float32, float16, bfloat16); the output has
 `x`'s dtype and memory format.
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     import torch.nn as nn
 
 #: Activation names and the codes the kernel is specialised on.
-ACTS = {"none": 0, "relu": 1, "leaky_relu": 2, "silu": 3}
+ACTS = {"none": 0, "relu": 1, "leaky_relu": 2, "silu": 3, "relu6": 4, "hardswish": 5}
 #: Residual forms and their codes: none, added as is, or scaled by a second BN's scale (a projection shortcut).
 RESIDUALS = {"none": 0, "add": 1, "bn": 2}
 #: Storage types the kernel runs on; others (float64) take `bn_act_reference`, with the same float32 arithmetic.
@@ -75,7 +75,7 @@ def _kernel_source():
                       HAS_SCALE: tl.constexpr,   # False: the BN was folded, shift is the conv's bias
                       GATE: tl.constexpr,        # multiply by a per-(sample, channel) gate (SE) before the add
                       RES: tl.constexpr,         # 0 none, 1 + r, 2 + r * rscale
-                      ACT: tl.constexpr,         # 0 none, 1 relu, 2 leaky relu, 3 silu
+                      ACT: tl.constexpr,         # 0 none, 1 relu, 2 leaky relu, 3 silu, 4 relu6, 5 hardswish
                       INT64: tl.constexpr,
                       BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr):
         r_idx = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
@@ -124,6 +124,10 @@ def _kernel_source():
             y = tl.where(y < 0, y * slope, y)
         if ACT == 3:
             y = y / (1.0 + tl.exp(-y))  # silu: y * sigmoid(y)
+        if ACT == 4:
+            y = tl.where(y < 0, 0.0, tl.where(y > 6.0, 6.0, y))
+        if ACT == 5:  # hardswish: y * relu6(y + 3) / 6
+            y = y * tl.where(y + 3.0 < 0, 0.0, tl.where(y + 3.0 > 6.0, 6.0, y + 3.0)) / 6.0
         tl.store(out_ptr + offs, y.to(out_ptr.dtype.element_ty), mask=mask)
 
     return bn_act_kernel
@@ -236,7 +240,7 @@ class CallForm:
 
 
 def call_forms() -> list[CallForm]:
-    """Every kind of call that launches the kernel (288), each its own compiled specialisation: listed from the
+    """Every kind of call that launches the kernel (432), each its own compiled specialisation: listed from the
     values `plan_launch` dispatches on, so that tests/test_kernel_compile.py can compile them all for GPUs this
     machine lacks and follows the launcher when a choice is added."""
     return [CallForm(*choice) for choice in itertools.product(DTYPES, (False, True), (False, True), (False, True),
@@ -322,7 +326,8 @@ def bn_act(x: torch.Tensor, scale: Optional[torch.Tensor], shift: Optional[torch
     x: (N, C, *spatial), float32/float16/bfloat16. scale, shift: per-channel (C,) vectors (any float
     dtype; computed in float32), either may be None (1 and 0). residual: x's shape; it is added as is,
     or scaled by residual_scale (a second BN) when given; residual_shift is added to shift once, on
-    the host. act: 'relu', 'silu', 'leaky_relu' (slope `slope`, default LEAKY_SLOPE = 0.1) or 'none'.
+    the host. act: 'relu', 'silu', 'leaky_relu' (slope `slope`, default LEAKY_SLOPE = 0.1), 'relu6',
+    'hardswish' or 'none'.
     gate: a per-sample, per-channel multiplier of shape (N, C) or (N, C, 1, 1) (a squeeze-and-excitation
     gate), applied before the residual is added (not with residual_shift, which would be gated too).
     out: where to write (x's shape, dtype and memory format; may be `x` itself, in place); a new
@@ -467,6 +472,10 @@ def bn_act_reference(x: torch.Tensor, scale: Optional[torch.Tensor], shift: Opti
         y = torch.nn.functional.leaky_relu(y, slope)
     elif act == "silu":
         y = torch.nn.functional.silu(y)
+    elif act == "relu6":
+        y = torch.nn.functional.relu6(y)
+    elif act == "hardswish":
+        y = torch.nn.functional.hardswish(y)
     result_dtype = x.dtype if compute_dtype == torch.float32 else compute_dtype
     if out is not None:
         out.copy_(y)

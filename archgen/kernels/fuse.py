@@ -152,7 +152,7 @@ def _say_what_stays_eager(model: nn.Module) -> None:
     if counts:
         listed = ", ".join(f"{name} ({n})" for name, n in sorted(counts.items()))
         warnings.warn(f"archgen.fuse: no fused kernel for {listed}; those layers run eagerly (the kernel does "
-                      "batch norm, folded or frozen, with relu, leaky_relu or silu)", RuntimeWarning, stacklevel=3)
+                      "batch norm, folded or frozen, with relu, leaky_relu, silu, relu6 or hardswish)", RuntimeWarning, stacklevel=3)
 
 
 def _block_items(block: nn.Module) -> list[Item]:
@@ -200,7 +200,7 @@ class BNAct(nn.Module):
     @classmethod
     def from_bn(cls, bn: nn.BatchNorm2d, act: str = "none", slope: float = 0.0) -> "BNAct":
         """act(bn(x)) for a batch norm with running statistics; `act` one of bn_act's ('relu', 'leaky_relu'
-        with its slope, 'silu', 'none')."""
+        with its slope, 'silu', 'relu6', 'hardswish', 'none')."""
         return cls(*bn_scale_shift(bn), act, slope)
 
     def forward(self, x: torch.Tensor, residual: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -227,6 +227,10 @@ class BNAct(nn.Module):
             return F.leaky_relu_(y, self.slope)
         if self.act == "silu":
             return F.silu(y, inplace=True)
+        if self.act == "relu6":
+            return F.relu6(y, inplace=True)
+        if self.act == "hardswish":
+            return F.hardswish(y, inplace=True)
         return y
 
     def extra_repr(self) -> str:
@@ -362,13 +366,13 @@ class GatedTail(nn.Module):
         self.conv, scale, shift = conv_affine(conv, bn, fold=False)
         self.register_buffer("scale", scale)
         self.register_buffer("shift", shift)
-        self.fc1, self.se_act, self.fc2 = se.fc1, se.act, se.fc2
+        self.fc1, self.se_act, self.fc2, self.se_gate = se.fc1, se.act, se.fc2, se.gate
         self.act, self.slope = act, slope
 
     def forward(self, y: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         x = self.conv(y)
         pooled = x.float().mean((2, 3)) * self.scale + self.shift
-        gate = torch.sigmoid(self.fc2(self.se_act(self.fc1(pooled.to(x.dtype)[:, :, None, None]))))
+        gate = self.se_gate(self.fc2(self.se_act(self.fc1(pooled.to(x.dtype)[:, :, None, None]))))
         return bn_act(x, self.scale, self.shift, residual, act=self.act, slope=self.slope, gate=gate)
 
     def extra_repr(self) -> str:

@@ -32,6 +32,12 @@ FUNCTIONS: dict[str, Function] = {
     "relu": Function("ReLU", inplace=True, kernel=True),
     "leaky_relu": Function("LeakyReLU", inplace=True, kernel=True, slope=True),
     "silu": Function("SiLU", inplace=True, kernel=True),
+    # MobileNetV2's clipped ReLU, and MobileNetV3's piecewise-linear swish and sigmoid (Howard et al. 2019,
+    # Sec. 5.2): x * relu6(x + 3) / 6 and relu6(x + 3) / 6. The kernel computes the first two after a BN; the
+    # hard sigmoid is only ever an SE gate, which runs in PyTorch.
+    "relu6": Function("ReLU6", inplace=True, kernel=True),
+    "hardswish": Function("Hardswish", inplace=True, kernel=True),
+    "hardsigmoid": Function("Hardsigmoid", inplace=True, kernel=False),
     "gelu": Function("GELU", inplace=False, kernel=False),
     "sigmoid": Function("Sigmoid", inplace=False, kernel=False),
     "none": Function("Identity", inplace=False, kernel=True, counted=False),

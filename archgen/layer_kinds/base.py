@@ -139,6 +139,8 @@ class LayerStyle:
     norm: str = "batch"  # batch, group, frozen_batch
     groups: int = 32
     leaky_slope: float = LEAKY_SLOPE
+    eps: float = 1e-5
+    momentum: float = 0.1
 
 
 _STYLE: contextvars.ContextVar[LayerStyle] = contextvars.ContextVar("archgen_layer_style", default=LayerStyle())

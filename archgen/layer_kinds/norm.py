@@ -39,8 +39,10 @@ class Norm(LayerKind):
         if style.norm == "frozen_batch":
             from archgen.modules import FrozenBatchNorm2d
 
-            return FrozenBatchNorm2d(self.c)
-        return nn.BatchNorm2d(self.c)
+            frozen = FrozenBatchNorm2d(self.c)
+            frozen.eps = style.eps
+            return frozen
+        return nn.BatchNorm2d(self.c, eps=style.eps, momentum=style.momentum)
 
 
 @layer_kind("local_response_norm")

@@ -168,9 +168,30 @@ LAYOUTS = LAYOUTS + (
                    "weights."),
 )
 
+LAYOUTS = LAYOUTS + (
+    Layout(
+        key="mobilenetv2", source=Source("Sandler et al.", 2018, "MobileNetV2: Inverted Residuals and Linear "
+                                         "Bottlenecks", "1801.04381", "Table 2"), shape="architecture",
+        entries=(Entry("mobilenet_v2", "MobileNetV2 1.0"),),
+        rows=(Row("conv2d", ("stem",)), *(Row(f"bottleneck ({i})", (f"layer{i}",)) for i in range(1, 8)),
+              Row("conv2d 1x1, avgpool 7x7, conv2d 1x1", ("head",))),
+        convention=MULTIPLY_ADDS + " Each bottleneck row is t (the expansion conv's width over the input's), "
+                   "the 3x3 depthwise conv and the linear 1x1 projection, repeated n times; the first strides. "
+                   "The last 1x1 conv2d of the paper's table is the classifier."),
+    Layout(
+        key="efficientnet", source=Source("Tan and Le", 2019, "EfficientNet: Rethinking Model Scaling for "
+                                          "Convolutional Neural Networks", "1905.11946", "Table 1"),
+        shape="architecture", entries=(Entry("efficientnet_b0", "EfficientNet-B0"),),
+        rows=(Row("Conv3x3", ("stem",)), *(Row(f"MBConv, stage {i + 1}", (f"layer{i}",)) for i in range(1, 8)),
+              Row("Conv1x1 & Pooling & FC", ("head",))),
+        convention=MULTIPLY_ADDS + " MBConv1/MBConv6 expand by 1/6 and squeeze-and-excite a quarter of the "
+                   "block's input width; the paper prints the stage's input resolution, archgen its output."),
+)
+
 PAPERS: tuple[str, ...] = tuple(dict.fromkeys(layout.key for layout in LAYOUTS))
 
 
 def layouts_for(paper: str) -> list[Layout]:
-    """The tables of one paper key ('resnet', 'resnext', 'wrn', 'densenet', 'darknet', 'preact', 'tricks', 'vgg')."""
+    """The tables of one paper key ('resnet', 'resnext', 'wrn', 'densenet', 'darknet', 'preact', 'tricks', 'vgg',
+    'mobilenetv2', 'efficientnet')."""
     return [layout for layout in LAYOUTS if layout.key == paper]
