@@ -10,9 +10,9 @@ so a spec that plans is a spec that builds.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
+from typing import Callable, Iterator, NamedTuple, Protocol, TypeVar
 
 from archgen.blocks import spec_family
 from archgen.blocks.registry import Family, Placement, PlannedBlock
@@ -53,6 +53,13 @@ class ModelPlan:
     def name(self) -> str:
         return self.spec.name
 
+    @property
+    def depth(self) -> int:
+        """Weight layers on the longest path, each block's as its records count them (ResNet-50's is 50): the
+        design figure the fast counter sums stage by stage (archgen.design.fast_count)."""
+        return (self.stem.layers().depth + sum(b.layers().depth for s in self.stages for b in s.blocks)
+                + self.head.layers(self.num_features).depth)
+
 
 #: Blocks in a whole network, after the depth multiplier; keeps a typo from asking for hours of work.
 MAX_TOTAL_BLOCKS = 10_000
@@ -80,7 +87,7 @@ def scale_width(width: int, multiplier: float, divisor: int = 8) -> int:
 @dataclass(frozen=True)
 class Frame:
     """What a network settles before its stages are expanded. The planner and the fast counter
-    (archgen.design.count) both start from it, so they refuse the same specs at the same lines."""
+    (archgen.design.fast_count) both start from it, so they refuse the same specs at the same lines."""
 
     families: list[Family]
     #: Blocks per stage, after the depth multiplier.
@@ -104,19 +111,21 @@ def plan(spec: SpecLike | ModelPlan) -> ModelPlan:
     f = frame(spec)
     residual_total = sum(d for d, family in zip(f.depths, f.families) if family.residual)
     stages: list[StagePlan] = []
-    in_chs, reduction, prev_dilation, residual_done = f.stem.out_chs, f.stem.reduction, 1, 0
-    for i, (family, depth) in enumerate(zip(f.families, f.depths)):
+    reduction, residual_done = f.stem.reduction, 0
+
+    def place(i: int, family: Family, depth: int, in_chs: int, prev_dilation: int, input_from: str) -> PlacedStage:
         at = placement(spec, i, family, in_chs, prev_dilation)
-        blocks = stage_blocks(family, at, depth, i, f.first_input if i == 0 else "block")
+        return PlacedStage(at, stage_blocks(family, at, depth, i, input_from))
+
+    for i, (family, placed) in enumerate(zip(f.families, walk_stages(f, place))):
+        blocks = placed.blocks
         if doc.stochastic_depth is not None and family.residual:
             blocks = _with_survival(blocks, family, doc.stochastic_depth, residual_done, residual_total)
             residual_done += sum(b.family is family for b in blocks)
         for block in blocks:
             _check_groups(spec, i, block)
-        reduction *= at.stride
-        out_chs = blocks[-1].out_chs
-        stages.append(StagePlan(f"layer{i + 1}", blocks, out_chs, reduction))
-        in_chs, prev_dilation = out_chs, at.dilation
+        reduction *= placed.stride
+        stages.append(StagePlan(f"layer{i + 1}", blocks, placed.out_chs, reduction))
     return ModelPlan(spec=spec, in_chans=doc.input.channels, input_size=doc.input.size, stem=f.stem, stages=stages,
                      head=head_plan(spec, f.families[-1]))
 
@@ -140,6 +149,50 @@ def frame(spec: Spec) -> Frame:
                                                 "none (shortcut: none, or no residual block type); remove it")
     first_input = "stem_act" if stem.norm else "stem"
     return Frame(families, depths, stem, first_input, doc.norm.groups if doc.norm.type == "group" else 0)
+
+
+class Placed(Protocol):
+    """What a placed stage hands the next: the dilation its first conv continues, and its output channels."""
+
+    @property
+    def dilation(self) -> int: ...
+
+    @property
+    def out_chs(self) -> int: ...
+
+
+P = TypeVar("P", bound=Placed)
+
+
+def walk_stages(f: Frame, place: Callable[[int, Family, int, int, int, str], P]) -> Iterator[P]:
+    """Each stage of the frame placed by `place(i, family, depth, in_chs, prev_dilation, input_from)`, fed what
+    the stages before it hand on: the one stage loop of the planner and of the fast counter
+    (archgen.design.fast_count), so both place every stage alike. A consumer may stop at any stage (the fast
+    counter does where its shortcuts cannot settle a stage); the next stage is placed only when asked for."""
+    in_chs, prev_dilation = f.stem.out_chs, 1
+    for i, (family, depth) in enumerate(zip(f.families, f.depths)):
+        placed = place(i, family, depth, in_chs, prev_dilation, f.first_input if i == 0 else "block")
+        yield placed
+        in_chs, prev_dilation = placed.out_chs, placed.dilation
+
+
+class PlacedStage(NamedTuple):
+    """A stage as the planner places it: its first block's placement and its blocks."""
+
+    at: Placement
+    blocks: list[PlannedBlock]
+
+    @property
+    def stride(self) -> int:
+        return self.at.stride
+
+    @property
+    def dilation(self) -> int:
+        return self.at.dilation
+
+    @property
+    def out_chs(self) -> int:
+        return self.blocks[-1].out_chs
 
 
 def stage_blocks(family: Family, at: Placement, depth: int, stage_index: int, input_from: str) -> list[PlannedBlock]:
@@ -175,17 +228,23 @@ def _families(spec: Spec) -> list[Family]:
     for stage in doc.stages:
         type_name = stage.type or doc.block.type
         args = {**doc.block.args, **stage.args} if type_name == doc.block.type else stage.args
+        key = (type_name, tuple(args.items()), doc.multipliers.width)
         try:
-            out.append(_family(type_name, tuple(args.items()), doc.multipliers.width))
+            known = _made_families.get(key)
         except TypeError:  # an unhashable argument: made, not remembered
-            out.append(_family.__wrapped__(type_name, tuple(args.items()), doc.multipliers.width))
+            known = _family(*key)
+        if known is None:
+            known = _made_families.keep(key, _family(*key))
+        out.append(known)
     return out
 
 
-@functools.lru_cache(maxsize=4096)
+#: Families by type name, arguments and width multiplier: a design space's candidates share a few, and the fast
+#: counter's memo then finds them by identity.
+_made_families = Memo(4096, "planner: families")
+
+
 def _family(type_name: str, args: tuple[tuple[str, object], ...], width_multiplier: float) -> Family:
-    """A family made once per arguments (a design space's candidates share a few; the counter's memo then
-    compares them by identity)."""
     cls = spec_family(type_name)  # the validator has checked the name
     return cls(**dict(args)).scaled(lambda w: scale_width(w, width_multiplier))
 
@@ -241,7 +300,7 @@ def _resolve_stem(spec: Spec, first: Family) -> StemArgs:
 
 
 #: Resolved stems by the plain values they read (a design space's candidates share a few).
-_stems = Memo(256)
+_stems = Memo(256, "planner: stems")
 
 
 def _refuse_fields_of_no_stem(spec: Spec) -> None:

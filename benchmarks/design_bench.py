@@ -7,7 +7,7 @@ Everything runs pinned to one core (sched_setaffinity, torch at one thread), aft
 so the figures are ratios measured side by side:
 - `design_path`: put drawn values into the validated space, plan (stages capped, repeats counted),
   count: what `archgen sample` and `archgen search` do per candidate, for `--candidates` buildable draws
-  from empty memos (the short run's worst case: each new stage shape is costed once);
+  from empty memos (`archgen.memo.clear_all`: the short run's worst case, each new stage shape costed once);
 - `stream`: `--stream` candidates drawn, put, planned and counted in one run from empty memos, unbuildable
   draws included (the issue's "drawn, planned and counted per second" over a run of realistic length);
 - `profile_path`: the same candidates through `archgen.profile` (full plan and per-layer tally);
@@ -39,9 +39,10 @@ def timed(fn) -> tuple[float, object]:
 
 
 def design_path(space, values: list[tuple]) -> float:
-    from archgen.design.count import clear_memos, figures
+    from archgen.design.fast_count import figures
+    from archgen.memo import clear_all
 
-    clear_memos()
+    clear_all()
     seconds, _ = timed(lambda: [figures(space.spec(v)) for v in values])
     return seconds
 
@@ -50,9 +51,10 @@ def stream(space, n: int, seed: int) -> float:
     """Candidates per second drawn, put into the space, planned and counted, over a run of `n` from empty
     memos (unbuildable draws included, refused as the full path refuses them): `archgen sample` and
     `archgen search` without their bookkeeping."""
-    from archgen.design.count import clear_memos, figures
+    from archgen.design.fast_count import figures
     from archgen.design.sample import draw
     from archgen.errors import SpecError
+    from archgen.memo import clear_all
 
     def run() -> None:
         rng = random.Random(seed)
@@ -62,7 +64,7 @@ def stream(space, n: int, seed: int) -> float:
             except SpecError:
                 pass
 
-    clear_memos()
+    clear_all()
     seconds, _ = timed(run)
     return n / seconds
 
@@ -112,7 +114,7 @@ def tracers(space, values: list[tuple]) -> list[dict]:
             fvcore_s, fvcore_macs = timed(fv)
             ptflops_s, (pt_macs, pt_params) = timed(lambda: get_model_complexity_info(
                 model, (3, size, size), as_strings=False, print_per_layer_stat=False, ost=io.StringIO()))
-        from archgen.design.count import figures
+        from archgen.design.fast_count import figures
 
         counted = figures(spec)
         rows.append({"values": list(v), "build_s": build_s, "fvcore_s": fvcore_s, "ptflops_s": ptflops_s,

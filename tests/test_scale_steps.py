@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 import archgen
 from archgen.cli.app import app
 from archgen.design import scale
-from archgen.design.count import figures
+from archgen.design.fast_count import figures
 from archgen.grammar.loader import load_spec
 
 runner = CliRunner()

@@ -18,6 +18,7 @@ import functools
 from dataclasses import dataclass
 from typing import Callable, ClassVar, TypeVar
 
+from archgen.grammar.schema import shallow_copy
 from archgen.layer_kinds.block import BlockLayers
 
 
@@ -40,11 +41,9 @@ class Placement:
     input_from: str = "block"
 
     def moved(self, **changes: object) -> "Placement":
-        """This placement with some fields changed: `dataclasses.replace` without re-running __init__ (which
-        checks nothing here), since the design hot path places a stage's first blocks for every new shape."""
-        out = object.__new__(Placement)
-        out.__dict__.update(self.__dict__, **changes)
-        return out
+        """This placement with some fields changed (the design hot path places a stage's first blocks for every
+        new shape, so this is schema.shallow_copy, not dataclasses.replace)."""
+        return shallow_copy(self, **changes)
 
 
 class Family(abc.ABC):

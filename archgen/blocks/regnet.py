@@ -11,7 +11,6 @@ dict pairs in order; torchvision registers the shortcut (`proj`) before the bran
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
@@ -21,6 +20,7 @@ from archgen.grammar.schema import MAX_WIDTH, RegNetRule, Stage, spec_field
 from archgen.layer_kinds.act import Act
 from archgen.layer_kinds.block import BlockLayers
 from archgen.layer_kinds.squeeze_excite import SqueezeExcite
+from archgen.memo import Memo
 
 
 @register_block("regnet")
@@ -124,10 +124,16 @@ def regnet_stages(rule: RegNetRule) -> list[Stage]:
     return stages
 
 
-@functools.lru_cache(maxsize=4096)
 def stage_width(width: int, b: float, g: int, rounding: str) -> tuple[int, dict]:
     """A generated stage's compatible width and its block arguments, made once per width: a design space's
     candidates share a few hundred, and nothing writes into a generated stage (an axis over `stages:` writes
     the rule)."""
-    w, g = compatible(width, b, g, rounding)
-    return w, {"group_width": g, "bottleneck_ratio": b}
+    key = (width, b, g, rounding)
+    known = _stage_widths.get(key)
+    if known is None:
+        w, g = compatible(width, b, g, rounding)
+        known = _stage_widths.keep(key, (w, {"group_width": g, "bottleneck_ratio": b}))
+    return known
+
+
+_stage_widths = Memo(4096, "regnet: stage widths")

@@ -170,7 +170,7 @@ def scale_command(
     output stride); the scaled spec lands within one quantization step of the target, and is written with
     the depths and widths it builds.
     """
-    from archgen.design.count import figures
+    from archgen.design.fast_count import figures
     from archgen.design.scale import RULES, scale
     from archgen.errors import UserError
     from archgen.grammar.loader import load_spec

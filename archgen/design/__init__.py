@@ -3,10 +3,10 @@
 `load_space(path)` validates a space file as strictly as a spec; `sample`,
 `search` and `scale` are what `archgen sample|search|scale` call. Pure Python
 (no torch): every figure comes from archgen's analytic counter
-(`archgen.design.count`, the fast path that agrees with `archgen.profile`).
+(`archgen.design.fast_count`, the fast path that agrees with `archgen.profile`).
 """
 
-from archgen.design.count import figures
+from archgen.design.fast_count import figures
 from archgen.design.evaluate import Evaluator, Rejections
 from archgen.design.sample import Unsatisfiable, sample
 from archgen.design.scale import RULES, scale

@@ -11,13 +11,13 @@ stores them.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from dataclasses import dataclass
 from typing import Any
 
 from archgen.grammar import schema
 from archgen.grammar.schema import shallow_copy
 from archgen.grammar.yamlio import Path
+from archgen.memo import Memo
 
 
 class Unresolved(LookupError):
@@ -121,7 +121,13 @@ def _child(obj: Any, key: Any) -> Any:
     raise Unresolved(key)
 
 
-@functools.lru_cache(maxsize=None)
 def spec_fields(cls: type) -> frozenset[str]:
     """The fields a spec writes on this schema class (asked once per class: this is the hot path)."""
-    return frozenset(schema.fields_of(cls))
+    known = _spec_fields.get(cls)
+    if known is None:
+        known = _spec_fields.keep(cls, frozenset(schema.fields_of(cls)))
+    return known
+
+
+#: spec_fields by schema class (a few dozen classes).
+_spec_fields = Memo(1024, "assign: spec fields")

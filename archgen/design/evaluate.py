@@ -9,17 +9,18 @@ profiles the whole network: a thousand times the cost of counting it).
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from archgen.bench.latency import LatencyTableError
 from archgen.design.constraints import Constraint
-from archgen.design.count import figures
+from archgen.design.fast_count import figures
 from archgen.design.figures import PREDICTED, Figures
 from archgen.design.space import Space
 from archgen.errors import SpecError, UserError
 from archgen.grammar.loader import Spec
+from archgen.memo import Memo
 
 #: Candidates whose verdicts are remembered.
 REMEMBERED = 4_096
@@ -89,14 +90,12 @@ class Evaluator:
                             "table was given: use archgen search SPACE --latency TABLE.json (made by archgen "
                             "calibrate), or drop the constraint")
         self.latency = latency
-        self.memo: OrderedDict[tuple, Verdict] = OrderedDict()
+        self.memo = Memo(REMEMBERED, "evaluate: verdicts")
 
     def __call__(self, values: tuple) -> Verdict:
         known = self.memo.get(values)
         if known is None:
-            known = self.memo[values] = self.judge(values)
-            if len(self.memo) > REMEMBERED:
-                self.memo.popitem(last=False)
+            known = self.memo.keep(values, self.judge(values))
         return known
 
     def judge(self, values: tuple) -> Verdict:

@@ -36,7 +36,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from archgen.design.count import figures
+from archgen.design.fast_count import figures
 from archgen.design.figures import Figures
 from archgen.design.space import NOT_WRITTEN
 from archgen.errors import UserError

@@ -340,7 +340,7 @@ def figure_list(raw: Any, key: str, validator: Validator) -> list[str]:
 def closest_target(key: str, value: Any, raw: Raw, file: FsPath, validator: Validator) -> tuple[str, float, str]:
     """(figure, target value, where it came from) of `closest: {params: resnet50}` / `{params: 36.5M}`,
     or of `preserve: params` (the figure of the spec this space extends)."""
-    from archgen.design.count import figures
+    from archgen.design.fast_count import figures
     from archgen.printed import parse_printed
 
     at = ("space", key)

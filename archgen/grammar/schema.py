@@ -8,10 +8,11 @@ dataclass metadata, so adding a field is one edit.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
+
+from archgen.memo import Memo
 
 Act = Literal["relu", "leaky_relu", "silu", "gelu", "relu6", "hardswish", "none"]
 #: What a squeeze-and-excitation gate applies to its excitation before scaling the input.
@@ -308,10 +309,16 @@ def fields_of(cls: type) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(cls) if "doc" in f.metadata}
 
 
-@functools.lru_cache(maxsize=None)
 def hints_of(cls: type) -> dict[str, Any]:
-    """Resolved annotations (cached: resolving them is most of validating a spec)."""
-    return typing.get_type_hints(cls)
+    """Resolved annotations (remembered: resolving them is most of validating a spec)."""
+    known = _hints.get(cls)
+    if known is None:
+        known = _hints.keep(cls, typing.get_type_hints(cls))
+    return known
+
+
+#: hints_of by class (the schema's and the families' few dozen).
+_hints = Memo(1024, "schema: type hints")
 
 
 def unwrap_optional(tp: Any) -> tuple[Any, bool]:
@@ -323,8 +330,11 @@ def unwrap_optional(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
-def shallow_copy(obj: Any) -> Any:
-    """A dataclass instance's shallow copy, without copy.copy's pickling protocol (this is the hot path)."""
+def shallow_copy(obj: Any, **changes: Any) -> Any:
+    """A dataclass instance's shallow copy with `changes` set: `dataclasses.replace` without re-running
+    __init__ (which checks nothing on these classes) and without copy.copy's pickling protocol. The one such
+    shortcut, kept because the design hot path copies a spec document per candidate and a Placement per new
+    block, where replace costs 4.7 us against 1.3 us (a 10-field Placement, measured 2026-12-02)."""
     out = object.__new__(type(obj))
-    out.__dict__.update(obj.__dict__)
+    out.__dict__.update(obj.__dict__, **changes)
     return out

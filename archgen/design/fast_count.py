@@ -1,8 +1,9 @@
-"""The figures of a candidate, fast: the sampling and search hot path.
+"""archgen's counter (archgen.complexity), faster, for sampling and search: a candidate's figures.
 
-Same answers as `archgen.profile` (tests/test_design_count.py checks every
-bundled spec and sampled candidates against it), from the same planner and
-the same layer records, with two shortcuts that leave both untouched:
+Same answers as `archgen.profile` (tests/test_fast_count.py checks every
+bundled spec and sampled candidates against it), from the same planner (its
+stage loop, archgen.planner.walk_stages) and the same layer records, with two
+shortcuts that leave both untouched:
 
 - **Repeated blocks are planned once.** A stage's blocks after its first are
   alike (same channels, stride 1), so each stage is expanded to at most
@@ -22,7 +23,6 @@ what it reports is what `archgen profile` would.
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 from archgen.blocks.registry import Family, Placement
@@ -33,7 +33,7 @@ from archgen.heads import HeadPlan
 from archgen.layer_kinds.block import BlockLayers
 from archgen.memo import Memo
 from archgen.planner import (expand_stage_rule, frame, head_plan, misgrouped_conv, misgrouped_norm, placement,
-                             plan, stage_blocks)
+                             plan, stage_blocks, walk_stages)
 from archgen.stems import StemArgs
 from archgen.tally import Totals, TooSmall
 
@@ -55,9 +55,11 @@ class Counted(NamedTuple):
 
 
 class StagePrefix(NamedTuple):
-    """A stage's first blocks, counted: their sum, the last block (what the rest of the stage repeats, when
-    `repeats`), and the stage's output channels."""
+    """A stage placed and its first blocks counted: their sum, the last block (what the rest of the stage
+    repeats, when `repeats`), and what the stage hands the next (walk_stages reads its dilation and out_chs)."""
 
+    stride: int
+    dilation: int
     total: Counted
     last: Counted
     repeats: bool
@@ -73,10 +75,15 @@ def figures(spec: Spec) -> Figures:
     if stem is None:
         return full_figures(spec)
     params, macs, acts, depth, h, w = stem
-    in_chs, prev_dilation, reduction = f.stem.out_chs, 1, f.stem.reduction
-    for i, (family, stage_depth) in enumerate(zip(f.families, f.depths)):
-        stride, dilation, prefix = placed_stage(spec, i, family, in_chs, prev_dilation, min(stage_depth, PLANNED_DEPTH),
-                                                f.first_input if i == 0 else "block", f.norm_groups, h, w)
+    reduction = f.stem.reduction
+
+    def place(i: int, family: Family, stage_depth: int, in_chs: int, prev_dilation: int,
+              input_from: str) -> StagePrefix | None:
+        # h and w as the loop below leaves them: the map the stages before feed stage i
+        return placed_stage(spec, i, family, in_chs, prev_dilation, min(stage_depth, PLANNED_DEPTH), input_from,
+                            f.norm_groups, h, w)
+
+    for stage_depth, prefix in zip(f.depths, walk_stages(f, place)):
         if prefix is None or (stage_depth > PLANNED_DEPTH and not prefix.repeats):
             return full_figures(spec)
         total, last = prefix.total, prefix.last
@@ -86,58 +93,68 @@ def figures(spec: Spec) -> Figures:
         acts += total.acts + extra * last.acts
         depth += total.depth + extra * last.depth
         h, w = last.h, last.w
-        in_chs, prev_dilation, reduction = prefix.out_chs, dilation, reduction * stride
+        reduction *= prefix.stride
     head = head_plan(spec, f.families[-1])
     if size < reduction:
         return full_figures(spec)
-    top = head_figures(head, in_chs, h, w)
+    top = head_figures(head, prefix.out_chs, h, w)
     if top is None:
         return full_figures(spec)
     return Figures(params + top.params, macs + top.macs, acts + top.acts, depth + top.depth)
 
 
-@functools.lru_cache(maxsize=256)
+#: Stems counted, by the stem and the input size.
+_stems = Memo(256, "fast_count: stems")
+
+
 def stem_figures(stem: StemArgs, size: int) -> Counted | None:
-    try:
-        return layers_figures(stem.layers(), stem.out_chs, size, size)
-    except TooSmall:
-        return None
-
-
-@functools.lru_cache(maxsize=4096)
-def head_figures(head: HeadPlan, c: int, h: int, w: int) -> Counted | None:
-    """The head on the last stage's c x h x w output (its depth: the linear layers), or None when too small."""
-    try:
-        return layers_figures(head.layers(c), head.out_chs(c), h, w)
-    except TooSmall:
-        return None
-
-
-#: (stride, dilation, prefix) of the stages placed so far, by the plain values that place them (placed_stage).
-_placed = Memo(MEMO_SIZE)
-
-
-def placed_stage(spec: Spec, i: int, family: Family, in_chs: int, prev_dilation: int, depth: int, input_from: str,
-                 norm_groups: int, h: int, w: int) -> tuple[int, int, StagePrefix | None]:
-    """Stage i's stride, dilation and first `depth` blocks counted, remembered by the plain values the
-    planner's `placement` reads (so a candidate skips building and checking a Placement it has seen). A stage
-    the planner refuses raises its SpecError here, at the spec's line, and is not remembered."""
-    stage, doc = spec.doc.stages[i], spec.doc
-    key = (family, i, in_chs, prev_dilation, stage.width, stage.stride, stage.dilation, stage.first_dilation,
-           doc.shortcut, doc.stride_on, doc.multipliers.width, depth, input_from, norm_groups, h, w)
-    known = _placed.get(key)
-    if known is None:
-        at = placement(spec, i, family, in_chs, prev_dilation)
-        known = _placed.keep(key, (at.stride, at.dilation,
-                                   stage_prefix(family, at, depth, i, input_from, norm_groups, h, w)))
+    """The stem counted on a size x size input, or None when the input is too small."""
+    key = (stem, size)
+    known = _stems.get(key, False)
+    if known is False:
+        try:
+            known = layers_figures(stem.layers(), stem.out_chs, size, size)
+        except TooSmall:
+            known = None
+        _stems.keep(key, known)
     return known
 
 
-def clear_memos() -> None:
-    """Forget every remembered shape (benchmarks time the cold path from here)."""
-    _placed.clear()
-    for memo in (stem_figures, head_figures, block_figures):
-        memo.cache_clear()
+#: Heads counted, by the head and the last stage's output.
+_heads = Memo(4096, "fast_count: heads")
+
+
+def head_figures(head: HeadPlan, c: int, h: int, w: int) -> Counted | None:
+    """The head on the last stage's c x h x w output (its depth: the linear layers), or None when too small."""
+    key = (head, c, h, w)
+    known = _heads.get(key, False)
+    if known is False:
+        try:
+            known = layers_figures(head.layers(c), head.out_chs(c), h, w)
+        except TooSmall:
+            known = None
+        _heads.keep(key, known)
+    return known
+
+
+#: Stages placed and counted so far, by the plain values that place them (placed_stage).
+_placed = Memo(MEMO_SIZE, "fast_count: stages")
+
+
+def placed_stage(spec: Spec, i: int, family: Family, in_chs: int, prev_dilation: int, depth: int, input_from: str,
+                 norm_groups: int, h: int, w: int) -> StagePrefix | None:
+    """Stage i placed and its first `depth` blocks counted, remembered by the plain values the planner's
+    `placement` reads (so a candidate skips building and checking a Placement it has seen); None when the
+    shortcuts cannot settle it. A stage the planner refuses raises its SpecError here, at the spec's line, and
+    is not remembered."""
+    stage, doc = spec.doc.stages[i], spec.doc
+    key = (family, i, in_chs, prev_dilation, stage.width, stage.stride, stage.dilation, stage.first_dilation,
+           doc.shortcut, doc.stride_on, doc.multipliers.width, depth, input_from, norm_groups, h, w)
+    known = _placed.get(key, False)
+    if known is False:
+        at = placement(spec, i, family, in_chs, prev_dilation)
+        known = _placed.keep(key, stage_prefix(family, at, depth, i, input_from, norm_groups, h, w))
+    return known
 
 
 def stage_prefix(family: Family, at: Placement, depth: int, stage_index: int, input_from: str, norm_groups: int,
@@ -154,21 +171,31 @@ def stage_prefix(family: Family, at: Placement, depth: int, stage_index: int, in
         h, w = here.h, here.w
     total = Counted(sum(c.params for c in counted), sum(c.macs for c in counted), sum(c.acts for c in counted),
                     sum(c.depth for c in counted), h, w)
-    return StagePrefix(total, counted[-1], len(blocks) >= 2 and blocks[-1] == blocks[-2], blocks[-1].out_chs)
+    return StagePrefix(at.stride, at.dilation, total, counted[-1], len(blocks) >= 2 and blocks[-1] == blocks[-2],
+                       blocks[-1].out_chs)
 
 
-@functools.lru_cache(maxsize=MEMO_SIZE)
+#: Blocks counted, by family, placement, group norm's groups and input size (a stage's repeated block recurs
+#: in many stages).
+_blocks = Memo(MEMO_SIZE, "fast_count: blocks")
+
+
 def block_figures(family: Family, at: Placement, norm_groups: int, h: int, w: int) -> Counted | None:
-    """One block counted from an h x w input (a stage's repeated block recurs in many stages), or None when it
-    cannot be built (the planner's group checks, on the same records) or its input is too small. Keyed by
-    family and placement, not by the PlannedBlock, which holds its layer records."""
-    layers = family.layers(at)
-    if misgrouped_conv(layers) or misgrouped_norm(layers, norm_groups):
-        return None
-    try:
-        return layers_figures(layers, family.out_chs(at), h, w)
-    except TooSmall:
-        return None
+    """One block counted from an h x w input, or None when it cannot be built (the planner's group checks, on
+    the same records) or its input is too small. Keyed by family and placement, not by the PlannedBlock, which
+    holds its layer records."""
+    key = (family, at, norm_groups, h, w)
+    known = _blocks.get(key, False)
+    if known is False:
+        layers = family.layers(at)
+        known = None
+        if not (misgrouped_conv(layers) or misgrouped_norm(layers, norm_groups)):
+            try:
+                known = layers_figures(layers, family.out_chs(at), h, w)
+            except TooSmall:
+                pass
+        _blocks.keep(key, known)
+    return known
 
 
 def layers_figures(layers: BlockLayers, out_chs: int, h: int, w: int) -> Counted:
@@ -178,9 +205,7 @@ def layers_figures(layers: BlockLayers, out_chs: int, h: int, w: int) -> Counted
 
 
 def full_figures(spec: Spec) -> Figures:
-    """The figures from `archgen.profile`, with depth from the full plan (the reference the shortcuts match)."""
+    """The figures from `archgen.profile` and the full plan's depth (the reference the shortcuts match)."""
     p = plan(spec)
     counted = profile(p)
-    depth = (p.stem.layers().depth + sum(b.layers().depth for s in p.stages for b in s.blocks)
-             + p.head.layers(p.num_features).depth)
-    return Figures(counted.params, counted.macs, counted.acts, depth)
+    return Figures(counted.params, counted.macs, counted.acts, p.depth)

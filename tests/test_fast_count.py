@@ -1,4 +1,5 @@
-"""The design hot path counts what `archgen.profile` counts: every bundled spec, and sampled candidates."""
+"""The fast counter (archgen.design.fast_count) counts what `archgen.profile` counts: every bundled spec, and
+sampled candidates."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import pytest
 
 import archgen
 from archgen.design import Evaluator, Rejections, load_space, sample
-from archgen.design.count import clear_memos, figures, full_figures
+from archgen.design.fast_count import figures, full_figures
 from archgen.errors import SpecError
 from archgen.grammar.loader import bundled_names, load_spec
+from archgen.memo import clear_all
 
 
 @pytest.mark.parametrize("name", bundled_names())
@@ -21,8 +23,9 @@ def test_fast_figures_equal_the_profile(name):
 
 
 def test_depth_counts_the_layers_the_names_count():
-    assert [figures(load_spec(n)).depth for n in ("resnet18", "resnet50", "resnet152", "densenet121")] == \
-        [18, 50, 152, 121]
+    names = ("resnet18", "resnet50", "resnet152", "densenet121")
+    assert [figures(load_spec(n)).depth for n in names] == [18, 50, 152, 121]
+    assert [archgen.plan(n).depth for n in names] == [18, 50, 152, 121]
 
 
 def test_sampled_candidates_count_alike_on_both_paths():
@@ -31,22 +34,13 @@ def test_sampled_candidates_count_alike_on_both_paths():
         assert verdict.figures == full_figures(space.spec(verdict.values))
 
 
-def test_memo_forgets_everything_when_full():
-    from archgen.memo import Memo
-
-    memo = Memo(2)
-    assert memo.keep("a", 1) == 1 and memo.keep("b", 2) == 2
-    memo.keep("c", 3)
-    assert dict(memo) == {"c": 3}
-
-
 def test_stage_memo_keeps_errors_at_the_spec_line():
     """A stage remembered from one candidate does not hide another candidate's error: the planner's, at its line."""
     def regnet(width: int):
         return load_spec({"name": "r", "block": {"type": "regnet", "group_width": 16},
                           "stages": [{"depth": 1, "width": 32}, {"depth": 2, "width": width}]})
 
-    clear_memos()
+    clear_all()
     cold = figures(regnet(96))  # remembers both stages, the first of which regnet(100) shares
     assert cold == full_figures(regnet(96)) and figures(regnet(96)) == cold  # the full plan's; and from the memo
     with pytest.raises(SpecError) as refused:
