@@ -1,0 +1,540 @@
+"""Kernel units: a network's layer records grouped into the kernels a backend runs, with the features a latency
+model reads (kind, channels, kernel, stride, groups, dilation, input size, batch, dtype, layout).
+
+A latency model fitted per (device, backend, dtype, layout, kernel kind) predicts a candidate from its units
+without building it, so this is pure Python (no torch) and memoised per block configuration: the design hot
+path asks it for thousands of candidates a second.
+
+The grouping reads each record's role (archgen.layer_kinds.base.FUSE_ROLES) and each merge's (MERGE_ROLES),
+never a family, so a new kind with a role is grouped without a word here. Per backend:
+
+- eager: one unit per record (every norm, act, add, concat and dropout is its own op; a squeeze-and-excitation
+  gate is one unit, of its six small ops).
+- fused (`archgen.fuse`): what fuse.py rewrites. conv + norm (+ act) as one unit; conv with bias + act; norm
+  (+ act); an adding block whose branch ends in conv + norm takes the add and the act after it into that conv's
+  unit (and the SE gate between them, GatedTail); other adds and the acts after them stay separate; drop
+  records are left out (their names ride with the unit before them); a merge fuse does not know (highway)
+  leaves its block eager.
+- onnxruntime (its CPU provider) and openvino (the ONNX file `archgen export` writes, at the bench's session
+  options): observed with each runtime's own account of what it ran (tests/test_kernel_units.py holds the
+  counts per op type), the exporter folds a batch norm that follows a conv into it and the runtimes fuse the
+  act after it, so conv + norm + act is one unit, and a block's opening norm (with its act) joins the conv
+  unit before the block when nothing else reads the block's input (a plain run, the head, a pre-activation
+  block whose shortcut reads the pre-activated input):
+  - ONNX Runtime runs a conv in its blocked NCHWc layout when its output channels are a multiple of the CPU's
+    block (16 with AVX-512, `NCHWC_BLOCK`) and it is dense, depthwise, or grouped in groups of whole
+    blocks; pools and acts keep the layout they are given. It adds a residual in the pass of a branch's
+    last conv (with the act after it) only when that conv applies no act yet and the shortcut's tensor is in
+    the conv's output layout; otherwise the add and the act are kernels of their own (after a zero-padding
+    shortcut, in the blocks after one, after an SE gate). A concat of blocked inputs of whole blocks stays
+    blocked (DenseNet-121's growth of 32; not DenseNet-40's 12). A norm that does not follow a conv is a
+    BatchNormalization with its act apart, or, on a blocked input, a 1x1 depthwise NCHWc conv with the act
+    in it (a `dwconv` unit); it folds a norm into a conv only when the conv took nothing else. SiLU and GELU
+    are kernels of their own (QuickGelu, Gelu); a linear layer takes its act (FusedGemm); flatten is a kernel.
+  - OpenVINO adds a residual as a post-op of the branch's last conv when it applies no act yet, else of the
+    projection's conv, else of the branch's last eltwise kernel (an SE gate's multiply, a norm), else as an
+    eltwise kernel of its own; the act after the add joins whichever took it. A norm that does not follow a
+    conv is a multiply with its act; an act joins the conv, norm, linear layer or add before it; the flatten
+    after the global pool is a layout reorder or a view, counted with the pool.
+  Both runtimes insert layout conversions (ONNX Runtime's ReorderInput/ReorderOutput, OpenVINO's Reorder)
+  that are not units of the network: they depend on the layout each kernel chose.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, NamedTuple, Optional, Sequence
+
+from archgen.errors import UserError
+from archgen.layer_kinds import LAYER_KINDS, MERGE_KINDS
+from archgen.layer_kinds.act import FUNCTIONS
+from archgen.layer_kinds.base import LayerKind
+from archgen.memo import Memo
+from archgen.tally import Tally
+
+if TYPE_CHECKING:
+    from archgen.layer_kinds.block import BlockLayers
+    from archgen.planner import ModelPlan
+
+BACKENDS = ("eager", "fused", "onnxruntime", "openvino")
+DTYPES = ("float32", "float16", "bfloat16")
+LAYOUTS = ("nchw", "nhwc")
+
+#: ONNX Runtime's NCHWc channel block on an AVX-512 CPU (MLAS picks 8 on AVX2 ones): what decides which convs
+#: run blocked, and so which residual adds it fuses.
+NCHWC_BLOCK = 16
+
+
+class KernelUnit(NamedTuple):
+    """One kernel a backend runs. `absorbed`: the roles it took in besides its own ('norm', 'act', 'add',
+    'gate'), `act` the act it applies last (None: none); `names` the records it covers, by their full names
+    (a merge as '<block>.<merge kind>'); `mid`: the hidden width of a squeeze-and-excitation gate."""
+
+    kind: str
+    c_in: int
+    c_out: int
+    k: int
+    stride: int
+    groups: int
+    dilation: int
+    h: int
+    w: int
+    batch: int
+    dtype: str
+    layout: str
+    absorbed: tuple[str, ...]
+    act: Optional[str]
+    names: tuple[str, ...]
+    mid: int = 0
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """How one backend groups a run of records."""
+
+    name: str
+    #: One unit per record.
+    eager: bool = False
+    #: Acts a conv (or linear) unit takes in after it; a conv without a norm takes one only with its own bias
+    #: when `act_needs_bias_or_norm` (fuse.py's rule; the runtimes fuse any conv's act).
+    acts: frozenset = frozenset()
+    act_needs_bias_or_norm: bool = False
+    linear_act: bool = False
+    #: Acts a norm that does not follow a conv takes in (ONNX Runtime: none).
+    norm_acts: frozenset = frozenset()
+    #: Flatten counted with the unit before it (OpenVINO: a reorder or a view).
+    flatten_absorbed: bool = False
+    #: ONNX Runtime's NCHWc layout tracked through the network.
+    blocked: bool = False
+    #: A block that opens with a norm, on an input nothing else reads, has it taken into the unit before it:
+    #: '' never, 'bare_conv' a conv that took nothing else (ONNX Runtime folds the norm into its weights),
+    #: 'conv' any conv unit (OpenVINO's post-ops).
+    join_norm: str = ""
+
+
+_KERNEL_ACTS = frozenset(name for name, f in FUNCTIONS.items() if f.kernel)
+RULES = {
+    "eager": _Rule("eager", eager=True),
+    "fused": _Rule("fused", acts=_KERNEL_ACTS, act_needs_bias_or_norm=True, norm_acts=_KERNEL_ACTS),
+    "onnxruntime": _Rule("onnxruntime", acts=frozenset({"relu", "leaky_relu", "sigmoid", "none"}), linear_act=True,
+                         blocked=True, join_norm="bare_conv"),
+    "openvino": _Rule("openvino", acts=frozenset(FUNCTIONS), linear_act=True, norm_acts=frozenset(FUNCTIONS),
+                      flatten_absorbed=True, join_norm="conv"),
+}
+
+_KIND_NAMES = {cls: name for name, cls in LAYER_KINDS.items()}
+_MERGE_NAMES = {cls: name for name, cls in MERGE_KINDS.items()}
+#: Unit kinds named otherwise than their record's kind.
+_UNIT_KIND = {"squeeze_excite": "se_gate", "dropout": "nop", "identity": "nop", "local_response_norm": "lrn",
+              "gate": "highway_gate"}
+
+
+class _Out(Tally):
+    """A tally that keeps only the last output shape a record wrote (its channels)."""
+
+    out: Optional[tuple[int, int, int]] = None
+
+    def record(self, name: str, op: str, params: int, macs: int, acts: int, other_ops: int,
+               out: tuple[int, int, int]) -> None:
+        self.out = out
+
+
+class _Op:
+    """One record at its place: the unit it would be on its own, before grouping."""
+
+    __slots__ = ("name", "record", "role", "kind", "c_in", "c_out", "k", "stride", "groups", "dilation", "h", "w",
+                 "mid")
+
+    def __init__(self, name: str, record: LayerKind, role: Optional[str], kind: str, c_in: int, c_out: int,
+                 h: int, w: int) -> None:
+        self.name, self.record, self.role, self.kind = name, record, role, kind
+        self.c_in, self.c_out, self.h, self.w = c_in, c_out, h, w
+        self.k = getattr(record, "k", 1)
+        self.stride = getattr(record, "stride", 1)
+        self.groups = getattr(record, "groups", 1)
+        self.dilation = getattr(record, "dilation", 1)
+        self.mid = getattr(record, "c_mid", 0)
+
+
+#: A run: records in turn, a sequence's own as a nested run.
+Run = list
+
+
+class _Unit:
+    """A unit being grouped: its first record's features, what it took in, and its output layout."""
+
+    __slots__ = ("op", "kind", "absorbed", "act", "names", "blocked", "c_out", "mid")
+
+    def __init__(self, op: _Op, kind: Optional[str] = None, blocked: bool = False) -> None:
+        self.op, self.kind, self.absorbed = op, kind or op.kind, []
+        self.act = op.record.kind if op.kind == "act" else None
+        self.names, self.blocked, self.c_out, self.mid = [op.name], blocked, op.c_out, op.mid
+
+    def take(self, op: _Op, role: str, act: Optional[str] = None) -> None:
+        self.names.append(op.name)
+        if role not in self.absorbed:
+            self.absorbed.append(role)
+        if act is not None:
+            self.act = act
+
+    def unit(self, batch: int, dtype: str, layout: str) -> KernelUnit:
+        o = self.op
+        return KernelUnit(self.kind, o.c_in, self.c_out, o.k, o.stride, o.groups, o.dilation, o.h, o.w, batch, dtype,
+                          layout, tuple(self.absorbed), self.act, tuple(self.names), self.mid)
+
+
+def _ops(layers: Sequence[LayerKind], prefix: str, c: int, h: int, w: int, norm: str = "norm"
+         ) -> tuple[Run, int, int, int]:
+    """The records as ops with their input shapes, and the run's output shape; `norm` names the network's norm
+    units ('group_norm' for group norm, a kernel of another kind)."""
+    run: Run = []
+    sink = _Out()
+    for layer in layers:
+        name = f"{prefix}.{layer.name}"
+        role = layer.fusable
+        if role == "sequence":
+            sub, c, h, w = _ops(layer.layers, name, c, h, w, norm)
+            run.append(sub)
+            continue
+        sink.out = None
+        ho, wo = layer.cost(sink, h, w)
+        c_out = sink.out[0] if sink.out is not None else c
+        kind = _KIND_NAMES[type(layer)]
+        kind = _UNIT_KIND.get(kind, kind)
+        if kind == "conv" and layer.groups > 1 and layer.groups == layer.c_in == layer.c_out:
+            kind = "dwconv"
+        elif kind == "pool":
+            kind = f"{layer.kind}_pool"
+        elif kind == "adaptive_pool" and (ho, wo) == (1, 1):
+            kind = "global_pool"
+        elif kind == "norm":
+            kind = norm
+        run.append(_Op(name, layer, role, kind, getattr(layer, "c_in", c), c_out, h, w))
+        c, h, w = c_out, ho, wo
+    return run, c, h, w
+
+
+def _flat(run: Run) -> list[_Op]:
+    out: list[_Op] = []
+    for item in run:
+        out += _flat(item) if isinstance(item, list) else [item]
+    return out
+
+
+class _Grouper:
+    """Groups runs of ops by one backend's rule, tracking ONNX Runtime's layout where the rule asks."""
+
+    def __init__(self, rule: _Rule, norm: str) -> None:
+        self.rule = rule
+        #: A norm folds only when it is a batch norm (frozen or not): group norm has no running statistics.
+        self.norm_folds = norm in ("batch", "frozen_batch")
+        self.norm_kind = "group_norm" if norm == "group" else "norm"
+
+    def role(self, op: _Op) -> Optional[str]:
+        """The op's role where the backend can use it (a norm that cannot fold has none)."""
+        if op.role == "norm" and not self.norm_folds:
+            return None
+        return op.role
+
+    def conv_blocked(self, op: _Op) -> bool:
+        """Whether ONNX Runtime runs this conv in its NCHWc layout (what its add fusion depends on)."""
+        if not self.rule.blocked or op.c_out % NCHWC_BLOCK:
+            return False
+        if op.groups == 1 or op.kind == "dwconv":
+            return True  # a dense conv reads any input channels (an unblocked input directly)
+        return (op.c_in // op.groups) % NCHWC_BLOCK == 0 and (op.c_out // op.groups) % NCHWC_BLOCK == 0
+
+    def group(self, run: Run, blocked: bool = False) -> tuple[list[_Unit], bool]:
+        """The run's units and whether its output is in ONNX Runtime's blocked layout."""
+        rule = self.rule
+        units: list[_Unit] = []
+        if rule.eager:
+            return [_Unit(op) for op in _flat(run)], False
+        pending: list[_Op] = []  # drop records before any unit: they ride with the first
+        i = 0
+        while i < len(run):
+            item = run[i]
+            if isinstance(item, list):
+                sub, blocked = self.group(item, blocked)
+                units += sub
+                i += 1
+                continue
+            role = self.role(item)
+            if role == "drop":
+                if units:
+                    units[-1].names.append(item.name)
+                else:
+                    pending.append(item)
+                i += 1
+                continue
+            nxt = self._next(run, i + 1)
+            if role == "conv":
+                u = _Unit(item, blocked=self.conv_blocked(item))
+                j = i + 1
+                has_norm = nxt is not None and self.role(run[nxt]) == "norm"
+                if has_norm:
+                    u.take(run[nxt], "norm")
+                    j = nxt + 1
+                    nxt = self._next(run, j)
+                act = self._act(run, nxt)
+                if act is not None and (has_norm or not rule.act_needs_bias_or_norm or item.record.bias):
+                    u.take(run[nxt], "act", act)
+                    j = nxt + 1
+                units.append(u)
+                i = j
+            elif role == "norm":
+                if rule.blocked and blocked and item.c_out % NCHWC_BLOCK == 0:
+                    u = _Unit(item, "dwconv", blocked=True)  # ONNX Runtime's NCHWc BatchNormalization
+                    acts = rule.acts
+                else:
+                    u, acts = _Unit(item), rule.norm_acts
+                act = self._act(run, nxt, acts)
+                units.append(u)
+                if act is not None:
+                    u.take(run[nxt], "act", act)
+                    i = nxt + 1
+                else:
+                    i += 1
+            elif item.kind == "linear" and rule.linear_act and self._act(run, nxt) is not None:
+                u = _Unit(item)
+                u.take(run[nxt], "act", self._act(run, nxt))
+                units.append(u)
+                i = nxt + 1
+            elif item.kind == "flatten" and rule.flatten_absorbed and units:
+                units[-1].names.append(item.name)
+                i += 1
+            else:
+                # ONNX Runtime pools and applies an act in the layout it is given
+                keeps = item.kind.endswith("pool") or item.role == "act"
+                keeps = rule.blocked and keeps and blocked and item.c_out % NCHWC_BLOCK == 0
+                units.append(_Unit(item, blocked=keeps))
+                i += 1
+            if pending and units:
+                units[0].names[1:1] = [op.name for op in pending]
+                pending = []
+            blocked = units[-1].blocked if units else blocked
+        if pending:  # a run of drop records alone: nothing runs, the names still belong somewhere
+            units.append(_Unit(pending[0], "nop"))
+            units[-1].names += [op.name for op in pending[1:]]
+        return units, blocked
+
+    def _next(self, run: Run, j: int) -> Optional[int]:
+        """The index of the next op the kernel would see (drop records skipped), or None."""
+        while j < len(run) and not isinstance(run[j], list) and self.role(run[j]) == "drop":
+            j += 1
+        return j if j < len(run) and not isinstance(run[j], list) else None
+
+    def _act(self, run: Run, j: Optional[int], acts: Optional[frozenset] = None) -> Optional[str]:
+        """The act at j if this backend takes it into the unit before it."""
+        if j is None or self.role(run[j]) != "act":
+            return None
+        kind = run[j].record.kind
+        return kind if kind in (self.rule.acts if acts is None else acts) else None
+
+
+def _merge_op(d: "BlockLayers", prefix: str, c_in: int, c: int, h: int, w: int) -> _Op:
+    """The merge as an op: a concat reads the block's input and the branch's output, anything else the
+    branch's output's shape."""
+    kind = _MERGE_NAMES[type(d.merge)]
+    return _Op(f"{prefix}.{kind}", d.merge, d.merge.fusable, _UNIT_KIND.get(kind, kind),
+               c_in if d.merge.fusable == "join" else c, c, h, w)
+
+
+def _block(d: "BlockLayers", prefix: str, c: int, h: int, w: int, g: _Grouper, blocked: bool
+           ) -> tuple[list[_Unit], int, int, int, bool]:
+    """One block's units, its output shape and layout."""
+    norm = g.norm_kind
+    pre, c1, h1, w1 = _ops(d.pre, prefix, c, h, w, norm)
+    branch, cb, hb, wb = _ops(d.branch, prefix, c1, h1, w1, norm)
+    split = (c1, h1, w1) if d.split == "pre" else (c, h, w)
+    shortcut = _ops((d.shortcut,), prefix, *split, norm)[0] if d.shortcut is not None else []
+    post, co, ho, wo = _ops(d.post, prefix, cb, hb, wb, norm)
+    how = d.merge.fusable
+    rule = g.rule
+    if how == "run":
+        if rule.name == "fused":
+            a, blocked = g.group(pre, blocked)
+            b, blocked = g.group(branch + post, blocked)
+            return a + b, co, ho, wo, blocked
+        units, blocked = g.group(pre + branch + post, blocked)
+        return units, co, ho, wo, blocked
+    merge = _merge_op(d, prefix, c, cb, hb, wb)
+    eager = rule.eager or (how is None and rule.name == "fused")
+    if eager:
+        units = [_Unit(op) for op in _flat(pre + branch + shortcut) + [merge] + _flat(post)]
+        return units, co, ho, wo, False
+    if rule.name == "fused":
+        units, blocked = g.group(pre, blocked)
+        return units + _fused_tail(d, branch, shortcut, merge, post, g), co, ho, wo, False
+    units, pre_blocked = g.group(pre, blocked)
+    body, body_blocked = g.group(branch, pre_blocked)
+    units += body
+    split_blocked = blocked if d.split == "input" else pre_blocked
+    short, short_blocked = g.group(shortcut, split_blocked) if shortcut else ([], split_blocked)
+    if how != "add":  # a concat, or a merge no runtime fuses (a highway gate): its own unit
+        m = _Unit(merge)
+        if how == "join":  # ONNX Runtime concatenates blocked inputs of whole blocks blocked
+            m.c_out = c + cb
+            m.blocked = blocked and body_blocked and c % NCHWC_BLOCK == 0 and cb % NCHWC_BLOCK == 0
+        act = _single_act(post, g)
+        if how is None and rule.name == "openvino" and act is not None:  # an eltwise chain: the act joins it
+            m.take(_flat(post)[0], "act", act)
+            return units + short + [m], co, ho, wo, False
+        rest, blocked = g.group(post, m.blocked)
+        return units + short + [m] + rest, co, ho, wo, blocked
+    act = _single_act(post, g)
+    take_act = act is not None and act in rule.acts
+    last = units[-1]
+    if rule.name == "openvino":  # the add is a post-op of a conv that has none yet, or joins an eltwise chain
+        into = last if _bare_conv(last) else short[-1] if short and _bare_conv(short[-1]) else \
+            last if last.op.role in ("gate", "norm") else None
+    else:  # a conv's sum input, in the conv's own layout
+        into = last if _bare_conv(last) and last.blocked == short_blocked else None
+    if into is None:
+        into = _Unit(merge, blocked=last.blocked and short_blocked)  # ONNX Runtime adds blocked tensors blocked
+        short.append(into)
+        if rule.name != "openvino":
+            take_act = False
+    else:
+        into.take(merge, "add")
+    if take_act:
+        into.take(_flat(post)[0], "act", act)
+        return units + short, co, ho, wo, into.blocked
+    rest, blocked = g.group(post, into.blocked)
+    return units + short + rest, co, ho, wo, blocked
+
+
+def _bare_conv(u: _Unit) -> bool:
+    """A conv unit that applies no act yet: a sum may still be added in its pass."""
+    return u.op.role == "conv" and "act" not in u.absorbed
+
+
+def _single_act(post: Run, g: _Grouper) -> Optional[str]:
+    """The kind of the one act after an add, or None when the block has something else (or nothing) there."""
+    ops = _flat(post)
+    if len(ops) == 1 and g.role(ops[0]) == "act":
+        return ops[0].record.kind
+    return None
+
+
+def _fused_tail(d: "BlockLayers", branch: Run, shortcut: Run, merge: _Op, post: Run, g: _Grouper) -> list[_Unit]:
+    """fuse.py's rule for a block after its pre-activation: the branch, and the tail that may take the add."""
+    if d.merge.fusable == "join":
+        a, _ = g.group(branch)
+        m = _Unit(merge)
+        m.c_out = merge.c_in + merge.c_out
+        b, _ = g.group(post)
+        return a + [m] + b
+    if post:
+        act = _single_act(post, g)
+        act = act if act is not None and act in g.rule.acts else None
+        tail_ok = act is not None
+    else:
+        act, tail_ok = None, True
+    roles = [g.role(op) if not isinstance(op, list) else "sequence" for op in branch[-3:]]
+    survives = d.inverted_drop or d.survival >= 1.0
+    short, _ = g.group(shortcut)
+    if roles == ["conv", "norm", "gate"] and tail_ok and survives:
+        head, _ = g.group(branch[:-3])
+        conv, norm, gate = branch[-3:]
+        u = _Unit(conv)
+        u.take(norm, "norm")
+        u.take(gate, "gate")
+        u.mid = gate.mid
+        return head + short + [_tail(u, merge, post, act)]
+    if roles[-2:] == ["conv", "norm"] and tail_ok:
+        head, _ = g.group(branch[:-2])
+        u = _Unit(branch[-2])
+        u.take(branch[-1], "norm")
+        return head + short + [_tail(u, merge, post, act)]
+    a, _ = g.group(branch)
+    return a + short + [_Unit(merge)] + [_Unit(op) for op in _flat(post)]
+
+
+def _tail(u: _Unit, merge: _Op, post: Run, act: Optional[str]) -> _Unit:
+    u.take(merge, "add")
+    if post:
+        u.take(_flat(post)[0], "act", act)
+    return u
+
+
+_MEMO = Memo(1 << 16, "kernel_units: blocks")
+
+
+def kernel_units(plan_or_spec: object, backend: str, batch: int = 1, dtype: str = "float32", layout: str = "nchw",
+                 input_size: Optional[int] = None) -> list[KernelUnit]:
+    """The kernels `backend` runs for a network, in order, each with the features a latency model reads.
+
+    `plan_or_spec`: a ModelPlan or anything `archgen.plan` takes; `input_size` overrides the spec's. Every
+    record of the network lands in exactly one unit (`names`). Pure Python; blocks are memoised by what they
+    are made from, their place and their input shape, so candidates of one design space share the work.
+    """
+    from archgen.planner import ModelPlan, plan
+
+    for value, allowed, what in ((backend, BACKENDS, "backend"), (dtype, DTYPES, "dtype"),
+                                 (layout, LAYOUTS, "layout")):
+        if value not in allowed:
+            raise UserError(f"kernel units: unknown {what} '{value}'; choose one of {', '.join(allowed)}"
+                            + (" (torch.compile's kernels are Inductor's to choose, so it has no rule here)"
+                               if value == "compile" else ""))
+    if not isinstance(batch, int) or batch < 1:
+        raise UserError(f"kernel units: the batch must be a positive integer, not {batch!r}")
+    p = plan_or_spec if isinstance(plan_or_spec, ModelPlan) else plan(plan_or_spec)
+    if input_size is not None and input_size != p.input_size:
+        from archgen.complexity import profile
+
+        profile(p, input_size)  # refuses, in a sentence, a size the network cannot take (the plan's size it can)
+    g = _Grouper(RULES[backend], p.spec.doc.norm.type)
+    size = input_size or p.input_size
+    c, h, w = p.in_chans, size, size
+    # Each block by what its records are made from (cheaper to hash than the records): the stem's arguments,
+    # a family at a placement, the head at its input width.
+    blocks: list[tuple[str, object, Callable[[], "BlockLayers"]]] = [("stem", p.stem, p.stem.layers)]
+    for stage in p.stages:
+        blocks += [(f"{stage.name}.{i}", (b.family, b.at), b.layers) for i, b in enumerate(stage.blocks)]
+    blocks.append(("head", (p.head, p.num_features), lambda: p.head.layers(p.num_features)))
+    out: list[KernelUnit] = []
+    blocked = False
+    for prefix, made_from, layers in blocks:
+        key = (backend, g.norm_folds, prefix, made_from, c, h, w, blocked, batch, dtype, layout)
+        hit = _MEMO.get(key)
+        if hit is None:
+            d = layers()
+            units, c2, h2, w2, blocked2 = _block(d, prefix, c, h, w, g, blocked)
+            opens = bool(g.rule.join_norm) and _opens_with_norm(d, g)
+            hit = _MEMO.keep(key, ([u.unit(batch, dtype, layout) for u in units], c2, h2, w2, blocked2, opens))
+        units, c, h, w, blocked, opens = hit
+        if opens and out and units:
+            units = _join(out, units, g.rule)
+        out += units
+    return out
+
+
+def _opens_with_norm(d: "BlockLayers", g: _Grouper) -> bool:
+    """Whether the block's first record is a norm and nothing else reads the block's input (a run, or an add
+    whose shortcut reads the pre-activated input)."""
+    first = (d.pre + d.branch)[:1]
+    if not first or first[0].fusable != "norm" or not g.norm_folds:
+        return False
+    return d.merge.fusable == "run" or (d.merge.fusable == "add" and d.split == "pre")
+
+
+def _join(out: list[KernelUnit], units: list[KernelUnit], rule: _Rule) -> list[KernelUnit]:
+    """The block's opening norm (and its act) taken into the unit before the block, where the rule allows;
+    the block's units left."""
+    prev, first = out[-1], units[0]
+    if prev.kind not in ("conv", "dwconv") or (rule.join_norm == "bare_conv" and prev.absorbed):
+        return units
+    taken, names, act = 1, first.names, first.act
+    absorbed = ("norm", "act") if "act" in first.absorbed else ("norm",)
+    if act is None and len(units) > 1 and units[1].kind == "act" and units[1].act in rule.acts:
+        taken, names, act, absorbed = 2, names + units[1].names, units[1].act, ("norm", "act")
+    out[-1] = prev._replace(absorbed=tuple(dict.fromkeys(prev.absorbed + absorbed)), act=act,
+                            names=prev.names + names)
+    return units[taken:]
+
+
+def record_names(plan_or_spec: object, input_size: Optional[int] = None) -> list[str]:
+    """Every record's full name, in order, with each merge that does work as '<block>.<merge kind>': what the
+    units of any backend partition."""
+    return [name for u in kernel_units(plan_or_spec, "eager", input_size=input_size) for name in u.names]

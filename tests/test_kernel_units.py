@@ -1,0 +1,294 @@
+"""Kernel units (archgen.bench.kernel_units): pure Python on every bundled spec, every record in exactly one unit
+for every backend, exact unit lists for a tiny net, the fused units held to archgen.fuse's model, and the ONNX
+Runtime and OpenVINO rules held to what the runtimes report running (ONNX Runtime's profile, OpenVINO's runtime
+model) on small nets of each structure the rules treat differently."""
+
+from __future__ import annotations
+
+import collections
+import json
+import subprocess
+import sys
+import warnings
+
+import pytest
+
+import archgen
+from archgen.bench.kernel_units import BACKENDS, KernelUnit, kernel_units, record_names
+from archgen.errors import UserError
+from archgen.grammar.loader import bundled_names
+from archgen.layer_kinds import merge_kinds
+
+TINY = {"name": "tiny", "input": {"channels": 3, "size": 32, "classes": 10}, "stem": {"type": "cifar", "width": 16},
+        "block": {"type": "basic"}, "stages": [{"depth": 1, "width": 16}, {"depth": 1, "width": 32, "stride": 2}]}
+#: A ResNeXt bottleneck with projections (grouped convs, a max-pooled stem).
+BOTTLENECK = {"name": "bottle", "input": {"channels": 3, "size": 64, "classes": 10},
+              "stem": {"type": "imagenet", "width": 16},
+              "block": {"type": "bottleneck", "cardinality": 2, "base_width": 8},
+              "stages": [{"depth": 2, "width": 16}, {"depth": 1, "width": 32, "stride": 2}]}
+#: SE-ResNet: a gate before the add, with a projection and with an identity shortcut.
+SE = {"name": "se", "input": {"channels": 3, "size": 64, "classes": 10}, "stem": {"type": "imagenet", "width": 16},
+      "block": {"type": "bottleneck", "se_ratio": 0.25},
+      "stages": [{"depth": 2, "width": 16}, {"depth": 1, "width": 32, "stride": 2}]}
+
+
+def test_extraction_imports_no_torch() -> None:
+    code = ("import sys, archgen; from archgen.bench.kernel_units import kernel_units; "
+            "[kernel_units('regnetx_004', b) for b in ('eager', 'fused', 'onnxruntime', 'openvino')]; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("name", bundled_names())
+def test_units_partition_the_records(name: str) -> None:
+    """Every backend's units cover each record exactly once, and the records are the counter's layers (each
+    layer the counter names is a record, lies inside one (an SE gate's pool and fcs), or is a row its block's
+    merge wrote (a highway gate's products))."""
+    names = record_names(name)
+    assert len(names) == len(set(names))
+    for backend in BACKENDS:
+        covered = [n for u in kernel_units(name, backend) for n in u.names]
+        assert sorted(covered) == sorted(names), backend
+    inside = set(names)
+    for layer in archgen.profile(name).layers:
+        parts = layer.name.split(".")
+        in_record = any(".".join(parts[:i]) in inside for i in range(len(parts), 0, -1))
+        of_merge = any(".".join(parts[:-1] + [kind]) in inside for kind in merge_kinds())  # a merge's own rows
+        assert in_record or of_merge, layer.name
+
+
+def test_shapes_follow_the_counter() -> None:
+    """Each conv unit's input size and channels are the counter's: its output is the counter's conv output."""
+    rows = {layer.name: layer.out for layer in archgen.profile("resnet50").layers}
+    for u in kernel_units("resnet50", "fused", batch=8, dtype="float16", layout="nhwc"):
+        if u.kind == "conv":
+            c, h, w = rows[u.names[0]]
+            assert (u.c_out, -(-u.h // u.stride), -(-u.w // u.stride)) == (c, h, w), u
+            assert (u.batch, u.dtype, u.layout) == (8, "float16", "nhwc")
+
+
+def unit(kind: str, c_in: int, c_out: int, k: int, stride: int, h: int, absorbed: tuple = (), act=None,
+         names: tuple = ()) -> KernelUnit:
+    return KernelUnit(kind, c_in, c_out, k, stride, 1, 1, h, h, 1, "float32", "nchw", absorbed, act, names)
+
+
+def test_tiny_units_per_backend() -> None:
+    stem = ("stem.conv1", "stem.bn1", "stem.act1")
+    l1 = ("layer1.0.conv1", "layer1.0.bn1", "layer1.0.act1")
+    l1_tail = ("layer1.0.conv2", "layer1.0.bn2", "layer1.0.add", "layer1.0.act_out")
+    l2 = ("layer2.0.conv1", "layer2.0.bn1", "layer2.0.act1")
+    l2_tail = ("layer2.0.conv2", "layer2.0.bn2", "layer2.0.add", "layer2.0.act_out")
+    proj = ("layer2.0.downsample.0", "layer2.0.downsample.1")
+    cba, cna = ("norm", "act"), ("norm", "add", "act")
+    fused = [unit("conv", 3, 16, 3, 1, 32, cba, "relu", stem), unit("conv", 16, 16, 3, 1, 32, cba, "relu", l1),
+             unit("conv", 16, 16, 3, 1, 32, cna, "relu", l1_tail), unit("conv", 16, 32, 3, 2, 32, cba, "relu", l2),
+             unit("conv", 16, 32, 1, 2, 32, ("norm",), None, proj),
+             unit("conv", 32, 32, 3, 1, 16, cna, "relu", l2_tail),
+             unit("global_pool", 32, 32, 1, 1, 16, names=("head.pool",)),
+             unit("flatten", 32, 32, 1, 1, 1, names=("head.flatten", "head.drop")),
+             unit("linear", 32, 10, 1, 1, 1, names=("head.fc",))]
+    assert kernel_units(TINY, "fused") == fused
+    runtime = fused[:4] + [fused[5], fused[4]] + fused[6:]  # the projection after the tail: the trace's order
+    assert kernel_units(TINY, "onnxruntime") == runtime
+    assert kernel_units(TINY, "openvino") == runtime[:6] + [
+        unit("global_pool", 32, 32, 1, 1, 16, names=("head.pool", "head.flatten", "head.drop")), runtime[-1]]
+    eager = kernel_units(TINY, "eager")
+    assert [u.names for u in eager] == [(n,) for n in record_names(TINY)]
+    assert [u.kind for u in eager] == ["conv", "norm", "act"] * 2 + ["conv", "norm", "add", "act"] + \
+        ["conv", "norm", "act", "conv", "norm", "conv", "norm", "add", "act", "global_pool", "flatten", "nop",
+         "linear"]
+    assert all(u.absorbed == () for u in eager)
+
+
+def test_se_gate_and_dense_units() -> None:
+    """fuse's GatedTail takes the gate, the add and the act into the last conv's unit; ONNX Runtime runs the
+    gate, the add and the act apart; OpenVINO takes the add into the projection or the gate's multiply."""
+    fused = kernel_units(SE, "fused")
+    tails = [u for u in fused if "gate" in u.absorbed]
+    gated = ("norm", "gate", "add", "act")
+    assert [(u.names, u.c_out, u.absorbed, u.mid) for u in tails] == [  # the gate's width: a quarter of 64, 128
+        (tuple(f"layer{b}.{n}" for n in ("conv3", "bn3", "se", "add", "act_out")), c, gated, c // 4)
+        for b, c in (("1.0", 64), ("1.1", 64), ("2.0", 128))]
+    ort = kernel_units(SE, "onnxruntime")
+    assert collections.Counter(u.kind for u in ort)["se_gate"] == 3
+    assert [u.names for u in ort if u.kind in ("add", "act")] == [
+        (f"layer{b}.{name}",) for b in ("1.0", "1.1", "2.0") for name in ("add", "act_out")]
+    ov = {u.names[0]: u for u in kernel_units(SE, "openvino")}
+    assert ov["layer1.0.downsample.0"].absorbed == ("norm", "add", "act")  # a projection: the add goes there
+    assert ov["layer1.1.se"].absorbed == ("add", "act")  # the identity: into the gate's multiply
+    dense = collections.Counter(u.kind for u in kernel_units("densenet121", "fused"))
+    assert dense["concat"] == 6 + 12 + 24 + 16
+
+
+def test_bad_requests_are_refused_in_a_sentence() -> None:
+    with pytest.raises(UserError, match="unknown backend 'compile'.*Inductor"):
+        kernel_units(TINY, "compile")
+    with pytest.raises(UserError, match="unknown layout 'channels_last'; choose one of nchw, nhwc"):
+        kernel_units(TINY, "eager", layout="channels_last")
+    with pytest.raises(UserError, match="positive integer"):
+        kernel_units(TINY, "eager", batch=0)
+    with pytest.raises(UserError, match="smaller than the network's total stride of 2"):
+        kernel_units(TINY, "fused", input_size=1)
+
+
+# ------------------------------------------------------------------------ against the runtimes
+
+#: The kernels each unit kind runs as, per runtime (an act by its function). A unit that is a small subgraph
+#: lists them all: an SE gate (pool, two 1x1 convs with their acts, the multiply), a zero-padding shortcut
+#: (slices and a pad), a highway gate (its conv with the sigmoid, 1 - T, two products, the sum; OpenVINO
+#: fuses the sum and the act after it into one of them), ONNX Runtime's group norm (the exporter's reshapes
+#: around an instance norm, then the affine map).
+ORT_OPS = {"conv": {"Conv": 1}, "dwconv": {"Conv": 1}, "max_pool": {"MaxPool": 1}, "avg_pool": {"AveragePool": 1},
+           "adaptive_pool": {"AveragePool": 1}, "global_pool": {"GlobalAveragePool": 1}, "flatten": {"Flatten": 1},
+           "linear": {"Gemm": 1}, "linear+act": {"FusedGemm": 1},
+           "add": {"Add": 1}, "norm": {"BatchNormalization": 1}, "concat": {"Concat": 1},
+           "se_gate": {"GlobalAveragePool": 1, "Conv": 2, "Mul": 1}, "zero_pad": {"Slice": 2, "Pad": 1},
+           "highway_gate": {"Conv": 1, "Sub": 1, "Mul": 2, "Add": 1},
+           "group_norm": {"Shape": 1, "Reshape": 2, "InstanceNormalization": 1, "Mul": 1, "Add": 1},
+           "act": {"relu": {"Relu": 1}, "leaky_relu": {"LeakyRelu": 1}, "sigmoid": {"Sigmoid": 1},
+                   "silu": {"QuickGelu": 1}, "gelu": {"Gelu": 1}}}
+OV_OPS = {"conv": {"Convolution": 1}, "dwconv": {"Convolution": 1}, "max_pool": {"Pooling": 1},
+          "avg_pool": {"Pooling": 1}, "adaptive_pool": {"Pooling": 1}, "global_pool": {"Reduce": 1},
+          "linear": {"FullyConnected": 1}, "norm": {"Eltwise": 1}, "add": {"Eltwise": 1},
+          "concat": {"Concatenation": 1},
+          "se_gate": {"Reduce": 1, "Convolution": 2, "Eltwise": 1}, "zero_pad": {"StridedSlice": 1, "Pad": 1},
+          "highway_gate": {"Convolution": 1, "Eltwise": 3}}
+#: Layout conversions the runtimes insert (which depend on each kernel's chosen layout, not on the network),
+#: and OpenVINO's views: not units.
+ORT_LAYOUT_OPS = {"ReorderInput", "ReorderOutput"}
+OV_LAYOUT_OPS = {"Reorder", "Reshape", "Input", "Output", "Const"}
+
+
+def expected(units: list[KernelUnit], table: dict) -> collections.Counter:
+    out: collections.Counter = collections.Counter()
+    for u in units:
+        if u.kind == "act":
+            out.update(table["act"][u.act])
+        elif u.kind != "nop":
+            out.update(table.get(f"{u.kind}+act", table[u.kind]) if "act" in u.absorbed else table[u.kind])
+    return out
+
+
+#: DarkNet: a leaky act before the add (no conv left to take it: OpenVINO adds apart), strided convs between.
+DARKNET = {"name": "darknet", "input": {"channels": 3, "size": 64, "classes": 10},
+           "stem": {"type": "cifar", "width": 16},
+           "block": {"type": "darknet", "act": "leaky_relu"},
+           "stages": [{"depth": 1, "width": 32, "stride": 2}, {"depth": 2, "width": 64, "stride": 2}]}
+#: VGG with batch norm: stages of conv-BN-ReLU and max pools, a 7x7 adaptive pool, hidden fc layers with ReLU.
+VGG = {"name": "vgg", "input": {"channels": 3, "size": 224, "classes": 10}, "stem": {"type": "none"},
+       "block": {"type": "vgg", "batch_norm": True},
+       "stages": [{"depth": 1, "width": 8}, {"depth": 1, "width": 16}, {"depth": 2, "width": 16},
+                  {"depth": 1, "width": 32}, {"depth": 1, "width": 32}],
+       "head": {"pool": "avg", "pool_size": 7, "hidden": [32, 32], "dropout": 0.5}}
+RUNTIME_SPECS = {"tiny": (TINY, None), "bottleneck": (BOTTLENECK, None), "se": (SE, None),
+                 "resnet20_cifar": ("resnet20_cifar", None), "densenet40_k12_cifar": ("densenet40_k12_cifar", None),
+                 "densenet121": ("densenet121", 64), "regnety_002": ("regnety_002", 64),
+                 "preact_resnet110_cifar": ("preact_resnet110_cifar", None),
+                 "highway20_cifar": ("highway20_cifar", None), "darknet": (DARKNET, None), "vgg_bn": (VGG, None),
+                 "silu": ({**TINY, "block": {"type": "basic", "act": "silu"}}, None),
+                 "gelu": ({**TINY, "block": {"type": "basic", "act": "gelu"}}, None),
+                 "frozen_bn": ({**TINY, "norm": {"type": "frozen_batch"}}, None),
+                 "group_norm": ({**TINY, "norm": {"type": "group", "groups": 8}}, None)}
+#: OpenVINO runs group norm as MVN with the act in it or after it, differently from block to block (the stem's
+#: apart, the branches' in it): no rule holds, so it is checked on ONNX Runtime only.
+OV_UNCHECKED = {"group_norm"}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> dict:
+    """Each small spec exported as `archgen bench` exports it (archgen.export, ONNX, float32)."""
+    pytest.importorskip("onnx")
+    from archgen.export import export_spec
+
+    out = {}
+    for key, (spec, size) in RUNTIME_SPECS.items():
+        path = tmp_path_factory.mktemp("units") / f"{key}.onnx"
+        export_spec(spec, path, "onnx", input_size=size)
+        out[key] = (path, size or archgen.plan(spec).input_size)
+    return out
+
+
+def avx512() -> bool:
+    """Whether this CPU has AVX-512, where ONNX Runtime's NCHWc block is the rule's 16 channels (8 on AVX2)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return " avx512f" in f.read()
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not avx512(), reason="the ONNX Runtime rule's layouts are those of an AVX-512 CPU (NCHWC_BLOCK)")
+@pytest.mark.parametrize("key", list(RUNTIME_SPECS))
+def test_onnxruntime_runs_the_units(key: str, exported: dict, tmp_path) -> None:
+    """ONNX Runtime at the bench's options (default graph optimisation, CPU): its profile's kernels per op type
+    (FusedConv counted as Conv, layout reorders left out) are what the units say."""
+    ort = pytest.importorskip("onnxruntime")
+    import numpy as np
+
+    path, size = exported[key]
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.enable_profiling = True
+    options.profile_file_prefix = str(tmp_path / key)
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session.run(None, {session.get_inputs()[0].name: np.zeros((1, 3, size, size), np.float32)})
+    with open(session.end_profiling()) as f:
+        events = json.load(f)
+    ran = collections.Counter(e["args"]["op_name"] for e in events
+                              if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"))
+    ran["Conv"] += ran.pop("FusedConv", 0)
+    ran = collections.Counter({op: n for op, n in ran.items() if op not in ORT_LAYOUT_OPS})
+    assert ran == expected(kernel_units(RUNTIME_SPECS[key][0], "onnxruntime", input_size=size), ORT_OPS)
+
+
+@pytest.mark.parametrize("key", [key for key in RUNTIME_SPECS if key not in OV_UNCHECKED])
+def test_openvino_runs_the_units(key: str, exported: dict) -> None:
+    """OpenVINO compiled as the bench compiles it (CPU, f32, latency hint): the nodes of its runtime model (what
+    it executes once it has fused: each lists the original layers it took in) per type, reorders, views and
+    constants left out, are what the units say. (The performance counters' EXECUTED status is no count: a
+    node that ran in under a microsecond reports NOT_RUN, as fused ones do.)"""
+    ov = pytest.importorskip("openvino")
+    path, size = exported[key]
+    config = {"INFERENCE_NUM_THREADS": 1, "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+    runtime = ov.Core().compile_model(str(path), "CPU", config).get_runtime_model()
+    ran = collections.Counter(op.get_rt_info()["layerType"].astype(str) for op in runtime.get_ordered_ops())
+    ran = collections.Counter({op: n for op, n in ran.items() if op not in OV_LAYOUT_OPS})
+    assert ran == expected(kernel_units(RUNTIME_SPECS[key][0], "openvino", input_size=size), OV_OPS)
+
+
+FUSED_SPECS = ["tiny", "bottleneck", "se", "resnet20_cifar", "densenet40_k12_cifar", "preact_resnet110_cifar",
+               "highway20_cifar", "darknet", "vgg_bn", "gelu", "group_norm"]
+
+
+@pytest.mark.parametrize("key", FUSED_SPECS)
+def test_fused_units_are_the_fused_models_kernels(key: str) -> None:
+    """The `fused` units are what archgen.fuse makes: one per module of the fused model that runs (a fused
+    conv-norm-act, a norm-act pass, a gated tail, an SE gate, a highway gate's transform, or a layer left
+    eager), plus the adds and concats its blocks do in forward; dropout and identities run nothing."""
+    import torch.nn as nn
+
+    from archgen.kernels.fuse import BNAct, ConvBNAct, GatedTail
+
+    spec = RUNTIME_SPECS[key][0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # fuse names what it leaves eager (GELU, group norm)
+        model = archgen.fuse(archgen.build(spec))
+    whole = (ConvBNAct, BNAct, GatedTail)
+    kernels: list[str] = []
+
+    def visit(m: nn.Module) -> None:
+        merge_module = getattr(getattr(m, "records", None), "merge", None)
+        merge_module = getattr(merge_module, "name", None)  # a merge with weights of its own (a highway gate)
+        for name, child in m.named_children():
+            grand = list(child.children())
+            if isinstance(child, whole) or type(child).__name__ == "Rescale" or name == merge_module or \
+                    (not grand and not isinstance(child, (nn.Identity, nn.Dropout, nn.Sequential))):
+                kernels.append(type(child).__name__)
+            else:
+                visit(child)
+
+    visit(model)
+    units = kernel_units(spec, "fused")
+    in_forward = sum(u.kind in ("add", "concat") for u in units)
+    assert len(kernels) == len(units) - in_forward
+    assert kernels.count("GatedTail") == sum("gate" in u.absorbed for u in units)
