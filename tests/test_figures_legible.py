@@ -42,10 +42,18 @@ def texts(fig) -> list:
     return [*others.values(), *in_view]
 
 
+def text_box(text, renderer):
+    """The box of a text's letters: an annotation's own extent also spans its leader line's bounding box, which a
+    diagonal leader makes far larger than the line (the leaders are checked apart, as segments)."""
+    from matplotlib.text import Text
+
+    return Text.get_window_extent(text, renderer)
+
+
 def overlapping(fig) -> list[tuple[str, str]]:
     drawn = texts(fig)
     renderer = fig.canvas.get_renderer()
-    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in drawn]
+    boxes = [(t.get_text(), text_box(t, renderer)) for t in drawn]
     return [(a, b) for (a, box_a), (b, box_b) in itertools.combinations(boxes, 2) if box_a.overlaps(box_b)]
 
 
@@ -77,10 +85,29 @@ def test_the_zoo_labels_stay_in_their_axes_and_off_the_points(zoo):
         frame = ax.get_window_extent(renderer)
         dots = ax.transData.transform([offset for coll in ax.collections for offset in coll.get_offsets()])
         for label in ax.texts:
-            box = label.get_window_extent(renderer)
+            box = text_box(label, renderer)
             assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1, \
                 label.get_text()
             assert not any(box.contains(x, y) for x, y in dots), label.get_text()
+
+
+def test_no_leader_line_crosses_another_label(zoo):
+    """A label moved away from its point is joined to it by a leader line, which passes by every other label."""
+    from archgen.plots import _crosses, _nearest
+
+    renderer = zoo.canvas.get_renderer()
+    leaders = 0
+    for ax in all_axes(zoo):
+        boxes = {id(t): text_box(t, renderer) for t in ax.texts}
+        for label in ax.texts:
+            if getattr(label, "arrow_patch", None) is None:
+                continue
+            point = tuple(ax.transData.transform(label.xy))
+            end = _nearest(boxes[id(label)], point)
+            leaders += 1
+            crossed = [t.get_text() for t in ax.texts if t is not label and _crosses(point, end, boxes[id(t)])]
+            assert crossed == [], label.get_text()
+    assert leaders > 0  # the zoo is crowded enough to need some
 
 
 def test_the_crowded_region_is_enlarged(zoo):

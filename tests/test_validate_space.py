@@ -88,9 +88,10 @@ def test_building_a_space_says_what_a_space_block_is():
 # ---- a field one indent short ----
 
 @pytest.mark.parametrize("line,hint", [
-    ("act: silu", "`act` belongs under `block:` (every block type but dense, regnet), not at the top level, "
-                  "e.g. block: {act: silu}."),
-    ("kernel: 3", "`kernel` belongs under `stem:`, not at the top level, e.g. stem: {kernel: 3}."),
+    ("act: silu", "`act` belongs under `block:` (every block type but dense, regnet) or `stem:`, not at the "
+                  "top level."),
+    ("kernel: 3", "`kernel` belongs under `block:` (block type inverted_residual) or `stem:`, not at the top "
+                  "level."),
     ("growth_rate: 12", "`growth_rate` belongs under `block:` (block type dense), not at the top level"),
     ("pool: max", "`pool` belongs under `stem:` or `head:`, not at the top level."),
     ("size: 160", "`size` belongs under `input:`, not at the top level, e.g. input: {size: 160}."),
