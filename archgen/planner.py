@@ -10,7 +10,6 @@ so a spec that plans is a spec that builds.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable, Iterator, NamedTuple, Protocol, TypeVar
 
@@ -65,10 +64,8 @@ class ModelPlan:
 MAX_TOTAL_BLOCKS = 10_000
 
 
-def scale_depth(depth: int, multiplier: float, rounding: str = "round") -> int:
-    """The depth rule: max(round(depth * multiplier), 1), halves rounding up; or the ceiling (EfficientNet)."""
-    if rounding == "ceil":
-        return max(math.ceil(depth * multiplier), 1)
+def scale_depth(depth: int, multiplier: float) -> int:
+    """The depth rule: max(round(depth * multiplier), 1), halves rounding up."""
     return max(int(depth * multiplier + 0.5), 1)
 
 
@@ -139,7 +136,7 @@ def frame(spec: Spec) -> Frame:
     stem = _resolve_stem(spec, families[0])
     if doc.norm.type == "group":
         _check_norm_groups(spec, stem.layers(), "the stem")
-    depths = [scale_depth(s.depth, doc.multipliers.depth, doc.multipliers.depth_rounding) for s in doc.stages]
+    depths = [scale_depth(s.depth, doc.multipliers.depth) for s in doc.stages]
     if sum(depths) > MAX_TOTAL_BLOCKS:
         raise spec.error(("stages",), f"the stages hold {sum(depths):,} blocks in all; archgen builds at most "
                                       f"{MAX_TOTAL_BLOCKS:,} (ResNet-1202 has 600)")
@@ -205,20 +202,22 @@ def stage_blocks(family: Family, at: Placement, depth: int, stage_index: int, in
 
 
 def expand_stage_rule(spec: Spec) -> Spec:
-    """A spec whose `stages:` is a rule, with the stages it generates (errors point at the rule's fields)."""
-    rule = spec.doc.stage_rule
-    if rule is None:
+    """A spec whose `stages:` is a rule, with the stages it generates in their place (errors point at the rule's
+    fields, or at the stage written for a rule that generates stages one for one)."""
+    if spec.doc.stage_rule is None:
         return spec
-    from archgen.blocks.regnet import regnet_stages
-
-    regnet = rule.regnet
-    if regnet.w0 % regnet.quantum:
-        raise spec.error(("stages", "regnet", "w0"), f"w0 {regnet.w0} is not a multiple of the quantum "
-                                                     f"{regnet.quantum}; RegNet's widths start at w0 and are "
-                                                     "multiples of the quantum")
-    doc = shallow_copy(spec.doc)  # dataclasses.replace re-runs __init__: too slow for the design hot path
-    doc.stages = regnet_stages(regnet)
-    return Spec(doc=doc, file=spec.file, locs=spec.locs, replaced_lists=spec.replaced_lists)
+    ((name, rule),) = spec.doc.stage_rule.items()
+    problem = rule.problem()
+    if problem:
+        field, message = problem
+        raise spec.error(("stages", name, field), message)
+    # shallow_copy, not dataclasses.replace (which re-runs __init__): the design hot path expands every candidate
+    doc = shallow_copy(spec.doc, stage_rule=None, **rule.expand(spec.doc))
+    locs = spec.locs
+    if rule.stage_list:
+        written = ("stages", name, rule.stage_list)
+        locs = {**locs, **{("stages", *path[3:]): loc for path, loc in locs.items() if path[:3] == written}}
+    return Spec(doc=doc, file=spec.file, locs=locs, replaced_lists=spec.replaced_lists)
 
 
 def _families(spec: Spec) -> list[Family]:

@@ -9,7 +9,7 @@ import torch.nn as nn
 import archgen
 from archgen.blocks.inverted_residual import make_divisible
 from archgen.errors import SpecError
-from archgen.planner import plan
+from archgen.planner import expand_stage_rule, plan
 
 
 @pytest.mark.parametrize("value, rounded", [(18, 24), (30, 32), (35.2, 32), (19.2, 24), (134.4, 136), (230.4, 232),
@@ -67,6 +67,33 @@ def test_efficientnet_b1_to_b3_are_b0_under_round_filters_and_ceil_of_the_depth(
     assert shape("efficientnet_b1") == (32, [16, 24, 40, 80, 112, 192, 320], [2, 3, 3, 4, 4, 5, 2], 1280)
     assert shape("efficientnet_b2") == (32, [16, 24, 48, 88, 120, 208, 352], [2, 3, 3, 4, 4, 5, 2], 1408)
     assert shape("efficientnet_b3") == (40, [24, 32, 48, 96, 136, 232, 384], [2, 3, 3, 5, 5, 6, 2], 1536)
+
+
+def test_the_compound_rule_is_registered_beside_its_family_and_writes_ceil_depths_and_the_width():
+    rule = archgen.load_spec("efficientnet_b3").doc.stage_rule["efficientnet"]
+    assert (rule.width, rule.depth, len(rule.stages)) == (1.2, 1.4, 7)
+    doc = expand_stage_rule(archgen.load_spec("efficientnet_b3")).doc
+    assert [s.depth for s in doc.stages] == [2, 3, 3, 5, 5, 6, 2] and doc.multipliers.width == 1.2
+    assert doc.stage_rule is None
+
+
+def test_an_error_in_a_compound_rules_stage_points_at_the_stage_written(tmp_path):
+    """The validator names the field where it is written; the planner, which reads the generated stages, points
+    at the line of the stage written."""
+    text = open(archgen.load_spec("efficientnet_b0").file).read()
+    text = text.replace("width: 40, kernel: 5", "width: 40, kernel: 4").replace("80, kernel:", "80, kernels:")
+    lines = text.splitlines()
+    (tmp_path / "b0.yaml").write_text(text)
+    with pytest.raises(SpecError) as unknown:
+        archgen.profile(str(tmp_path / "b0.yaml"))
+    assert (unknown.value.field, unknown.value.line) == ("stages.efficientnet.stages[3].kernels",
+                                                         1 + next(i for i, x in enumerate(lines) if "kernels" in x))
+    assert "Did you mean 'kernel'?" in unknown.value.message
+    (tmp_path / "b0.yaml").write_text(text.replace("kernels", "kernel"))
+    with pytest.raises(SpecError, match="odd kernel") as even:
+        archgen.profile(str(tmp_path / "b0.yaml"))
+    assert (even.value.field, even.value.line) == ("stages[2].kernel",
+                                                   1 + next(i for i, x in enumerate(lines) if "kernel: 4" in x))
 
 
 def test_a_printed_exp_size_scales_with_the_width_multiplier():

@@ -122,7 +122,9 @@ def test_a_rule_written_as_a_mapping_equals_the_bundled_spec():
     ({"block": {"type": "bottleneck"}}, "stages.regnet", "use block: {type: regnet}"),
     ({"block": {"type": "regnet", "group_width": 8}}, "block.group_width", "set by the stage rule"),
     ({"stages": {"regnet": {"depth": 13}, "other": {}}}, "stages", "one mapping naming one rule"),
-    ({"stages": {"linear": {"depth": 13}}}, "stages.linear", "unknown field 'linear'"),
+    ({"stages": {"linear": {"depth": 13}}}, "stages.linear",
+     "unknown stage rule 'linear'. Registered rules: efficientnet, regnet"),
+    ({"block": {}}, "stages.regnet", "and no block type is set: use block: {type: regnet}"),
 ])
 def test_a_bad_rule_is_refused_at_its_field(changes, field, message):
     with pytest.raises(SpecError, match=re.escape(message)) as info:

@@ -89,6 +89,7 @@ def test_cifar_nets_step_by_their_own_output_stride():
     ("resnet50_d", 3, "dwr"),         # the deep stem's first two widths are written too
     ("densenet121", 2, "width"),      # the growth rate is the width a dense family holds itself
     ("regnetx_002", 2, "compound"),   # a stage rule is written as the stages it generates
+    ("efficientnet_b1", 0.5, "width"),  # and the compound rule's scaling, the head conv's width included
     ("vgg11", 0.5, "compound"),       # no stem
     ("resnet20_cifar", 2, "compound"),
 ])

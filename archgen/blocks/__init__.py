@@ -1,13 +1,16 @@
-"""Block families, one file each; importing this package registers them all.
+"""Block families, one file each, with the stage rules that write their stages; importing this package registers
+them all.
 
-Every module in this package is imported, so a new family is one new file here (plus its specs and tests).
+Every module in this package is imported, so a new family or rule is one new file here, or a few lines in its
+family's (plus its specs and tests).
 The look-ups by name live here, after the imports, so the registry module never imports its package.
 """
 
 import importlib
 import pkgutil
 
-from archgen.blocks.registry import REGISTRY, Family, Placement, PlannedBlock, register_block
+from archgen.blocks.registry import (REGISTRY, STAGE_RULES, Family, Placement, PlannedBlock, StageRule,
+                                     register_block, register_stage_rule)
 from archgen.errors import did_you_mean
 
 for _module in pkgutil.iter_modules(__path__):
@@ -35,4 +38,20 @@ def block_names() -> list[str]:
     return sorted(name for name, family in REGISTRY.items() if not family.internal)
 
 
-__all__ = ["Family", "Placement", "PlannedBlock", "block_names", "family_class", "register_block", "spec_family"]
+def stage_rule_class(name: str) -> type[StageRule]:
+    """The rule `stages: {name: ...}` names; KeyError with a suggestion otherwise."""
+    rule = STAGE_RULES.get(name)
+    if rule is None:
+        names = stage_rule_names()
+        raise KeyError(f"unknown stage rule '{name}'.{did_you_mean(name, names)} Registered rules: "
+                       f"{', '.join(names)}")
+    return rule
+
+
+def stage_rule_names() -> list[str]:
+    """The stage rules a spec may name."""
+    return sorted(STAGE_RULES)
+
+
+__all__ = ["Family", "Placement", "PlannedBlock", "StageRule", "block_names", "family_class", "register_block",
+           "register_stage_rule", "spec_family", "stage_rule_class", "stage_rule_names"]

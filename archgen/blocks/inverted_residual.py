@@ -14,12 +14,13 @@ conv2/bn2/act2 (depthwise), se, conv3/bn3 (project).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Any, Callable, Literal
 
 from archgen.blocks.common import act_field, changes_shape
-from archgen.blocks.registry import Family, Placement, register_block
-from archgen.grammar.schema import MAX_WIDTH, Act as ActKind, Gate, spec_field
+from archgen.blocks.registry import Family, Placement, StageRule, register_block, register_stage_rule
+from archgen.grammar.schema import MAX_WIDTH, Act as ActKind, Gate, SpecDoc, Stage, shallow_copy, spec_field
 from archgen.layer_kinds.act import Act
 from archgen.layer_kinds.block import BlockLayers
 from archgen.layer_kinds.conv import Conv
@@ -109,3 +110,31 @@ class InvertedResidual(Family):
         se = f"; SE, {self.se_width(at)}" if self.se_ratio > 0 else ""
         stride = f", stride {at.stride}" if at.stride > 1 else ""
         return f"{expand}{self.kernel}x{self.kernel} dw, {mid}{stride}{se}; 1x1, {self.out_chs(at)}"
+
+
+@register_stage_rule("efficientnet")
+@dataclass
+class CompoundScaling(StageRule):
+    """EfficientNet's compound scaling (Tan and Le 2019, Sec. 3.3) of a baseline network: `stages: {efficientnet:
+    {width: w, depth: d, stages: [...]}}` is the baseline's stages with each stage's depth n taken to
+    ceil(n * d) (the reference code's round_repeats) and every width of the network (the stem's, each stage's,
+    the head conv's and a family's own) to round_filters(c * w): the nearest multiple of 8, never 10% below,
+    which is the width rule of [Multipliers](#multipliers), whose `width` w multiplies. EfficientNet-B1..B7 are
+    B0 (the paper's Table 1) under the official code's (w, d): B1 (1.0, 1.1), B2 (1.1, 1.2), B3 (1.2, 1.4), B4
+    (1.4, 1.8), B5 (1.6, 2.2), B6 (1.8, 2.6), B7 (2.0, 3.1). A spec that extends B0 writes only the two
+    coefficients (`stages: {efficientnet: {width: 1.1, depth: 1.2}}`); `multipliers.depth`, if written, then
+    rounds the scaled depths as it rounds any."""
+
+    stage_list = "stages"
+
+    width: float = spec_field(1.0, doc="w: multiplies every width before round_filters (B3: 1.2).", example=1.2,
+                              minimum=0, maximum=100, exclusive_minimum=True)
+    depth: float = spec_field(1.0, doc="d: each stage's depth n becomes ceil(n * d) (B3: 1.4).", example=1.4,
+                              minimum=0, maximum=100, exclusive_minimum=True)
+    stages: list[Stage] = spec_field(None, doc="The baseline's stages, written as a list of stages is (B0's seven "
+                                     "rows of Table 1).", example=[{"depth": 1, "width": 16, "expansion": 1}],
+                                     required=True)
+
+    def expand(self, doc: SpecDoc) -> dict[str, Any]:
+        return {"stages": [shallow_copy(s, depth=math.ceil(s.depth * self.depth)) for s in self.stages],
+                "multipliers": shallow_copy(doc.multipliers, width=doc.multipliers.width * self.width)}

@@ -1,4 +1,4 @@
-"""Block families registered by name.
+"""Block families and stage rules, registered by name.
 
 A family is one frozen dataclass: its fields are exactly the `block:` fields
 a spec may give it (a field outside them is an error naming the family and
@@ -6,8 +6,10 @@ the fields it takes), and its methods say everything else about it: where the
 stage puts it (`expand_stage`), the plain layer records of one block
 (`layers`), and the papers' bracket notation (`notation`). Cost, module and
 fuse rule are all read from the same layer records (archgen.layer_kinds), so
-they cannot drift apart. Nothing here imports torch; archgen.blocks looks
-families up by name once every family module has registered.
+they cannot drift apart. A stage rule (`stages: {regnet: {...}}`) is a
+dataclass of the rule's fields that writes a spec's stages; it lives beside the
+family whose stages it writes. Nothing here imports torch; archgen.blocks looks
+families and rules up by name once every family module has registered.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ import abc
 import dataclasses
 import functools
 from dataclasses import dataclass
-from typing import Callable, ClassVar, TypeVar
+from typing import Any, Callable, ClassVar, TypeVar
 
-from archgen.grammar.schema import shallow_copy
+from archgen.grammar.schema import SpecDoc, shallow_copy
 from archgen.layer_kinds.block import BlockLayers
 
 
@@ -155,6 +157,51 @@ def register_block(name: str) -> Callable[[F], F]:
     def add(cls: F) -> F:
         cls.name = name
         REGISTRY[name] = cls
+        return cls
+
+    return add
+
+
+class StageRule(abc.ABC):
+    """`stages:` written as a rule instead of a list: a dataclass (not frozen: a design space writes its
+    fields) whose fields, made with `spec_field`, are the rule's, validated, documented and put in the JSON
+    Schema as any section's are; its docstring is its documentation. Registered with `@register_stage_rule`;
+    the grammar, the validator and the planner know a rule only through what this class declares."""
+
+    name: ClassVar[str]
+    #: Block fields the rule sets in every stage it generates: the block family must take them, and `block:`
+    #: may not set them too (it would be overwritten).
+    sets: ClassVar[tuple[str, ...]] = ()
+    #: The rule's field that holds stages written as a list, which it generates one for one (None: it makes
+    #: its stages from numbers). The validator checks them against their families at their own lines, and
+    #: the planner points an error in a generated stage at the stage written.
+    stage_list: ClassVar[str | None] = None
+
+    def problem(self) -> tuple[str, str] | None:
+        """(field, message) when fields valid one by one make no stages together; None when they do."""
+        return None
+
+    @abc.abstractmethod
+    def expand(self, doc: SpecDoc) -> dict[str, Any]:
+        """The document fields the rule writes in place of itself: `stages`, and any network-wide field it
+        scales (`multipliers`), as values for a copy of `doc` (which the rule must not change)."""
+
+
+R = TypeVar("R", bound=type)
+
+#: Every registered stage rule, by name.
+STAGE_RULES: dict[str, type[StageRule]] = {}
+
+
+def register_stage_rule(name: str) -> Callable[[R], R]:
+    """Class decorator: make a rule (a dataclass subclass of StageRule) available as `stages: {name: {...}}`."""
+
+    def add(cls: R) -> R:
+        if not issubclass(cls, StageRule) or name in STAGE_RULES:
+            raise TypeError(f"stage rule '{name}' ({cls.__qualname__}) must subclass StageRule and be registered "
+                            "once")
+        cls.name = name
+        STAGE_RULES[name] = cls
         return cls
 
     return add

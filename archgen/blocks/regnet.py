@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, Literal
 
 from archgen.blocks.common import conv_bn_act, residual_merge, shortcut_layers, shortcut_problem
-from archgen.blocks.registry import Family, Placement, register_block
-from archgen.grammar.schema import MAX_WIDTH, RegNetRule, Stage, spec_field
+from archgen.blocks.registry import Family, Placement, StageRule, register_block, register_stage_rule
+from archgen.grammar.schema import MAX_DEPTH, MAX_WIDTH, SpecDoc, Stage, spec_field
 from archgen.layer_kinds.act import Act
 from archgen.layer_kinds.block import BlockLayers
 from archgen.layer_kinds.squeeze_excite import SqueezeExcite
@@ -78,6 +79,52 @@ class RegNetBlock(Family):
         w_b = self.bottleneck(at)
         se = f"; SE, {self.se_width(at)}" if self.se_ratio > 0 else ""
         return f"1x1, {w_b}; 3x3, {w_b}, g={self.group_width}{se}; 1x1, {at.width}"
+
+
+@register_stage_rule("regnet")
+@dataclass
+class RegNetRule(StageRule):
+    """RegNet's quantized linear rule (Radosavovic et al. 2020, Sec. 3.3), with block type `regnet`: `stages:
+    {regnet: {depth: d, w0: w0, wa: wa, wm: wm, group_width: g}}`. For each block j < d: u_j = w0 + wa * j,
+    s_j = round(log(u_j / w0) / log(wm)), w_j = round(w0 * wm^s_j / q) * q (q = `quantum`, 8; halves round
+    to even, as numpy and torch do). Runs of equal w_j are the stages (each strides by `stride`, 2). Then each
+    stage's bottleneck width v = w * b (b = `bottleneck_ratio`) is made a multiple of its group width
+    g' = min(g, v): `group_rounding: nearest` (pycls, timm) takes round(v / g') * g', `make_divisible`
+    (torchvision) rounds halves up and adds a group when that falls more than 10% below v; the stage's width is
+    v / b and its group width g'. The two roundings differ for RegNetX-400MF, RegNetY-800MF and RegNetY-8.0GF,
+    which is why torchvision's `regnet_x_400mf` has 5,495,976 parameters and pycls's 5,157,512. The rule's
+    stages take the `block:` fields except `group_width` and `bottleneck_ratio`, which it sets."""
+
+    sets = ("group_width", "bottleneck_ratio")
+
+    depth: int = spec_field(None, doc="d: blocks in all, over every stage.", example=22, minimum=1,
+                            maximum=MAX_DEPTH, required=True)
+    w0: int = spec_field(None, doc="Initial width (a multiple of `quantum`).", example=24, minimum=1,
+                         maximum=MAX_WIDTH, required=True)
+    wa: float = spec_field(None, doc="Slope of the linear widths u_j = w0 + wa * j.", example=24.48, minimum=0,
+                           maximum=MAX_WIDTH, required=True)
+    wm: float = spec_field(None, doc="Width multiplier between stages (> 1).", example=2.54, minimum=1,
+                           maximum=100, exclusive_minimum=True, required=True)
+    group_width: int = spec_field(None, doc="g: channels per group of each block's 3x3 conv.", example=16,
+                                  minimum=1, maximum=MAX_WIDTH, required=True)
+    bottleneck_ratio: float = spec_field(1.0, doc="b: the bottleneck width is round(w * b).", example=1.0,
+                                         minimum=0, maximum=64, exclusive_minimum=True)
+    quantum: int = spec_field(8, doc="q: block widths are rounded to multiples of q.", example=8, minimum=1,
+                              maximum=MAX_WIDTH)
+    stride: int = spec_field(2, doc="Stride of every stage's first block.", example=2, minimum=1, maximum=8)
+    group_rounding: Literal["nearest", "make_divisible"] = spec_field(
+        "nearest", doc="How w * b becomes a multiple of the group width: 'nearest' (round(w * b / g) * g, halves "
+                       "to even; pycls and timm) or 'make_divisible' (halves up, never 10% below; torchvision).",
+        example="nearest")
+
+    def problem(self) -> tuple[str, str] | None:
+        if self.w0 % self.quantum:
+            return "w0", (f"w0 {self.w0} is not a multiple of the quantum {self.quantum}; RegNet's widths start at "
+                          "w0 and are multiples of the quantum")
+        return None
+
+    def expand(self, doc: SpecDoc) -> dict[str, Any]:
+        return {"stages": regnet_stages(self)}
 
 
 def width_runs(rule: RegNetRule) -> list[list[int]]:

@@ -4,7 +4,7 @@ Both copy only along the paths they change, so a candidate costs a few small
 copies, not a deep copy of the space's document. In a SpecDoc a block field
 lives in its Block's or Stage's `args` (`("block", "cardinality")` is
 `doc.block.args["cardinality"]`), and a stage rule in `stage_rule`
-(`("stages", "regnet", "wa")` is `doc.stage_rule.regnet.wa`), as the validator
+(`("stages", "regnet", "wa")` is `doc.stage_rule["regnet"].wa`), as the validator
 stores them.
 """
 

@@ -101,10 +101,10 @@ def scale(spec: Spec, target_macs: float, rule: str) -> Scaled:
         raise UserError(f"unknown rule '{rule}'; rules: {', '.join(RULES)}")
     if target_macs <= 0:
         raise UserError(f"the target must be positive MACs, not {target_macs:g}")
-    stages_of = expand_stage_rule(spec)  # a RegNet rule's stages, whose depths and widths the multipliers scale
-    size_step = plan(stages_of).stages[-1].reduction
+    spec = expand_stage_rule(spec)  # a rule's stages (and multipliers), which the path's multipliers then scale
+    size_step = plan(spec).stages[-1].reduction
     doc = spec.doc
-    base_key = quantized(stages_of, doc.multipliers.depth, doc.multipliers.width, doc.input.size)
+    base_key = quantized(spec, doc.multipliers.depth, doc.multipliers.width, doc.input.size)
     base = Step(1.0, doc.multipliers.depth, doc.multipliers.width, doc.input.size, base_key[0], base_key[1],
                 figures(spec))
     factor = target_macs / base.figures.macs
@@ -114,7 +114,7 @@ def scale(spec: Spec, target_macs: float, rule: str) -> Scaled:
     while True:
         for s in path_points(factor, span):
             depth, width, size = point(spec, s, exponents, size_step)
-            key = quantized(stages_of, depth, width, size)
+            key = quantized(spec, depth, width, size)
             if key not in steps:
                 steps[key] = counted_step(spec, s, depth, width, size, key)
         below, above = bracket([x for x in steps.values() if x is not None], target_macs)
@@ -152,8 +152,8 @@ def quantized(spec: Spec, depth: float, width: float, size: int) -> tuple:
     doc = spec.doc
     widths = [doc.stem.width, *(s.width for s in doc.stages if s.width is not None)]
     held = () if all(s.width is not None for s in doc.stages) else (width,)
-    return (tuple(scale_depth(s.depth, depth, doc.multipliers.depth_rounding) for s in doc.stages), tuple(scale_width(w, width) for w in widths),
-            size, *held)
+    return (tuple(scale_depth(s.depth, depth) for s in doc.stages), tuple(scale_width(w, width) for w in widths), size,
+            *held)
 
 
 def counted_step(spec: Spec, s: float, depth: float, width: float, size: int, key: tuple) -> Step | None:
@@ -185,12 +185,13 @@ def bracket(steps, target: float) -> tuple[Step | None, Step | None]:
 
 def written(raw: dict, spec: Spec, step: Step) -> dict[str, Any]:
     """The mapping to write for `step`: `raw` (the spec's document, extends merged) with the layout the step
-    builds written out (the input side, each stage's depth and width, the stem's widths, any width a family
-    holds itself) and no multipliers; a stage rule becomes the stages it generates. Nothing extended, and not
+    builds written out (the input side, each stage's depth and width, the stem's widths, the head's conv, any
+    width a family holds itself) and no multipliers; a stage rule becomes the stages it generates. Nothing extended, and not
     the parent's paper or torchvision name: a scaled network is not the paper's model."""
     out = copy.deepcopy({k: v for k, v in raw.items() if k not in NOT_WRITTEN and k != "multipliers"})
-    built = expand_stage_rule(scaled_spec(spec, step.depth, step.width, step.size))
-    plain = expand_stage_rule(scaled_spec(spec, 1.0, 1.0, step.size))
+    spec = expand_stage_rule(spec)  # as scale() counted it: the step's multipliers replace the rule's
+    built = scaled_spec(spec, step.depth, step.width, step.size)
+    plain = scaled_spec(spec, 1.0, 1.0, step.size)
     built_frame, plain_frame = frame(built), frame(plain)
     out["input"] = {**out.get("input", {}), "size": step.size}
     stages = out["stages"] if isinstance(out.get("stages"), list) else [stage_mapping(s) for s in plain.doc.stages]
@@ -205,6 +206,8 @@ def written(raw: dict, spec: Spec, step: Step) -> dict[str, Any]:
         out["stem"] = {**out.get("stem", {}), "width": stem.widths[-1]}
         if len(stem.widths) > 1:
             out["stem"]["deep_widths"] = list(stem.widths[:-1])
+    if spec.doc.head.conv:  # the head's conv is a width the multiplier scales too
+        out["head"] = {**out.get("head", {}), "conv": scale_width(spec.doc.head.conv, step.width)}
     block_type = built.doc.block.type
     for i, (before, after) in enumerate(zip(plain_frame.families, built_frame.families)):
         for f in dataclasses.fields(after):

@@ -85,22 +85,11 @@ stride_on: 3x3
   ```text
   error: my.yaml:3:21: stages[0].stride: the first dense stage has no transition before it, so it cannot downsample; leave its stride at 1 and let the stem downsample (later dense stages stride in their transition)
   ```
-- **Stages from a rule.** `stages:` may be a mapping naming a rule instead
-  of a list; `{regnet: {depth: d, w0: w0, wa: wa, wm: wm, group_width: g}}`
-  is RegNet's quantized linear rule (Radosavovic et al. 2020), with block
-  type `regnet`. For each block j < d: u_j = w0 + wa * j, s_j =
-  round(log(u_j / w0) / log(wm)), w_j = round(w0 * wm^s_j / q) * q
-  (q = `quantum`, 8; halves round to even, as numpy and torch do). Runs of
-  equal w_j are the stages (each strides by `stride`, 2). Then each stage's
-  bottleneck width v = w * b (b = `bottleneck_ratio`) is made a multiple of
-  its group width g' = min(g, v): `group_rounding: nearest` (pycls, timm)
-  takes round(v / g') * g', `make_divisible` (torchvision) rounds halves up
-  and adds a group when that falls more than 10% below v; the stage's width
-  is v / b and its group width g'. The two roundings differ for
-  RegNetX-400MF, RegNetY-800MF and RegNetY-8.0GF, which is why torchvision's
-  `regnet_x_400mf` has 5,495,976 parameters and pycls's 5,157,512. The
-  rule's stages take the `block:` fields except `group_width` and
-  `bottleneck_ratio`, which it sets.
+- **Stages from a rule.** `stages:` may be a mapping naming one rule instead
+  of a list (`stages: {regnet: {depth: 22, w0: 24, wa: 24.48, wm: 2.54,
+  group_width: 16}}`); the rule generates the stages, and errors in them point
+  at the rule's fields. Each registered rule, its formula and its fields are
+  listed under [Stage rules](#stage-rules).
 - **The deep stem** takes `deep_widths`, exactly two widths (its first two
   convs; the third is `width`); other stems refuse the field.
 - **Multipliers.** depth: `max(round(d * depth), 1)`, halves rounding up.
@@ -148,7 +137,9 @@ def _range(meta: dict) -> str:
     return f" ({op} {lo}, <= {hi})" if hi is not None else f" ({op} {lo})"
 
 
-def _section(cls: type, title: str) -> list[str]:
+def _section(cls: type, title: str, meanings: dict[str, str] | None = None) -> list[str]:
+    """A heading, the class's docstring and its field table (`meanings` replaces a field's doc: one the registries
+    complete)."""
     hints = schema.hints_of(cls)
     lines = [f"### {title}", "", " ".join((cls.__doc__ or "").split()), "",
              "| field | type | default | meaning | example |", "| --- | --- | --- | --- | --- |"]
@@ -158,25 +149,30 @@ def _section(cls: type, title: str) -> list[str]:
             "(section)" if f.default_factory is not schema.dataclasses.MISSING else repr(f.default))
         example = "" if meta.get("example") is None else f"`{name}: {json.dumps(meta['example'])}`"
         lines.append(f"| `{name}` | {_type_name(hints[name])}{_range(meta)} | {default} | "
-                     f"{meta['doc'].replace('|', '/')} | {example} |")
+                     f"{(meanings or {}).get(name, meta['doc']).replace('|', '/')} | {example} |")
     return lines + [""]
 
 
 def spec_markdown() -> str:
+    from archgen.blocks import block_names, family_class, stage_rule_class, stage_rule_names
+
+    types = ", ".join(f"'{name}'" for name in block_names())
+    block_type = f"{schema.fields_of(schema.Block)['type'].metadata['doc']} Registered: {types}."
     sections = [(schema.SpecDoc, "Top level"), (schema.Paper, "Paper"), (schema.Citation, "Citation"),
                 (schema.Input, "Input"), (schema.Stem, "Stem"), (schema.Block, "Block"),
-                (schema.Stage, "Stage"), (schema.StageRule, "StageRule"), (schema.RegNetRule, "RegNetRule"),
-                (schema.Multipliers, "Multipliers"),
+                (schema.Stage, "Stage"), (schema.Multipliers, "Multipliers"),
                 (schema.StochasticDepth, "StochasticDepth"), (schema.NormChoice, "NormChoice"),
                 (schema.Head, "Head")]
     out = [INTRO]
     for cls, title in sections:
-        out += _section(cls, title)
-    from archgen.blocks import block_names, family_class
-
+        out += _section(cls, title, {"type": block_type} if cls is schema.Block else None)
     out += ["## Block families", "", "Each `block.type` and the fields it takes (in `block:` or a stage).", ""]
     for name in block_names():
         out += _family_section(family_class(name))
+    out += ["## Stage rules", "", "Each rule `stages:` may name instead of a list, and its fields "
+            "(`stages: {rule: {field: value, ...}}`).", ""]
+    for name in stage_rule_names():
+        out += _section(stage_rule_class(name), f"`{name}`")
     return "\n".join(out).rstrip("\n") + "\n"
 
 

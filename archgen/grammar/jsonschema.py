@@ -65,15 +65,22 @@ def _with_families(out: dict, families: list[type]) -> dict:
 
 
 def json_schema() -> dict:
-    from archgen.blocks import block_names, family_class
+    from archgen.blocks import block_names, family_class, stage_rule_class, stage_rule_names
 
     families = [family_class(name) for name in block_names()]
+    rules = [stage_rule_class(name) for name in stage_rule_names()]
     defs = {cls.__name__: _object(cls) for cls in (schema.Citation, schema.Paper, schema.Input, schema.Stem,
                                                    schema.Multipliers, schema.StochasticDepth, schema.Head,
-                                                   schema.RegNetRule, schema.StageRule, schema.NormChoice)}
+                                                   *rules, schema.NormChoice)}
+    defs["StageRule"] = {"type": "object", "description": "`stages:` written as a rule that generates the stages "
+                                                          "instead of a list: one mapping naming one rule.",
+                         "properties": {rule.name: {"$ref": f"#/$defs/{rule.__name__}"} for rule in rules},
+                         "additionalProperties": False, "minProperties": 1, "maxProperties": 1}
     defs["Block"] = _with_families(_object(schema.Block), families)
     defs["Stage"] = _with_families(_object(schema.Stage), families)
-    defs["Block"]["properties"]["type"]["anyOf"][0]["enum"] = block_names()
+    block_type = defs["Block"]["properties"]["type"]
+    block_type["anyOf"][0]["enum"] = block_names()
+    block_type["description"] += f" Registered: {', '.join(block_names())}."
     root = _object(schema.SpecDoc)
     stages = root["properties"]["stages"]
     stages["anyOf"] = [{k: stages.pop(k) for k in ("type", "minItems", "items")}, {"$ref": "#/$defs/StageRule"}]

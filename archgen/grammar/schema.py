@@ -118,11 +118,8 @@ class Block:
     family_args = True
 
     type: Optional[str] = spec_field(
-        doc="A registered block type: 'basic', 'bottleneck' (post-activation ResNet), 'preact_basic', "
-            "'preact_bottleneck' (full pre-activation, He et al. 2016), 'dense' (DenseNet), 'darknet' (DarkNet-53: "
-            "a 3x3/2 conv, then residual units), 'conv' (conv-BN-act layers without shortcut: DRN's levels), "
-            "'inverted_residual' (MobileNetV2/V3, MnasNet, EfficientNet's MBConv).",
-        example="bottleneck")
+        doc="A registered block type; each family, what it is and the fields it takes are listed under "
+            "[Block families](#block-families).", example="bottleneck")
     #: The family's fields as written (name -> validated value); filled by the validator, not a key of its own.
     args: dict = field(default_factory=dict)
 
@@ -157,52 +154,13 @@ PLACEMENT_FIELDS = ("width", "stride", "dilation", "first_dilation")
 
 
 @dataclass
-class RegNetRule:
-    """RegNet's quantized linear rule (Radosavovic et al. 2020, Sec. 3.3): per-block widths
-    u_j = w0 + wa * j (j < depth), snapped to w0 * wm^s_j with s_j = round(log(u_j / w0) / log(wm)), rounded
-    to a multiple of `quantum`; runs of equal widths are the stages (each strides by `stride`). Each stage's
-    bottleneck width w * b is then made a multiple of its group width min(g, w * b), and w = that / b."""
-
-    depth: int = spec_field(None, doc="d: blocks in all, over every stage.", example=22, minimum=1,
-                            maximum=MAX_DEPTH, required=True)
-    w0: int = spec_field(None, doc="Initial width (a multiple of `quantum`).", example=24, minimum=1,
-                         maximum=MAX_WIDTH, required=True)
-    wa: float = spec_field(None, doc="Slope of the linear widths u_j = w0 + wa * j.", example=24.48, minimum=0,
-                           maximum=MAX_WIDTH, required=True)
-    wm: float = spec_field(None, doc="Width multiplier between stages (> 1).", example=2.54, minimum=1,
-                           maximum=100, exclusive_minimum=True, required=True)
-    group_width: int = spec_field(None, doc="g: channels per group of each block's 3x3 conv.", example=16,
-                                  minimum=1, maximum=MAX_WIDTH, required=True)
-    bottleneck_ratio: float = spec_field(1.0, doc="b: the bottleneck width is round(w * b).", example=1.0,
-                                         minimum=0, maximum=64, exclusive_minimum=True)
-    quantum: int = spec_field(8, doc="q: block widths are rounded to multiples of q.", example=8, minimum=1,
-                              maximum=MAX_WIDTH)
-    stride: int = spec_field(2, doc="Stride of every stage's first block.", example=2, minimum=1, maximum=8)
-    group_rounding: Literal["nearest", "make_divisible"] = spec_field(
-        "nearest", doc="How w * b becomes a multiple of the group width: 'nearest' (round(w * b / g) * g, halves "
-                       "to even; pycls and timm) or 'make_divisible' (halves up, never 10% below; torchvision).",
-        example="nearest")
-
-
-@dataclass
-class StageRule:
-    """`stages:` written as a rule that generates the stages instead of a list (one rule per spec)."""
-
-    regnet: RegNetRule = spec_field(doc="RegNet's quantized linear widths.", required=True, example={
-        "depth": 22, "w0": 24, "wa": 24.48, "wm": 2.54, "group_width": 16})
-
-
-@dataclass
 class Multipliers:
-    """Scale depths and widths. Rule: depth -> max(round(d * depth), 1) (or the ceiling, EfficientNet's rule);
-    width -> nearest multiple of 8, at least 8 and never 10% below w * width
-    (a multiplier of 1 leaves every width as written; EfficientNet's round_filters is this rule)."""
+    """Scale depths and widths. Rule: depth -> max(round(d * depth), 1); width -> nearest multiple of 8, at
+    least 8 and never 10% below w * width (a multiplier of 1 leaves every width as written; EfficientNet's
+    round_filters is this rule)."""
 
     depth: float = spec_field(1.0, doc="Multiplies every stage depth.", example=0.5, minimum=0, maximum=100,
                               exclusive_minimum=True)
-    depth_rounding: Literal["round", "ceil"] = spec_field(
-        "round", doc="How a scaled depth becomes whole: 'round' (halves up) or 'ceil' (EfficientNet-B1..B7's "
-                     "ceil(d * depth)).", example="ceil")
     width: float = spec_field(1.0, doc="Multiplies every stage and stem width.", example=1.5, minimum=0,
                               maximum=100, exclusive_minimum=True)
 
@@ -279,8 +237,8 @@ class SpecDoc:
     input: Input = spec_field(doc="The input images.", factory=Input)
     stem: Stem = spec_field(doc="The stem.", factory=Stem)
     block: Block = spec_field(doc="The block type and its parameters.", factory=Block)
-    stages: list[Stage] = spec_field(doc="The stages, in order; or a [StageRule](#stagerule) mapping that "
-                                     "generates them (`{regnet: {...}}`).", factory=list, required=True)
+    stages: list[Stage] = spec_field(doc="The stages, in order; or a mapping naming one [stage rule](#stage-rules) "
+                                     "that generates them (`{regnet: {...}}`).", factory=list, required=True)
     multipliers: Multipliers = spec_field(doc="Depth and width multipliers.", factory=Multipliers)
     shortcut: Shortcut = spec_field("projection", doc="Shortcut when a block changes shape: 'projection' "
                                     "(1x1 conv + BN, option B), 'zero_pad' (subsample and pad with zeros, option A), "
@@ -298,8 +256,9 @@ class SpecDoc:
     head: Head = spec_field(doc="Pooling, dropout and classifier.", factory=Head)
     #: The top-level keys written (after `extends`): a field a spec sets must be one the network reads.
     written: frozenset = field(default_factory=frozenset)
-    #: `stages:` as written when it is a rule (the planner expands it into `stages`); None for a list.
-    stage_rule: Optional[StageRule] = None
+    #: `stages:` as written when it is a rule, {its name: its fields} (an archgen.blocks.StageRule, which the
+    #: planner expands into `stages`); None for a list.
+    stage_rule: Optional[dict] = None
 
 
 # ---- introspection used by the validator, the JSON Schema and the docs ----

@@ -55,17 +55,25 @@ class Validator:
             self.family_fields(obj)
         return obj
 
-    def stage_rule(self, raw: dict, path: Path) -> schema.StageRule | None:
-        """`stages:` written as a mapping is a rule that generates the stages; exactly one rule, named."""
+    def stage_rule(self, raw: dict, path: Path) -> dict | None:
+        """`stages:` written as a mapping is a rule that generates the stages: exactly one registered rule, by
+        name, with its fields."""
+        from archgen.blocks import stage_rule_class, stage_rule_names
+
         rule = raw.get("stages")
         if not isinstance(rule, dict):
             return None
-        names = list(schema.fields_of(schema.StageRule))
+        at = path + ("stages",)
         if len(rule) != 1:
-            raise self.error(path + ("stages",), f"a stage rule is one mapping naming one rule ({', '.join(names)}), "
-                                                 "e.g. {regnet: {depth: 22, w0: 24, wa: 24.48, wm: 2.54, "
-                                                 "group_width: 16}}; or write the stages as a list")
-        return self.dataclass(schema.StageRule, rule, path + ("stages",))
+            raise self.error(at, f"a stage rule is one mapping naming one rule ({', '.join(stage_rule_names())}), "
+                                 "e.g. {regnet: {depth: 22, w0: 24, wa: 24.48, wm: 2.54, group_width: 16}}; or "
+                                 "write the stages as a list")
+        ((name, fields),) = rule.items()
+        try:
+            cls = stage_rule_class(str(name))
+        except KeyError as exc:
+            raise self.error(at + (name,), exc.args[0]) from None
+        return {name: self.dataclass(cls, fields, at + (name,))}
 
     def family_fields(self, doc: schema.SpecDoc) -> None:
         """Validate `block:` and each stage against its family (a tagged union on `type`): the family's own
@@ -85,34 +93,44 @@ class Validator:
                                                f"{', '.join(block_names())}) to say whose field '{first}' is")
         if block_family is not None:
             doc.block.args = self.args_of(block_family, doc.block.args, ("block",))
+        stages, at = doc.stages, ("stages",)
         if doc.stage_rule is not None:
-            self.rule_family(doc, block_family)
-        for i, stage in enumerate(doc.stages):
-            fam = family(stage.type, ("stages", i, "type")) if stage.type is not None else block_family
+            ((name, rule),) = doc.stage_rule.items()
+            self.rule_family(doc, name, rule, block_family)
+            stages = getattr(rule, rule.stage_list) if rule.stage_list else []
+            at = (*at, name, rule.stage_list)
+        for i, stage in enumerate(stages):
+            fam = family(stage.type, at + (i, "type")) if stage.type is not None else block_family
             if fam is None:
-                raise self.error(("stages", i), "no block type: set 'block: {type: ...}' (one of "
-                                                f"{', '.join(block_names())}) or this stage's 'type'")
-            stage.args = self.args_of(fam, stage.args, ("stages", i), also=list(schema.fields_of(schema.Stage)))
-            for name in schema.PLACEMENT_FIELDS:
-                if getattr(stage, name) is not None and name not in fam.stage_fields:
+                raise self.error(at + (i,), "no block type: set 'block: {type: ...}' (one of "
+                                            f"{', '.join(block_names())}) or this stage's 'type'")
+            stage.args = self.args_of(fam, stage.args, at + (i,), also=list(schema.fields_of(schema.Stage)))
+            for field in schema.PLACEMENT_FIELDS:
+                if getattr(stage, field) is not None and field not in fam.stage_fields:
                     takes = ", ".join(["depth", *sorted(fam.stage_fields)])
-                    raise self.error(("stages", i, name), f"a '{fam.name}' stage takes no '{name}'; its stage "
-                                                          f"fields are {takes} (and the family's own: "
-                                                          f"{', '.join(fam.field_names()) or 'none'})")
+                    raise self.error(at + (i, field), f"a '{fam.name}' stage takes no '{field}'; its stage "
+                                                      f"fields are {takes} (and the family's own: "
+                                                      f"{', '.join(fam.field_names()) or 'none'})")
 
-    def rule_family(self, doc: schema.SpecDoc, fam: type | None) -> None:
-        """A stage rule sets each generated stage's `group_width` and `bottleneck_ratio`: the block family must
-        take them, and `block:` must not set them too."""
-        set_by_rule = ("group_width", "bottleneck_ratio")
-        if fam is None or not set(set_by_rule) <= set(fam.field_names()):
-            found = f"block type '{fam.name}' takes" if fam is not None else "no block type is set; it needs"
-            raise self.error(("stages", "regnet"), f"the regnet rule sets each stage's group_width and "
-                                                   f"bottleneck_ratio, and {found} neither: use block: "
-                                                   "{type: regnet}")
-        for name in set_by_rule:
-            if name in doc.block.args:
-                raise self.error(("block", name), f"'{name}' is set by the stage rule (stages.regnet."
-                                                  f"{name}); write it there only")
+    def rule_family(self, doc: schema.SpecDoc, name: str, rule: Any, fam: type | None) -> None:
+        """A stage rule that sets block fields in every stage it generates (RegNet's group width): the block
+        family must take them, and `block:` must not set them too."""
+        from archgen.blocks import block_names, spec_family
+
+        sets = rule.sets
+        missing = [f for f in sets if fam is None or f not in fam.field_names()]
+        if missing:
+            takers = [n for n in block_names() if set(sets) <= set(spec_family(n).field_names())]
+            found = (f"block type '{fam.name}' takes no {' or '.join(missing)}" if fam is not None else
+                     "no block type is set")
+            raise self.error(("stages", name), f"the {name} rule sets each stage's {' and '.join(sets)}, and "
+                                               f"{found}: use block: "
+                                               f"{' or '.join('{type: ' + t + '}' for t in takers)}")
+        for field in sets:
+            if field in doc.block.args:
+                where = f"stages.{name}.{field}" if field in schema.fields_of(type(rule)) else f"stages.{name}"
+                raise self.error(("block", field), f"'{field}' is set by the stage rule for every stage it "
+                                                   f"generates ({where}); write it there only")
 
     def args_of(self, fam: type, raw: dict, path: Path, also: list[str] = ()) -> dict:
         """The family's fields in `raw`, validated; an unknown one is an error naming the family's fields
