@@ -72,6 +72,44 @@ def test_docs_list_every_field_and_are_current():
     assert shipped == spec_markdown(), "regenerate: python -m archgen.grammar.docs > docs/spec.md"
 
 
+def test_the_docs_and_the_schema_list_every_registered_block_type_and_stage_rule(monkeypatch):
+    """Read from the registries: a family or rule registered later (here a stand-in) shows up with no edit to
+    the docs' generator."""
+    from dataclasses import dataclass
+
+    from archgen.blocks import StageRule, block_names, family_class, registry, stage_rule_names
+    from archgen.grammar.schema import spec_field
+
+    @dataclass(frozen=True)
+    class Later(family_class("conv")):
+        """A family registered after the others."""
+
+    @dataclass
+    class LaterRule(StageRule):
+        """A rule registered after the others."""
+
+        depth: int = spec_field(1, doc="Blocks.", example=1)
+
+        def expand(self, doc):
+            return {}
+
+    monkeypatch.setitem(registry.REGISTRY, "later", Later)
+    monkeypatch.setitem(registry.STAGE_RULES, "later_rule", LaterRule)
+    monkeypatch.setattr(Later, "name", "later", raising=False)
+    monkeypatch.setattr(LaterRule, "name", "later_rule", raising=False)
+    markdown = spec_markdown()
+    block = markdown[markdown.index("### Block\n"):markdown.index("### Stage\n")]
+    type_row = next(line for line in block.splitlines() if line.startswith("| `type` |"))
+    schema = json.loads(json_schema_text())
+    assert "later" in block_names() and "later_rule" in stage_rule_names()
+    for name in block_names():
+        assert f"### `{name}`" in markdown.split("## Block families")[1] and f"'{name}'" in type_row
+    assert schema["$defs"]["Block"]["properties"]["type"]["anyOf"][0]["enum"] == block_names()
+    for name in stage_rule_names():
+        assert f"### `{name}`" in markdown.split("## Stage rules")[1]
+    assert sorted(schema["$defs"]["StageRule"]["properties"]) == stage_rule_names()
+
+
 @pytest.mark.parametrize("name", ["resnet50", "densenet121"])
 def test_a_mapping_spec_equals_its_file(name):
     import yaml
