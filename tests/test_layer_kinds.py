@@ -17,7 +17,7 @@ from archgen.grammar import schema
 from archgen.kernels import fuse
 from archgen.kernels.bn_act import ACTS
 from archgen.layer_kinds import layer_kinds, merge_kinds
-from archgen.layer_kinds.act import FUNCTIONS, Act
+from archgen.layer_kinds.act import FUNCTIONS, Act, apply_act
 from archgen.layer_kinds.base import LAYER_KINDS, LayerKind, layer_kind
 from archgen.layer_kinds.block import BlockLayers
 from archgen.layer_kinds.conv import Conv
@@ -86,9 +86,19 @@ def test_the_highway_gate_merge_counts_its_conv_and_builds_it_with_the_carry_bia
     assert [x.name for x in t.layers] == ["gate.conv", "gate.sigmoid", "carry_gate", "transform", "carry", "add"]
 
 
-def test_the_acts_fuse_may_take_are_exactly_those_the_kernel_computes_and_a_spec_names_only_known_acts():
+def test_the_acts_fuse_may_take_are_exactly_those_the_kernel_computes_and_a_spec_names_the_tables_acts():
     assert {kind for kind, f in FUNCTIONS.items() if f.kernel} == set(ACTS)
-    assert set(typing.get_args(schema.Act)) <= set(FUNCTIONS)
+    assert typing.get_args(schema.Act) == ("relu", "leaky_relu", "silu", "gelu", "relu6", "hardswish", "none")
+    assert typing.get_args(schema.Gate) == ("sigmoid", "hardsigmoid")
+
+
+@pytest.mark.parametrize("kind", list(FUNCTIONS))
+@pytest.mark.parametrize("inplace", [False, True])
+def test_fuses_eager_act_is_the_act_kinds_module(kind, inplace):
+    """Where no kernel runs, fuse applies an act through the table's torch function: the module's arithmetic."""
+    x = torch.linspace(-5, 5, 48).reshape(1, 3, 4, 4)
+    expected = Act("a", 3, kind).module()(x.clone())
+    torch.testing.assert_close(apply_act(kind, x.clone(), 0.1, inplace=inplace), expected, rtol=0, atol=0)
 
 
 def test_a_kind_must_name_a_role_fuse_knows():

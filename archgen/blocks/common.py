@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 from archgen.blocks.registry import Placement
 from archgen.grammar.schema import MAX_WIDTH, Act as ActKind, spec_field
-from archgen.layer_kinds.act import Act
+from archgen.layer_kinds.act import ACT_NAMES, FUNCTIONS, Act
 from archgen.layer_kinds.base import LayerKind, MergeKind
 from archgen.layer_kinds.conv import Conv
 from archgen.layer_kinds.merges import ADD, NO_MERGE
@@ -18,8 +18,9 @@ from archgen.layer_kinds.zero_pad import ZeroPad
 
 
 def act_field(default: str = "relu") -> Any:
-    return spec_field(default, doc="Activation: 'relu', 'leaky_relu' (slope: the spec's `leaky_slope`), 'silu', "
-                               "'gelu', 'relu6', 'hardswish' or 'none'.", example=default)
+    names = [f"'{name}'" + (" (slope: the spec's `leaky_slope`)" if FUNCTIONS[name].slope else "")
+             for name in ACT_NAMES]
+    return spec_field(default, doc=f"Activation: {', '.join(names[:-1])} or {names[-1]}.", example=default)
 
 
 def cardinality_field() -> Any:

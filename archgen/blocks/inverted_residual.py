@@ -81,10 +81,6 @@ class InvertedResidual(Family):
         squeezed = max(1, int(base * self.se_ratio))
         return make_divisible(squeezed, self.se_divisor) if self.se_divisor > 1 else squeezed
 
-    def adds_shortcut(self, at: Placement) -> bool:
-        """Only a block that keeps the shape adds its input; the others have no shortcut at all."""
-        return not changes_shape(at, self.out_chs(at))
-
     def check(self, at: Placement) -> tuple[str, str] | None:
         if self.kernel % 2 == 0:
             return "kernel", f"found {self.kernel}; the depthwise conv pads by (k - 1) / 2, which needs an odd kernel"
@@ -100,7 +96,7 @@ class InvertedResidual(Family):
         if self.se_ratio > 0:
             branch.append(SqueezeExcite("se", mid, self.se_width(at), self.se_act, self.se_gate))
         branch += [Conv("conv3", mid, out, 1), Norm("bn3", out)]
-        residual = self.adds_shortcut(at)
+        residual = not changes_shape(at, out)  # only a block that keeps the shape adds its input
         return BlockLayers(branch=tuple(branch), merge=ADD if residual else NO_MERGE,
                            survival=at.survival if residual else 1.0, inverted_drop=at.inverted_drop)
 

@@ -71,11 +71,6 @@ class Family(abc.ABC):
         """(field, message) when these arguments cannot make a block here; None when they can."""
         return None
 
-    def adds_shortcut(self, at: Placement) -> bool:
-        """Whether the block here adds its branch to a shortcut (what a lesion may delete and the ensemble
-        view counts): a residual family's blocks unless the network has no shortcuts."""
-        return self.residual and at.shortcut != "none"
-
     def default_stride(self, stage_index: int) -> int:
         """The stride of a stage that writes none."""
         return 1
@@ -141,8 +136,10 @@ class PlannedBlock:
 
     @property
     def is_residual(self) -> bool:
-        """Whether this block adds a residual branch to a shortcut (what a lesion may delete)."""
-        return self.family.adds_shortcut(self.at)
+        """Whether this block adds a residual branch to a shortcut (what a lesion may delete and the ensemble
+        view counts): what its merge record says, so a family that adds only where the shape allows (the
+        inverted residual) says it once, in its records."""
+        return self.layers().merge.residual
 
 
 F = TypeVar("F", bound=type)

@@ -12,11 +12,14 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
+from archgen.layer_kinds.act import ACT_NAMES, GATE_NAMES
 from archgen.memo import Memo
 
-Act = Literal["relu", "leaky_relu", "silu", "gelu", "relu6", "hardswish", "none"]
+#: The activations a spec may name, read from the act kind's table (archgen.layer_kinds.act), so a new one is
+#: one row there.
+Act = Literal[ACT_NAMES]
 #: What a squeeze-and-excitation gate applies to its excitation before scaling the input.
-Gate = Literal["sigmoid", "hardsigmoid"]
+Gate = Literal[GATE_NAMES]
 Shortcut = Literal["projection", "zero_pad", "avgpool_projection", "none"]
 StrideOn = Literal["1x1", "3x3"]
 

@@ -45,10 +45,13 @@ from typing import TYPE_CHECKING, Optional
 
 import torch
 
+from archgen.layer_kinds.act import apply_act
+
 if TYPE_CHECKING:
     import torch.nn as nn
 
-#: Activation names and the codes the kernel is specialised on.
+#: Activation names and the codes the kernel is specialised on: the act kind's table says which it computes
+#: (`kernel`), and a test holds the two to the same names; the arithmetic per code is the kernel's own.
 ACTS = {"none": 0, "relu": 1, "leaky_relu": 2, "silu": 3, "relu6": 4, "hardswish": 5}
 #: Residual forms and their codes: none, added as is, or scaled by a second BN's scale (a projection shortcut).
 RESIDUALS = {"none": 0, "add": 1, "bn": 2}
@@ -466,16 +469,7 @@ def bn_act_reference(x: torch.Tensor, scale: Optional[torch.Tensor], shift: Opti
         if residual_scale is not None:
             r = r * residual_scale.to(compute_dtype).reshape(shape)
         y = y + r
-    if act == "relu":
-        y = torch.relu(y)
-    elif act == "leaky_relu":
-        y = torch.nn.functional.leaky_relu(y, slope)
-    elif act == "silu":
-        y = torch.nn.functional.silu(y)
-    elif act == "relu6":
-        y = torch.nn.functional.relu6(y)
-    elif act == "hardswish":
-        y = torch.nn.functional.hardswish(y)
+    y = apply_act(act, y, slope)
     result_dtype = x.dtype if compute_dtype == torch.float32 else compute_dtype
     if out is not None:
         out.copy_(y)

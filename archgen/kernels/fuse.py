@@ -46,6 +46,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from archgen.kernels.bn_act import bn_act, bn_act_reference, bn_scale_shift, uses_triton
+from archgen.layer_kinds.act import FUNCTIONS, apply_act
 from archgen.layer_kinds.base import LayerKind, MergeKind
 from archgen.layer_kinds.merges import carry
 
@@ -151,8 +152,10 @@ def _say_what_stays_eager(model: nn.Module) -> None:
             visit(_block_items(m))
     if counts:
         listed = ", ".join(f"{name} ({n})" for name, n in sorted(counts.items()))
+        acts = [name for name, f in FUNCTIONS.items() if f.kernel and f.counted]
         warnings.warn(f"archgen.fuse: no fused kernel for {listed}; those layers run eagerly (the kernel does "
-                      "batch norm, folded or frozen, with relu, leaky_relu, silu, relu6 or hardswish)", RuntimeWarning, stacklevel=3)
+                      f"batch norm, folded or frozen, with {', '.join(acts[:-1])} or {acts[-1]})", RuntimeWarning,
+                      stacklevel=3)
 
 
 def _block_items(block: nn.Module) -> list[Item]:
@@ -199,8 +202,7 @@ class BNAct(nn.Module):
 
     @classmethod
     def from_bn(cls, bn: nn.BatchNorm2d, act: str = "none", slope: float = 0.0) -> "BNAct":
-        """act(bn(x)) for a batch norm with running statistics; `act` one of bn_act's ('relu', 'leaky_relu'
-        with its slope, 'silu', 'relu6', 'hardswish', 'none')."""
+        """act(bn(x)) for a batch norm with running statistics; `act` one the kernel computes (bn_act.ACTS)."""
         return cls(*bn_scale_shift(bn), act, slope)
 
     def forward(self, x: torch.Tensor, residual: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -221,17 +223,7 @@ class BNAct(nn.Module):
         PyTorch's own ops: no per-call checks, no float32 round trip (what bn_act_reference, the oracle, does)."""
         if residual is not None:
             y = y.add_(residual if self.rscale is None else residual * self._vec(self.rscale, residual))
-        if self.act == "relu":
-            return y.relu_()
-        if self.act == "leaky_relu":
-            return F.leaky_relu_(y, self.slope)
-        if self.act == "silu":
-            return F.silu(y, inplace=True)
-        if self.act == "relu6":
-            return F.relu6(y, inplace=True)
-        if self.act == "hardswish":
-            return F.hardswish(y, inplace=True)
-        return y
+        return apply_act(self.act, y, self.slope, inplace=True)
 
     def extra_repr(self) -> str:
         kind = "folded bias" if self.scale is None else "scale/shift"

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Optional
 from archgen.layer_kinds.base import LayerKind, current_style, layer_kind
 
 if TYPE_CHECKING:
+    import torch
     import torch.nn as nn
 
     from archgen.tally import Tally
@@ -18,30 +19,51 @@ if TYPE_CHECKING:
 class Function:
     #: The torch.nn class.
     module: str
-    #: Whether the class takes `inplace`.
+    #: torch.nn.functional's name for it (fuse's eager paths call it where no kernel runs); None: the identity.
+    functional: Optional[str]
+    #: Whether the class and the function take `inplace`.
     inplace: bool
-    #: Whether bn_act computes it (then fuse may take it into a kernel pass).
+    #: Whether bn_act computes it (then fuse may take it into a kernel pass; archgen.kernels.bn_act.ACTS holds
+    #: its code, and the kernel's body its arithmetic).
     kernel: bool
     #: Whether it reads the spec's `leaky_slope`.
     slope: bool = False
     #: Whether it does any work (counted as one op per element).
     counted: bool = True
+    #: Only ever a squeeze-and-excitation gate: a spec names it as `se_gate`, never as an `act`.
+    gate: bool = False
 
 
+#: Every activation, by the name a spec writes (in this order, the grammar's lists and errors name them).
 FUNCTIONS: dict[str, Function] = {
-    "relu": Function("ReLU", inplace=True, kernel=True),
-    "leaky_relu": Function("LeakyReLU", inplace=True, kernel=True, slope=True),
-    "silu": Function("SiLU", inplace=True, kernel=True),
+    "relu": Function("ReLU", "relu", inplace=True, kernel=True),
+    "leaky_relu": Function("LeakyReLU", "leaky_relu", inplace=True, kernel=True, slope=True),
+    "silu": Function("SiLU", "silu", inplace=True, kernel=True),
+    "gelu": Function("GELU", "gelu", inplace=False, kernel=False),
     # MobileNetV2's clipped ReLU, and MobileNetV3's piecewise-linear swish and sigmoid (Howard et al. 2019,
     # Sec. 5.2): x * relu6(x + 3) / 6 and relu6(x + 3) / 6. The kernel computes the first two after a BN; the
     # hard sigmoid is only ever an SE gate, which runs in PyTorch.
-    "relu6": Function("ReLU6", inplace=True, kernel=True),
-    "hardswish": Function("Hardswish", inplace=True, kernel=True),
-    "hardsigmoid": Function("Hardsigmoid", inplace=True, kernel=False),
-    "gelu": Function("GELU", inplace=False, kernel=False),
-    "sigmoid": Function("Sigmoid", inplace=False, kernel=False),
-    "none": Function("Identity", inplace=False, kernel=True, counted=False),
+    "relu6": Function("ReLU6", "relu6", inplace=True, kernel=True),
+    "hardswish": Function("Hardswish", "hardswish", inplace=True, kernel=True),
+    "none": Function("Identity", None, inplace=False, kernel=True, counted=False),
+    "sigmoid": Function("Sigmoid", "sigmoid", inplace=False, kernel=False, gate=True),
+    "hardsigmoid": Function("Hardsigmoid", "hardsigmoid", inplace=True, kernel=False, gate=True),
 }
+
+#: What a spec may write as an `act`, and as an SE's `se_gate` (grammar.schema's Act and Gate).
+ACT_NAMES = tuple(name for name, f in FUNCTIONS.items() if not f.gate)
+GATE_NAMES = tuple(name for name, f in FUNCTIONS.items() if f.gate)
+
+
+def apply_act(kind: str, y: "torch.Tensor", slope: float = 0.0, inplace: bool = False) -> "torch.Tensor":
+    """`kind` applied to y with torch's function for it (where fuse runs no kernel), the module's arithmetic;
+    `slope` for the leaky ReLU."""
+    f = FUNCTIONS[kind]
+    if f.functional is None:
+        return y
+    import torch.nn.functional as F
+
+    return getattr(F, f.functional)(y, *((slope,) if f.slope else ()), **({"inplace": inplace} if f.inplace else {}))
 
 
 @layer_kind("act")
