@@ -41,7 +41,9 @@ def build(spec: SpecLike | ModelPlan, *, max_params: int = DEFAULT_MAX_PARAMS,
 
 def make_network(p: ModelPlan, counted: Profile) -> ArchNet:
     stem = Block(p.stem.layers())
-    stages = [(stage.name, [Block(b.layers()) for b in stage.blocks]) for stage in p.stages]
+    sd = p.spec.doc.stochastic_depth
+    per_sample = sd is not None and sd.per_sample
+    stages = [(stage.name, [Block(b.layers(), per_sample) for b in stage.blocks]) for stage in p.stages]
     head = Head(p.head, p.num_features)
     parts = [("stem", stem)] + [(f"{name}.{j}", block) for name, blocks in stages for j, block in enumerate(blocks)]
     first_conv = next(f"{prefix}.{name}" for prefix, part in parts for name, m in part.named_modules()

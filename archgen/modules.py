@@ -71,33 +71,39 @@ class DropPath(nn.Module):
     """Stochastic depth (Huang et al. 2016) on a residual branch.
 
     Training: the branch survives with probability `survival`, decided once per
-    mini-batch as in the paper (a dropped block passes its shortcut through).
+    mini-batch as in the paper (a dropped block passes its shortcut through), or
+    with `per_sample` for each sample apart, as torchvision's StochasticDepth
+    ('row') and timm's drop_path draw it.
     Eval: the branch is scaled by `survival` (the paper), or, with `inverted`,
     surviving branches are scaled by 1/survival in training and eval is plain.
     """
 
-    def __init__(self, survival: float, inverted: bool = False) -> None:
+    def __init__(self, survival: float, inverted: bool = False, per_sample: bool = False) -> None:
         super().__init__()
         self.survival = survival
         self.inverted = inverted
+        self.per_sample = per_sample
 
     def forward(self, branch: torch.Tensor) -> torch.Tensor:
         if self.survival >= 1.0:
             return branch
         if self.training:
+            if self.per_sample:  # torchvision's draw: a Bernoulli mask over the batch, divided when inverted
+                keep = branch.new_empty((branch.shape[0],) + (1,) * (branch.dim() - 1)).bernoulli_(self.survival)
+                return branch * (keep.div_(self.survival) if self.inverted else keep)
             if torch.rand((), device=branch.device) >= self.survival:
                 return torch.zeros_like(branch)
             return branch / self.survival if self.inverted else branch
         return branch if self.inverted else branch * self.survival
 
     def extra_repr(self) -> str:
-        return f"survival={self.survival:.4f}, inverted={self.inverted}"
+        return f"survival={self.survival:.4f}, inverted={self.inverted}, per_sample={self.per_sample}"
 
 
 class Block(nn.Module):
     """out = act_out(merge(drop_path(branch(pre(x))), shortcut(x or pre(x)))); see BlockLayers."""
 
-    def __init__(self, d: "BlockLayers") -> None:
+    def __init__(self, d: "BlockLayers", per_sample_drop: bool = False) -> None:
         super().__init__()
         self.records = d
         self.pre_names = [layer.name for layer in d.pre]
@@ -113,8 +119,8 @@ class Block(nn.Module):
         merge_weights = d.merge.module()
         if merge_weights is not None:
             self.add_module(d.merge.name, merge_weights)
-        self.drop_path = DropPath(d.survival, d.inverted_drop) if d.merge.residual and d.survival < 1.0 \
-            else nn.Identity()
+        self.drop_path = DropPath(d.survival, d.inverted_drop, per_sample_drop) \
+            if d.merge.residual and d.survival < 1.0 else nn.Identity()
         posts = [layer.module() for layer in d.post]
         self.act_out = nn.Identity() if not posts else posts[0] if len(posts) == 1 else nn.Sequential(*posts)
 

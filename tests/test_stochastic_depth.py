@@ -109,3 +109,30 @@ def test_resnet1202_sd_has_600_blocks_decaying_to_one_half():
     survival = [b.at.survival for stage in plan.stages for b in stage.blocks]
     assert len(survival) == 600
     assert survival[0] == pytest.approx(1 - 0.5 / 600) and survival[-1] == 0.5
+
+
+@pytest.mark.parametrize("name, total", [("efficientnet_b0", 16), ("efficientnet_b1", 23), ("efficientnet_b3", 26)])
+def test_efficientnet_drops_as_torchvision_counting_blocks_from_zero(name, total):
+    """torchvision's EfficientNet: sd_prob = 0.2 * k / L for block k = 0..L-1 of all L blocks, applied only by
+    the blocks that add their input (so its first block, and every stage's first, never drop)."""
+    blocks = [b for stage in archgen.plan(name).stages for b in stage.blocks]
+    assert len(blocks) == total
+    expected = [1 - 0.2 * k / total if b.is_residual else 1.0 for k, b in enumerate(blocks)]
+    assert [b.layers().survival for b in blocks] == pytest.approx(expected, rel=1e-12)
+    strided = next(b for b in blocks if b.at.stride == 2)
+    assert strided.layers().survival == 1.0 and not strided.is_residual  # no shortcut, nothing to drop
+
+
+def test_efficientnet_drops_each_sample_apart_and_scales_survivors_in_training():
+    torch.manual_seed(5)
+    drop = next(b for b in archgen.build("efficientnet_b0").modules() if isinstance(b, DropPath))
+    assert (drop.survival, drop.inverted, drop.per_sample) == (0.975, True, True)
+    drop = DropPath(0.5, inverted=True, per_sample=True).train()
+    out = drop(torch.ones(400, 2, 3, 3))
+    per_sample = out.flatten(1)
+    assert set(per_sample.unique().tolist()) == {0.0, 2.0}  # dropped, or kept and scaled by 1/0.5
+    assert torch.equal(per_sample.min(1).values, per_sample.max(1).values)  # one draw per sample
+    kept = int((per_sample[:, 0] > 0).sum())
+    assert abs(kept - 200) <= 4.5 * math.sqrt(400 * 0.25) + 1
+    x = torch.randn(4, 2, 3, 3)
+    assert torch.equal(drop.eval()(x), x)

@@ -172,14 +172,21 @@ class Multipliers:
 class StochasticDepth:
     """Huang et al. 2016: residual branches dropped at random while training."""
 
-    final_survival: float = spec_field(0.5, doc="p_L, the survival probability of the last block; block l of L "
-                                       "survives with 1 - l/L * (1 - p_L).", example=0.5, minimum=0, maximum=1,
+    final_survival: float = spec_field(0.5, doc="p_L: with the 'linear' rule the survival probability of the "
+                                       "last block (block l of L survives with 1 - l/L * (1 - p_L)); with "
+                                       "'uniform' every block's.", example=0.5, minimum=0, maximum=1,
                                        exclusive_minimum=True)
-    rule: Literal["linear", "uniform"] = spec_field("linear", doc="'linear' decay (the paper's) or 'uniform'.",
-                                                    example="linear")
+    rule: Literal["linear", "linear_from_zero", "uniform"] = spec_field(
+        "linear", doc="'linear' decay (the paper's, l = 1..L), 'linear_from_zero' (torchvision's EfficientNet: "
+                      "l counts from 0, so the first block always runs and the last survives with "
+                      "1 - (L - 1)/L * (1 - p_L)) or 'uniform'. L counts every block of the residual families, "
+                      "those that cannot add their input included, as torchvision does.", example="linear")
     inverted: bool = spec_field(False, doc="Scale surviving branches by 1/p_l while training and run eval "
                                 "unscaled (timm's convention) instead of scaling by p_l at eval (the paper's).",
                                 example=False)
+    per_sample: bool = spec_field(False, doc="Drop each sample's branch apart (torchvision's 'row' mode, timm's "
+                                  "drop_path) instead of the whole mini-batch's at once (the paper's).",
+                                  example=True)
 
 
 @dataclass
