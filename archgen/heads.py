@@ -79,16 +79,20 @@ class HeadPlan:
         layers += [self.dropout_layer("drop"), self.classifier(self.features(c), self.classes)]
         return BlockLayers(branch=tuple(layers))
 
+    def parts(self) -> list[tuple[str, str]]:
+        """(record name, the papers' notation) of each weighted or pooling step, in order: what a paper's table
+        lists as rows of its own (MobileNetV2's Table 2: conv2d 1x1, avgpool, conv2d 1x1)."""
+        out = [("conv", f"1x1, {self.conv}")] if self.conv else []
+        if not self.pooled:
+            return out + [("pool", "no pool")]
+        out.append(("pool", f"{self.pool_size}x{self.pool_size} adaptive {self.pool} pool" if self.pool_size > 1
+                    else f"global {self.pool} pool"))
+        out += [(f"hidden.{3 * i}", f"fc {width}") for i, width in enumerate(self.hidden)]
+        return out + ([("fc", f"{self.classes}-d fc")] if self.classes else [])
+
     def notation(self) -> str:
         """'global avg pool, 1000-d fc'; VGG's '7x7 adaptive avg pool; fc 4096; fc 4096; 1000-d fc'; a mobile
         network's '1x1, 1280; global avg pool, 1000-d fc'."""
-        if self.conv:
-            return f"1x1, {self.conv}; " + HeadPlan(**{**self.__dict__, "conv": 0}).notation()
-        if not self.pooled:
-            return "no pool"
-        if not self.hidden and self.pool_size == 1:
-            return f"global {self.pool} pool" + (f", {self.classes}-d fc" if self.classes else "")
-        parts = [f"{self.pool_size}x{self.pool_size} adaptive {self.pool} pool"] if self.pool_size > 1 else \
-            [f"global {self.pool} pool"]
-        parts += [f"fc {width}" for width in self.hidden] + ([f"{self.classes}-d fc"] if self.classes else [])
-        return "; ".join(parts)
+        texts = [text for _, text in self.parts()]
+        conv = [texts.pop(0)] if self.conv else []
+        return "; ".join(conv + [", ".join(texts) if not self.hidden and self.pool_size == 1 else "; ".join(texts)])

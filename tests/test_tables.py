@@ -168,16 +168,23 @@ def test_a_free_comparison_takes_each_figure_from_the_first_paper_that_prints_it
 
 
 def test_mobilenetv2_table2_and_efficientnet_table1_put_the_papers_rows_beside_archgens():
-    """MobileNetV2's 17 bottlenecks (Table 2's rows t, c, n, s) and EfficientNet-B0's seven MBConv stages
-    (Table 1), each beside the paper's printed parameters and multiply-adds."""
-    v2 = {r[0]: (cell(r[1]), cell(r[2])) for r in layout_table(layouts_for("mobilenetv2")[0]).rows}
-    assert v2["conv2d"] == ("112x112", "3x3, 32, stride 2")
-    assert v2["bottleneck (1)"] == ("112x112", "[3x3 dw, 32; 1x1, 16] x 1")
-    assert v2["bottleneck (4)"] == ("14x14", "[1x1, 192; 3x3 dw, 192, stride 2; 1x1, 64] x 1 "
-                                             "[1x1, 384; 3x3 dw, 384; 1x1, 64] x 3")
-    assert v2["conv2d 1x1, avgpool 7x7, conv2d 1x1"] == ("1x1", "1x1, 1280; global avg pool, 1000-d fc")
-    assert v2["params, paper"][1] == "3.4M" and v2["params, difference"][1] == "+0.10M (outside rounding)"
-    assert v2["MACs (the papers' FLOPs), archgen"][1] == "300.8M"
+    """MobileNetV2's Table 2 in its own columns (input, operator, t, c, n, s: 17 bottlenecks) and EfficientNet-B0's
+    seven MBConv stages (Table 1), each beside archgen's blocks and the paper's printed parameters and
+    multiply-adds."""
+    table = layout_table(layouts_for("mobilenetv2")[0])
+    assert table.columns == ["input", "operator", "t", "c", "n", "s", "MobileNetV2 1.0"]
+    operators = [" ".join(cell(x) for x in r[:6]) for r in table.rows if cell(r[2])]
+    assert operators == [  # Sandler et al. 2018, Table 2, with the classifier's k = 1000 and every row's n
+        "224x224x3 conv2d - 32 1 2", "112x112x32 bottleneck 1 16 1 1", "112x112x16 bottleneck 6 24 2 2",
+        "56x56x24 bottleneck 6 32 3 2", "28x28x32 bottleneck 6 64 4 2", "14x14x64 bottleneck 6 96 3 1",
+        "14x14x96 bottleneck 6 160 3 2", "7x7x160 bottleneck 6 320 1 1", "7x7x320 conv2d 1x1 - 1280 1 1",
+        "7x7x1280 avgpool 7x7 - 1280 1 -", "1x1x1280 conv2d 1x1 - 1000 1 -"]
+    v2 = {(cell(r[0]), cell(r[1])): cell(r[6]) for r in table.rows}
+    assert v2[("28x28x32", "bottleneck")] == ("[1x1, 192; 3x3 dw, 192, stride 2; 1x1, 64] x 1 "
+                                              "[1x1, 384; 3x3 dw, 384; 1x1, 64] x 3")
+    assert v2[("7x7x1280", "avgpool 7x7")] == "global avg pool"
+    assert v2[("", "params, paper")] == "3.4M" and v2[("", "params, difference")] == "+0.10M (outside rounding)"
+    assert v2[("at 224px", "MACs (the papers' FLOPs), archgen")] == "300.8M"
     b0 = {r[0]: cell(r[2]) for r in layout_table(layouts_for("efficientnet")[0]).rows}
     assert b0["MBConv, stage 2"] == "[3x3 dw, 32; SE, 8; 1x1, 16] x 1"
     assert b0["MBConv, stage 7"] == ("[1x1, 672; 5x5 dw, 672, stride 2; SE, 28; 1x1, 192] x 1 "

@@ -1,8 +1,10 @@
 """Paper tables rebuilt from specs: each computed figure beside the number the paper printed.
 
-Two shapes. An architecture table has a column per model and a row per part
+Three shapes. An architecture table has a column per model and a row per part
 of the network (the bracketed blocks times their depth, with the output
-size), then rows of figures. A complexity table has a row per model and, per
+size), then rows of figures. An operator table is one model in the columns
+MobileNetV2's Table 2 prints (input, operator, t, c, n, s), with archgen's
+notation beside each row, then the figures. A complexity table has a row per model and, per
 figure, the printed number, archgen's, and their difference. A difference is
 marked when the computed figure falls outside the printed rounding
 (archgen.printed: '3.8' is met by 3.75 to 3.85).
@@ -13,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 from archgen.complexity import Profile, profile
 from archgen.planner import ModelPlan, plan
@@ -21,6 +23,7 @@ from archgen.printed import parse_printed, within
 from archgen.render import Number, Table, rounded
 from archgen.grammar.loader import Spec, load_spec
 from archgen.grammar.schema import Citation
+from archgen.layer_kinds.conv import Conv
 from archgen.tables.layouts import Layout, Row
 
 #: Figures a paper prints, in table order, with the words a table uses for them.
@@ -273,6 +276,69 @@ def _at(models: list[Model], figure: str) -> str:
     return f"at {sizes.pop()}px" if len(sizes) == 1 else ""
 
 
+# ---- operator tables ----
+
+class Operator(NamedTuple):
+    """One row of an operator table (MobileNetV2's Table 2): what feeds it, its expansion t, its output, how
+    often it repeats (n) and its stride (s), and archgen's notation of it."""
+
+    input: tuple[int, int, int]
+    t: str
+    out: tuple[int, int, int]
+    n: int
+    s: str
+    text: str
+
+
+def operator_parts(m: Model) -> dict[str, Operator]:
+    """The network as an operator table lists it. Keys: 'stem', 'layerN', and the head's steps ('head.conv',
+    'head.pool', 'head.fc'). A stage's t is its first block's first conv's output over its input channels (the
+    expansion of an inverted residual; 1 where there is no expansion conv), n its blocks, s the stride it
+    takes; a pool or fc has no stride."""
+    layers = m.profile.layers
+    blocks = architecture_parts(m)
+    parts: dict[str, Operator] = {}
+    shape = (m.plan.in_chans, m.plan.input_size, m.plan.input_size)
+
+    def add(key: str, out: tuple[int, int, int], t: str, n: int, strides: bool, text: str) -> None:
+        nonlocal shape
+        parts[key] = Operator(shape, t, out, n, str(shape[1] // out[1]) if strides else "-", text)
+        shape = out
+
+    stem = [x for x in layers if x.name.startswith("stem.")]
+    if stem:
+        add("stem", stem[-1].out, "-", 1, True, m.plan.stem.notation())
+    for stage in m.plan.stages:
+        first = next(x for x in stage.blocks[0].layers().leaves() if isinstance(x, Conv))
+        out = [x for x in layers if x.name.startswith(f"{stage.name}.")][-1].out
+        add(stage.name, out, f"{first.c_out / first.c_in:g}", len(stage.blocks), True, blocks[stage.name][0])
+    for name, text in m.plan.head.parts():
+        out = next(x for x in layers if x.name == f"head.{name}").out
+        add(f"head.{name}", out, "-", 1, name == "conv", text)
+    return parts
+
+
+def operator_table(title: str, m: Model, rows: tuple[Row, ...], notes: list[str], key: str) -> Table:
+    """The paper's own columns (input, operator, t, c, n, s), regenerated from one spec, beside archgen's
+    notation of each row; then each figure beside its printing."""
+    parts = operator_parts(m)
+    t = Table(title, ["input", "operator", "t", "c", "n", "s", m.label], key=key)
+    for row in rows:
+        for part in (parts[k] for k in row.parts if k in parts):
+            c, h, w = part.input
+            t.add(f"{h}x{w}x{c}", row.label, part.t, part.out[0], part.n, part.s, part.text)
+    said = act_and_norm(m.plan, m.profile)
+    if said != DEFAULT_ACT_NORM:
+        t.add("", "act; norm", "", "", "", "", "; ".join(said))
+    for i, name in enumerate(f for f in FIGURES if m.figures[f].printed):
+        t.add("", f"{FIGURES[name]}, paper", "", "", "", "", m.figures[name].printed, rule=i == 0)
+        t.add(_at([m], name), f"{FIGURES[name]}, archgen", "", "", "", "", m.figures[name].computed())
+        t.add("", f"{FIGURES[name]}, difference", "", "", "", "", m.figures[name].difference_cell())
+    t.notes.extend(notes)
+    t.data = _table_data(t, [m])
+    return t
+
+
 # ---- complexity tables ----
 
 def complexity_table(title: str, models: list[Model], notes: list[str], key: str) -> Table:
@@ -391,6 +457,8 @@ def layout_table(layout: Layout) -> Table:
     key = re.sub(r"[^a-z0-9]+", "", layout.source.table.lower())  # 'Table 1' -> 'table1'
     if layout.shape == "architecture":
         return architecture_table(title, models, layout.rows or generic_rows(models), notes, key)
+    if layout.shape == "operators":
+        return operator_table(title, models[0], layout.rows, notes, key)
     return complexity_table(title, models, notes, key)
 
 

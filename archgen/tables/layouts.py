@@ -49,11 +49,12 @@ class Row:
 class Layout:
     key: str
     source: Source
-    shape: Literal["architecture", "complexity"]
+    #: 'operators': one model in MobileNetV2 Table 2's columns (input, operator, t, c, n, s).
+    shape: Literal["architecture", "complexity", "operators"]
     entries: tuple[Entry, ...]
     #: What the regenerated table reproduces of the paper's conventions, in words.
     convention: str
-    rows: tuple[Row, ...] = ()  # architecture tables only
+    rows: tuple[Row, ...] = ()  # architecture and operator tables only (an operator table's label: the operator)
     notes: tuple[str, ...] = field(default=())
 
 
@@ -171,13 +172,15 @@ LAYOUTS = LAYOUTS + (
 LAYOUTS = LAYOUTS + (
     Layout(
         key="mobilenetv2", source=Source("Sandler et al.", 2018, "MobileNetV2: Inverted Residuals and Linear "
-                                         "Bottlenecks", "1801.04381", "Table 2"), shape="architecture",
+                                         "Bottlenecks", "1801.04381", "Table 2"), shape="operators",
         entries=(Entry("mobilenet_v2", "MobileNetV2 1.0"),),
-        rows=(Row("conv2d", ("stem",)), *(Row(f"bottleneck ({i})", (f"layer{i}",)) for i in range(1, 8)),
-              Row("conv2d 1x1, avgpool 7x7, conv2d 1x1", ("head",))),
-        convention=MULTIPLY_ADDS + " Each bottleneck row is t (the expansion conv's width over the input's), "
-                   "the 3x3 depthwise conv and the linear 1x1 projection, repeated n times; the first strides. "
-                   "The last 1x1 conv2d of the paper's table is the classifier."),
+        rows=(Row("conv2d", ("stem",)), *(Row("bottleneck", (f"layer{i}",)) for i in range(1, 8)),
+              Row("conv2d 1x1", ("head.conv",)), Row("avgpool 7x7", ("head.pool",)),
+              Row("conv2d 1x1", ("head.fc",))),
+        convention=MULTIPLY_ADDS + " The paper's columns, from the spec: the input (h x w x c), t (the expansion "
+                   "conv's width over the input's), c (output channels), n (repeats) and s (the first "
+                   "repeat's stride); each bottleneck is the expansion, the 3x3 depthwise conv and the linear "
+                   "1x1 projection. The last 1x1 conv2d of the paper's table is the classifier (its k: 1000)."),
     Layout(
         key="efficientnet", source=Source("Tan and Le", 2019, "EfficientNet: Rethinking Model Scaling for "
                                           "Convolutional Neural Networks", "1905.11946", "Table 1"),
