@@ -67,10 +67,11 @@ def _override_mapping(num_classes: Optional[int], in_chans: Optional[int], drop_
     if drop_path_rate is not None:
         if not 0 <= drop_path_rate < 1:
             raise UserError(f"drop_path_rate must be in [0, 1), not {drop_path_rate}")
-        # timm's convention: the rate grows linearly to drop_path_rate at the last block, and
-        # surviving branches are scaled by 1/p while training. 0 turns stochastic depth off.
+        # timm's convention: the rate grows linearly from 0 at the first block to drop_path_rate at the
+        # last, each sample's branch is dropped apart, and survivors are scaled by 1/p while training.
+        # 0 turns stochastic depth off.
         overrides["stochastic_depth"] = None if drop_path_rate == 0 else {
-            "final_survival": 1 - drop_path_rate, "rule": "linear", "inverted": True}
+            "final_survival": 1 - drop_path_rate, "rule": "linear_span", "inverted": True, "per_sample": True}
     return overrides
 
 

@@ -404,13 +404,15 @@ def head_plan(spec: Spec, last: Family) -> HeadPlan:
 def _with_survival(blocks: list[PlannedBlock], family: Family, sd: schema.StochasticDepth, done: int,
                    total: int) -> list[PlannedBlock]:
     """Stochastic depth: residual block l of L survives with 1 - l/L (1 - p_L), l = 1..L (linear rule) or
-    l = 0..L-1 (linear_from_zero), or with p_L (uniform). Blocks the family adds around its own (a transition,
+    l = 0..L-1 (linear_from_zero), with 1 - l/(L-1) (1 - p_L), l = 0..L-1 (linear_span), or with p_L
+    (uniform). Blocks the family adds around its own (a transition,
     a downsampling conv) are never dropped."""
     out = []
-    first = 0 if sd.rule == "linear_from_zero" else 1
+    first = 0 if sd.rule in ("linear_from_zero", "linear_span") else 1
+    steps = max(total - 1, 1) if sd.rule == "linear_span" else total
     for b in blocks:
         if b.family is family:
-            p = sd.final_survival if sd.rule == "uniform" else 1.0 - (done + first) / total * (1.0 - sd.final_survival)
+            p = sd.final_survival if sd.rule == "uniform" else 1.0 - (done + first) / steps * (1.0 - sd.final_survival)
             done += 1
             b = PlannedBlock(b.family, b.at.moved(survival=p, inverted_drop=sd.inverted))
         out.append(b)

@@ -64,9 +64,14 @@ def test_overrides_go_through_the_spec_so_counts_match_the_model(overrides):
     assert out.shape == (2, overrides.get("num_classes", 10) or model.num_features)
 
 
-def test_drop_path_rate_is_timms_linear_inverted_stochastic_depth():
-    sd = resolve_spec("resnet20_cifar", drop_path_rate=0.2).doc.stochastic_depth
-    assert (sd.final_survival, sd.rule, sd.inverted) == (0.8, "linear", True)
+def test_drop_path_rate_is_timms_linear_inverted_per_sample_stochastic_depth():
+    spec = resolve_spec("resnet20_cifar", drop_path_rate=0.2)
+    sd = spec.doc.stochastic_depth
+    assert (sd.final_survival, sd.rule, sd.inverted, sd.per_sample) == (0.8, "linear_span", True, True)
+    # timm's ResNet: block i of the network's L drops with drop_path_rate * i / (L - 1).
+    drops = [1 - b.at.survival for stage in archgen.plan(spec).stages for b in stage.blocks]
+    assert len(drops) == 9
+    assert drops == pytest.approx([0.2 * i / 8 for i in range(9)], abs=1e-12)
     assert resolve_spec("resnet110_sd_cifar", drop_path_rate=0.0).doc.stochastic_depth is None
     with pytest.raises(UserError, match="drop_path_rate"):
         archgen.create_model("resnet20_cifar", drop_path_rate=1.0)

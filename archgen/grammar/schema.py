@@ -176,10 +176,12 @@ class StochasticDepth:
                                        "last block (block l of L survives with 1 - l/L * (1 - p_L)); with "
                                        "'uniform' every block's.", example=0.5, minimum=0, maximum=1,
                                        exclusive_minimum=True)
-    rule: Literal["linear", "linear_from_zero", "uniform"] = spec_field(
+    rule: Literal["linear", "linear_from_zero", "linear_span", "uniform"] = spec_field(
         "linear", doc="'linear' decay (the paper's, l = 1..L), 'linear_from_zero' (torchvision's EfficientNet: "
                       "l counts from 0, so the first block always runs and the last survives with "
-                      "1 - (L - 1)/L * (1 - p_L)) or 'uniform'. L counts every block of the residual families, "
+                      "1 - (L - 1)/L * (1 - p_L)), 'linear_span' (timm's drop_path_rate: block l = 0..L-1 drops "
+                      "with l/(L - 1) * (1 - p_L), so the first always runs and the last survives with p_L) "
+                      "or 'uniform'. L counts every block of the residual families, "
                       "those that cannot add their input included, as torchvision does.", example="linear")
     inverted: bool = spec_field(False, doc="Scale surviving branches by 1/p_l while training and run eval "
                                 "unscaled (timm's convention) instead of scaling by p_l at eval (the paper's).",
