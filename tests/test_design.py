@@ -247,3 +247,14 @@ def test_the_mobile_space_samples_and_searches_inverted_residuals_of_every_kerne
     assert front and all(r["macs"] <= 0.39e9 and r["params"] <= 5.3e6 for r in front)
     # A Pareto front: no row is beaten on both figures by another.
     assert not any(a["macs"] <= b["macs"] and a["params"] <= b["params"] and a != b for a in front for b in front)
+
+
+@pytest.mark.parametrize("name", ["regnetx_400mf", "regnety_400mf", "mobile_mbconv", "resnet_budget"])
+def test_axis_headings_are_distinct_from_each_other_and_from_the_figures(name):
+    from archgen.design.figures import FIGURES
+
+    labels = load_space(name).labels()
+    assert len(set(labels)) == len(labels)
+    assert not set(labels) & set(FIGURES)
+    if name.startswith("regnet"):
+        assert labels[0] == "regnet_depth"  # RegNet's block count, not the counted layers (`depth`)

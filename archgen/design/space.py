@@ -58,9 +58,11 @@ class Axis:
     @property
     def label(self) -> str:
         """A short column heading: 'cardinality' for block.cardinality, 'depth2' for stages[1].depth, 'wa' for
-        stages.regnet.wa."""
+        stages.regnet.wa, and 'regnet_depth' for stages.regnet.depth (not the counted figure `depth`)."""
         if len(self.path) == 3 and self.path[0] == "stages":
-            return f"{self.path[2]}{self.path[1] + 1}" if isinstance(self.path[1], int) else self.path[2]
+            if isinstance(self.path[1], int):
+                return f"{self.path[2]}{self.path[1] + 1}"
+            return f"{self.path[1]}_{self.path[2]}" if self.path[2] in FIGURES else self.path[2]
         if len(self.path) == 2 and self.path[0] in ("block", "input", "stem"):
             return self.path[1] if self.path[0] == "block" else f"{self.path[0]}_{self.path[1]}"
         return self.name
