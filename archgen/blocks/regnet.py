@@ -166,8 +166,12 @@ def regnet_stages(rule: RegNetRule) -> list[Stage]:
     b, g, rounding, stride = rule.bottleneck_ratio, rule.group_width, rule.group_rounding, rule.stride
     stages = []
     for width, depth in width_runs(rule):
-        w, args = stage_width(width, b, g, rounding)
-        stages.append(Stage(depth=depth, width=w, stride=stride, args=args))
+        key = (width, depth, b, g, rounding, stride)
+        stage = _stages.get(key)
+        if stage is None:
+            w, args = stage_width(width, b, g, rounding)
+            stage = _stages.keep(key, Stage(depth=depth, width=w, stride=stride, args=args))
+        stages.append(stage)
     return stages
 
 
@@ -184,3 +188,6 @@ def stage_width(width: int, b: float, g: int, rounding: str) -> tuple[int, dict]
 
 
 _stage_widths = Memo(4096, "regnet: stage widths")
+#: Generated stages by width, depth and block arguments: shared between candidates, as nothing writes into a
+#: generated stage.
+_stages = Memo(16_384, "regnet: generated stages")
