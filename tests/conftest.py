@@ -34,22 +34,51 @@ stages:
 """
 
 
-def filled_latency_table(specs: list, ms: float = 1.0) -> dict:
-    """A latency table of this machine holding the specs' configurations, each taking `ms` under
-    eager/float32/nchw at batch 1 (what a prediction reads, without timing anything)."""
-    import torch
+def synthetic_ms(unit) -> float:
+    """A kernel's ms by a known formula of its features (what a synthetic latency model is fitted on): a fixed
+    cost, MACs (a grouped conv's at 1.6x, which the roofline baseline cannot see and the trees must learn) and
+    bytes moved."""
+    from archgen.bench.latency_model import FEATURES, features
 
-    import archgen
-    from archgen.bench import latency
-    from archgen.bench.results import git_revision
+    f = dict(zip(FEATURES, features(unit)))
+    return 0.004 + f["macs"] * 3e-8 * (1.6 if unit.groups > 1 else 1.0) + f["bytes"] * 5e-8
 
-    _, entries = latency.plan_calibration(specs, ["eager"], ["float32"], [False], [1])
-    for entry in entries.values():
-        entry["ms"][latency.condition("eager", "float32", False, 1)] = ms
-    env = {"device_type": "cpu", "device": latency._this_device("cpu"), "torch": torch.__version__,
-           "git_revision": git_revision() or archgen.__version__}
-    return {"format": latency.FORMAT, "environment": env,
-            "config": {"backends": ["eager"], "dtypes": ["float32"], "layouts": ["nchw"]}, "blocks": entries}
+
+#: The networks a synthetic model is calibrated on (kernels at batch 1 and 2, whole passes at batch 1): CIFAR
+#: ResNets and two small ImageNet networks at 64 px, so that conv has trees and the rarer kinds the baseline.
+SYNTHETIC_SPECS = (("resnet20_cifar", None), ("regnetx_002", 64), ("mobilenet_v3_small", 64))
+
+
+def synthetic_latency_model(backend: str = "eager") -> dict:
+    """A latency model fitted on SYNTHETIC_SPECS's kernels timed by synthetic_ms, and their whole passes taken
+    as 1.1 x the kernels' sum + 0.05 ms: deterministic, and quick to fit."""
+    from archgen.bench.kernel_units import kernel_units
+    from archgen.bench.latency_model import fit, machine
+
+    samples, networks = {}, []
+    for name, size in SYNTHETIC_SPECS:
+        for batch in (1, 2):
+            units = kernel_units(name, backend, batch, input_size=size)
+            samples.update((u._replace(names=()), synthetic_ms(u)) for u in units)
+            if batch == 1:
+                networks.append((units, 1.1 * sum(map(synthetic_ms, units)) + 0.05))
+    return fit(list(samples.items()), networks, {"backend": backend, "dtype": "float32", "layout": "nchw",
+                                                 "batch_sizes": [1, 2], "device": machine(backend)})
+
+
+@pytest.fixture(scope="session")
+def latency_model_doc() -> dict:
+    return synthetic_latency_model()
+
+
+@pytest.fixture(scope="session")
+def latency_model_file(latency_model_doc, tmp_path_factory) -> Path:
+    """The synthetic eager model, written as archgen calibrate writes one."""
+    from archgen.bench.latency_model import write_model
+
+    path = tmp_path_factory.mktemp("latency") / "device.json"
+    write_model(path, latency_model_doc)
+    return path
 
 
 def tiny_resnet(name: str, description: str) -> str:

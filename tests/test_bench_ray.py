@@ -182,14 +182,23 @@ def test_a_ray_address_that_does_not_answer_exits_2():
     assert "does not answer" in r.stderr and "127.0.0.1:1" in r.stderr and "Traceback" not in r.output
 
 
-def test_calibrate_on_ray_times_each_configuration_once(local_ray, tmp_path):
-    from archgen.bench.latency import segments
-    from archgen.cli.app import app
+def test_calibrate_on_ray_times_the_configurations_as_tasks_on_the_clusters_node(local_ray, tmp_path):
+    """Chunks of kernel configurations and the correction's networks run as Ray tasks, one node's at a time
+    (the local Ray: one node of 2 CPUs); the model records the cluster, and the Ray it joined stays up."""
+    from archgen.bench.calibration import CalibrationRequest, run_calibration
+    from test_calibration import TINY_SPACE
 
-    out = tmp_path / "table.json"
-    r = CliRunner().invoke(app, ["calibrate", "resnet20_cifar", "resnet32_cifar", "--ray", "--cpu", "--batch-sizes",
-                                 "1", "--backends", "eager", "--warmup", "0", "--reps", "1", "-o", str(out)])
-    assert r.exit_code == 0, r.output
-    blocks = json.loads(out.read_text())["blocks"]
-    assert set(blocks) == {s.key for s in segments(archgen.profile("resnet20_cifar"))}
-    assert all(list(entry["ms"]) == ["eager/float32/nchw/b1"] for entry in blocks.values())
+    space = tmp_path / "tiny_space.yaml"
+    space.write_text(TINY_SPACE)
+    said: list[str] = []
+    phases: list[str] = []
+    doc = run_calibration(CalibrationRequest("eager", tmp_path / "m.json", spaces=[str(space)],
+                                             batch_sizes=[1], max_configurations=20, networks=1, minutes=3,
+                                             ray=True),
+                          progress=lambda p: phases.append(p.phase), say=said.append)
+    timings = doc["meta"]["timings"]
+    assert timings["configurations"] == 20 and timings["networks"] == 1
+    assert timings["ray"].startswith("the Ray this process had joined") and said == [f"archgen calibrate on "
+                                                                                      f"{timings['ray']}"]
+    assert phases[0] == "networks" and phases[-1] == "fitting" and phases.count("kernels") == 2  # chunks of 16
+    assert ray.is_initialized()

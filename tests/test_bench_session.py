@@ -1,4 +1,4 @@
-"""`archgen bench`'s and `archgen calibrate`'s orchestration, called as the library it is (no CLI): the
+"""`archgen bench`'s orchestration, called as the library it is (no CLI): the
 request refused before anything is built, the device chosen by one rule, figures defaulted by the device,
 a resumed file's finished jobs skipped, a device mismatch refused, and the notes a run's table carries.
 No assertion is made on any timing."""
@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from archgen.bench.calibration import DEFAULT_SPECS as CALIBRATED_BY_DEFAULT
-from archgen.bench.calibration import CalibrationRequest, run_calibration
 from archgen.bench.device import choose_device
 from archgen.bench.session import BenchRequest, default_specs, open_session
 from archgen.errors import UserError
@@ -140,31 +138,3 @@ def test_resuming_a_sweep_of_another_device_is_refused(tiny, tmp_path):
 def test_an_interrupted_run_without_an_output_says_nothing_was_saved(tiny):
     with open_session(quick(tiny)) as session:
         assert session.interrupted() == "interrupted after 0 of 2 jobs: nothing was saved (give --output)."
-
-
-@pytest.mark.parametrize("fields, words", [
-    ({"backends": ["compile"]}, "not torch.compile"),
-    ({"rounds": 0}, "--rounds 1 or more"),
-    ({"output": Path("table.csv")}, "must end in .json"),
-])
-def test_a_calibration_that_cannot_work_is_refused(fields, words):
-    with pytest.raises(UserError, match=words):
-        run_calibration(CalibrationRequest(**{"output": Path("t.json"), **fields}))
-
-
-def test_calibration_times_the_defaults_unless_given_specs_or_a_space():
-    assert CalibrationRequest(Path("t.json")).names() == list(CALIBRATED_BY_DEFAULT)
-    assert CalibrationRequest(Path("t.json"), specs=["resnet18"]).names() == ["resnet18"]
-
-
-def test_a_calibration_fills_each_configuration_of_its_spec(tiny):
-    import archgen
-    from archgen.bench.latency import segments
-
-    finished: list[str] = []
-    table = run_calibration(CalibrationRequest(Path("t.json"), specs=[tiny], gpu=False, batch_sizes=[1],
-                                               backends=["eager"], warmup=0, reps=1, rounds=1),
-                            on_job=lambda job: finished.append(job.backend))
-    assert finished == ["eager"]
-    assert set(table["blocks"]) == {s.key for s in segments(archgen.profile(tiny))}
-    assert all(list(entry["ms"]) == ["eager/float32/nchw/b1"] for entry in table["blocks"].values())

@@ -1,6 +1,7 @@
-"""Predicted latency as a design figure: `archgen search SPACE --latency TABLE.json` constrains and optimises
-the latency each candidate's stems, blocks and heads sum to in the table, and `archgen calibrate --space`
-times a sample of the space's configurations. Tables here are filled by hand, so the figures are exact."""
+"""Predicted latency as a design figure: `archgen search SPACE --latency DEVICE.json` predicts every candidate
+inside the counted constraints (none is turned away for a configuration never timed), constrains and
+optimises the figure `latency`, and `--verify K` builds and measures the predicted front and K others. The
+model is conftest's synthetic one (eager), so the predicted figures are exact and reproducible."""
 
 from __future__ import annotations
 
@@ -9,15 +10,13 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-import archgen
-from archgen.bench import latency
+from archgen.bench.latency_model import load_model, write_model
 from archgen.cli.app import app
 from archgen.design import load_space
 from archgen.design.search import every
-from conftest import filled_latency_table, tiny_resnet
+from conftest import tiny_resnet
 
 runner = CliRunner()
-FAST = 0.1  # ms of each configuration only the widest candidate holds
 WIDTHS = [16, 24, 32]
 
 
@@ -31,21 +30,10 @@ def space(tmp_path):
     return path
 
 
-def candidates(path) -> dict[int, object]:
-    loaded = load_space(str(path))
-    return {values[0]: loaded.spec(values) for values in every(loaded)}
-
-
-def table_file(tmp_path, specs: list, fast: list = ()) -> str:
-    """The specs' configurations at 1 ms each, those of `fast` alone at FAST ms."""
-    table = filled_latency_table(specs)
-    others = {seg.key for spec in specs if spec not in fast for seg in latency.segments(archgen.profile(spec))}
-    for key, entry in table["blocks"].items():
-        if key not in others:
-            entry["ms"] = {k: FAST for k in entry["ms"]}
-    out = tmp_path / "table.json"
-    out.write_text(json.dumps(table))
-    return str(out)
+def predicted(path, model_file) -> dict[int, float]:
+    """Each width's latency as the model predicts it."""
+    loaded, model = load_space(str(path)), load_model(model_file)
+    return {values[0]: model.predict(loaded.spec(values)).total_ms for values in every(loaded)}
 
 
 def search_json(*args: str) -> tuple[dict, str]:
@@ -54,51 +42,45 @@ def search_json(*args: str) -> tuple[dict, str]:
     return json.loads(result.stdout), result.stderr
 
 
-def test_the_front_over_latency_and_params_holds_the_smallest_and_the_fastest(space, tmp_path):
-    """Width 32 is made fastest (its second stage's blocks and its head take 0.1 ms), width 16 has fewest params;
-    width 24 is beaten by 16 on both and leaves the front. Each latency is the table's sum: stem, 4 blocks, head."""
-    specs = candidates(space)
-    table = table_file(tmp_path, list(specs.values()), fast=[specs[32]])
-    data, _ = search_json(str(space), "--latency", table, "--minimize", "latency", "--minimize", "params")
-    rows = {row["width2"]: row for row in data["rows"]}
-    assert set(rows) == {16, 32}
-    assert rows[16]["latency (ms)"] == pytest.approx(6.0) and rows[32]["latency (ms)"] == pytest.approx(3 + 3 * FAST)
-    assert rows[16]["params"] < rows[32]["params"]
+def test_every_candidate_is_predicted_and_the_front_trades_latency_for_params(space, latency_model_file):
+    """Wider is slower and larger, so minimising both keeps only the narrowest, at the model's latency."""
+    data, stderr = search_json(str(space), "--latency", str(latency_model_file), "--minimize", "latency",
+                               "--minimize", "params")
+    assert "latency predicted for 3 candidates" in stderr and "lacks" not in stderr
+    ms = predicted(space, latency_model_file)
+    assert [row["width2"] for row in data["rows"]] == [16]
+    assert data["rows"][0]["latency (ms)"] == pytest.approx(ms[16], abs=1e-4)
 
 
-def test_a_latency_constraint_keeps_the_candidates_under_it(space, tmp_path):
-    specs = candidates(space)
-    table = table_file(tmp_path, list(specs.values()), fast=[specs[32]])
-    data, stderr = search_json(str(space), "--latency", table, "--minimize", "params", "-c", "latency <= 5")
-    assert [row["width2"] for row in data["rows"]] == [32]
-    assert "1 met the constraints" in stderr
+def test_a_latency_constraint_keeps_the_candidates_under_it(space, latency_model_file):
+    ms = predicted(space, latency_model_file)
+    limit = (ms[24] + ms[32]) / 2
+    data, stderr = search_json(str(space), "--latency", str(latency_model_file), "--maximize", "params",
+                               "-c", f"latency <= {limit:.4f}")
+    assert [row["width2"] for row in data["rows"]] == [24]
+    assert "2 met the constraints" in stderr
 
 
-def test_candidates_the_table_cannot_predict_are_counted_and_named(space, tmp_path):
-    specs = candidates(space)
-    table = table_file(tmp_path, [specs[16], specs[24]])
-    data, stderr = search_json(str(space), "--latency", table, "--minimize", "latency")
-    assert {row["width2"] for row in data["rows"]} <= {16, 24}
-    assert "1 had configurations the latency table lacks" in stderr and "archgen calibrate --space" in stderr
-
-    other = table_file(tmp_path, ["resnet20_cifar"])
-    result = runner.invoke(app, ["search", str(space), "--latency", other, "--minimize", "latency"])
-    assert result.exit_code == 2
-    assert "lacks the configuration of tiny_widths's stem" in result.output and "Traceback" not in result.output
+def test_the_batch_option_predicts_at_that_batch(space, latency_model_file):
+    one, _ = search_json(str(space), "--latency", str(latency_model_file), "--minimize", "latency")
+    two, stderr = search_json(str(space), "--latency", str(latency_model_file), "--minimize", "latency",
+                              "--batch", "16")
+    assert two["rows"][0]["latency (ms)"] > one["rows"][0]["latency (ms)"]
+    assert "3 with kernels outside the calibrated ranges" in stderr
 
 
 @pytest.mark.parametrize("args, words", [
-    (["-c", "latency <= 5"], "reads the predicted latency, and no latency table was given"),
+    (["-c", "latency <= 5"], "reads the predicted latency, and no latency model was given"),
     (["--minimize", "latency"], "the objective reads the predicted latency"),
-    (["--latency", "missing.json"], "cannot read the latency table"),
-    (["--latency", "t.json", "--latency-condition", "eager/b1"], "write BACKEND/DTYPE/LAYOUT/bBATCH"),
+    (["--latency", "missing.json"], "cannot read the latency model 'missing.json'"),
+    (["--verify", "1"], "--verify measures the predicted latency, and no latency model was given"),
+    (["--latency", "{model}", "--verify", "1", "-f", "csv"], "CSV holds one"),
 ])
-def test_latency_without_a_usable_table_exits_2(space, tmp_path, monkeypatch, args, words):
+def test_latency_without_a_usable_model_exits_2(space, tmp_path, monkeypatch, latency_model_file, args, words):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "t.json").write_text(json.dumps(filled_latency_table(["resnet20_cifar"])))
-    result = runner.invoke(app, ["search", str(space), *args])
+    result = runner.invoke(app, ["search", str(space), *[a.format(model=latency_model_file) for a in args]])
     assert result.exit_code == 2, result.output
-    assert words in " ".join(result.output.split())
+    assert words in " ".join(result.output.split()) and "Traceback" not in result.output
 
 
 def test_a_latency_target_is_refused_at_its_line(space):
@@ -108,25 +90,27 @@ def test_a_latency_target_is_refused_at_its_line(space):
     assert "space.yaml:8" in result.output and "constrain it instead" in " ".join(result.output.split())
 
 
-def test_calibrate_space_times_a_sample_of_its_candidates(space, tmp_path):
-    """Ten draws of a three-candidate space (seed 0) cover all three; the search can then predict each."""
-    out = tmp_path / "sampled.json"
-    result = runner.invoke(app, ["calibrate", "--space", str(space), "--n", "10", "--cpu", "--backends", "eager",
-                                 "--batch-sizes", "1", "--warmup", "0", "--reps", "1", "--rounds", "1", "-o", str(out)])
+def test_a_model_from_another_device_warns_once_per_search(space, latency_model_file, tmp_path):
+    doc = json.loads(latency_model_file.read_text())
+    doc["device"]["name"] = "Another CPU"
+    other = tmp_path / "other.json"
+    write_model(other, {k: v for k, v in doc.items() if k != "checksum"})
+    _, stderr = search_json(str(space), "--latency", str(other), "--minimize", "latency")
+    assert stderr.count("warning: latency model") == 1 and "made with name Another CPU" in stderr
+
+
+def test_verify_measures_the_front_and_others_and_judges_the_front_again(space, latency_model_file):
+    """The front (one member) and one other candidate are built and timed on eager; each row has a measured
+    figure, and the note says how many front members a measured candidate dominates."""
+    result = runner.invoke(app, ["search", str(space), "--latency", str(latency_model_file), "--minimize", "latency",
+                                 "--minimize", "params", "--verify", "1", "-f", "json"])
     assert result.exit_code == 0, result.output
-    table = json.loads(out.read_text())
-    assert all(name.startswith("tiny_widths_") for name in table["config"]["specs"])
-    data, stderr = search_json(str(space), "--latency", str(out), "--minimize", "latency", "--strategy",
-                               "exhaustive", "--minimize", "params")
-    assert "3 met the constraints" in stderr and data["rows"]
-    assert all(row["latency (ms)"] > 0 for row in data["rows"])
-
-
-def test_a_table_from_another_device_warns_once_per_search(space, tmp_path):
-    specs = candidates(space)
-    table = filled_latency_table(list(specs.values()))
-    table["environment"]["device"] = "Another GPU"
-    path = tmp_path / "other.json"
-    path.write_text(json.dumps(table))
-    _, stderr = search_json(str(space), "--latency", str(path), "--minimize", "latency")
-    assert stderr.count("warning: latency table") == 1 and "measured on Another GPU" in stderr
+    front, verify = json.loads(result.stdout)
+    checked = verify["checked"]
+    assert [c["on_front"] for c in checked] == [True, False] and verify["front"] == 1
+    assert checked[0]["name"] == "tiny_widths_0" and checked[1]["name"] == "tiny_widths_other0"
+    assert all(c["measured_ms"] > 0 for c in checked)
+    assert checked[0]["predicted_ms"] == pytest.approx(front["rows"][0]["latency (ms)"], abs=1e-4)
+    assert checked[0]["dominated"] in (True, False) and checked[1]["dominated"] is None
+    assert verify["dominated"] == int(checked[0]["dominated"])
+    assert "measuring 2 networks on eager, batch 1" in result.stderr

@@ -43,6 +43,6 @@ def test_an_objective_on_an_unknown_figure_or_an_unpredicted_latency_is_refused(
     space = load_space("resnet_budget")
     with pytest.raises(UserError, match="unknown figure 'mac'; figures: params, macs"):
         chosen_objective(space, ["mac"])
-    with pytest.raises(UserError, match="no latency table was given"):
+    with pytest.raises(UserError, match="no latency model was given"):
         chosen_objective(space, ["latency"])
     assert chosen_objective(space, ["latency"], predicts_latency=True) == Pareto(("latency",), ())

@@ -1,62 +1,138 @@
-"""One `archgen calibrate` run as a library call: the request checked, its specs (and a design space's sample)
-counted, the device chosen (here or on Ray), and each distinct block configuration timed once into a latency
-table (archgen.bench.latency). The CLI parses options into a `CalibrationRequest` and writes the table.
+"""One `archgen calibrate` run as a library call: which kernel configurations to time, timing them (here or
+over a Ray cluster's nodes) within the time asked for, a handful of whole networks for the correction from
+isolated kernels to a pass, and the latency model fitted on them (archgen.bench.latency_model).
+
+What is timed (nn-Meter's recipe, Zhang et al. 2021, on archgen's own distributions):
+
+1. the kernel configurations of the networks a user will predict: every bundled spec at its input size, and
+   candidates drawn from the design spaces as `archgen sample` draws them, at each batch size asked for,
+   deduplicated, the sources taken in turn so that a short run still covers them all, with perturbed copies
+   (channels and sizes scaled) mixed in to spread the calibrated ranges;
+2. adaptively, once a first share of the time is spent: the latency model is cross-validated on what was
+   timed (latency_model.cross_validate), and the configurations it predicts beyond 10%, those whose error
+   costs a network the most per second of timing first (RANK_MS), are perturbed a little to time their
+   neighbourhood, round after round, beside more of the base stream;
+3. whole networks drawn from the spaces (seeded), timed interleaved at each batch size: what the sum of
+   isolated kernels misses (a kernel alone runs with hot caches, without the dispatch between kernels and
+   the layout conversions a network still makes; a pass has overheads of its own), which the model's
+   network-level correction absorbs. They are timed first, at most NETWORK_SHARE of the time.
+
+The CLI parses options into a `CalibrationRequest` and renders what `run_calibration` returns.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
+import random
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple, Optional, Sequence
 
-from archgen.bench.device import place
-from archgen.bench.latency import BACKENDS, ROUNDS, CalibrationJob, calibrate
+from archgen.bench.kernel_units import KernelUnit
 from archgen.errors import UserError
 
-#: What calibrate times when no spec is named: the CIFAR ResNets' and a plain net's configurations.
-DEFAULT_SPECS = ("resnet20_cifar", "plain20_cifar")
+if TYPE_CHECKING:
+    from archgen.bench.device import Placement
+
+#: The backends a latency model is calibrated for: those with a kernel rule (archgen.bench.kernel_units).
+BACKENDS = ("eager", "fused", "onnxruntime", "openvino")
+#: The whole run's default budget: calibration, networks and fitting within 8 minutes on a 2-core CPU.
+DEFAULT_MINUTES = 8.0
+MAX_MINUTES = 24 * 60
+#: Shares of the budget: whole networks first, then kernels; the fit gets what is left (at least FIT_S).
+NETWORK_SHARE, FIT_SHARE, FIT_S = 0.15, 0.08, 15.0
+#: The first adaptive round starts once this share of the kernel time is spent on the base stream.
+FIRST_ROUND_SHARE = 0.5
+#: Timing of one configuration: untimed calls, timed calls, and the time after which timed calls stop.
+WARMUP, REPS, CAP_MS = 2, 15, 30.0
+#: Configurations timed per chunk (a Ray task, or a step of progress).
+CHUNK = 16
+#: Whole networks per batch size for the correction (the model fits one per batch from 4 on), per chunk.
+NETWORKS_PER_BATCH, NETWORK_CHUNK = 8, 4
+#: The correction's networks are drawn at most this large (ResNet-50's 4.1G MACs an image, and some room).
+MAX_NETWORK_MACS = 4.5e9
+#: Perturbations: log-scale spread of the base stream's and of an adaptive round's, and the base stream's
+#: share of perturbed copies.
+BASE_SPREAD, ROUND_SPREAD, PERTURBED_SHARE = math.log(2.0), math.log(1.35), 0.3
+#: Out-of-fold relative error above which a configuration's neighbourhood is sampled more; the worst first by
+#: relative error x min(ms, RANK_MS): the milliseconds an error costs a network, per second of timing (a
+#: kernel above RANK_MS takes a few calls of its own ms to time, a smaller one mostly its session's setup).
+HIGH_ERROR, RANK_MS = 0.1, 10.0
+MAX_SIDE = 512
 
 
 @dataclass
 class CalibrationRequest:
-    """What `archgen calibrate` was asked: the specs and conditions to time, how, and where."""
+    """What `archgen calibrate` was asked: the backend and conditions to model, the spaces to cover, the time
+    to take, and where to time."""
 
+    backend: str
     output: Path
-    specs: list[str] = field(default_factory=list)  # empty: DEFAULT_SPECS, unless a space is sampled
-    gpu: Optional[bool] = None  # True: insist on a GPU; False: the CPU; None: the GPU when there is one
+    spaces: list[str] = field(default_factory=list)  # empty: every bundled space
+    minutes: float = DEFAULT_MINUTES
     batch_sizes: list[int] = field(default_factory=lambda: [1, 8])
-    dtypes: list[str] = field(default_factory=lambda: ["float32"])
-    layouts: list[bool] = field(default_factory=lambda: [False])  # channels_last or not, each timed
-    backends: list[str] = field(default_factory=lambda: list(BACKENDS))
-    warmup: int = 3
-    reps: int = 20
-    rounds: int = ROUNDS
-    image_size: Optional[int] = None
-    cpu_time: bool = False  # on the CPU, the process's CPU time with one torch thread
-    space: Optional[str] = None  # also time a sample of this design space's candidates
-    n: int = 20
-    seed: int = 0
+    dtype: str = "float32"
+    layout: str = "nchw"
+    device: str = "cpu"
     ray: bool = False
     ray_address: Optional[str] = None  # implies ray
+    seed: int = 0
+    max_configurations: Optional[int] = None  # stop after this many, even with time left
+    networks: int = NETWORKS_PER_BATCH  # whole networks per batch size, for the correction
 
     def check(self) -> None:
-        """Refuse what cannot work (UserError), before anything is counted or built."""
-        if not self.backends or any(b not in BACKENDS for b in self.backends):
-            raise UserError(f"--backends takes a comma-separated list of {', '.join(BACKENDS)} (got "
-                            f"'{','.join(self.backends)}'); a table of blocks models these, not torch.compile, "
-                            "which fuses across blocks.")
-        if self.warmup < 0 or self.reps < 1 or self.rounds < 1:
-            raise UserError(f"--warmup must be 0 or more, and --reps and --rounds 1 or more (got {self.warmup}, "
-                            f"{self.reps} and {self.rounds}).")
-        if self.output.suffix.lower() != ".json":
-            raise UserError(f"--output '{self.output}' must end in .json.")
+        """Refuse what cannot work (UserError), before anything is sampled or timed."""
+        from archgen.bench.kernel_units import DTYPES, LAYOUTS
+        from archgen.bench.runner import missing_runtime
 
-    def names(self) -> list[str | dict]:
-        """The specs to time: those named (or the defaults), then the space's sample as spec mappings."""
-        names: list[str | dict] = list(self.specs) if self.specs else [] if self.space else list(DEFAULT_SPECS)
-        if self.space is not None:
-            names += sampled(self.space, self.n, self.seed)
-        return names
+        if self.backend not in BACKENDS:
+            why = (" torch.compile has no kernel rule: Inductor chooses its kernels per graph, fusing across "
+                   "what the other backends run as separate kernels, so kernels timed alone would not add up to "
+                   "its pass; time it whole with archgen bench --backends compile." if self.backend == "compile"
+                   else "")
+            raise UserError(f"--backend '{self.backend}': calibrate models {', '.join(BACKENDS)}.{why}")
+        if not (isinstance(self.minutes, (int, float)) and 0 < self.minutes <= MAX_MINUTES):
+            raise UserError(f"--minutes must be more than 0 and at most {MAX_MINUTES} (a day), not {self.minutes}; "
+                            f"{DEFAULT_MINUTES:g} (the default) fits a 2-core CPU, and more time times more "
+                            "configurations.")
+        if self.output.suffix.lower() != ".json":
+            raise UserError(f"--output '{self.output}' must end in .json: a latency model is a JSON file.")
+        if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
+            raise UserError(f"--batch-sizes takes positive integers, not {self.batch_sizes}.")
+        if self.dtype not in DTYPES or self.layout not in LAYOUTS:
+            raise UserError(f"--dtype takes one of {', '.join(DTYPES)} and --layout one of {', '.join(LAYOUTS)} "
+                            f"(got {self.dtype} and {self.layout}).")
+        if self.backend in ("onnxruntime", "openvino") and (self.dtype, self.layout) != ("float32", "nchw"):
+            raise UserError(f"the {self.backend} backend runs the float32 NCHW model archgen exports; calibrate it "
+                            f"with --dtype float32 --layout nchw (got {self.dtype}, {self.layout}).")
+        if self.device not in ("cpu", "cuda") or (self.backend == "openvino" and self.device != "cpu"):
+            raise UserError(f"--device takes cpu or cuda (openvino: cpu only), not '{self.device}'.")
+        if self.max_configurations is not None and self.max_configurations < 1:
+            raise UserError(f"--max-configurations must be 1 or more, not {self.max_configurations}.")
+        if self.networks < 1:
+            raise UserError(f"--networks must be 1 or more (the model scales its kernel sums to whole passes "
+                            f"by them; 4 a batch size or more fit one scale per batch size), not {self.networks}.")
+        missing = missing_runtime(self.backend)
+        if missing:
+            raise UserError(f"{missing}.")
+
+    def space_names(self) -> list[str]:
+        from archgen.design.space import bundled_spaces
+
+        return list(self.spaces) or bundled_spaces()
+
+
+class Progress(NamedTuple):
+    """Where a calibration is: its phase ('networks', 'kernels', 'fitting'), how many networks or
+    configurations are timed, the seconds spent and the budget, and a word on the phase."""
+
+    phase: str
+    done: int
+    elapsed_s: float
+    budget_s: float
+    note: str = ""
 
 
 def sampled(space: str, n: int, seed: int) -> list[dict]:
@@ -75,49 +151,404 @@ def sampled(space: str, n: int, seed: int) -> list[dict]:
             for k, v in enumerate(verdicts)]
 
 
-def ray_jobs(device: str, warmup: int, reps: int, cpu_time: bool, rounds: int
-             ) -> Callable[[list[CalibrationJob]], Iterable[tuple[CalibrationJob, dict]]]:
-    """Time calibration jobs as Ray tasks (one GPU each on GPUs), yielding each job's times as it finishes."""
-    import ray
+# ---------------------------------------------------------------------------------------------------------
+# what to time
 
-    from archgen.bench.latency import time_segments
 
-    task = ray.remote(time_segments).options(num_gpus=1 if device == "cuda" else 0, num_cpus=1, max_retries=2)
+def _round_to(x: float, step: int) -> int:
+    return max(step, int(round(x / step)) * step)
 
-    def run(jobs: list[CalibrationJob]) -> Iterable[tuple[CalibrationJob, dict]]:
-        pending = {task.remote(job, device, warmup, reps, cpu_time, rounds): job for job in jobs}
-        while pending:
+
+def perturb(u: KernelUnit, rng: random.Random, spread: float) -> KernelUnit:
+    """A neighbour of the configuration that the same kind could meet: its channels (a grouped conv's group
+    count, so the group width stays) or its input size scaled by up to exp(+-spread), kept valid."""
+    f = math.exp(rng.uniform(-spread, spread))
+    if rng.random() < 0.5 and u.kind not in ("linear", "flatten"):
+        side = max(u.k if u.kind.endswith("pool") else 1, min(MAX_SIDE, int(round(u.h * f))))
+        return u._replace(h=side, w=side if u.w == u.h else max(1, min(MAX_SIDE, int(round(u.w * f)))))
+    if u.kind == "conv" and 1 < u.groups:
+        g = max(1, int(round(u.groups * f)))
+        return u._replace(c_in=u.c_in // u.groups * g, c_out=u.c_out // u.groups * g, groups=g)
+    step = 8 if u.c_out >= 8 else 1
+    c_out = _round_to(u.c_out * f, step)
+    if u.kind == "dwconv" and u.groups > 1:
+        return u._replace(c_in=c_out, c_out=c_out, groups=c_out)
+    if u.c_in == u.c_out:
+        return u._replace(c_in=c_out, c_out=c_out, mid=max(1, int(round(u.mid * f))) if u.mid else 0)
+    if u.kind == "concat":  # c_in the block's input, c_out what the concat writes: both scaled
+        c_in = _round_to(u.c_in * f, step)
+        return u._replace(c_in=c_in, c_out=c_in + _round_to((u.c_out - u.c_in) * f, step) if u.c_out > u.c_in
+                          else c_out)
+    c_in = u.c_in if u.c_in <= 4 else _round_to(u.c_in * math.exp(rng.uniform(-spread, spread)), step)
+    return u._replace(c_in=c_in, c_out=c_out)
+
+
+def work(u: KernelUnit) -> float:
+    """A configuration's multiply-adds (a conv's, as if every kind were one) or elements moved, whichever is
+    more: what its time grows with."""
+    macs = u.batch * u.h * u.w * u.c_in * u.c_out / u.groups * u.k * u.k / (u.stride * u.stride)
+    return max(macs, u.batch * u.h * u.w * (u.c_in + u.c_out))
+
+
+class Sampler:
+    """Kernel configurations to time, each once, in the order they are worth timing: the zoo's and the spaces'
+    networks in turn, with perturbed copies mixed in; and neighbourhoods of those the model predicts worst.
+    A perturbed copy is kept within the work of the largest real configuration of its kind seen so far, so
+    that spreading the ranges never times a kernel no network has (one of minutes)."""
+
+    def __init__(self, backend: str, spaces: Sequence[str], batch_sizes: Sequence[int], dtype: str, layout: str,
+                 seed: int) -> None:
+        self.backend, self.spaces, self.batch_sizes = backend, list(spaces), list(batch_sizes)
+        self.dtype, self.layout, self.seed = dtype, layout, seed
+        self.rng = random.Random(seed)
+        self.seen: set[KernelUnit] = set()
+        self.largest: dict[str, float] = {}
+
+    def networks(self) -> Iterator[str | dict]:
+        """The zoo's specs (shuffled) and each space's candidates, taken in turn, without end while a space
+        has candidates to draw."""
+        from archgen.grammar.loader import bundled_names
+
+        zoo = sorted(bundled_names())
+        random.Random(self.seed).shuffle(zoo)
+        draws: list[Iterator[dict]] = [self._draws(space) for space in self.spaces]
+        sources: list[Iterator[str | dict]] = [iter(zoo), *draws]
+        while sources:
+            for source in list(sources):
+                item = next(source, None)
+                if item is None:
+                    sources.remove(source)
+                else:
+                    yield item
+
+    def _draws(self, space: str) -> Iterator[dict]:
+        for k in range(1000):
+            batch = sampled(space, 8, self.seed * 1000 + k)
+            if not batch:
+                return
+            yield from batch
+
+    def units(self, network: str | dict) -> list[KernelUnit]:
+        """The network's configurations at every batch size (names dropped), in order."""
+        from archgen.bench.kernel_units import kernel_units
+
+        return [u._replace(names=()) for batch in self.batch_sizes
+                for u in kernel_units(network, self.backend, batch, self.dtype, self.layout)]
+
+    def fresh(self, units: Iterable[KernelUnit]) -> list[KernelUnit]:
+        """Those not handed out yet, now marked as handed out."""
+        out = []
+        for u in units:
+            if u not in self.seen:
+                self.seen.add(u)
+                out.append(u)
+        return out
+
+    def real(self, units: Iterable[KernelUnit]) -> list[KernelUnit]:
+        """Configurations of real networks not handed out yet, now handed out; each kind's largest bounds its
+        perturbed copies."""
+        out = self.fresh(units)
+        for u in out:
+            self.largest[u.kind] = max(self.largest.get(u.kind, 0.0), work(u))
+        return out
+
+    def base(self) -> Iterator[KernelUnit]:
+        """The networks' new configurations, each followed by a perturbed copy at PERTURBED_SHARE of them."""
+        for network in self.networks():
+            for u in self.real(self.units(network)):
+                yield u
+                if self.rng.random() < PERTURBED_SHARE:
+                    yield from self.fresh(self._within([perturb(u, self.rng, BASE_SPREAD)]))
+
+    def around(self, worst: Sequence[KernelUnit], n: int) -> list[KernelUnit]:
+        """Up to n new neighbours of the worst-predicted configurations, worst first: a small perturbation, and
+        the configuration at the other batch sizes."""
+        out: list[KernelUnit] = []
+        for u in worst:
+            near = [perturb(u, self.rng, ROUND_SPREAD), perturb(u, self.rng, ROUND_SPREAD)]
+            near += [u._replace(batch=b) for b in self.batch_sizes if b != u.batch]
+            out += self.fresh(self._within(near))
+            if len(out) >= n:
+                break
+        return out[:n]
+
+    def _within(self, units: list[KernelUnit]) -> list[KernelUnit]:
+        return [u for u in units if work(u) <= self.largest.get(u.kind, 0.0)]
+
+
+def correction_networks(spaces: Sequence[str], n: int, seed: int) -> list[dict]:
+    """n networks drawn from the spaces in turn (seeded apart from the kernels' draws), for the correction from
+    isolated kernels to whole passes: each space's draws of at most MAX_NETWORK_MACS (its cheapest draw where it
+    has none), so that timing them whole takes a small share of the run; ordered cheapest, dearest, next
+    cheapest, ..., so that the first few, all a short run may time, still span the sizes."""
+    import archgen
+
+    pools = []
+    for space in spaces:
+        draws = sorted(((archgen.profile(spec).macs, k, spec) for k, spec in enumerate(sampled(space, n, seed + 7919))),
+                       key=lambda d: d[:2])
+        kept = [d for d in draws if d[0] <= MAX_NETWORK_MACS] or draws[:1]
+        pools.append(sorted(kept, key=lambda d: d[1]))
+    chosen = sorted([pool[k] for k in range(n) for pool in pools if k < len(pool)][:n], key=lambda d: d[0])
+    spread = [chosen[i // 2] if i % 2 == 0 else chosen[-1 - i // 2] for i in range(len(chosen))]
+    return [spec for _, _, spec in spread]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# where to time
+
+
+class _Timer:
+    """Times chunks of configurations and lists of networks: in this process, or as Ray tasks, one per node at
+    a time (each with the node's cores, as a run there would have them)."""
+
+    def __init__(self, backend: str, device: str, ray_slots: int = 0, cpus: int = 1) -> None:
+        self.backend, self.device, self.slots, self.cpus = backend, device, ray_slots, cpus
+
+    def chunks(self, chunks: Iterable[list[KernelUnit]], more: Callable[[], bool]
+               ) -> Iterator[tuple[list[KernelUnit], list[float]]]:
+        """Each chunk (what of it was timed) with its times as it finishes; nothing is started once more() is
+        False."""
+        from archgen.bench.kernel_timing import time_units
+
+        args = dict(warmup=WARMUP, reps=REPS, cap_ms=CAP_MS)
+        if not self.slots:  # here the clock is read before each configuration, not only each chunk
+            for chunk in chunks:
+                times: list[float] = []
+                for u in chunk:
+                    if not more():
+                        break
+                    times += time_units([u], self.backend, self.device, **args)
+                if times:
+                    yield chunk[:len(times)], times
+                if len(times) < len(chunk):
+                    return
+            return
+        import ray
+
+        task = ray.remote(time_units).options(num_cpus=self.cpus, num_gpus=1 if self.device == "cuda" else 0,
+                                              max_retries=2)
+        pending: dict[Any, list[KernelUnit]] = {}
+        source = iter(chunks)
+        while True:
+            while len(pending) < self.slots and more():
+                chunk = next(source, None)
+                if chunk is None:
+                    break
+                pending[task.remote(chunk, self.backend, self.device, **args)] = chunk
+            if not pending:
+                return
             [ready], _ = ray.wait(list(pending), num_returns=1)
             yield pending.pop(ready), ray.get(ready)
 
-    return run
+    def networks(self, specs: list[dict], batches: list[int], dtype: str, layout: str) -> dict[int, list[float]]:
+        from archgen.bench.kernel_timing import time_network_batches
+
+        args = dict(rounds=3, reps=3, dtype=dtype, layout=layout)
+        if not self.slots:
+            return time_network_batches(specs, self.backend, batches, self.device, **args)
+        import ray
+
+        task = ray.remote(time_network_batches).options(num_cpus=self.cpus,
+                                                        num_gpus=1 if self.device == "cuda" else 0)
+        return ray.get(task.remote(specs, self.backend, batches, self.device, **args))
+
+    def machine(self) -> dict:
+        from archgen.bench.latency_model import machine
+
+        if not self.slots:
+            return machine(self.backend, self.device)
+        import ray
+
+        return ray.get(ray.remote(machine).options(num_cpus=self.cpus).remote(self.backend, self.device))
 
 
-def run_calibration(request: CalibrationRequest, say: Callable[[str], None] = lambda line: None,
-                    on_job: Optional[Callable[[CalibrationJob], None]] = None) -> dict[str, Any]:
-    """The latency table of the request's specs; `say` hears the device chosen when it was not asked for,
-    on_job(job) follows each finished job."""
+def _ray_timer(backend: str, device: str) -> _Timer:
+    """One task per alive node at a time, each asking for the smallest node's CPUs."""
+    import ray
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    cpus = min(int(n["Resources"].get("CPU", 1)) for n in nodes)
+    return _Timer(backend, device, ray_slots=len(nodes), cpus=max(1, cpus))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the run
+
+
+@dataclass
+class _Run:
+    """A calibration under way: the clock, what was timed, and the progress callback."""
+
+    request: CalibrationRequest
+    timer: _Timer
+    progress: Callable[[Progress], None]
+    start: float = field(default_factory=time.monotonic)
+    samples: list[tuple[KernelUnit, float]] = field(default_factory=list)
+    failed: int = 0
+    rounds: list[dict] = field(default_factory=list)
+
+    @property
+    def budget(self) -> float:
+        return self.request.minutes * 60
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    def say(self, phase: str, done: int, note: str = "") -> None:
+        self.progress(Progress(phase, done, self.elapsed(), self.budget, note))
+
+    def full(self) -> bool:
+        cap = self.request.max_configurations
+        return cap is not None and len(self.samples) + self.failed >= cap
+
+    def time(self, units: Iterable[KernelUnit], until: float, note: str) -> int:
+        """Time the configurations (in chunks) until the clock reaches `until` or the cap; how many were."""
+        before = len(self.samples) + self.failed
+        cap = self.request.max_configurations
+        room = None if cap is None else cap - before
+
+        def chunked() -> Iterator[list[KernelUnit]]:
+            chunk: list[KernelUnit] = []
+            handed = 0
+            for u in units:
+                if room is not None and handed >= room:
+                    break
+                chunk.append(u)
+                handed += 1
+                if len(chunk) == CHUNK:
+                    yield chunk
+                    chunk = []
+            if chunk:
+                yield chunk
+
+        started = bool(self.samples)
+
+        def more() -> bool:  # a first chunk whatever the clock says, so that a fit has something to fit
+            nonlocal started
+            go = not started or (self.elapsed() < until and not self.full())
+            started = True
+            return go
+
+        for chunk, times in self.timer.chunks(chunked(), more):
+            for u, ms in zip(chunk, times):
+                if math.isfinite(ms) and ms > 0:
+                    self.samples.append((u, ms))
+                else:
+                    self.failed += 1
+            self.say("kernels", len(self.samples), note)
+        return len(self.samples) + self.failed - before
+
+
+def _networks(run: _Run, until: float) -> list[tuple[list[KernelUnit], float]]:
+    """Whole networks timed at each batch size, in chunks, while the next one fits before `until` (the first
+    whatever it takes)."""
     import archgen
+    from archgen.bench.kernel_units import kernel_units
 
-    request.check()
-    names = request.names()
-    for name in names:
-        archgen.profile(name, input_size=request.image_size)  # a SpecError before anything is timed
-    placement = place(request.gpu, request.ray or request.ray_address is not None, request.ray_address)
-    try:
-        if placement.note:
-            say(placement.note)
-        if request.cpu_time and placement.on_gpu:
-            raise UserError("--cpu-time times the CPU; leave it out on the GPU (CUDA events time the device "
-                            "itself).")
-        if request.cpu_time:
+    req = run.request
+    specs = correction_networks(req.space_names(), req.networks, req.seed)
+    out: list[tuple[list[KernelUnit], float]] = []
+    run.say("networks", 0, f"{len(specs)} drawn from the spaces, at batch {', '.join(map(str, req.batch_sizes))}")
+    macs = [archgen.profile(spec).macs for spec in specs]
+    for start in range(0, len(specs), NETWORK_CHUNK):
+        chunk = specs[start:start + NETWORK_CHUNK]
+        if start:  # the next chunk only if it fits, at the seconds per MAC the ones before took
+            per_mac = run.elapsed() / sum(macs[:start])
+            if run.elapsed() + per_mac * sum(macs[start:start + NETWORK_CHUNK]) > until:
+                break
+        for batch, times in run.timer.networks(chunk, req.batch_sizes, req.dtype, req.layout).items():
+            out += [(kernel_units(spec, req.backend, batch, req.dtype, req.layout), ms)
+                    for spec, ms in zip(chunk, times)]
+        run.say("networks", len(out) // len(req.batch_sizes))
+    return out
+
+
+def _kernels(run: _Run, sampler: Sampler, until: float) -> None:
+    """The base stream until FIRST_ROUND_SHARE of the kernel time, then adaptive rounds of a third of the time
+    left (a minute at least): cross-validate, then time the worst-predicted configurations' neighbourhoods (half
+    of what the round can time) before more of the base stream."""
+    from archgen.bench.latency_model import cross_validate
+
+    base = sampler.base()
+    first = run.elapsed() + (until - run.elapsed()) * FIRST_ROUND_SHARE
+    n = run.time(base, first, "round 1: the zoo and the spaces")
+    run.rounds.append({"round": 1, "timed": n, "s": round(run.elapsed(), 1)})
+    while run.elapsed() < until and not run.full() and run.samples:
+        t0 = time.monotonic()
+        errors = cross_validate(run.samples)
+        cv_s = time.monotonic() - t0
+        left = until - run.elapsed()
+        if left < 3 * cv_s:  # another round would be mostly cross-validation
+            break
+        round_s = left if left < 120 else max(60.0, left / 3)
+        rate = len(run.samples) / max(run.elapsed(), 1e-9)
+        ranked = sorted(zip(run.samples, errors), key=lambda s: -abs(s[1]) * min(s[0][1], RANK_MS))
+        worst = [u for (u, _), e in ranked if abs(e) > HIGH_ERROR]
+        near = sampler.around(worst, max(CHUNK, int(rate * round_s / 2)))
+        k = len(run.rounds) + 1
+        n = run.time(itertools.chain(near, base), run.elapsed() + round_s,
+                     f"round {k}: {len(worst)} predicted beyond 10%")
+        run.rounds.append({"round": k, "timed": n, "near_worst": len(near), "beyond_10": len(worst),
+                           "cross_validation_s": round(cv_s, 1), "s": round(run.elapsed(), 1)})
+        if n == 0:
+            break
+
+
+def _placement(request: CalibrationRequest) -> "Placement":
+    """This machine, or the Ray cluster asked for, with the device asked for (UserError where it has none)."""
+    from archgen.bench.device import Placement, place
+
+    if not (request.ray or request.ray_address is not None):
+        if request.device == "cuda":
             import torch
 
-            torch.set_num_threads(1)
-        run_jobs = None if placement.ray is None else ray_jobs(placement.device, request.warmup, request.reps,
-                                                               request.cpu_time, request.rounds)
-        return calibrate(names, placement.device, request.backends, request.dtypes, request.layouts,
-                         request.batch_sizes, request.warmup, request.reps, request.image_size, run_jobs=run_jobs,
-                         on_job=on_job, cpu_time=request.cpu_time, rounds=request.rounds)
+            if not torch.cuda.is_available():
+                raise UserError(f"--device cuda, but torch {torch.__version__} sees no CUDA GPU here; calibrate "
+                                "on a machine with one, or calibrate this CPU with --device cpu.")
+        return Placement(request.device)
+    placement = place(request.device == "cuda", True, request.ray_address)
+    if placement.device != request.device:
+        placement.close()
+        raise UserError(f"--device {request.device}, but {placement.ray} has {placement.device} workers.")
+    return placement
+
+
+def run_calibration(request: CalibrationRequest, progress: Callable[[Progress], None] = lambda p: None,
+                    say: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
+    """The latency model (the DEVICE.json document of latency_model.fit) of the request's backend, timed here
+    or on Ray within request.minutes; `progress` follows every chunk timed, `say` hears where it runs."""
+    from archgen.bench.latency_model import fit
+
+    request.check()
+    spaces = request.space_names()
+    for space in spaces:
+        sampled(space, 1, request.seed)  # a bad space is a SpecError before anything is timed
+    placement = _placement(request)
+    try:
+        if placement.ray:
+            say(f"archgen calibrate on {placement.ray}")
+        timer = _ray_timer(request.backend, request.device) if placement.ray else \
+            _Timer(request.backend, request.device)
+        run = _Run(request, timer, progress)
+        budget = run.budget
+        networks = _networks(run, budget * NETWORK_SHARE)
+        network_s = run.elapsed()
+        sampler = Sampler(request.backend, spaces, request.batch_sizes, request.dtype, request.layout, request.seed)
+        _kernels(run, sampler, budget - max(FIT_S, budget * FIT_SHARE))
+        kernel_s = run.elapsed() - network_s
+        run.say("fitting", len(run.samples), f"{len(run.samples)} configurations, {len(networks)} networks")
+        meta = {"backend": request.backend, "dtype": request.dtype, "layout": request.layout,
+                "batch_sizes": request.batch_sizes, "device": timer.machine(), "spaces": spaces,
+                "minutes": request.minutes, "seed": request.seed,
+                "timings": {"configurations": len(run.samples), "failed": run.failed, "kernel_s": round(kernel_s, 1),
+                            "per_minute": round(len(run.samples) / max(kernel_s, 1e-9) * 60, 1),
+                            "networks": len(networks) // len(request.batch_sizes), "network_s": round(network_s, 1),
+                            "rounds": run.rounds,
+                            "warmup": WARMUP, "reps": REPS, "cap_ms": CAP_MS,
+                            "ray": placement.ray}}
+        doc = fit(run.samples, networks, meta)
+        doc["meta"]["timings"]["total_s"] = round(run.elapsed(), 1)
+        return doc
     finally:
         placement.close()

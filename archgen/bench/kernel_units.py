@@ -461,6 +461,38 @@ def _tail(u: _Unit, merge: _Op, post: Run, act: Optional[str]) -> _Unit:
 _MEMO = Memo(1 << 16, "kernel_units: blocks")
 
 
+class Walk:
+    """A network's blocks grouped in turn, carrying what the next block's grouping reads: the shape and layout
+    its input arrives in, and the unit before it (which may take the block's opening norm in). kernel_units
+    walks a whole plan; a latency predictor walks one stage at a time from where the last left off, seeding
+    `units` with the unit before the stage, so that it can remember a stage's units by what it starts from."""
+
+    def __init__(self, backend: str, norm: str, batch: int, dtype: str, layout: str, c: int, h: int, w: int,
+                 blocked: bool = False, before: Optional[KernelUnit] = None) -> None:
+        self.grouper = _Grouper(RULES[backend], norm)
+        self.context = (backend, self.grouper.norm_folds, batch, dtype, layout)
+        self.c, self.h, self.w, self.blocked = c, h, w, blocked
+        #: The units so far (`before` first, where given: a block may take its opening norm into it).
+        self.units: list[KernelUnit] = [] if before is None else [before]
+
+    def add(self, prefix: str, made_from: object, layers: Callable[[], "BlockLayers"]) -> None:
+        """The block's units appended (`made_from`: what its records are made from, cheaper to hash than the
+        records; `layers` makes them on a miss), memoised by it, its place and its input."""
+        g = self.grouper
+        backend, _, batch, dtype, layout = self.context
+        key = (*self.context, prefix, made_from, self.c, self.h, self.w, self.blocked)
+        hit = _MEMO.get(key)
+        if hit is None:
+            d = layers()
+            units, c2, h2, w2, blocked2 = _block(d, prefix, self.c, self.h, self.w, g, self.blocked)
+            opens = bool(g.rule.join_norm) and _opens_with_norm(d, g)
+            hit = _MEMO.keep(key, ([u.unit(batch, dtype, layout) for u in units], c2, h2, w2, blocked2, opens))
+        units, self.c, self.h, self.w, self.blocked, opens = hit
+        if opens and self.units and units:
+            units = _join(self.units, units, g.rule)
+        self.units += units
+
+
 def kernel_units(plan_or_spec: object, backend: str, batch: int = 1, dtype: str = "float32", layout: str = "nchw",
                  input_size: Optional[int] = None) -> list[KernelUnit]:
     """The kernels `backend` runs for a network, in order, each with the features a latency model reads.
@@ -471,43 +503,32 @@ def kernel_units(plan_or_spec: object, backend: str, batch: int = 1, dtype: str 
     """
     from archgen.planner import ModelPlan, plan
 
+    check_condition(backend, batch, dtype, layout)
+    p = plan_or_spec if isinstance(plan_or_spec, ModelPlan) else plan(plan_or_spec)
+    if input_size is not None and input_size != p.input_size:
+        from archgen.complexity import profile
+
+        profile(p, input_size)  # refuses, in a sentence, a size the network cannot take (the plan's size it can)
+    size = input_size or p.input_size
+    walk = Walk(backend, p.spec.doc.norm.type, batch, dtype, layout, p.in_chans, size, size)
+    walk.add("stem", p.stem, p.stem.layers)
+    for stage in p.stages:
+        for i, b in enumerate(stage.blocks):
+            walk.add(f"{stage.name}.{i}", (b.family, b.at), b.layers)
+    walk.add("head", (p.head, p.num_features), lambda: p.head.layers(p.num_features))
+    return walk.units
+
+
+def check_condition(backend: str, batch: int, dtype: str, layout: str) -> None:
+    """UserError, in a sentence, for a backend, batch, dtype or layout no rule here covers."""
     for value, allowed, what in ((backend, BACKENDS, "backend"), (dtype, DTYPES, "dtype"),
                                  (layout, LAYOUTS, "layout")):
         if value not in allowed:
             raise UserError(f"kernel units: unknown {what} '{value}'; choose one of {', '.join(allowed)}"
                             + (" (torch.compile's kernels are Inductor's to choose, so it has no rule here)"
                                if value == "compile" else ""))
-    if not isinstance(batch, int) or batch < 1:
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
         raise UserError(f"kernel units: the batch must be a positive integer, not {batch!r}")
-    p = plan_or_spec if isinstance(plan_or_spec, ModelPlan) else plan(plan_or_spec)
-    if input_size is not None and input_size != p.input_size:
-        from archgen.complexity import profile
-
-        profile(p, input_size)  # refuses, in a sentence, a size the network cannot take (the plan's size it can)
-    g = _Grouper(RULES[backend], p.spec.doc.norm.type)
-    size = input_size or p.input_size
-    c, h, w = p.in_chans, size, size
-    # Each block by what its records are made from (cheaper to hash than the records): the stem's arguments,
-    # a family at a placement, the head at its input width.
-    blocks: list[tuple[str, object, Callable[[], "BlockLayers"]]] = [("stem", p.stem, p.stem.layers)]
-    for stage in p.stages:
-        blocks += [(f"{stage.name}.{i}", (b.family, b.at), b.layers) for i, b in enumerate(stage.blocks)]
-    blocks.append(("head", (p.head, p.num_features), lambda: p.head.layers(p.num_features)))
-    out: list[KernelUnit] = []
-    blocked = False
-    for prefix, made_from, layers in blocks:
-        key = (backend, g.norm_folds, prefix, made_from, c, h, w, blocked, batch, dtype, layout)
-        hit = _MEMO.get(key)
-        if hit is None:
-            d = layers()
-            units, c2, h2, w2, blocked2 = _block(d, prefix, c, h, w, g, blocked)
-            opens = bool(g.rule.join_norm) and _opens_with_norm(d, g)
-            hit = _MEMO.keep(key, ([u.unit(batch, dtype, layout) for u in units], c2, h2, w2, blocked2, opens))
-        units, c, h, w, blocked, opens = hit
-        if opens and out and units:
-            units = _join(out, units, g.rule)
-        out += units
-    return out
 
 
 def _opens_with_norm(d: "BlockLayers", g: _Grouper) -> bool:

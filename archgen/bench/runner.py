@@ -13,7 +13,7 @@ from __future__ import annotations
 import gc
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Callable, Optional, TypeVar
+from typing import Any, Callable, Optional, TypeVar
 
 from archgen.bench.results import Measurement, stamp
 
@@ -114,27 +114,34 @@ def _exported(model, backend: str, in_chans: int, input_size: int, load: Callabl
         return load(path)
 
 
-def onnxruntime_session(model, device: str, in_chans: int, input_size: int) -> Callable:
-    """The model exported to ONNX and loaded in an ONNX Runtime session, as a callable on torch tensors."""
+def onnxruntime_options(device: str) -> tuple[Any, list[str]]:
+    """The session options and providers every ONNX Runtime session of archgen's gets (a network's, a kernel
+    unit's): the torch backends' thread count, so that the ratios between backends stay fair."""
+    import onnxruntime as ort
     import torch
 
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise RuntimeError(missing_runtime("onnxruntime")) from None
     providers = ["CUDAExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
     if providers[0] not in ort.get_available_providers():
         raise RuntimeError(f"this ONNX Runtime has no {providers[0]}")
     options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()  # the same threads as the torch backends
-    session = _exported(model, "onnxruntime", in_chans, input_size,
-                        lambda path: ort.InferenceSession(path, options, providers=providers))
-    (input_name,) = [i.name for i in session.get_inputs()]
+    options.intra_op_num_threads = torch.get_num_threads()
+    return options, providers
 
-    def run(x: torch.Tensor):
-        return session.run(None, {input_name: x.detach().cpu().contiguous().numpy()})[0]
 
-    return run
+def openvino_config(device: str) -> dict[str, Any]:
+    """The configuration every OpenVINO compiled model of archgen's gets: the torch backends' threads, f32
+    precision (see openvino_model) and the latency hint."""
+    import torch
+
+    if device != "cpu":
+        raise RuntimeError("the openvino backend runs on the CPU (OpenVINO has no CUDA device); time it with --cpu")
+    return {"INFERENCE_NUM_THREADS": torch.get_num_threads(), "INFERENCE_PRECISION_HINT": "f32",
+            "PERFORMANCE_HINT": "LATENCY"}
+
+
+def onnxruntime_session(model, device: str, in_chans: int, input_size: int) -> Callable:
+    """The model exported to ONNX and loaded in an ONNX Runtime session, as a callable on torch tensors."""
+    return runtime_loader(model, "onnxruntime", device, in_chans, input_size)()
 
 
 def openvino_model(model, device: str, in_chans: int, input_size: int) -> Callable:
@@ -142,24 +149,44 @@ def openvino_model(model, device: str, in_chans: int, input_size: int) -> Callab
 
     Precision is pinned to f32: on CPUs with bfloat16 units OpenVINO's default is to compute in bfloat16,
     which would time another model than the other backends' and miss eager's logits."""
-    import torch
+    return runtime_loader(model, "openvino", device, in_chans, input_size)()
+
+
+def runtime_loader(model, backend: str, device: str, in_chans: int, input_size: int) -> Callable[[], Callable]:
+    """The model exported to ONNX once; each call of the result loads it anew (an ONNX Runtime session, an
+    OpenVINO compiled model), as a callable on torch tensors. Networks timed in turn each load theirs when
+    their turn comes: a runtime's thread pool, idle, still spins for a while, and slows the next network's
+    calls (2-3x for a 5 ms network, measured)."""
+    import importlib
 
     try:
-        import openvino as ov
+        runtime = importlib.import_module(RUNTIMES[backend][0])
     except ImportError:
-        raise RuntimeError(missing_runtime("openvino")) from None
-    if device != "cpu":
-        raise RuntimeError("the openvino backend runs on the CPU (OpenVINO has no CUDA device); time it with --cpu")
-    config = {"INFERENCE_NUM_THREADS": torch.get_num_threads(),  # the same threads as the torch backends
-              "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
-    compiled = _exported(model, "openvino", in_chans, input_size,
-                         lambda path: ov.Core().compile_model(path, "CPU", config))
-    request = compiled.create_infer_request()
+        raise RuntimeError(missing_runtime(backend)) from None
+    if backend == "openvino":
+        config = openvino_config(device)
+        data = _exported(model, backend, in_chans, input_size, _read)
 
-    def run(x: torch.Tensor):
-        return request.infer({0: x.detach().cpu().contiguous().numpy()})[0]
+        def compiled() -> Callable:
+            core = runtime.Core()
+            request = core.compile_model(core.read_model(data), "CPU", config).create_infer_request()
+            return lambda x: request.infer({0: x.detach().cpu().contiguous().numpy()})[0]
 
-    return run
+        return compiled
+    options, providers = onnxruntime_options(device)
+    data = _exported(model, backend, in_chans, input_size, _read)
+
+    def session() -> Callable:
+        s = runtime.InferenceSession(data, options, providers=providers)
+        (input_name,) = [i.name for i in s.get_inputs()]
+        return lambda x: s.run(None, {input_name: x.detach().cpu().contiguous().numpy()})[0]
+
+    return session
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
 
 
 def measure(cfg: BenchConfig, spec: str, backend: str, model, batch: int, size: int, macs: int) -> Measurement:

@@ -1,111 +1,141 @@
-"""`archgen calibrate`, which parses its options into a CalibrationRequest for archgen.bench.calibration
-and writes the table it returns, and the latency table `archgen profile --latency` prints. Nothing here
-imports torch, so that importing this module (at every CLI start) costs nothing."""
+"""`archgen calibrate`, which parses its options into a CalibrationRequest for archgen.bench.calibration and
+renders the latency model it fits (its cross-validated error per kernel kind, and how whole passes compare
+with the sum of their isolated kernels). Nothing here imports torch, so that importing this module (at every
+CLI start) costs nothing."""
 
 from __future__ import annotations
 
-import contextlib
-import itertools
-import warnings
+import sys
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from archgen.cli.bench import parse_batch_sizes, parse_dtypes, parse_layouts
-from archgen.cli.common import check_output_path, fail, friendly
-from archgen.render import Table
+from archgen.bench.calibration import DEFAULT_MINUTES, NETWORKS_PER_BATCH
+from archgen.cli.bench import parse_batch_sizes
+from archgen.cli.common import FORMAT_OPTION, Fmt, check_output_path, friendly
+from archgen.render import Number, Table, render
+
+if TYPE_CHECKING:
+    from archgen.bench.calibration import Progress
 
 
 @friendly
 def calibrate_command(
-    specs: list[str] = typer.Argument(None, help="Specs whose block configurations to time (default: "
-                                      "resnet20_cifar, plain20_cifar); each configuration is timed once."),
-    output: Path = typer.Option(..., "--output", "-o", help="The latency table to write (JSON, atomically)."),
-    gpu: Optional[bool] = typer.Option(None, "--gpu/--cpu", help="Insist on the CUDA GPU, or time the CPU. "
-                                       "Default: the GPU when there is one, else the CPU."),
-    batch_sizes: str = typer.Option("1,8", "--batch-sizes", help="Comma-separated batch sizes."),
-    dtype: str = typer.Option("float32", "--dtype", help="float32, float16 or bfloat16, comma-separated."),
-    channels_last: bool = typer.Option(False, "--channels-last", help="Time in channels_last."),
-    layouts: Optional[str] = typer.Option(None, "--layouts", help="Comma-separated: nchw, channels_last."),
-    backends: str = typer.Option("eager,fused", "--backends", help="Comma-separated subset of eager, fused."),
-    warmup: int = typer.Option(3, "--warmup", help="Untimed calls of each block first."),
-    reps: int = typer.Option(20, "--reps", help="Timed passes of each network per round, the networks' passes "
-                             "interleaved (the table keeps the lowest round's median)."),
-    rounds: int = typer.Option(3, "--rounds", help="Rounds of --reps timed calls per batch size; the lowest "
-                               "median outvotes a round a busy moment slowed."),
-    image_size: Optional[int] = typer.Option(None, "--image-size", help="Input side (default: each spec's)."),
-    cpu_time: bool = typer.Option(False, "--cpu-time", help="On the CPU, time by this process's CPU time with "
-                                  "one torch thread: a shared machine's other load is left out."),
-    space: Optional[str] = typer.Option(None, "--space", help="Also time the configurations of --n candidates "
-                                        "sampled from this design space (under its counted constraints), for "
-                                        "archgen search SPACE --latency TABLE.json."),
-    n: int = typer.Option(20, "--n", min=1, help="Candidates to sample from --space."),
-    seed: int = typer.Option(0, "--seed", help="Random seed of the --space sample."),
-    ray: bool = typer.Option(False, "--ray", help="Time the specs as Ray tasks (pip install 'archgen\\[ray]')."),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address",
-                                              help="The Ray cluster to join; implies --ray."),
+    output: Path = typer.Option(..., "--output", "-o", help="The latency model to write: DEVICE.json (data, "
+                                "never code; written whole)."),
+    backend: str = typer.Option(..., "--backend", help="eager, fused, onnxruntime or openvino. Not compile: "
+                                "torch.compile's kernels are Inductor's to choose per graph, fused across what "
+                                "the others run apart, so no kernel rule exists to predict it from."),
+    space: list[str] = typer.Option(None, "--space", help="A design space whose candidates to cover (repeat "
+                                    "it; default: every bundled space). The zoo is always covered."),
+    minutes: float = typer.Option(DEFAULT_MINUTES, "--minutes", help="The whole run's time, fitting included: "
+                                  "more minutes time more kernel configurations."),
+    batch_sizes: str = typer.Option("1,8", "--batch-sizes", help="Comma-separated batch sizes to model."),
+    dtype: str = typer.Option("float32", "--dtype", help="float32, float16 or bfloat16 (the runtimes: "
+                              "float32)."),
+    layout: str = typer.Option("nchw", "--layout", help="nchw or nhwc (channels_last; the runtimes: nchw)."),
+    device: str = typer.Option("cpu", "--device", help="cpu, or cuda for eager and fused (and ONNX Runtime's "
+                               "CUDA provider)."),
+    networks: int = typer.Option(NETWORKS_PER_BATCH, "--networks", help="Whole networks drawn from the spaces "
+                                 "and timed at each batch size, to scale the sum of a network's kernels to its "
+                                 "pass (4 or more: one scale per batch size)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the spaces' draws and of the perturbations."),
+    max_configurations: Optional[int] = typer.Option(None, "--max-configurations", help="Stop timing kernels "
+                                                     "after this many, even with time left."),
+    ray: bool = typer.Option(False, "--ray", help="Spread the timing over a Ray cluster's nodes, one chunk per "
+                             "node at a time (pip install 'archgen\\[ray]')."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="The Ray cluster to join; implies "
+                                              "--ray."),
+    fmt: Fmt = FORMAT_OPTION,
 ) -> None:
-    """Time each distinct block configuration of the specs, plus stems and heads, into a latency table.
+    """Fit a latency model of this device and backend: time sampled kernel configurations and a few whole
+    networks within --minutes, then fit one regressor per kernel kind.
 
-    `archgen profile SPEC --latency TABLE.json` then predicts the spec's latency per stage with no model built.
+    The configurations come from every bundled spec and from candidates of the design spaces (at each batch
+    size), with perturbed copies, then, round by round, from around those the model predicts worst. `archgen
+    profile SPEC --latency DEVICE.json` and `archgen search SPACE --latency DEVICE.json` then predict any
+    network from its kernels, with no model built.
     """
     from archgen.bench.calibration import CalibrationRequest, run_calibration
-    from archgen.bench.latency import spec_name, write_table
+    from archgen.bench.latency_model import write_model
 
-    request = CalibrationRequest(output=output, specs=list(specs or []), gpu=gpu,
-                                 batch_sizes=parse_batch_sizes(batch_sizes), dtypes=parse_dtypes(dtype),
-                                 layouts=parse_layouts(layouts) if layouts else [channels_last],
-                                 backends=list(dict.fromkeys(b.strip() for b in backends.split(",") if b.strip())),
-                                 warmup=warmup, reps=reps, rounds=rounds, image_size=image_size, cpu_time=cpu_time,
-                                 space=space, n=n, seed=seed, ray=ray, ray_address=ray_address)
+    request = CalibrationRequest(backend, output, spaces=list(space or []), minutes=minutes,
+                                 batch_sizes=parse_batch_sizes(batch_sizes), dtype=dtype, layout=layout,
+                                 device=device, ray=ray, ray_address=ray_address, seed=seed,
+                                 max_configurations=max_configurations, networks=networks)
+    request.check()
     check_output_path(output)
-    done = itertools.count(1)
-    table = run_calibration(request, say=lambda line: typer.echo(line, err=True), on_job=lambda job: typer.echo(
-        f"[{next(done)}] {spec_name(job.spec)} {job.backend} {job.dtype} "
-        f"{'channels_last' if job.channels_last else 'nchw'}: {len(job.segments)} configurations", err=True))
-    write_table(output, table)
-    typer.echo(f"wrote {output}: {len(table['blocks'])} configurations from {len(table['config']['specs'])} "
-               f"spec(s) on {table['environment']['device']}", err=True)
+    with CalibrationProgress(request.minutes * 60) as progress:
+        doc = run_calibration(request, progress.update, say=lambda line: typer.echo(line, err=True))
+    write_model(output, doc)
+    typer.echo(render(calibration_tables(doc), fmt.value), nl=False)
+    timings = doc["meta"]["timings"]
+    typer.echo(f"wrote {output}: {timings['configurations']:,} kernel configurations and {timings['networks']} "
+               f"networks timed in {timings['total_s'] / 60:.1f} minutes", err=True)
 
 
-@contextlib.contextmanager
-def latency_warnings() -> Iterator[None]:
-    """A latency table's mismatches with this machine (LatencyTableWarning), said on stderr as `warning: ...`
-    once the block is done (`profile --latency`, `search --latency`)."""
-    from archgen.bench.latency import LatencyTableWarning
+class CalibrationProgress:
+    """Progress on stderr: a rich bar of the time spent against --minutes on a terminal, else a line when a
+    phase starts and every 500 configurations (a log, a CI job)."""
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", LatencyTableWarning)
-        yield
-    for w in caught:
-        typer.echo(f"warning: {w.message}", err=True)
+    def __init__(self, budget_s: float) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        console = Console(file=sys.stderr)
+        self.lines, self.last = not console.is_terminal, ("", 0)
+        self.bar = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
+                            TimeElapsedColumn(), console=console, transient=True, disable=self.lines)
+        self.task = self.bar.add_task("archgen calibrate", total=budget_s)
+
+    def __enter__(self) -> "CalibrationProgress":
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(*exc)
+
+    def update(self, p: "Progress") -> None:
+        what = "networks" if p.phase == "networks" else "configurations"
+        line = f"{p.phase}: {p.done:,} {what}" + (f" ({p.note})" if p.note else "")
+        self.bar.update(self.task, completed=min(p.elapsed_s, p.budget_s), description=line)
+        phase, shown = self.last
+        if self.lines and (p.phase != phase or p.done - shown >= 500 or p.phase == "networks"):
+            typer.echo(f"[{p.elapsed_s:.0f}s of {p.budget_s:.0f}s] {line}", err=True)
+            self.last = (p.phase, p.done)
 
 
-def latency_table(spec, input_size: Optional[int], table_path: Path, batch: int, dtype: str) -> Table:
-    """Predicted latency per stage and in total, one column per backend and layout the table holds at this
-    batch size and dtype (for `archgen profile --latency`). The table's mismatches with this machine go to
-    stderr as warnings; a configuration or condition it lacks exits 2, saying how to calibrate it."""
-    from archgen.bench.latency import LatencyTableError, predict, read_table
+def calibration_tables(doc: dict) -> list[Table]:
+    """The model's cross-validated error per kernel kind, and whole passes against their isolated kernels."""
+    kinds = doc["kinds"]
+    t = Table(title=f"latency model of {doc['backend']} on {doc['device'].get('name')}: cross-validated error "
+                    "per kernel kind", columns=["kind", "configurations", "within 10%", "median error", "model"])
+    t.key = "kinds"
+    for kind, entry in sorted(kinds.items(), key=lambda kv: -kv[1]["samples"]):
+        cv = entry["cross_validated"]
+        t.add(kind, entry["samples"], _share(cv["within_10"]), _share(cv["median_abs"]),
+              "trees" if entry.get("trees") else "baseline")
+    n = sum(e["samples"] for e in kinds.values())
+    t.add("all", n, _share(sum(e["samples"] * e["cross_validated"]["within_10"] for e in kinds.values()) / n),
+          None, None, rule=True)
+    t.notes = ["out-of-fold error of each configuration (5 folds per kind), predicted against measured; "
+               "'baseline': too few configurations for trees, ms = a x MACs + b x bytes + c alone"]
+    net = doc["network"]
+    w = Table(title="whole passes against the sum of their isolated kernels", columns=["batch", "pass / kernels"])
+    w.key = "networks"
+    for batch, ratio in sorted(net.get("pass_over_kernels", {}).items(), key=lambda kv: int(kv[0])):
+        w.add(int(batch), Number(ratio, f"{ratio:.2f}x"))
+    fit, timings = net.get("fit"), doc["meta"]["timings"]
+    how = "per batch size" if net["by"] == "batch" else "pooled"
+    w.notes = [f"{timings['networks']} networks drawn from the spaces, timed whole and interleaved at each batch "
+               f"size; the model scales its kernel sums to whole passes ({how})"
+               + (f", within 10% for {fit['within_10']:.0%} of them left-one-out" if fit else ""),
+               f"{timings['configurations']:,} configurations timed in {timings['kernel_s']:.0f} s "
+               f"({timings['per_minute']:,.0f} a minute)"
+               + (f"; {timings['failed']} the runtime refused" if timings["failed"] else "")]
+    return [t, w]
 
-    with latency_warnings():
-        try:
-            table = read_table(table_path)
-            config = table.get("config", {})
-            variants = [(b, layout == "channels_last") for b in config.get("backends", ["eager"])
-                        for layout in config.get("layouts", ["nchw"])]
-            predictions = [predict(spec, table, batch, dtype, channels_last, backend, input_size,
-                                   check_machine=i == 0, table_name=str(table_path))
-                           for i, (backend, channels_last) in enumerate(variants)]
-        except LatencyTableError as e:
-            fail(str(e))
-    first = predictions[0]
-    t = Table(title=f"predicted latency of {first.spec} on {first.device}, batch {batch}, {dtype} (ms)",
-              columns=["stage", *(f"{b}{', channels_last' if cl else ''}" for b, cl in variants)])
-    t.key = "latency"  # its name for `--table latency` and its CSV file
-    for stage in first.stages:
-        t.add(stage, *(round(p.stages[stage], 4) for p in predictions))
-    t.add("total", *(round(p.total_ms, 4) for p in predictions), rule=True)
-    t.notes = [f"sums of each stem, block and head as archgen calibrate timed them ({table_path}); no model "
-               "was built"]
-    return t
+
+def _share(x: float) -> Number:
+    return Number(x, f"{x:.0%}")

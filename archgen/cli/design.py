@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
-import re
 import sys
 from array import array
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any, Callable, Iterator, List, Optional
 
 import typer
 
+from archgen.cli import latency_view
 from archgen.cli.common import FORMAT_OPTION, Fmt, check_output_path, emit, fail, friendly
 
 #: Rows a table for people (rich, markdown, latex) holds; csv and json stream any number.
@@ -108,21 +108,29 @@ def search_command(
     seed: int = typer.Option(0, "--seed", help="Random seed of random and evolutionary search."),
     output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Write each answer to "
                                                                              "DIR/NAME.yaml (made if missing)."),
-    latency: Optional[Path] = typer.Option(None, "--latency", help="A latency table (archgen calibrate): the "
-                                           "figure 'latency' (predicted ms) becomes one to constrain or optimise."),
-    latency_condition: str = typer.Option("eager/float32/nchw/b1", "--latency-condition", help="The table's "
-                                          "condition to predict under: BACKEND/DTYPE/LAYOUT/bBATCH."),
+    latency: Optional[Path] = typer.Option(None, "--latency", help="A latency model (archgen calibrate -o "
+                                           "DEVICE.json): the figure 'latency' (predicted ms) becomes one to "
+                                           "constrain or optimise."),
+    batch: int = typer.Option(1, "--batch", min=1, help="The batch size the latency is predicted at."),
+    verify: int = typer.Option(0, "--verify", min=0, help="Build and measure the front's members and this many "
+                               "other candidates inside the constraints, on the model's backend (needs --latency)."),
     fmt: Fmt = FORMAT_OPTION,
 ) -> None:
     """Search SPACE for the specs nearest its target, or for its Pareto front.
 
     Per group the spec nearest the target of closest:/preserve:, or the front of the figures to minimise or
     maximise (default: params, MACs and activations). With --latency, each candidate that meets the counted
-    constraints has its latency predicted from the table (e.g. --minimize latency -c 'latency <= 5').
+    constraints has its latency predicted by the model (e.g. --minimize latency -c 'latency <= 5').
     """
     from archgen.design.evaluate import Evaluator
     from archgen.design.search import chosen_objective, resolve_strategy, search
 
+    if verify and latency is None:
+        fail("--verify measures the predicted latency, and no latency model was given: add --latency DEVICE.json "
+             "(made by archgen calibrate)")
+    if verify and fmt is Fmt.csv:
+        fail("--verify prints a second table (measured against predicted), and CSV holds one: use --format json, "
+             "which holds both, or a table format")
     loaded, all_constraints = load_with_constraints(space, constraints)
     strategy = resolve_strategy(loaded, strategy)
     objective = chosen_objective(loaded, minimize or (), maximize or (), predicts_latency=latency is not None)
@@ -130,16 +138,35 @@ def search_command(
         from archgen.design.write import prepare_dir
 
         prepare_dir(output_dir)
-    evaluator = Evaluator(loaded, all_constraints, None if latency is None else predictor(latency, latency_condition))
+    model = None if latency is None else latency_view.load(latency)
+    evaluator = Evaluator(loaded, all_constraints, None if model is None else lambda s: model.predict(s, batch))
     with progress_bar(f"searching {loaded.name}", loaded.size() if strategy == "exhaustive" else budget) as advance:
         result = search(loaded, objective, evaluator, strategy, budget, seed, advance)
     digits = len(str(len(result.answers) - 1))
     names = [f"{loaded.name}_{k:0{digits}d}" for k in range(len(result.answers))]
     if output_dir is not None:
         write_answers(output_dir, loaded, names, result, seed)
-    emit_table(search_table(loaded, objective, result, names, all_constraints,
-                            None if latency is None else f"{latency} under {latency_condition}"), fmt)
-    summary_once(fmt, search_note(result, loaded), len(names), output_dir)
+    tables = [search_table(loaded, objective, result, names, all_constraints,
+                           None if model is None else f"{latency} ({model.describe}), batch {batch}")]
+    if verify:
+        tables.append(latency_view.verify_table(verified(loaded, objective, evaluator, result, names, verify, seed,
+                                                         model, batch)))
+    emit_table(tables if len(tables) > 1 else tables[0], fmt)
+    summary_once(fmt, search_note(result), len(names), output_dir)
+
+
+def verified(space, objective, evaluator, result, names: list[str], k: int, seed: int, model, batch: int):
+    """The search checked on this device: its front and k other candidates built and measured on the model's
+    backend (progress on stderr)."""
+    from archgen.bench.kernel_timing import time_networks
+    from archgen.design.verify import verify
+
+    def measure(specs: list[dict]) -> list[float]:
+        typer.echo(f"measuring {len(specs)} networks on {model.backend}, batch {batch} ...", err=True)
+        return time_networks(specs, model.backend, batch, model.device, dtype=model.dtype, layout=model.layout)
+
+    return verify(space, objective, evaluator, result.answers, names, k, seed + 1, measure,
+                  f"{model.backend}, batch {batch}, {model.describe.split(' on ', 1)[1]}")
 
 
 def write_answers(output_dir: Path, space, names: list[str], result, seed: int) -> None:
@@ -217,24 +244,6 @@ def load_with_constraints(space: str, extra: Optional[List[str]]):
     return loaded, loaded.constraints + [parse_constraint(text) for text in extra or []]
 
 
-def predictor(table_path: Path, condition: str) -> Callable[[Any], float]:
-    """A candidate's predicted ms under one condition of the table (`eager/float32/nchw/b1`); the table's
-    mismatches with this machine go to stderr as warnings, once."""
-    from archgen.bench.latency import Predictor, read_table
-    from archgen.cli.calibrate import latency_warnings
-
-    parts = condition.split("/")
-    if len(parts) != 4 or parts[2] not in ("nchw", "channels_last") or not re.fullmatch(r"b[1-9][0-9]*", parts[3]):
-        fail(f"--latency-condition '{condition}': write BACKEND/DTYPE/LAYOUT/bBATCH as the table's conditions are "
-             "keyed, e.g. eager/float32/nchw/b1 or fused/bfloat16/channels_last/b8")
-    backend, dtype, layout, batch = parts
-    table = read_table(table_path)
-    with latency_warnings():
-        predict = Predictor(table, int(batch[1:]), dtype, layout == "channels_last", backend,
-                            table_name=str(table_path))
-    return lambda spec: predict(spec).total_ms
-
-
 def check_plot(plot: Path) -> None:
     from archgen.design.plot import require_matplotlib
 
@@ -276,19 +285,16 @@ def summary_once(fmt: Fmt, summary: str, written: int, output_dir: Optional[Path
         typer.echo(f"wrote {quantity(written, 'spec')} to {output_dir}", err=True)
 
 
-def search_note(result, space) -> str:
-    return f"{result.strategy} search: {acceptance_note(result.tally, space)}"
+def search_note(result) -> str:
+    return "; ".join([f"{result.strategy} search: {acceptance_note(result.tally)}",
+                      *latency_view.extrapolated_note(result.tally)])
 
 
-def acceptance_note(tally, space=None) -> str:
-    from archgen.design.evaluate import UNPREDICTED
+def acceptance_note(tally) -> str:
     from archgen.render import quantity
 
-    unpredicted = tally.by.get(UNPREDICTED, 0)
     return (f"drew {quantity(tally.drawn, 'candidate')}, {tally.accepted:,} met the constraints "
-            f"(acceptance rate {tally.rate:.1%})"
-            + (f"; {unpredicted:,} had configurations the latency table lacks (archgen calibrate --space "
-               f"{space.file} --n N -o TABLE.json times a sample of the space's)" if unpredicted and space else ""))
+            f"(acceptance rate {tally.rate:.1%})")
 
 
 def constraint_notes(constraints) -> list[str]:
@@ -373,7 +379,7 @@ def search_table(space, objective, result, names: list[str], constraints, latenc
         title = f"{space.name}: Pareto front ({', '.join(senses)})"
         notes = [f"{quantity(len(result.answers), 'spec')} on the front"]
     latency_note = [f"latency predicted from {latency}"] if latency else []
-    table = Table(title, columns, key="front", notes=notes + [search_note(result, space),
+    table = Table(title, columns, key="front", notes=notes + [search_note(result),
                                                               *constraint_notes(constraints), *latency_note],
                   droppable=FIGURES_DROPPED)
     for name, verdict in zip(names, result.answers):

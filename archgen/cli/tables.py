@@ -69,8 +69,9 @@ def profile_command(
     fmt: Fmt = FORMAT_OPTION,
     output: Optional[Path] = OUTPUT_OPTION,
     only: Optional[str] = TABLE_OPTION,
-    latency: Optional[Path] = typer.Option(None, "--latency", help="A latency table (archgen calibrate): "
-                                           "predict latency per stage at --batch and --dtype, no model built."),
+    latency: Optional[Path] = typer.Option(None, "--latency", help="A latency model (archgen calibrate -o "
+                                           "DEVICE.json): predict latency per stage at --batch, no model built "
+                                           "(the file fixes backend, dtype and layout)."),
 ) -> None:
     """Count params, MACs, FLOPs, activations and memory per stage and layer.
 
@@ -108,9 +109,9 @@ def profile_command(
                    for m_cite, fig in _printed_ops(model_for(loaded), p.input_size)]
         result += view.reconciliation_tables(r, printed, layers)
     if latency is not None:
-        from archgen.cli.calibrate import latency_table
+        from archgen.cli.latency_view import latency_table
 
-        result.append(latency_table(loaded, input_size, latency, batch, dtype))
+        result.append(latency_table(loaded, input_size, latency, batch))
     emit_tables(result, fmt, output, only)
 
 

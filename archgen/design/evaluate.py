@@ -2,18 +2,18 @@
 
 Sampling and search both go through `Evaluator`, which remembers the verdicts
 of recent candidates by their axis values, so a discrete space drawn many
-times plans each network once. Given a latency predictor, it predicts the
-latency of each candidate that meets the counted constraints (predicting
-profiles the whole network: a thousand times the cost of counting it).
+times plans each network once. Given a latency predictor (a latency model's,
+archgen.bench.latency_model), it predicts the latency of each candidate that
+meets the counted constraints: every such candidate is predicted, and those
+with kernels outside the calibrated ranges are counted.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
-from archgen.bench.latency import LatencyTableError
 from archgen.design.constraints import Constraint
 from archgen.design.fast_count import figures
 from archgen.design.figures import PREDICTED, Figures
@@ -22,22 +22,24 @@ from archgen.errors import SpecError, UserError
 from archgen.grammar.loader import Spec
 from archgen.memo import Memo
 
+if TYPE_CHECKING:
+    from archgen.bench.latency_model import Prediction
+
 #: Candidates whose verdicts are remembered.
 REMEMBERED = 4_096
 #: What the rejection tally calls a candidate the planner refuses.
 UNBUILDABLE = "the network must build"
-#: What it calls a candidate whose latency the table cannot predict.
-UNPREDICTED = "the latency table must hold its configurations"
 
 
 @dataclass(frozen=True)
 class Verdict:
     values: tuple
     figures: Figures | None
-    #: Constraint texts broken (UNBUILDABLE or UNPREDICTED, with `error`, when the planner refused the
-    #: candidate or the latency table could not predict it).
+    #: Constraint texts broken (UNBUILDABLE, with `error`, when the planner refused the candidate).
     broken: tuple[str, ...] = ()
     error: str | None = None
+    #: Kernel units of the candidate outside the latency model's calibrated ranges (predicted all the same).
+    extrapolated: int = 0
 
     @property
     def accepted(self) -> bool:
@@ -51,13 +53,19 @@ class Rejections:
     drawn: int = 0
     accepted: int = 0
     by: Counter = field(default_factory=Counter)
-    #: The first error of each kind (UNBUILDABLE, UNPREDICTED), for the message when nothing is accepted.
+    #: The first error of each kind (UNBUILDABLE), for the message when nothing is accepted.
     examples: dict[str, str] = field(default_factory=dict)
+    #: Candidates whose latency was predicted, and how many of them had kernels outside the calibrated ranges.
+    predicted: int = 0
+    extrapolated: int = 0
 
     def record(self, verdict: Verdict) -> None:
         self.drawn += 1
         if verdict.accepted:
             self.accepted += 1
+        if verdict.figures is not None and verdict.figures.latency is not None:
+            self.predicted += 1
+            self.extrapolated += verdict.extrapolated > 0
         self.by.update(verdict.broken)
         if verdict.error:
             self.examples.setdefault(verdict.broken[0], verdict.error)
@@ -77,17 +85,17 @@ class Rejections:
 
 
 class Evaluator:
-    """Figures and constraint verdicts of a space's candidates; `latency` (a spec's predicted ms, such as
-    archgen.bench.latency.Predictor gives) where the constraints or the objective read the latency."""
+    """Figures and constraint verdicts of a space's candidates; `latency` (a spec's predicted latency, such as
+    archgen.bench.latency_model.LatencyModel.predict gives) where the constraints or the objective read it."""
 
     def __init__(self, space: Space, constraints: list[Constraint],
-                 latency: Optional[Callable[[Spec], float]] = None) -> None:
+                 latency: Optional[Callable[[Spec], "Prediction"]] = None) -> None:
         self.space = space
         self.counted = [c for c in constraints if not c.figures & PREDICTED]
         self.predicted = [c for c in constraints if c.figures & PREDICTED]
         if self.predicted and latency is None:
             raise UserError(f"the constraint {self.predicted[0].where} reads the predicted latency, and no latency "
-                            "table was given: use archgen search SPACE --latency TABLE.json (made by archgen "
+                            "model was given: use archgen search SPACE --latency DEVICE.json (made by archgen "
                             "calibrate), or drop the constraint")
         self.latency = latency
         self.memo = Memo(REMEMBERED, "evaluate: verdicts")
@@ -107,10 +115,7 @@ class Evaluator:
         broken = tuple(c.text for c in self.counted if not c.holds(counted))
         if broken or self.latency is None:
             return Verdict(values, counted, broken)
-        try:
-            predicted = counted._replace(latency=self.latency(spec))
-        except LatencyTableError as exc:
-            return Verdict(values, counted, (UNPREDICTED,), f"{exc.lacking or exc}; archgen calibrate --space "
-                                                            f"{self.space.file} --n N -o TABLE.json times a sample of "
-                                                            "the space's configurations")
-        return Verdict(values, predicted, tuple(c.text for c in self.predicted if not c.holds(predicted)))
+        prediction = self.latency(spec)
+        predicted = counted._replace(latency=prediction.total_ms)
+        return Verdict(values, predicted, tuple(c.text for c in self.predicted if not c.holds(predicted)),
+                       extrapolated=prediction.extrapolated)

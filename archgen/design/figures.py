@@ -12,10 +12,10 @@ FIGURES = {
     "acts": "output elements of every conv and linear layer",
     "depth": "conv and linear layers on the longest path: stem convs, each block's branch convs, the classifier "
              "(shortcut convs excluded; ResNet-50 is 50, ResNet-18 18)",
-    "latency": "predicted milliseconds of one forward pass, summed from a latency table's stems, blocks and heads "
-               "(archgen search --latency TABLE.json; make the table with archgen calibrate)",
+    "latency": "predicted milliseconds of one forward pass, from a latency model's kernels (archgen search "
+               "--latency DEVICE.json; make the model with archgen calibrate)",
 }
-#: Figures predicted from a latency table rather than counted from the plan.
+#: Figures predicted by a latency model rather than counted from the plan.
 PREDICTED = frozenset({"latency"})
 
 
@@ -26,7 +26,7 @@ class Figures(NamedTuple):
     macs: int
     acts: int
     depth: int
-    #: Predicted ms, where a search was given a latency table (and the candidate met the counted constraints).
+    #: Predicted ms, where a search was given a latency model (and the candidate met the counted constraints).
     latency: float | None = None
 
     @property

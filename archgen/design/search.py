@@ -58,7 +58,7 @@ def chosen_objective(space: Space, minimize: Sequence[str] = (), maximize: Seque
                      predicts_latency: bool = False) -> Objective:
     """The space's own objective, or the Pareto front of the figures given to minimise and maximise, which
     replaces it. UserError for an unknown figure, or an objective reading the predicted latency when no
-    latency table predicts it."""
+    latency model predicts it."""
     objective = space.objective
     if minimize or maximize:
         for name in (*minimize, *maximize):
@@ -67,8 +67,8 @@ def chosen_objective(space: Space, minimize: Sequence[str] = (), maximize: Seque
         objective = Pareto(tuple(minimize), tuple(maximize))
     aimed = objective.figures if isinstance(objective, Pareto) else (objective.figure,)
     if "latency" in aimed and not predicts_latency:
-        raise UserError("the objective reads the predicted latency, and no latency table was given: add --latency "
-                        "TABLE.json (made by archgen calibrate)")
+        raise UserError("the objective reads the predicted latency, and no latency model was given: add --latency "
+                        "DEVICE.json (made by archgen calibrate)")
     return objective
 
 

@@ -1,0 +1,609 @@
+"""Kernel configurations timed one by one, and whole networks timed interleaved: what the latency model is
+fitted on (`archgen calibrate`) and checked against (`archgen search --verify`, the latency benchmark).
+
+A kernel configuration is a `KernelUnit` with its names dropped. Each is timed in isolation, as the backend
+runs it inside a network:
+
+- eager: the unit's torch modules as the builder makes them (from the layer kinds' own records), in eval
+  mode and under inference mode, as `archgen bench` runs a model; wall-clock, the median call;
+- fused: the modules `archgen.fuse` makes for it (conv with the norm folded and the act, add and SE gate in
+  its epilogue: `ConvBNAct`, `BNAct`, `GatedTail`), timed likewise;
+- onnxruntime and openvino: a tiny ONNX graph of what torch's exporter writes for the unit (the norm folded
+  into the conv's weights and bias, the act as the exporter spells it, the residual add with a second input,
+  the SE gate's ops, pools, Gemm, ...), with a dynamic batch axis like an exported network, run with the
+  bench's session options (its threads; OpenVINO at f32 precision and the latency hint), so the runtime fuses
+  it as it does in the network. Graphs are written with onnx.helper, not exported: a torch export per unit
+  costs ~100 ms, a session ~10 ms (ONNX Runtime) and ~100 ms (OpenVINO).
+
+  A graph alone is not a network, in two ways the runtimes' own accounts correct. Its inputs and output are
+  plain NCHW tensors, so both runtimes convert layouts at its edges (ONNX Runtime's ReorderInput and
+  ReorderOutput around its NCHWc kernels, OpenVINO's Reorder nodes), which cost as much as a depthwise conv
+  or an act and which a network runs once, not per kernel. And ONNX Runtime adds a residual in its conv's
+  pass only when the shortcut arrives in the conv's blocked layout, as it does in a network: so a map input
+  of whole NCHWc blocks reaches the unit through a helper that ONNX Runtime runs blocked. A unit's time is
+  then the median, over timed runs, of its own kernels' time by the runtime's account (ONNX Runtime's
+  profile, OpenVINO's performance counters), layout conversions and helpers left out.
+
+torch.compile has no kernel rule (Inductor picks its kernels per graph, across units), so it is timed only
+as whole networks. What a sum of isolated kernels still misses (per-kernel dispatch, per-pass overheads,
+caches a network leaves cold) the latency model's network-level correction carries, fitted on whole
+networks that `time_networks` times; calibrate reports the ratio.
+
+torch, onnx, onnxruntime and openvino are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+
+from archgen.bench.kernel_units import KernelUnit
+from archgen.errors import UserError
+
+if TYPE_CHECKING:
+    import onnx
+
+#: Backends whose kernels `time_units` times; torch.compile's are Inductor's to choose, per graph.
+UNIT_BACKENDS = ("eager", "fused", "onnxruntime", "openvino")
+#: Backends `time_networks` times (everything `archgen bench` runs).
+NETWORK_BACKENDS = ("eager", "fused", "compile", "onnxruntime", "openvino")
+#: The IR version torch's exporter writes at archgen's opset (archgen.export.ONNX_OPSET), so the runtimes read
+#: unit graphs as they read an exported network.
+IR_VERSION = 8
+#: Names of a unit graph's helper nodes and tensors, which its timing leaves out.
+HELPER = "helper_"
+
+
+def _check_backend(backend: str, allowed: Sequence[str], what: str) -> None:
+    if backend not in allowed:
+        why = (" torch.compile's kernels are Inductor's to choose per graph, fused across units, so no "
+               "kernel rule groups them: time it as whole networks" if backend == "compile" else "")
+        raise UserError(f"{what}: unknown backend '{backend}'; choose one of {', '.join(allowed)}.{why}")
+
+
+def _runs(call: Callable[[], object], warmup: int, reps: int, cap_ms: Optional[float]) -> int:
+    """Call `warmup` times (once, if that call took `cap_ms`), then up to `reps` times, stopping once the timed
+    calls took `cap_ms` (3 at least), so that a slow configuration costs little more than a fast one; the
+    number of timed calls."""
+    for _ in range(warmup):  # a warm-up call as long as the cap is warm-up enough
+        t0 = time.perf_counter()
+        call()
+        if cap_ms is not None and (time.perf_counter() - t0) * 1e3 >= cap_ms:
+            break
+    spent, n = 0.0, 0
+    while n < reps and (cap_ms is None or spent < cap_ms or n < 3):
+        t0 = time.perf_counter()
+        call()
+        spent += (time.perf_counter() - t0) * 1e3
+        n += 1
+    return n
+
+
+def _median_ms(fn: Callable[[], object], warmup: int, reps: int, cap_ms: Optional[float],
+               sync: Callable[[], None]) -> float:
+    """The median wall-clock ms of the timed calls (see _runs)."""
+    times: list[float] = []
+
+    def call() -> None:
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append((time.perf_counter() - t0) * 1e3)
+
+    n = _runs(call, warmup, reps, cap_ms)
+    return statistics.median(times[-n:])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# torch units (eager, fused)
+
+
+def _out_size(u: KernelUnit) -> tuple[int, int]:
+    """The unit's output height and width: a conv's or a pool's 'same' padding divides by the stride."""
+    if u.kind in ("conv", "dwconv", "max_pool", "avg_pool", "zero_pad"):
+        return -(-u.h // u.stride), -(-u.w // u.stride)
+    if u.kind == "global_pool":
+        return 1, 1
+    if u.kind == "adaptive_pool":
+        return min(7, u.h), min(7, u.w)
+    return u.h, u.w
+
+
+def _torch_act(kind: Optional[str]):
+    from archgen.layer_kinds.act import Act
+
+    return Act("act", 1, kind or "none").module()
+
+
+def _group_count(c: int) -> int:
+    """Group norm's groups: the spec's 32 where they divide the channels, else the largest that does."""
+    return next(g for g in (32, 16, 8, 4, 2, 1) if c % g == 0)
+
+
+def _torch_unit(u: KernelUnit, fused: bool, device: str) -> Callable[[], object]:
+    """A call of the unit's modules (eval mode, on `device`, in its dtype and layout) on inputs of its
+    shape."""
+    import torch
+    import torch.nn as nn
+
+    from archgen.layer_kinds.conv import Conv
+    from archgen.layer_kinds.norm import LocalResponseNorm, Norm
+    from archgen.layer_kinds.pool import Pool
+    from archgen.layer_kinds.squeeze_excite import SqueezeExcite
+    from archgen.modules import ZeroPadShortcut
+
+    dtype = getattr(torch, u.dtype)
+    fmt = torch.channels_last if u.layout == "nhwc" else torch.contiguous_format
+    ho, wo = _out_size(u)
+
+    def tensor(c: int, h: int, w: int) -> torch.Tensor:
+        shape = (u.batch, c) if u.kind == "linear" else (u.batch, c, h, w)
+        t = torch.randn(shape, device=device).to(dtype)
+        return t.contiguous(memory_format=fmt) if t.dim() == 4 else t
+
+    def ready(m: nn.Module) -> nn.Module:
+        return m.eval().to(device=device, dtype=dtype, memory_format=fmt)
+
+    x = tensor(u.c_in, u.h, u.w)
+    absorbed = set(u.absorbed)
+    kind = u.kind
+    if kind in ("conv", "dwconv"):
+        conv = Conv("conv", u.c_in, u.c_out, u.k, u.stride, u.groups, u.dilation,
+                    bias=fused and "act" in absorbed and "norm" not in absorbed).module()
+        if not fused or not absorbed:
+            m = ready(conv)
+            return lambda: m(x)
+        from archgen.kernels.fuse import BNAct, ConvBNAct, GatedTail, conv_affine
+
+        r = tensor(u.c_out, ho, wo) if "add" in absorbed else None
+        bn = ready(Norm("bn", u.c_out).module())
+        if "gate" in absorbed:
+            se = SqueezeExcite("se", u.c_out, u.mid).module()
+            m = ready(GatedTail(conv, bn, se, u.act or "none", 0.1))
+        elif "norm" in absorbed:
+            new, _, shift = conv_affine(conv, bn, True)
+            m = ready(ConvBNAct(new, BNAct(None, shift, u.act or "none", 0.1)))
+        else:
+            new, _, bias = conv_affine(conv, None, True)
+            m = ready(ConvBNAct(new, BNAct(None, bias, u.act or "none", 0.1)))
+        return (lambda: m(x, r)) if r is not None else (lambda: m(x))
+    if kind == "norm":  # fused: the norm (+ act) as one scale-shift pass
+        bn = ready(Norm("bn", u.c_in).module())
+        if fused:
+            from archgen.kernels.fuse import BNAct
+
+            m = ready(BNAct.from_bn(bn, u.act or "none", 0.1))
+            return lambda: m(x)
+        return lambda: bn(x)
+    if kind == "group_norm":
+        m = ready(nn.GroupNorm(_group_count(u.c_in), u.c_in))
+        return lambda: m(x)
+    if kind == "act":
+        m = ready(_torch_act(u.act))
+        return lambda: m(x)
+    if kind in ("add", "concat", "highway_gate"):
+        r = tensor(u.c_out - u.c_in if kind == "concat" and fused else u.c_out, u.h, u.w)
+        if kind == "add":
+            return lambda: x + r
+        if kind == "concat":
+            return lambda: torch.cat([x, r], 1)
+        gate = ready(nn.Sequential(Conv("conv", u.c_in, u.c_out, u.k, 1, bias=True).module(), nn.Sigmoid()))
+
+        def highway() -> torch.Tensor:
+            t = gate(x)
+            return r * t + x * (1 - t)
+
+        return highway
+    if kind in ("max_pool", "avg_pool"):
+        m = ready(Pool("pool", u.c_in, kind[:3], u.k, u.stride, (u.k - 1) // 2).module())
+        return lambda: m(x)
+    if kind in ("global_pool", "adaptive_pool"):
+        m = ready(nn.AdaptiveAvgPool2d(_out_size(u)))
+        return lambda: m(x)
+    if kind == "flatten":
+        return lambda: torch.flatten(x, 1)
+    if kind == "linear":
+        fc = ready(nn.Linear(u.c_in, u.c_out))
+        if u.act is None:
+            return lambda: fc(x)
+        act = _torch_act(u.act)
+        return lambda: act(fc(x))
+    if kind == "se_gate":
+        m = ready(SqueezeExcite("se", u.c_in, u.mid).module())
+        return lambda: m(x)
+    if kind == "zero_pad":
+        m = ZeroPadShortcut(u.stride, u.c_in)
+        return lambda: m(x)
+    if kind == "lrn":
+        m = LocalResponseNorm("lrn", u.c_in).module()
+        return lambda: m(x)
+    if kind == "nop":
+        return lambda: x
+    raise ValueError(f"no torch module for kernel kind '{kind}'")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# ONNX units (onnxruntime, openvino)
+
+
+class _Graph:
+    """A unit's ONNX graph being written: nodes, initializers (random weights), inputs."""
+
+    def __init__(self, u: KernelUnit, blocked_inputs: bool = False) -> None:
+        from onnx import TensorProto, helper
+
+        self.u, self.nodes, self.inits, self.inputs = u, [], [], []
+        self.blocked_inputs = blocked_inputs
+        self.feeds: dict[str, tuple[int, ...]] = {}
+        self._n = 0
+        self._helper, self._float = helper, TensorProto.FLOAT
+
+    def name(self, stem: str) -> str:
+        self._n += 1
+        return f"{stem}{self._n}"
+
+    def input(self, c: int, h: Optional[int] = None, w: Optional[int] = None) -> str:
+        """A graph input of c channels (at h x w: a map), its batch axis dynamic as in an exported network.
+
+        With `blocked_inputs`, a map of whole NCHWc blocks reaches the unit as ONNX Runtime hands it on inside
+        a network, in its blocked layout: through a helper (a 1x1 depthwise conv, which ONNX Runtime runs
+        blocked, then a 1x1 max pool, so that nothing of the unit fuses into the conv), which the timing
+        leaves out (HELPER)."""
+        from archgen.bench.kernel_units import NCHWC_BLOCK
+
+        name = f"in{len(self.inputs)}"
+        dims = ["batch", c] + ([] if h is None else [h, w])
+        self.inputs.append(self._helper.make_tensor_value_info(name, self._float, dims))
+        self.feeds[name] = tuple([self.u.batch, c] + ([] if h is None else [h, w]))
+        if not self.blocked_inputs or h is None or c % NCHWC_BLOCK:
+            return name
+        conv = f"{HELPER}{name}_conv"
+        self.nodes.append(self._helper.make_node("Conv", [name, self.const((c, 1, 1, 1))], [conv], group=c,
+                                                 kernel_shape=[1, 1]))
+        self.nodes.append(self._helper.make_node("MaxPool", [conv], [f"{HELPER}{name}"], kernel_shape=[1, 1]))
+        return f"{HELPER}{name}"
+
+    def const(self, shape: tuple[int, ...], scale: float = 0.05, fill: Optional[float] = None) -> str:
+        import numpy as np
+        from onnx import numpy_helper
+
+        name = self.name("w")
+        n = math.prod(shape)
+        values = np.full(n, fill, np.float32) if fill is not None else np.resize(_noise(), n) * scale
+        self.inits.append(numpy_helper.from_array(values.reshape(shape), name))
+        return name
+
+    def ints(self, values: Sequence[int]) -> str:
+        import numpy as np
+        from onnx import numpy_helper
+
+        name = self.name("i")
+        self.inits.append(numpy_helper.from_array(np.asarray(values, np.int64), name))
+        return name
+
+    def op(self, op_type: str, *inputs: str, **attrs: Any) -> str:
+        out = self.name(op_type.lower())
+        self.nodes.append(self._helper.make_node(op_type, list(inputs), [out], **attrs))
+        return out
+
+    def act(self, x: str, kind: Optional[str]) -> str:
+        """The act as torch's exporter writes it at opset 17."""
+        if kind in (None, "none"):
+            return x
+        if kind == "relu":
+            return self.op("Relu", x)
+        if kind == "leaky_relu":
+            return self.op("LeakyRelu", x, alpha=0.1)
+        if kind == "sigmoid":
+            return self.op("Sigmoid", x)
+        if kind == "silu":
+            return self.op("Mul", x, self.op("Sigmoid", x))
+        if kind == "relu6":
+            return self.op("Clip", x, self.const((), fill=0.0), self.const((), fill=6.0))
+        if kind == "hardswish":
+            return self.op("HardSwish", x)
+        if kind == "hardsigmoid":
+            return self.op("HardSigmoid", x, alpha=1 / 6)
+        if kind == "gelu":
+            erf = self.op("Erf", self.op("Div", x, self.const((), fill=math.sqrt(2))))
+            return self.op("Mul", self.op("Mul", x, self.op("Add", erf, self.const((), fill=1.0))),
+                           self.const((), fill=0.5))
+        raise ValueError(f"no ONNX form for the act '{kind}'")
+
+    def conv(self, x: str, c_in: int, c_out: int, k: int, stride: int = 1, groups: int = 1, dilation: int = 1,
+             bias: bool = True) -> str:
+        pad = dilation * (k - 1) // 2
+        ins = [x, self.const((c_out, c_in // groups, k, k))] + ([self.const((c_out,))] if bias else [])
+        return self.op("Conv", *ins, kernel_shape=[k, k], strides=[stride, stride], pads=[pad] * 4,
+                       dilations=[dilation, dilation], group=groups)
+
+    def se(self, x: str, c: int, mid: int) -> str:
+        """x times its squeeze-and-excitation gate: pool, 1x1 conv, relu, 1x1 conv, sigmoid, multiply."""
+        g = self.op("GlobalAveragePool", x)
+        g = self.op("Relu", self.conv(g, c, max(mid, 1), 1))
+        return self.op("Mul", x, self.op("Sigmoid", self.conv(g, max(mid, 1), c, 1)))
+
+    def batch_norm(self, x: str, c: int) -> str:
+        return self.op("BatchNormalization", x, self.const((c,), fill=1.0), self.const((c,)),
+                       self.const((c,)), self.const((c,), fill=1.0), epsilon=1e-5)
+
+    def model(self, out: str) -> "onnx.ModelProto":
+        h = self._helper
+        rank = 2 if self.u.kind in ("linear", "flatten") else 4
+        dims = ["batch", "channels", "height", "width"][:rank]  # what the runtime infers
+        graph = h.make_graph(self.nodes, "unit", self.inputs, [h.make_tensor_value_info(out, self._float, dims)],
+                             self.inits)
+        from archgen.export import ONNX_OPSET
+
+        return h.make_model(graph, opset_imports=[h.make_opsetid("", ONNX_OPSET)], ir_version=IR_VERSION)
+
+
+_NOISE: list = []
+
+
+def _noise():
+    """2^20 normal floats, drawn once (seeded): weights and inputs are tiled from them, since drawing a
+    large conv's weights afresh would cost more than timing it."""
+    import numpy as np
+
+    if not _NOISE:
+        _NOISE.append(np.random.default_rng(0).standard_normal(1 << 20).astype(np.float32))
+    return _NOISE[0]
+
+
+def _tail(g: _Graph, y: str, u: KernelUnit, start: int = 0) -> str:
+    """The roles a unit absorbed after its own op, in order: a gate, the residual add (a second input), the
+    act (a folded norm is already in the conv's weights and bias)."""
+    ho, wo = _out_size(u)
+    for role in u.absorbed[start:]:
+        if role == "gate":
+            y = g.se(y, u.c_out, u.mid)
+        elif role == "add":
+            y = g.op("Add", y, g.input(u.c_out, ho, wo))
+        elif role == "act":
+            y = g.act(y, u.act)
+    return y
+
+
+def onnx_unit(u: KernelUnit, blocked_inputs: bool = False) -> tuple["onnx.ModelProto", dict[str, tuple[int, ...]]]:
+    """The unit as the ONNX graph torch's exporter writes for it inside a network, and its inputs' shapes
+    (`blocked_inputs`: see _Graph.input)."""
+    g = _Graph(u, blocked_inputs)
+    kind = u.kind
+    x = g.input(u.c_in, None if kind == "linear" else u.h, None if kind == "linear" else u.w)
+    if kind in ("conv", "dwconv") and not (kind == "dwconv" and u.groups == 1):
+        y = g.conv(x, u.c_in, u.c_out, u.k, u.stride, u.groups, u.dilation, bias="norm" in u.absorbed)
+        y = _tail(g, y, u)
+    elif kind in ("norm", "dwconv"):  # a norm no conv took (ONNX Runtime runs it as a conv on blocked input)
+        y = _tail(g, g.batch_norm(x, u.c_in), u)
+    elif kind == "group_norm":
+        groups = _group_count(u.c_in)
+        y = g.op("InstanceNormalization", g.op("Reshape", x, g.ints([0, groups, -1])),
+                 g.const((groups,), fill=1.0), g.const((groups,), fill=0.0), epsilon=1e-5)
+        y = g.op("Reshape", y, g.op("Shape", x))
+        y = g.op("Add", g.op("Mul", y, g.const((u.c_in, 1, 1))), g.const((u.c_in, 1, 1)))
+    elif kind == "act":
+        y = g.act(x, u.act)
+    elif kind == "add":
+        y = _tail(g, g.op("Add", x, g.input(u.c_out, u.h, u.w)), u)
+    elif kind == "concat":
+        y = g.op("Concat", x, g.input(u.c_out - u.c_in, u.h, u.w), axis=1)
+    elif kind == "highway_gate":
+        t = g.op("Sigmoid", g.conv(x, u.c_in, u.c_out, u.k))
+        carry = g.op("Mul", x, g.op("Sub", g.const((), fill=1.0), t))
+        y = g.op("Add", g.op("Mul", g.input(u.c_out, u.h, u.w), t), carry)
+    elif kind in ("max_pool", "avg_pool"):
+        pad = (u.k - 1) // 2
+        attrs = {"kernel_shape": [u.k, u.k], "strides": [u.stride, u.stride], "pads": [pad] * 4}
+        y = g.op("MaxPool" if kind == "max_pool" else "AveragePool", x, **attrs)
+    elif kind == "global_pool":
+        y = g.op("GlobalAveragePool", x)  # OpenVINO's flatten after it is a view, counted with it
+    elif kind == "adaptive_pool":
+        ho, wo = _out_size(u)
+        y = g.op("AveragePool", x, kernel_shape=[u.h // ho, u.w // wo], strides=[u.h // ho, u.w // wo])
+    elif kind == "flatten":
+        y = g.op("Flatten", x, axis=1)
+    elif kind == "linear":
+        y = g.op("Gemm", x, g.const((u.c_out, u.c_in)), g.const((u.c_out,)), transB=1)
+        y = g.act(y, u.act)
+    elif kind == "se_gate":
+        y = _tail(g, g.se(x, u.c_in, u.mid), u)
+    elif kind == "zero_pad":
+        y = g.op("Slice", x, g.ints([0, 0]), g.ints([2 ** 62, 2 ** 62]), g.ints([2, 3]),
+                 g.ints([u.stride, u.stride]))
+        y = g.op("Pad", y, g.ints([0, 0, 0, 0, 0, u.c_in, 0, 0]), mode="constant")
+    elif kind == "lrn":
+        y = g.op("LRN", x, size=5, alpha=1e-4, beta=0.75, bias=2.0)
+    elif kind == "nop":
+        y = g.op("Identity", x)
+    else:
+        raise ValueError(f"no ONNX graph for kernel kind '{kind}'")
+    return g.model(y), g.feeds
+
+
+def _feeds(shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
+    import numpy as np
+
+    return {name: np.resize(_noise(), math.prod(shape)).reshape(shape) for name, shape in shapes.items()}
+
+
+def _time_onnxruntime(u: KernelUnit, device: str, warmup: int, reps: int, cap_ms: Optional[float]) -> float:
+    """The median over timed runs of the unit's kernels' time by ONNX Runtime's own profile, its inputs handed
+    in blocked as a network hands them on, and the layout conversions at the graph's edges left out."""
+    import bisect
+    import json
+    import os
+    import tempfile
+
+    import onnxruntime as ort
+
+    from archgen.bench.runner import onnxruntime_options
+
+    model, shapes = onnx_unit(u, blocked_inputs=True)
+    feeds = _feeds(shapes)
+    options, providers = onnxruntime_options(device)
+    options.enable_profiling = True
+    with tempfile.TemporaryDirectory() as tmp:
+        options.profile_file_prefix = os.path.join(tmp, "unit")
+        try:
+            session = ort.InferenceSession(model.SerializeToString(), options, providers=providers)
+            n = _runs(lambda: session.run(None, feeds), warmup, reps, cap_ms)
+        except Exception:  # noqa: BLE001 - the runtime's refusal, whatever its own exception type: no time
+            return math.nan
+        with open(session.end_profiling()) as f:
+            events = json.load(f)
+    runs = sorted(e["ts"] for e in events if e.get("name") == "model_run")[-n:]
+    per_run = [0.0] * n
+    for e in events:
+        if e.get("cat") != "Node" or not e["name"].endswith("_kernel_time") or e["ts"] < runs[0]:
+            continue
+        if e["args"].get("op_name", "").startswith("Reorder") or e["name"].startswith(HELPER):
+            continue
+        per_run[bisect.bisect_right(runs, e["ts"]) - 1] += e["dur"] / 1e3
+    return statistics.median(per_run)
+
+
+def _time_openvino(u: KernelUnit, device: str, warmup: int, reps: int, cap_ms: Optional[float]) -> float:
+    """The median over timed inferences of the unit's nodes' time by OpenVINO's performance counters, its
+    layout conversions (Reorder nodes) left out."""
+    import openvino as ov
+
+    from archgen.bench.runner import openvino_config
+
+    core = ov.Core()
+    model, shapes = onnx_unit(u)
+    feeds = dict(enumerate(_feeds(shapes).values()))
+    config = {**openvino_config(device), "PERF_COUNT": True}
+    per_run: list[float] = []
+    try:
+        request = core.compile_model(core.read_model(model.SerializeToString()), "CPU", config).create_infer_request()
+
+        def infer() -> None:
+            request.infer(feeds)
+            per_run.append(sum(p.real_time.total_seconds() for p in request.profiling_info
+                               if p.node_type != "Reorder"))
+
+        n = _runs(infer, warmup, reps, cap_ms)
+    except RuntimeError:  # the runtime's refusal: no time
+        return math.nan
+    return statistics.median(per_run[-n:]) * 1e3
+
+
+def _warm_allocator() -> None:
+    """Have glibc's malloc serve tensors of up to 30 MB from its heap, as it does once a network's first pass
+    has freed its activations (its mmap threshold rises to the largest mapped block freed, up to 32 MB). In a
+    fresh process every larger output is mapped anew and page-faulted on each call, which in a VM costs more
+    than the kernel itself (3-30 ms for a 1 ms conv, measured), and a network never pays it."""
+    import torch
+
+    torch.empty(30 << 18)  # allocated and freed at once
+
+
+def time_units(units: Sequence[KernelUnit], backend: str, device: str = "cpu", *, warmup: int = 3, reps: int = 20,
+               on_unit: Optional[Callable[[int], None]] = None, cap_ms: Optional[float] = None) -> list[float]:
+    """Median ms of each kernel configuration timed in isolation on `backend` (see the module's docstring),
+    in the order given; NaN for one the backend refuses to run (a runtime's error), which a fit leaves out.
+
+    `on_unit(i)` follows the i-th; `cap_ms` stops a configuration's timed calls once they have taken that
+    long (3 at least), so that calibrating large kernels costs little more than small ones.
+    """
+    import torch
+
+    from archgen.bench.runner import missing_runtime
+
+    _check_backend(backend, UNIT_BACKENDS, "time_units")
+    missing = missing_runtime(backend)
+    if missing:
+        raise UserError(f"{missing}.")
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    if backend in ("eager", "fused"):
+        _warm_allocator()
+    out: list[float] = []
+    with torch.inference_mode():
+        for i, u in enumerate(units):
+            if backend in ("onnxruntime", "openvino") and u.dtype != "float32":
+                raise UserError(f"the {backend} backend runs float32 only (as archgen bench exports it), not "
+                                f"{u.dtype}")
+            if backend == "onnxruntime":
+                out.append(_time_onnxruntime(u, device, warmup, reps, cap_ms))
+            elif backend == "openvino":
+                out.append(_time_openvino(u, device, warmup, reps, cap_ms))
+            else:
+                call = _torch_unit(u, backend == "fused", device)
+                try:
+                    out.append(_median_ms(call, warmup, reps, cap_ms, sync))
+                except (RuntimeError, MemoryError):  # out of memory: no time
+                    out.append(math.nan)
+            if on_unit is not None:
+                on_unit(i)
+    return out
+
+
+def time_networks(specs: Sequence[str | dict], backend: str, batch: int, device: str = "cpu", *, rounds: int = 3,
+                  reps: int = 10, image_size: Optional[int] = None,
+                  on_network: Optional[Callable[[int], None]] = None, dtype: str = "float32",
+                  layout: str = "nchw") -> list[float]:
+    """Median ms of a forward pass of each network at `batch`, built (and exported for the runtimes) as
+    `archgen bench` builds it, in `dtype` and `layout` (the runtimes: float32 NCHW, as exported); see
+    time_network_batches."""
+    return time_network_batches(specs, backend, [batch], device, rounds=rounds, reps=reps, image_size=image_size,
+                                on_network=on_network, dtype=dtype, layout=layout)[batch]
+
+
+def time_network_batches(specs: Sequence[str | dict], backend: str, batches: Sequence[int], device: str = "cpu", *,
+                         rounds: int = 3, reps: int = 10, image_size: Optional[int] = None,
+                         on_network: Optional[Callable[[int], None]] = None, dtype: str = "float32",
+                         layout: str = "nchw") -> dict[int, list[float]]:
+    """Per batch size, the median ms of a forward pass of each network, each built (and exported) once.
+
+    The networks are timed interleaved, `reps` calls of each in turn per round and batch size, after an
+    untimed call (two on a runtime), so that a machine's drift over the run reaches them all alike; a runtime
+    loads each network's session in its turn (see runner.runtime_loader). `on_network(i)` follows the i-th
+    network's build (with its export), the slow part; torch.compile compiles on the first call.
+    """
+    import torch
+
+    import archgen
+    from archgen.bench.runner import make_backend, missing_runtime, runtime_loader
+    from archgen.bench.timing import time_cpu, time_cuda
+
+    _check_backend(backend, NETWORK_BACKENDS, "time_networks")
+    missing = missing_runtime(backend)
+    if missing:
+        raise UserError(f"{missing}.")
+    if rounds < 1 or reps < 1 or not batches or min(batches) < 1:
+        raise UserError(f"time_networks: rounds, reps and batch sizes must be 1 or more (got {rounds}, {reps} and "
+                        f"{list(batches)}).")
+    if backend in ("onnxruntime", "openvino") and (dtype, layout) != ("float32", "nchw"):
+        raise UserError(f"the {backend} backend runs the float32 NCHW model archgen exports, not {dtype} {layout}.")
+    fmt = torch.channels_last if layout == "nhwc" else torch.contiguous_format
+    runtime = backend in ("onnxruntime", "openvino")
+    loaders: list[tuple[Callable[[], Callable], int, int]] = []  # each network's callable, made in its turn
+    with torch.inference_mode():
+        for i, ref in enumerate(specs):
+            spec = archgen.load_spec(ref)
+            size = archgen.profile(spec, input_size=image_size).input_size
+            in_chans = spec.doc.input.channels
+            built = archgen.build(spec, device=device).eval().to(dtype=getattr(torch, dtype), memory_format=fmt)
+            if runtime:
+                loader = runtime_loader(built, backend, device, in_chans, size)
+            else:
+                model = make_backend(backend, built, device, in_chans=in_chans, input_size=size)
+                loader = lambda model=model: model  # noqa: E731
+            loaders.append((loader, in_chans, size))
+            if on_network is not None:
+                on_network(i)
+        timer = time_cuda if device == "cuda" else time_cpu
+        out: dict[int, list[float]] = {}
+        for batch in batches:
+            times: list[list[float]] = [[] for _ in loaders]
+            for _ in range(rounds):
+                for i, (loader, in_chans, size) in enumerate(loaders):
+                    x = torch.randn(batch, in_chans, size, size, device=device).to(getattr(torch, dtype))
+                    model, x = loader(), x.contiguous(memory_format=fmt)
+                    times[i] += timer(lambda: model(x), 2 if runtime else 1, reps).times_ms
+                    del model
+            out[batch] = [statistics.median(t) for t in times]
+    return out

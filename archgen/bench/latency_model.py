@@ -1,0 +1,872 @@
+"""A kernel-level latency model: per kernel kind, a regressor fitted on kernel configurations timed on one
+device, backend, dtype and layout, which predicts any network from its kernel units (archgen.bench.kernel_units)
+without building it, plus a network-level correction fitted on whole passes.
+
+Per kind the model is a roofline-like baseline, ms = a x MACs + b x bytes + c (non-negative, fitted on relative
+error), times a boosted tree ensemble's correction exp(f(features)) fitted on log(measured / baseline). The trees
+learn what the baseline misses (a grouped conv's poor use of the vector units, small kernels' fixed costs); a
+configuration beyond the calibrated ranges keeps the baseline's growth instead of plateauing at the largest one
+seen, and is counted as extrapolated. A kind with few samples has the baseline alone, said in the file.
+
+The fitted trees are stored in the JSON file as plain arrays and evaluated here with numpy, so loading a model
+unpickles nothing and predicting needs neither torch nor the regression library (LightGBM), which only `fit`
+imports. A file is checked on load: its format, every field and type, a checksum over its content (a corrupt or
+edited file is a LatencyModelError), and the device and library versions it was made with (LatencyModelWarning
+when they are not this machine's).
+
+Prediction is memoised per kernel configuration and, for a spec, per stage, by the plain values that place the
+stage (as archgen.design.fast_count counts it), so a design search pays a few dict lookups per stage of a
+candidate it has seen the like of; the configurations a candidate brings new are predicted in one batch per kind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import random
+import warnings
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, NamedTuple, Optional, Sequence
+
+from archgen.bench.kernel_units import KernelUnit, Walk, check_condition, kernel_units
+from archgen.bench.results import cpu_name
+from archgen.errors import UserError
+from archgen.layer_kinds.act import FUNCTIONS
+from archgen.memo import Memo
+
+FORMAT = "archgen-latency-model/1"
+
+#: What one unit is to a regressor. Trees are blind to monotone transforms, so no logs: the derived figures
+#: (output size, MACs, bytes, arithmetic intensity) are what lets them generalise across channels and sizes.
+FEATURES = ("batch", "c_in", "c_out", "k", "stride", "groups", "dilation", "h", "w", "mid", "h_out", "w_out",
+            "c_in_per_group", "c_out_per_group", "macs", "in_bytes", "out_bytes", "weight_bytes", "bytes",
+            "intensity", "norm", "act", "add", "gate", "act_kind")
+#: Features whose calibrated range decides whether a unit is extrapolated.
+RANGED = ("batch", "c_in", "c_out", "k", "stride", "groups", "dilation", "h", "w", "macs", "bytes")
+_RANGED_AT = [FEATURES.index(name) for name in RANGED]
+_MACS, _BYTES = FEATURES.index("macs"), FEATURES.index("bytes")
+#: Act functions as a feature: 0 for none, then in name order.
+ACT_CODES = {name: i + 1 for i, name in enumerate(sorted(FUNCTIONS))}
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
+#: Kinds whose output is the input strided (a 'same'-padded window).
+_STRIDED = frozenset({"conv", "dwconv", "max_pool", "avg_pool", "highway_gate"})
+
+#: A kind needs this many samples for trees; with fewer it has the baseline alone.
+MIN_TREE_SAMPLES = 40
+FOLDS = 5
+#: The boosting (LightGBM's own parameters): small trees, many of them, deterministic on one thread.
+BOOSTING = {"objective": "regression", "learning_rate": 0.05, "num_leaves": 15, "max_depth": 6,
+            "min_data_in_leaf": 5, "deterministic": True, "force_row_wise": True, "num_threads": 1, "seed": 0,
+            "verbose": -1}
+ROUNDS = 200
+#: Networks per batch size that a per-batch correction needs (else one correction for all batches).
+MIN_BATCH_NETWORKS = 4
+#: What `machine` records that a prediction depends on, compared on load (python's patch level is not).
+COMPARED = ("device", "name", "cores", "threads", "torch", "onnxruntime", "openvino", "archgen")
+_RUNTIME = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
+
+
+class LatencyModelError(UserError):
+    """A model file that cannot be used: unreadable, not a model, corrupt or edited."""
+
+
+class LatencyModelWarning(UserWarning):
+    """A model made on another device, or with other library versions, than the ones at hand."""
+
+
+def features(unit: KernelUnit) -> list[float]:
+    """The unit's FEATURES, in order."""
+    b, ci, co, k, s, g = unit.batch, unit.c_in, unit.c_out, unit.k, unit.stride, unit.groups
+    if unit.kind in _STRIDED:
+        ho, wo = -(-unit.h // s), -(-unit.w // s)
+    elif unit.kind == "global_pool":
+        ho = wo = 1
+    else:
+        ho, wo = unit.h, unit.w
+    if unit.kind in ("conv", "dwconv", "highway_gate"):
+        weights = co * (ci // g) * k * k
+        macs = b * ho * wo * weights
+    elif unit.kind == "linear":
+        weights = ci * co
+        macs = b * weights
+    elif unit.kind == "se_gate":
+        weights = 2 * ci * unit.mid
+        macs = b * weights
+    else:
+        weights = macs = 0
+    elems_in, elems_out = b * ci * unit.h * unit.w, b * co * ho * wo
+    if unit.kind == "add" or "add" in unit.absorbed:
+        elems_in += elems_out  # the sum's second input
+    d = DTYPE_BYTES[unit.dtype]
+    total = (elems_in + elems_out + weights) * d
+    return [b, ci, co, k, s, g, unit.dilation, unit.h, unit.w, unit.mid, ho, wo, ci / g, co / g, macs,
+            elems_in * d, elems_out * d, weights * d, total, macs / total if total else 0.0,
+            "norm" in unit.absorbed, "act" in unit.absorbed, "add" in unit.absorbed, "gate" in unit.absorbed,
+            ACT_CODES.get(unit.act or "", 0)]
+
+
+def machine(backend: str, device: str = "cpu") -> dict:
+    """What identifies this device and the libraries a prediction depends on, read without importing torch."""
+    name = cpu_name() if device == "cpu" else _gpu_name()
+    out: dict[str, Any] = {"device": device, "name": name, "cores": os.cpu_count() or 1,
+                           "threads": _threads(), "python": platform.python_version(),
+                           "torch": _version("torch")}
+    if backend in _RUNTIME:
+        out[backend] = _version(_RUNTIME[backend])
+    import archgen
+
+    out["archgen"] = archgen.__version__
+    return out
+
+
+def _version(package: str) -> Optional[str]:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _threads() -> int:
+    """The threads a runtime here uses by default: OMP_NUM_THREADS where set, else the cores this process may
+    run on."""
+    given = os.environ.get("OMP_NUM_THREADS", "")
+    if given.isdigit() and int(given) > 0:
+        return int(given)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _gpu_name() -> str:
+    """The first NVIDIA GPU's model, from the driver's /proc files (no torch, no NVML)."""
+    root = Path("/proc/driver/nvidia/gpus")
+    try:
+        for info in sorted(root.glob("*/information")):
+            for line in info.read_text().splitlines():
+                if line.startswith("Model:"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown GPU"
+
+
+# ---- fitting (numpy and LightGBM, imported here only) ----
+
+def _baseline(x_macs: Any, x_bytes: Any, y: Any) -> list[float]:
+    """a, b, c >= 0 minimising the relative error of a x MACs + b x bytes + c: a least-squares fit over each
+    subset of the three terms, the best one whose coefficients are all non-negative (three terms make this
+    exact non-negative least squares), then scaled to the median ratio of measured to fitted, since least
+    squares on relative error leans low where the ratio spreads wide."""
+    import numpy as np
+
+    cols = np.stack([x_macs, x_bytes, np.ones_like(y)], 1)
+    scale = np.maximum(cols.max(0), 1e-30)
+    a = cols / scale / y[:, None]
+    best, best_res = [0.0, 0.0, float(np.median(y))], math.inf
+    for mask in range(1, 8):
+        use = [j for j in range(3) if mask >> j & 1]
+        coef, *_ = np.linalg.lstsq(a[:, use], np.ones(len(y)), rcond=None)
+        if (coef < 0).any():
+            continue
+        res = float(((a[:, use] @ coef - 1) ** 2).sum())
+        if res < best_res:
+            full = np.zeros(3)
+            full[use] = coef
+            best, best_res = list(full / scale), res
+    fitted = np.maximum(best[0] * x_macs + best[1] * x_bytes + best[2], 1e-6)
+    return [float(c) for c in np.asarray(best) * np.exp(np.median(np.log(y / fitted)))]
+
+
+def _baseline_ms(coef: Sequence[float], x: Any) -> Any:
+    import numpy as np
+
+    return np.maximum(coef[0] * x[:, _MACS] + coef[1] * x[:, _BYTES] + coef[2], 1e-6)
+
+
+def _fit_kind(x: Any, y: Any) -> tuple[list[float], Any]:
+    """The kind's baseline and, with enough samples, its fitted LightGBM booster (else None)."""
+    import numpy as np
+
+    coef = _baseline(x[:, _MACS], x[:, _BYTES], y)
+    if len(y) < MIN_TREE_SAMPLES:
+        return coef, None
+    import lightgbm
+
+    data = lightgbm.Dataset(x, label=np.log(y / _baseline_ms(coef, x)), params={"verbose": -1})
+    return coef, lightgbm.train(BOOSTING, data, num_boost_round=ROUNDS)
+
+
+def _export(dump: dict) -> dict:
+    """LightGBM's trees as flat arrays: each node's feature, threshold (left when x <= it), children and value;
+    a leaf is its own two children, so a walk of `depth` steps from every root ends on the leaves."""
+    feature: list[int] = []
+    threshold: list[float] = []
+    left: list[int] = []
+    right: list[int] = []
+    value: list[float] = []
+    roots: list[int] = []
+    depth = 0
+
+    def add(node: dict, level: int) -> int:
+        nonlocal depth
+        at = len(feature)
+        feature.append(0)
+        threshold.append(0.0)
+        left.append(at)
+        right.append(at)
+        value.append(0.0)
+        if "leaf_value" in node:
+            value[at] = float(node["leaf_value"])
+            depth = max(depth, level)
+            return at
+        if node.get("decision_type", "<=") != "<=":
+            raise ValueError(f"unexpected LightGBM split {node.get('decision_type')}")
+        feature[at], threshold[at] = int(node["split_feature"]), float(node["threshold"])
+        left[at] = add(node["left_child"], level + 1)
+        right[at] = add(node["right_child"], level + 1)
+        return at
+
+    for tree in dump["tree_info"]:
+        roots.append(add(tree["tree_structure"], 0))
+    return {"feature": feature, "threshold": threshold, "left": left, "right": right, "value": value,
+            "roots": roots, "depth": depth}
+
+
+def _folds(n: int) -> list[int]:
+    """Each sample's fold, shuffled by a fixed seed (so cross-validation is repeatable)."""
+    order = list(range(n))
+    random.Random(0).shuffle(order)
+    fold = [0] * n
+    for i, j in enumerate(order):
+        fold[j] = i % FOLDS
+    return fold
+
+
+def _by_kind(samples: Sequence[tuple[KernelUnit, float]]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for i, (unit, _) in enumerate(samples):
+        out.setdefault(unit.kind, []).append(i)
+    return out
+
+
+def _matrix(units: Sequence[KernelUnit]) -> Any:
+    import numpy as np
+
+    return np.array([features(u) for u in units], dtype=float).reshape(len(units), len(FEATURES))
+
+
+def cross_validate(samples: Sequence[tuple[KernelUnit, float]]) -> list[float]:
+    """Each sample's out-of-fold signed relative error (predicted / measured - 1), in order: per kind, the
+    model fitted on the other folds (FOLDS of them) predicts it. Where calibration should sample more."""
+    import numpy as np
+
+    errors = [0.0] * len(samples)
+    for idx in _by_kind(samples).values():
+        x = _matrix([samples[i][0] for i in idx])
+        y = np.array([samples[i][1] for i in idx], dtype=float)
+        fold = np.array(_folds(len(idx)))
+        pred = np.empty(len(idx))
+        for k in range(FOLDS if len(idx) >= FOLDS else 1):
+            test = fold == k if len(idx) >= FOLDS else np.ones(len(idx), bool)
+            train = ~test if len(idx) >= FOLDS else test
+            coef, booster = _fit_kind(x[train], y[train])
+            pred[test] = _baseline_ms(coef, x[test]) * (np.exp(booster.predict(x[test])) if booster else 1.0)
+        for i, e in zip(idx, pred / y - 1):
+            errors[i] = float(e)
+    return errors
+
+
+def _error_stats(errors: Sequence[float]) -> dict:
+    import numpy as np
+
+    e = np.abs(np.asarray(errors, dtype=float))
+    return {"within_10": float((e <= 0.1).mean()) if len(e) else 0.0,
+            "median_abs": float(np.median(e)) if len(e) else 0.0}
+
+
+def fit(samples: Sequence[tuple[KernelUnit, float]], networks: Sequence[tuple[Sequence[KernelUnit], float]],
+        meta: dict) -> dict:
+    """The model document (what write_model writes) fitted on timed kernel configurations and whole passes.
+
+    `samples`: (configuration, ms) timed in isolation; `networks`: (a network's units at its batch, its
+    measured whole-pass ms), for the correction from a sum of isolated kernels to a pass; `meta`: backend,
+    dtype, layout, batch_sizes, device (machine()), and what calibration records (spaces, minutes, timings).
+    """
+    import numpy as np
+
+    for key in ("backend", "dtype", "layout", "device"):
+        if key not in meta:
+            raise ValueError(f"fit: meta lacks '{key}'")
+    if not samples:
+        raise UserError("no kernel was timed, so there is nothing to fit a latency model on")
+    cv = cross_validate(samples)
+    kinds = {}
+    for kind, idx in sorted(_by_kind(samples).items()):
+        x = _matrix([samples[i][0] for i in idx])
+        y = np.array([samples[i][1] for i in idx], dtype=float)
+        coef, booster = _fit_kind(x, y)
+        trees = None if booster is None else _export(booster.dump_model())
+        ranged = x[:, _RANGED_AT]
+        kinds[kind] = {"samples": len(idx), "baseline": coef, "trees": trees,
+                       "ranges": {name: [float(ranged[:, j].min()), float(ranged[:, j].max())]
+                                  for j, name in enumerate(RANGED)},
+                       "cross_validated": _error_stats([cv[i] for i in idx]),
+                       "how": ("baseline and trees" if trees else
+                               f"baseline alone: {len(idx)} samples, fewer than the {MIN_TREE_SAMPLES} trees need")}
+    x_all = _matrix([u for u, _ in samples])
+    y_all = np.array([ms for _, ms in samples], dtype=float)
+    doc = {"format": FORMAT, "backend": meta["backend"], "dtype": meta["dtype"], "layout": meta["layout"],
+           "device": meta["device"], "meta": meta, "features": list(FEATURES),
+           "library": f"lightgbm {_version('lightgbm')}", "kinds": kinds,
+           "fallback": _baseline(x_all[:, _MACS], x_all[:, _BYTES], y_all),
+           "network": {"by": "pooled", "pooled": [1.0, 0.0, 0.0], "batches": {}, "networks": 0}}
+    doc["network"] = _fit_network(LatencyModel(doc, "the model being fitted"), networks)
+    return doc
+
+
+def _fit_network(model: "LatencyModel", networks: Sequence[tuple[Sequence[KernelUnit], float]]) -> dict:
+    """measured = a x (sum of the network's predicted kernels) + b x (its units) + c, fitted on relative error
+    per batch size where every batch has MIN_BATCH_NETWORKS networks and that predicts better left-one-out,
+    else for all batches at once; with its fit error and the ratio of whole passes to the isolated sums."""
+    import numpy as np
+
+    rows = []
+    for units, measured in networks:
+        ms = [m for m, _ in model.unit_ms(units)]
+        rows.append((units[0].batch if units else 1, sum(ms), len(units), float(measured)))
+    out: dict[str, Any] = {"by": "pooled", "pooled": [1.0, 0.0, 0.0], "batches": {}, "networks": len(rows)}
+    if not rows:
+        return out
+    data = np.array(rows, dtype=float)
+    batches = sorted({int(b) for b in data[:, 0]})
+    out["pass_over_kernels"] = {str(b): float(np.median(data[data[:, 0] == b, 3] / data[data[:, 0] == b, 1]))
+                                for b in batches}
+    pooled_loo = _loo(data)
+    out["pooled"] = _correction(data)
+    chosen = pooled_loo
+    if len(batches) > 1 and all((data[:, 0] == b).sum() >= MIN_BATCH_NETWORKS for b in batches):
+        per_loo = np.concatenate([_loo(data[data[:, 0] == b]) for b in batches])
+        if np.median(np.abs(per_loo)) < np.median(np.abs(pooled_loo)):
+            out["by"], chosen = "batch", per_loo
+            out["batches"] = {str(b): _correction(data[data[:, 0] == b]) for b in batches}
+    out["fit"] = _error_stats(chosen)
+    return out
+
+
+def _correction(data: Any) -> list[float]:
+    """a, b, c of measured = a x kernels + b x units + c on relative error; the ratio alone (b = c = 0) with
+    fewer than four networks, or where the fit would not grow with the kernels (a <= 0)."""
+    import numpy as np
+
+    ratio = [float(np.median(data[:, 3] / data[:, 1])), 0.0, 0.0]
+    if len(data) < 4:
+        return ratio
+    a = np.stack([data[:, 1], data[:, 2], np.ones(len(data))], 1) / data[:, 3:4]
+    coef, *_ = np.linalg.lstsq(a, np.ones(len(data)), rcond=None)
+    return [float(c) for c in coef] if coef[0] > 0 else ratio
+
+
+def _loo(data: Any) -> Any:
+    """Each network's left-one-out relative error under _correction."""
+    import numpy as np
+
+    errors = []
+    for i in range(len(data)):
+        rest = np.delete(data, i, 0)
+        a, b, c = _correction(rest) if len(rest) else [1.0, 0.0, 0.0]
+        errors.append((a * data[i, 1] + b * data[i, 2] + c) / data[i, 3] - 1)
+    return np.array(errors)
+
+
+# ---- the file ----
+
+def _checksum(doc: dict) -> str:
+    body = {k: v for k, v in doc.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def write_model(path: str | Path, doc: dict) -> None:
+    """The model as JSON with its checksum, written whole (a temporary file, then a rename)."""
+    from archgen.render import write_atomic
+
+    write_atomic(str(path), json.dumps({**doc, "checksum": _checksum(doc)}, indent=1) + "\n")
+
+
+def load_model(path: str | Path) -> "LatencyModel":
+    """The model in `path`, checked: LatencyModelError for a file that is not one, or is corrupt or edited;
+    LatencyModelWarning for each way its device and versions differ from this machine's. Nothing is
+    unpickled or executed: the file is JSON, its trees arrays of numbers."""
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise LatencyModelError(f"cannot read the latency model '{path}': {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise LatencyModelError(f"'{path}' is not a latency model: it is not text (a model is the JSON file "
+                                "archgen calibrate writes)") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise LatencyModelError(f"'{path}' is not a latency model: it is not JSON ({e}); a model is the file "
+                                "archgen calibrate writes") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise LatencyModelError(f"'{path}' is not a latency model written by archgen calibrate (its format is not "
+                                f"{FORMAT}); make one with archgen calibrate --backend BACKEND -o DEVICE.json")
+    if doc.get("checksum") != _checksum(doc):
+        raise LatencyModelError(f"'{path}': the latency model's checksum does not match its content, so the file "
+                                "is corrupt or was edited after archgen calibrate wrote it; calibrate again")
+    model = LatencyModel(doc, str(path))
+    for mismatch in _mismatches(doc["device"], machine(doc["backend"], doc["device"]["device"])):
+        warnings.warn(f"latency model {path}: {mismatch}", LatencyModelWarning, stacklevel=2)
+    return model
+
+
+def _mismatches(made: dict, here: dict) -> list[str]:
+    """How the device and versions the model was made with differ from this machine's, in words."""
+    found = []
+    for key in COMPARED:
+        if key in made and made.get(key) != here.get(key):
+            found.append(f"it was made with {key} {made.get(key)}, and this machine has {here.get(key) or 'none'}: "
+                         "its predictions are for the machine that made it")
+    return found
+
+
+def _invalid(path: str, field: str, what: str) -> LatencyModelError:
+    return LatencyModelError(f"'{path}': the latency model's field '{field}' {what}, though its checksum matches: "
+                             "the file was written by another archgen, or made by hand; calibrate again")
+
+
+def _numbers(value: Any, path: str, where: str, integers: bool = False) -> list:
+    kinds = (int,) if integers else (int, float)
+    if not isinstance(value, list) or not all(isinstance(v, kinds) and not isinstance(v, bool) for v in value):
+        raise _invalid(path, where, f"must be a list of {'integers' if integers else 'numbers'}")
+    if not integers and not all(math.isfinite(v) for v in value):
+        raise _invalid(path, where, "must hold finite numbers")
+    return value
+
+
+_TYPE_NAMES = {str: "a string", dict: "a mapping", list: "a list", int: "an integer"}
+
+
+def _field(doc: dict, key: str, kind: type, path: str, where: str = "") -> Any:
+    """doc[key], which must be of `kind` (`where`: the dotted path to doc, for the message)."""
+    if key not in doc:
+        raise _invalid(path, f"{where}{key}", "is missing")
+    if not isinstance(doc[key], kind) or isinstance(doc[key], bool):
+        raise _invalid(path, f"{where}{key}", f"must be {_TYPE_NAMES[kind]}")
+    return doc[key]
+
+
+class _KindModel:
+    """One kind's baseline, trees (as arrays) and calibrated ranges, evaluated on a feature matrix."""
+
+    def __init__(self, baseline: Sequence[float], trees: Optional[dict], lo: Optional[Sequence[float]],
+                 hi: Optional[Sequence[float]]) -> None:
+        import numpy as np
+
+        self.baseline = list(baseline)
+        self.trees = None
+        if trees is not None:
+            self.trees = tuple(np.asarray(trees[k], dtype=t) for k, t in
+                               (("feature", np.intp), ("threshold", float), ("left", np.intp), ("right", np.intp),
+                                ("value", float), ("roots", np.intp)))
+            self.depth = int(trees["depth"])
+        self.lo = None if lo is None else np.asarray(lo, dtype=float)
+        self.hi = None if hi is None else np.asarray(hi, dtype=float)
+
+    def ms(self, x: Any) -> Any:
+        import numpy as np
+
+        base = _baseline_ms(self.baseline, x)
+        if self.trees is None:
+            return base
+        feature, threshold, left, right, value, roots = self.trees
+        node = np.broadcast_to(roots, (len(x), len(roots)))
+        rows = np.arange(len(x))[:, None]
+        for _ in range(self.depth):
+            node = np.where(x[rows, feature[node]] <= threshold[node], left[node], right[node])
+        return base * np.exp(value[node].sum(1))
+
+    def outside(self, x: Any) -> Any:
+        """Which rows lie outside the calibrated ranges (all of them for a kind never calibrated)."""
+        import numpy as np
+
+        if self.lo is None:
+            return np.ones(len(x), bool)
+        ranged = x[:, _RANGED_AT]
+        return ((ranged < self.lo) | (ranged > self.hi)).any(1)
+
+
+def _kind_model(kind: str, entry: Any, path: str) -> _KindModel:
+    where = f"kinds.{kind}."
+    if not isinstance(entry, dict):
+        raise _invalid(path, f"kinds.{kind}", "must be a mapping")
+    baseline = _numbers(_field(entry, "baseline", list, path, where), path, f"{where}baseline")
+    if len(baseline) != 3 or min(baseline) < 0:
+        raise _invalid(path, f"{where}baseline", "must be three non-negative numbers")
+    ranges = _field(entry, "ranges", dict, path, where)
+    lo, hi = [], []
+    for name in RANGED:
+        pair = _numbers(_field(ranges, name, list, path, f"{where}ranges."), path, f"{where}ranges.{name}")
+        if len(pair) != 2:
+            raise _invalid(path, f"{where}ranges.{name}", "must be [low, high]")
+        lo.append(pair[0])
+        hi.append(pair[1])
+    trees = entry.get("trees")
+    if trees is not None:
+        if not isinstance(trees, dict):
+            raise _invalid(path, f"{where}trees", "must be a mapping or null")
+        n = len(_numbers(_field(trees, "feature", list, path, f"{where}trees."), path, f"{where}trees.feature",
+                         integers=True))
+        for key, integers in (("threshold", False), ("left", True), ("right", True), ("value", False),
+                              ("roots", True)):
+            values = _numbers(_field(trees, key, list, path, f"{where}trees."), path, f"{where}trees.{key}",
+                              integers)
+            if key != "roots" and len(values) != n:
+                raise _invalid(path, f"{where}trees.{key}", f"must have one entry per node ({n})")
+            if integers and values and not 0 <= min(values) <= max(values) < n:
+                raise _invalid(path, f"{where}trees.{key}", f"must index the {n} nodes")
+        if trees["feature"] and not 0 <= min(trees["feature"]) <= max(trees["feature"]) < len(FEATURES):
+            raise _invalid(path, f"{where}trees.feature", f"must index the {len(FEATURES)} features")
+        depth = _field(trees, "depth", int, path, f"{where}trees.")
+        if not 0 <= depth <= 64:
+            raise _invalid(path, f"{where}trees.depth", "must be between 0 and 64")
+    return _KindModel(baseline, trees, lo, hi)
+
+
+def _coefficients(value: Any, path: str, where: str) -> list[float]:
+    coef = _numbers(value, path, where)
+    if len(coef) != 3:
+        raise _invalid(path, where, "must be three numbers (a, b, c)")
+    return coef
+
+
+# ---- prediction ----
+
+class Prediction(NamedTuple):
+    """A network's predicted ms in total and per stage (stem, stage names, head), how many kernel units it
+    runs, and how many of them lie outside the calibrated ranges (predicted all the same)."""
+
+    total_ms: float
+    per_stage: dict[str, float]
+    units: int
+    extrapolated: int
+
+
+#: Blocks of a long stage walked before asking whether the rest repeat the last (archgen.design.fast_count's rule).
+WALKED_DEPTH = 3
+
+
+@dataclass(frozen=True)
+class _Segment:
+    """A stem, stage or head predicted: its kernels' ms, units and extrapolated units, what it changed in the
+    unit before it (which took its opening norm: ms and extrapolated, before and after), and where it left the
+    walk (output shape and layout, its last unit's number, and for a stage the channels and dilation it hands
+    on). A long stage whose later blocks repeat is walked for its first `walked` blocks, and each further block
+    adds `step` (ms, units, extrapolated); `walked` is 0 for a segment walked whole, -1 for a long stage whose
+    blocks do not repeat (it is then remembered at its full depth)."""
+
+    ms: float
+    units: int
+    extrapolated: int
+    before_ms: float
+    before_extrapolated: int
+    state: tuple
+    out_chs: int = 0
+    dilation: int = 1
+    step: tuple[float, int, int] = (0.0, 0, 0)
+    walked: int = 0
+
+
+#: A long stage whose blocks do not all repeat: look it up at its full depth.
+_WHOLE = _Segment(0.0, 0, 0, 0.0, 0, ())
+
+
+class LatencyModel:
+    """A loaded model: `predict` a network's latency on the device, backend, dtype and layout it was fitted
+    for, at any batch size."""
+
+    def __init__(self, doc: dict, path: str) -> None:
+        for key, kind in (("backend", str), ("dtype", str), ("layout", str), ("device", dict), ("kinds", dict),
+                          ("network", dict), ("fallback", list)):
+            _field(doc, key, kind, path)
+        try:
+            check_condition(doc["backend"], 1, doc["dtype"], doc["layout"])
+        except UserError as e:
+            raise _invalid(path, "backend", f"or its dtype or layout is not one archgen predicts ({e})") from None
+        _field(doc["device"], "device", str, path, "device.")
+        if list(doc.get("features", [])) != list(FEATURES):
+            raise _invalid(path, "features", f"must be {', '.join(FEATURES)} (this archgen's)")
+        self.doc, self.path = doc, path
+        self.backend, self.dtype, self.layout = doc["backend"], doc["dtype"], doc["layout"]
+        self.device: str = doc["device"]["device"]
+        self.kinds = {kind: _kind_model(kind, entry, path) for kind, entry in doc["kinds"].items()}
+        fallback = _coefficients(doc["fallback"], path, "fallback")
+        self.fallback = _KindModel(fallback, None, None, None)
+        net = doc["network"]
+        self.by_batch = _field(net, "by", str, path, "network.") == "batch"
+        self.pooled = _coefficients(_field(net, "pooled", list, path, "network."), path, "network.pooled")
+        self.batches = {b: _coefficients(c, path, f"network.batches.{b}")
+                        for b, c in _field(net, "batches", dict, path, "network.").items()}
+        self._kernels = Memo(1 << 18, "latency_model: kernels")
+        self._segments = Memo(1 << 16, "latency_model: segments")
+        #: Unit configurations by number, for the segments' keys (never cleared: a number must keep its unit).
+        self._ids: dict[KernelUnit, int] = {}
+        self._units: list[KernelUnit] = []
+
+    @property
+    def describe(self) -> str:
+        d = self.doc["device"]
+        return f"{self.backend}, {self.dtype}, {self.layout} on {d.get('name', d['device'])}"
+
+    def unit_ms(self, units: Sequence[KernelUnit]) -> list[tuple[float, bool]]:
+        """Each unit's predicted ms (before the network correction) and whether it is extrapolated, memoised
+        per configuration; the ones not seen yet predicted in one batch per kind."""
+        memo = self._kernels
+        keys = [u._replace(names=()) for u in units]
+        found = [memo.get(key) for key in keys]
+        missing: dict[str, dict[KernelUnit, None]] = {}
+        for key, hit in zip(keys, found):
+            if hit is None:
+                missing.setdefault(key.kind, {})[key] = None
+        if not missing:
+            return found
+        new: dict[KernelUnit, tuple[float, bool]] = {}
+        for kind, todo in missing.items():
+            x = _matrix(list(todo))
+            model = self.kinds.get(kind, self.fallback)
+            for key, ms, out in zip(todo, model.ms(x), model.outside(x)):
+                new[key] = memo.keep(key, (float(ms), bool(out)))
+        return [hit if hit is not None else new[key] for key, hit in zip(keys, found)]
+
+    def correction(self, batch: int) -> list[float]:
+        """a, b, c of the network correction at this batch size."""
+        return self.batches.get(str(batch), self.pooled) if self.by_batch else self.pooled
+
+    def predict(self, spec_or_plan: object, batch: int = 1, input_size: Optional[int] = None) -> Prediction:
+        """The network's predicted latency in ms at `batch`, per stage and in total, with no model built.
+
+        `spec_or_plan`: a ModelPlan, or anything archgen.load_spec takes. A spec is walked stage by stage with
+        each stage remembered (what a design search asks for thousands of times); a plan, or a spec the walk
+        cannot settle (stochastic depth, a size too small), goes through kernel_units whole."""
+        from archgen.grammar.loader import load_spec
+        from archgen.planner import ModelPlan, plan
+
+        check_condition(self.backend, batch, self.dtype, self.layout)
+        if isinstance(spec_or_plan, ModelPlan):
+            return self._from_units(kernel_units(spec_or_plan, self.backend, batch, self.dtype, self.layout,
+                                                 input_size), batch)
+        spec = load_spec(spec_or_plan)
+        walked = self._walk(spec, batch, input_size)
+        if walked is not None:
+            return walked
+        return self._from_units(kernel_units(plan(spec), self.backend, batch, self.dtype, self.layout, input_size),
+                                batch)
+
+    def _from_units(self, units: list[KernelUnit], batch: int) -> Prediction:
+        """The prediction of a network's units, each counted in the stage of the first record it covers."""
+        per: dict[str, list[float]] = {}
+        extrapolated = 0
+        for unit, (ms, out) in zip(units, self.unit_ms(units)):
+            stage = unit.names[0].split(".")[0] if unit.names else "head"
+            acc = per.setdefault(stage, [0.0, 0])
+            acc[0] += ms
+            acc[1] += 1
+            extrapolated += out
+        return self._corrected({k: (v[0], v[1]) for k, v in per.items()}, len(units), extrapolated, batch)
+
+    def _corrected(self, per: dict[str, tuple[float, int]], units: int, extrapolated: int, batch: int
+                   ) -> Prediction:
+        """The network correction applied stage by stage: a x kernels + b x units, and c shared by units, so that
+        the stages sum to the total."""
+        a, b, c = self.correction(batch)
+        stages = {name: a * ms + b * n + c * n / max(units, 1) for name, (ms, n) in per.items()}
+        return Prediction(sum(stages.values()), stages, units, extrapolated)
+
+    def _walk(self, spec: Any, batch: int, input_size: Optional[int]) -> Optional[Prediction]:
+        """The spec predicted stem, stage and head at a time, each remembered by the plain values that make it
+        and by where the walk enters it; None where the walk cannot settle the network (kernel_units then
+        plans it, and refuses what the planner refuses)."""
+        from archgen.planner import expand_stage_rule, frame, head_plan, walk_stages
+        from archgen.tally import TooSmall
+
+        spec = expand_stage_rule(spec)
+        doc = spec.doc
+        if doc.stochastic_depth is not None:
+            return None
+        f = frame(spec)
+        size = input_size or doc.input.size
+        walk = _SpecWalk(self, (self.backend, doc.norm.type, batch), (doc.input.channels, size, size, False, -1))
+        stages = doc.stages
+        network = (doc.shortcut, doc.stride_on, doc.multipliers.width, f.norm_groups)
+
+        def place(i: int, family: Any, depth: int, in_chs: int, prev_dilation: int, input_from: str) -> Any:
+            stage = stages[i]
+            return walk.enter(i + 1, (family, in_chs, prev_dilation, stage.width, stage.stride, stage.dilation,
+                                      stage.first_dilation, input_from, network),
+                              lambda blocks: _stage_blocks(spec, i, family, in_chs, prev_dilation, blocks, input_from,
+                                                           f.norm_groups), depth)
+
+        try:
+            walk.enter(0, f.stem, lambda _: ([("stem", f.stem, f.stem.layers)], 0, 1, False))
+            out_chs = f.stem.out_chs
+            for placed in walk_stages(f, place):
+                out_chs = placed.out_chs
+            head = head_plan(spec, f.families[-1])
+            walk.enter(-1, (head, out_chs),
+                       lambda _: ([("head", (head, out_chs), lambda: head.layers(out_chs))], 0, 1, False))
+        except (_Unsettled, TooSmall):
+            return None
+        return walk.prediction(batch)
+
+    def _settle(self, pending: "_Pending") -> _Segment:
+        """A walked segment's figures: its own units (after the unit the walk started from, if any), the change
+        it made to that unit, and for a repeating stage what its last walked block adds."""
+        walk, before = pending.walk, pending.before
+        units = walk.units
+        predicted = self.unit_ms(units)
+        before_ms, before_extrapolated = 0.0, 0
+        if before is not None:
+            (now_ms, now_out), (was_ms, was_out) = predicted[0], self.unit_ms([before])[0]
+            before_ms, before_extrapolated = now_ms - was_ms, int(now_out) - int(was_out)
+            units, predicted = units[1:], predicted[1:]
+        ms, extrapolated = sum(m for m, _ in predicted), sum(out for _, out in predicted)
+        step: tuple[float, int, int] = (0.0, 0, 0)
+        if pending.upto is not None:  # what the last walked block added, each later block adds again
+            full, earlier = self.unit_ms(walk.units), self.unit_ms(pending.upto)
+            step = (sum(m for m, _ in full) - sum(m for m, _ in earlier), len(full) - len(earlier),
+                    sum(o for _, o in full) - sum(o for _, o in earlier))
+        return _Segment(ms, len(units), extrapolated, before_ms, before_extrapolated, pending.state, pending.out_chs,
+                        pending.dilation, step, pending.walked)
+
+    def _unit_id(self, unit: Optional[KernelUnit]) -> int:
+        """The model's number for a unit configuration (-1: none), so that a segment's memo key holds an int."""
+        if unit is None:
+            return -1
+        key = unit._replace(names=())
+        known = self._ids.get(key)
+        if known is None:
+            known = self._ids[key] = len(self._units)
+            self._units.append(key)
+        return known
+
+    def _unit_of(self, number: int) -> Optional[KernelUnit]:
+        return None if number < 0 else self._units[number]
+
+
+def _stage_blocks(spec: Any, i: int, family: Any, in_chs: int, prev_dilation: int, depth: int, input_from: str,
+                  norm_groups: int) -> tuple[list, int, int, bool]:
+    """Stage i's first `depth` blocks as (prefix, what they are made from, their records), its output channels,
+    its dilation, and whether the last two blocks are alike; _Unsettled for a block the planner would refuse
+    (kernel_units's plan then says why)."""
+    from archgen.planner import misgrouped_conv, misgrouped_norm, placement, stage_blocks
+
+    at = placement(spec, i, family, in_chs, prev_dilation)
+    blocks = stage_blocks(family, at, depth, i, input_from)
+    for block in blocks:
+        layers = block.layers()
+        if misgrouped_conv(layers) or misgrouped_norm(layers, norm_groups):
+            raise _Unsettled
+    return ([(f"layer{i + 1}.{j}", (b.family, b.at), b.layers) for j, b in enumerate(blocks)], blocks[-1].out_chs,
+            at.dilation, len(blocks) >= 2 and blocks[-1] == blocks[-2])
+
+
+@dataclass
+class _Pending:
+    """A segment walked and not yet predicted: the walk (which started from `before`, the unit before the
+    segment), where it left off, and for a repeating stage the units before its last walked block."""
+
+    walk: Walk
+    before: Optional[KernelUnit]
+    state: tuple
+    out_chs: int
+    dilation: int
+    upto: Optional[list[KernelUnit]] = None
+    walked: int = 0
+
+
+class _SpecWalk:
+    """One prediction's walk over a spec's segments (0 the stem, i the i-th stage, -1 the head): each one
+    remembered taken as it is, each new one walked through kernel_units's blocks, and predicted at the end (its
+    new configurations in one batch). The unit a segment ends with, which the next may change, is carried as
+    the model's number for it (cheaper to hash than the unit)."""
+
+    def __init__(self, model: LatencyModel, context: tuple, state: tuple) -> None:
+        self.model, self.context, self.state = model, context, state
+        self.get = model._segments.get
+        #: Per segment: its index, memo key, a _Segment or _Pending, and its depth (a stage's blocks).
+        self.segments: list[tuple[int, tuple, Any, int]] = []
+
+    def enter(self, index: int, key: object, blocks: Any, depth: int = 1) -> Any:
+        """The segment entered from the current state: remembered, or walked through `blocks(n)`'s first n
+        blocks as (prefix, made from, records) triples, with its output channels, dilation and whether its last
+        two blocks are alike. A stage longer than WALKED_DEPTH is walked that far when the blocks after repeat."""
+        long = depth > WALKED_DEPTH
+        short_key = (self.context, index, key, 0 if long else depth, self.state)
+        known = self.get(short_key)
+        if known is _WHOLE:
+            short_key, long = (self.context, index, key, depth, self.state), False
+            known = self.get(short_key)
+        if known is not None:
+            self.segments.append((index, short_key, known, depth))
+            self.state = known.state
+            return known
+        pending = self._walk(blocks, WALKED_DEPTH if long else depth, repeating=long)
+        if pending is None:  # the blocks after the walked ones change: the stage is walked whole, at its depth
+            self.model._segments.keep(short_key, _WHOLE)
+            short_key = (self.context, index, key, depth, self.state)
+            pending = self._walk(blocks, depth, repeating=False)
+        self.segments.append((index, short_key, pending, depth))
+        self.state = pending.state
+        return pending
+
+    def _walk(self, blocks: Any, depth: int, repeating: bool) -> Optional[_Pending]:
+        """The segment's first `depth` blocks walked from the current state; None when `repeating` asks for
+        the last block to repeat and it does not (it differs, or does not leave the walk where it found it)."""
+        made, out_chs, dilation, alike = blocks(depth)
+        model = self.model
+        c, h, w, blocked, before_id = self.state
+        before = model._unit_of(before_id)
+        backend, norm, batch = self.context
+        walk = Walk(backend, norm, batch, model.dtype, model.layout, c, h, w, blocked, before)
+        upto: Optional[list[KernelUnit]] = None
+        entered = None
+        for j, (prefix, made_from, layers) in enumerate(made):
+            if repeating and j == len(made) - 1:
+                upto = list(walk.units)
+                entered = (walk.c, walk.h, walk.w, walk.blocked, model._unit_id(walk.units[-1]))
+            walk.add(prefix, made_from, layers)
+        state = (walk.c, walk.h, walk.w, walk.blocked, model._unit_id(walk.units[-1]) if walk.units else before_id)
+        if repeating and not (alike and state == entered):
+            return None
+        return _Pending(walk, before, state, out_chs, dilation, upto if repeating else None,
+                        depth if repeating else 0)
+
+    def prediction(self, batch: int) -> Prediction:
+        """The segments' ms added up, each segment's change to the unit before it counted in the segment that
+        unit belongs to; the walked segments predicted (their new configurations in one batch) and remembered."""
+        model = self.model
+        walked = [seg.walk for _, _, seg, _ in self.segments if type(seg) is _Pending]
+        if walked:
+            model.unit_ms([u for walk in walked for u in walk.units])
+        ms: list[float] = []
+        counts: list[int] = []
+        extrapolated = 0
+        for index, key, seg, depth in self.segments:
+            if type(seg) is _Pending:
+                seg = model._segments.keep(key, model._settle(seg))
+            if ms:
+                ms[-1] += seg.before_ms
+            more = depth - seg.walked if seg.walked > 0 else 0
+            ms.append(seg.ms + more * seg.step[0])
+            counts.append(seg.units + more * seg.step[1])
+            extrapolated += seg.extrapolated + seg.before_extrapolated + more * seg.step[2]
+        names = ["stem", *(f"layer{i}" for i in range(1, len(ms) - 1)), "head"]
+        per = {name: (m, n) for name, m, n in zip(names, ms, counts) if n}  # a stem of no layers runs nothing
+        return model._corrected(per, sum(counts), extrapolated, batch)
+
+
+class _Unsettled(Exception):
+    """A stage the walk leaves to the planner (a block it would refuse)."""

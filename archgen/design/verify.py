@@ -1,0 +1,108 @@
+"""A latency-aware search checked on the device: the predicted front's members and K other candidates inside
+the constraints are built and measured, and the front is judged again with the measured latency.
+
+A prediction that ranks candidates well is what a search needs; a front member that another checked candidate
+dominates once both are measured is one the model put there wrongly. The measuring is the caller's (`measure`:
+spec mappings to ms, such as archgen.bench.kernel_timing.time_networks on the model's backend), so this stays
+free of torch.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Callable, NamedTuple, Optional, Sequence
+
+from archgen.design.evaluate import Evaluator, Verdict
+from archgen.design.objectives import Objective, Pareto, dominates
+from archgen.design.sample import draw
+from archgen.design.space import Space
+
+#: Draws per other candidate asked for before giving up on finding more inside the constraints.
+DRAWS_PER_OTHER = 200
+
+
+class Checked(NamedTuple):
+    """One candidate measured: whether it is on the predicted front, its predicted and measured ms, the
+    relative error (predicted / measured - 1), and for a front member whether a checked candidate dominates
+    it once measured (None where the objective is not a front)."""
+
+    name: str
+    on_front: bool
+    predicted_ms: float
+    measured_ms: float
+    error: float
+    dominated: Optional[bool]
+
+
+@dataclass
+class Verification:
+    """A search's front and other candidates measured (archgen search --verify)."""
+
+    space: str
+    #: Where it was measured, in words (backend, batch, device).
+    where: str
+    checked: list[Checked]
+    front_size: int
+    #: Front members dominated once measured (None where the objective is not a front).
+    dominated: Optional[int]
+    #: Other candidates asked for, and found inside the constraints.
+    asked: int = 0
+
+    def summary(self) -> str:
+        """The check in a sentence: what was measured, how close the predictions came, what the front lost."""
+        if not self.checked:
+            return "nothing was measured"
+        others = len(self.checked) - self.front_size
+        errors = sorted(abs(c.error) for c in self.checked)
+        text = f"measured {self.front_size} front member(s) and {others} other candidate(s)"
+        if others < self.asked:
+            text += f" (of {self.asked} asked for; the space gave no more inside the constraints)"
+        text += (f"; {sum(e <= 0.1 for e in errors)} of {len(errors)} predicted within +-10%, median error "
+                 f"{errors[len(errors) // 2]:.1%}")
+        if self.dominated is not None:
+            text += f"; {self.dominated} of {self.front_size} front member(s) dominated once measured"
+        return text
+
+
+def others(space: Space, evaluator: Evaluator, exclude: set, k: int, seed: int) -> list[Verdict]:
+    """Up to k candidates inside the constraints, drawn with `seed`, none of them in `exclude` (axis values)
+    nor twice."""
+    rng = random.Random(seed)
+    found: list[Verdict] = []
+    seen = set(exclude)
+    for _ in range(DRAWS_PER_OTHER * k):
+        if len(found) == k:
+            break
+        values = draw(space, rng)
+        if values in seen:
+            continue
+        verdict = evaluator(values)
+        if verdict.accepted:
+            seen.add(values)
+            found.append(verdict)
+    return found
+
+
+def verify(space: Space, objective: Objective, evaluator: Evaluator, front: Sequence[Verdict],
+           names: Sequence[str], k: int, seed: int, measure: Callable[[list[dict]], list[float]],
+           where: str) -> Verification:
+    """The front's members (named `names`) and k other candidates measured by `measure` and judged again."""
+    extra = others(space, evaluator, {v.values for v in front}, k, seed)
+    verdicts = list(front) + extra
+    labels = list(names) + [f"{space.name}_other{j}" for j in range(len(extra))]
+    specs = [space.written(v.values, name, f"checked by archgen search --verify: {space.describe(v.values)}")
+             for v, name in zip(verdicts, labels)]
+    measured = measure(specs)
+    keys = None
+    if isinstance(objective, Pareto):
+        keys = [objective.key(v.figures._replace(latency=ms)) for v, ms in zip(verdicts, measured)]
+    checked = []
+    for i, (v, name, ms) in enumerate(zip(verdicts, labels, measured)):
+        on_front = i < len(front)
+        dominated = None
+        if keys is not None and on_front:
+            dominated = any(dominates(other, keys[i]) for j, other in enumerate(keys) if j != i)
+        checked.append(Checked(name, on_front, v.figures.latency, ms, v.figures.latency / ms - 1, dominated))
+    count = None if keys is None else sum(bool(c.dominated) for c in checked)
+    return Verification(space.name, where, checked, len(front), count, k)

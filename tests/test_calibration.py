@@ -1,0 +1,208 @@
+"""`archgen calibrate` and what it stands on: kernel configurations timed one by one on every backend, whole
+networks timed interleaved, the sampler that chooses the configurations (covering every kind of kernel the zoo
+runs, its perturbations valid ones), the request's refusals as one paragraph with exit 2, and a tiny run end to
+end whose file the latency model loads. No assertion is made on a timing beyond its being a positive number."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+
+import onnx
+import pytest
+from typer.testing import CliRunner
+
+from archgen.bench.calibration import CalibrationRequest, Sampler, perturb, sampled, work
+from archgen.bench.kernel_timing import onnx_unit, time_networks, time_units
+from archgen.bench.kernel_units import KernelUnit, kernel_units
+from archgen.cli.app import app
+from archgen.errors import UserError
+from archgen.grammar.loader import bundled_names
+from archgen.render import render
+from conftest import TINY_SPEC
+from test_80_columns import assert_reads_at_80
+
+TINY_SPACE = """\
+name: tiny_space
+description: two basic-block stages on 32x32 images, widths drawn, for fast calibration tests
+input: {channels: 3, size: 32, classes: 10}
+stem: {type: cifar, width: 16}
+block: {type: basic}
+stages:
+  - {depth: 1, width: {choice: [8, 16, 24]}}
+  - {depth: {range: [1, 2]}, width: {choice: [16, 32, 48]}, stride: 2}
+"""
+#: Specs whose units, at 32 px, hold every structure the zoo has (SE gates, depthwise convs, hard-swish, dense
+#: concatenations, zero-padding shortcuts, highway gates, pools, VGG's hidden fc layers).
+STRUCTURES = ("seresnet50", "mobilenet_v3_small", "efficientnet_b0", "densenet121", "resnet20_cifar",
+              "highway20_cifar", "resnet26d", "vgg11_bn", "darknet53", "mobilenet_v2")
+
+
+@pytest.fixture(scope="module")
+def space(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("space") / "tiny_space.yaml"
+    path.write_text(TINY_SPACE)
+    return str(path)
+
+
+def patterns(backend: str, size: int = 32) -> list[KernelUnit]:
+    """One configuration of each (kind, what it absorbed, act) the STRUCTURES run on the backend (VGG's hidden
+    fc layers at 512 inputs, not 25,088: 400 MB of weights would only slow the test)."""
+    seen: dict[tuple, KernelUnit] = {}
+    for name in STRUCTURES:
+        for u in kernel_units(name, backend, 2, input_size=None if name.endswith("cifar") else size):
+            small = u._replace(c_in=512) if u.kind == "linear" and u.c_in > 4096 else u
+            seen.setdefault((u.kind, u.absorbed, u.act), small._replace(names=()))
+    return list(seen.values())
+
+
+@pytest.mark.parametrize("backend", ["eager", "fused", "onnxruntime", "openvino"])
+def test_every_kind_of_kernel_the_zoo_runs_is_timed_to_a_positive_time(backend):
+    units = patterns(backend)
+    done: list[int] = []
+    ms = time_units(units, backend, warmup=0, reps=1, on_unit=done.append)
+    assert done == list(range(len(units)))
+    bad = [(u.kind, u.absorbed, u.act, t) for u, t in zip(units, ms) if not (math.isfinite(t) and t > 0)]
+    assert not bad
+
+
+def test_a_units_onnx_graph_is_a_valid_model_with_a_dynamic_batch():
+    for u in patterns("onnxruntime") + patterns("openvino"):
+        model, shapes = onnx_unit(u, blocked_inputs=True)
+        onnx.checker.check_model(model, full_check=True)
+        assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+        assert all(shape[0] == u.batch for shape in shapes.values())
+
+
+def test_the_runtimes_fuse_a_units_add_as_inside_a_network(tmp_path):
+    """The add and act a conv took in are fused into it only if the shortcut arrives in the conv's blocked
+    layout, as it does in a network: ONNX Runtime's profile then shows one conv and nothing else timed."""
+    import json as json_
+
+    import numpy as np
+    import onnxruntime as ort
+
+    u = KernelUnit("conv", 32, 64, 1, 1, 1, 1, 8, 8, 1, "float32", "nchw", ("norm", "add", "act"), "relu", ())
+    model, shapes = onnx_unit(u, blocked_inputs=True)
+    options = ort.SessionOptions()
+    options.enable_profiling = True
+    options.profile_file_prefix = str(tmp_path / "unit")
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session.run(None, {name: np.zeros(shape, np.float32) for name, shape in shapes.items()})
+    with open(session.end_profiling()) as f:
+        ops = [e["args"]["op_name"] for e in json_.load(f) if e.get("cat") == "Node" and
+               e["name"].endswith("_kernel_time") and not e["name"].startswith("helper_")]
+    assert sorted(op for op in ops if not op.startswith("Reorder")) == ["Conv"]
+
+
+@pytest.mark.parametrize("backend", ["eager", "onnxruntime"])
+def test_whole_networks_are_timed_interleaved_to_positive_times(backend, tmp_path):
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY_SPEC)
+    built: list[int] = []
+    ms = time_networks([str(spec), "resnet20_cifar"], backend, 2, rounds=2, reps=1, on_network=built.append)
+    assert built == [0, 1] and len(ms) == 2 and all(math.isfinite(t) and t > 0 for t in ms)
+
+
+def test_torch_compile_has_no_kernels_to_time():
+    with pytest.raises(UserError, match="Inductor"):
+        time_units([], "compile")
+
+
+def test_the_sampler_covers_every_kind_of_kernel_the_zoo_runs():
+    sampler = Sampler("onnxruntime", [], [1], "float32", "nchw", seed=0)
+    drawn = {u.kind for u in sampler.base()}
+    zoo = {u.kind for name in bundled_names() for u in kernel_units(name, "onnxruntime")}
+    assert zoo <= drawn
+    assert len(sampler.seen) == len(set(sampler.seen))  # each configuration handed out once
+
+
+def test_a_space_is_covered_at_every_batch_size_and_never_twice(space):
+    sampler = Sampler("eager", [space], [1, 4], "float32", "nchw", seed=1)
+    base = sampler.base()
+    drawn = [next(base) for _ in range(400)]
+    assert len(set(drawn)) == len(drawn)
+    assert {u.batch for u in drawn} == {1, 4}
+    candidate = sampled(space, 1, 1000)[0]
+    assert set(sampler.units(candidate)) <= set(drawn)  # the space's first draws are in the stream
+
+
+def test_perturbed_configurations_stay_valid():
+    """Channels stay divisible by the groups (a depthwise conv stays depthwise), a concat still adds
+    channels, and sizes stay positive and at least a pool's window."""
+    rng = random.Random(0)
+    units = [u._replace(names=()) for name in STRUCTURES for u in kernel_units(name, "fused", 1)]
+    for u in units:
+        for _ in range(5):
+            p = perturb(u, rng, math.log(2))
+            assert p.kind == u.kind and p.c_in >= 1 and p.c_out >= 1 and p.h >= 1 and p.w >= 1
+            assert p.c_in % p.groups == 0 and p.c_out % p.groups == 0
+            if u.kind == "dwconv" and u.groups > 1:
+                assert p.groups == p.c_in == p.c_out
+            if u.kind == "concat":
+                assert p.c_out > p.c_in
+            if u.kind.endswith("_pool") and u.kind != "global_pool":
+                assert p.h >= p.k
+
+
+def test_the_worst_predicted_neighbourhoods_are_new_configurations():
+    sampler = Sampler("eager", [], [1, 8], "float32", "nchw", seed=0)
+    sampler.real(u._replace(names=()) for u in kernel_units("wrn_16_8_cifar", "eager", 8))  # the largest
+    worst = sampler.fresh(u._replace(names=()) for u in kernel_units("resnet20_cifar", "eager", 1))[:5]  # timed
+    near = sampler.around(worst, 12)
+    assert 0 < len(near) <= 12 and not set(near) & set(worst)
+    assert any(u.batch == 8 for u in near)  # a configuration is also taken at the other batch sizes
+    assert all(work(u) <= sampler.largest[u.kind] for u in near)  # none larger than a real one
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--backend", "compile"], "Inductor"),
+    (["--backend", "tensorrt"], "calibrate models eager, fused, onnxruntime, openvino"),
+    (["--backend", "eager", "--minutes", "0"], "--minutes must be more than 0"),
+    (["--backend", "eager", "--minutes", "-3"], "--minutes must be more than 0"),
+    (["--backend", "openvino", "--dtype", "float16"], "float32 NCHW"),
+    (["--backend", "eager", "--networks", "0"], "--networks must be 1 or more"),
+    (["--backend", "eager", "--batch-sizes", "1,x"], "--batch-sizes takes positive integers"),
+    (["--backend", "eager", "--space", "no_such_space"], "no bundled space"),
+])
+def test_a_request_that_cannot_work_exits_2_with_one_paragraph(args, words, tmp_path):
+    r = CliRunner().invoke(app, ["calibrate", *args, "-o", str(tmp_path / "m.json")])
+    assert r.exit_code == 2, r.output
+    assert words in r.stderr and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1
+    assert "Traceback" not in r.output and not (tmp_path / "m.json").exists()
+
+
+def test_the_output_must_be_a_json_file(tmp_path):
+    r = CliRunner().invoke(app, ["calibrate", "--backend", "eager", "-o", str(tmp_path / "m.csv")])
+    assert r.exit_code == 2 and "must end in .json" in r.stderr
+
+
+def test_a_tiny_calibration_writes_a_model_that_loads_and_predicts(space, tmp_path):
+    from archgen.bench.latency_model import load_model
+
+    out = tmp_path / "device.json"
+    r = CliRunner().invoke(app, ["calibrate", "--backend", "eager", "--space", space, "--batch-sizes", "1",
+                                 "--networks", "2", "--max-configurations", "24", "--minutes", "2", "-o", str(out),
+                                 "--format", "json"], env={"COLUMNS": "80"})
+    assert r.exit_code == 0, r.output
+    kinds, networks = json.loads(r.stdout)
+    assert sum(row["configurations"] for row in kinds["rows"] if row["kind"] != "all") == 24
+    assert [row["batch"] for row in networks["rows"]] == [1]
+    assert f"wrote {out}: 24 kernel configurations and 2 networks" in r.stderr
+    doc = json.loads(out.read_text())
+    assert doc["backend"] == "eager" and doc["meta"]["timings"]["configurations"] == 24
+    assert doc["meta"]["spaces"] == [space] and doc["network"]["networks"] == 2
+    prediction = load_model(out).predict(sampled(space, 1, 5)[0])
+    assert prediction.total_ms > 0 and set(prediction.per_stage) == {"stem", "layer1", "layer2", "head"}
+    from archgen.cli.calibrate import calibration_tables
+
+    tables = calibration_tables(doc)
+    assert_reads_at_80(render(tables, "rich", width=80), render(tables, "markdown"))
+
+
+def test_the_request_defaults_to_every_bundled_space():
+    from archgen.design.space import bundled_spaces
+
+    assert CalibrationRequest("eager", Path("m.json")).space_names() == bundled_spaces()

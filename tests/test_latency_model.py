@@ -1,0 +1,187 @@
+"""The kernel-level latency model (archgen.bench.latency_model): fitted on kernels whose ms follow a known formula
+(conftest.synthetic_ms), it recovers the formula on networks it never saw; its file round-trips, refuses what
+is corrupt, edited or malformed, and warns when made elsewhere; a spec walked stage by stage predicts what
+its kernel units predict; units outside the calibrated ranges are counted. No assertion is made on any real
+timing: predicted against measured lives in benchmarks/latency_bench.py."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from archgen.bench import latency_model as lm
+from archgen.bench.kernel_units import kernel_units
+from archgen.design import Evaluator, Rejections, load_space, sample
+from archgen.planner import plan
+from conftest import synthetic_ms
+
+
+@pytest.fixture(scope="module")
+def model(latency_model_file):
+    return lm.load_model(latency_model_file)
+
+
+def truth(name: str, batch: int = 1, size=None) -> float:
+    """The whole pass the synthetic calibration's networks follow: 1.1 x the kernels' sum + 0.05 ms."""
+    return 1.1 * sum(map(synthetic_ms, kernel_units(name, "eager", batch, input_size=size))) + 0.05
+
+
+@pytest.mark.parametrize("name, size", [("resnet56_cifar", None), ("regnetx_004", 64), ("mobilenet_v3_large", 64),
+                                        ("efficientnet_b0", 64), ("preact_resnet110_cifar", None)])
+def test_fit_recovers_the_formula_on_networks_it_never_saw(model, name, size):
+    """Held-out networks (deeper, wider, with other blocks) predicted within 3% of the formula's whole pass."""
+    assert model.predict(name, 1, size).total_ms == pytest.approx(truth(name, 1, size), rel=0.03)
+
+
+def test_the_trees_learn_what_the_baseline_cannot_see(latency_model_doc):
+    """Grouped convs cost 1.6x their MACs' share: the baseline alone misses them, the trees do not."""
+    conv = lm._KindModel(latency_model_doc["kinds"]["conv"]["baseline"], latency_model_doc["kinds"]["conv"]["trees"],
+                         None, None)
+    grouped = [u for u in kernel_units("regnetx_004", "eager", 1, input_size=64) if u.kind == "conv" and u.groups > 1]
+    x = lm._matrix(grouped)
+    real = [synthetic_ms(u) for u in grouped]
+    trees = sorted(abs(p / r - 1) for p, r in zip(conv.ms(x), real))
+    base = sorted(abs(p / r - 1) for p, r in zip(lm._baseline_ms(conv.baseline, x), real))
+    assert trees[len(trees) // 2] < 0.05 < base[len(base) // 2]
+
+
+def test_the_file_says_how_each_kind_is_modelled_and_what_whole_passes_add(latency_model_doc):
+    kinds = latency_model_doc["kinds"]
+    assert kinds["conv"]["trees"] and kinds["conv"]["how"] == "baseline and trees"
+    assert kinds["zero_pad"]["trees"] is None and kinds["zero_pad"]["how"].startswith("baseline alone: 4 samples")
+    assert kinds["conv"]["cross_validated"]["within_10"] > 0.9
+    net = latency_model_doc["network"]
+    assert net["networks"] == 3 and net["pass_over_kernels"]["1"] == pytest.approx(1.1, abs=0.05)
+    assert net["pooled"] == pytest.approx([1.1, 0.0, 0.05], abs=0.02) or net["fit"]["median_abs"] < 0.02
+
+
+def test_cross_validation_gives_each_sample_its_out_of_fold_error():
+    units = list(dict.fromkeys(u._replace(names=()) for u in kernel_units("resnet20_cifar", "eager", 1)))
+    samples = [(u, synthetic_ms(u)) for u in units]
+    errors = lm.cross_validate(samples)
+    assert len(errors) == len(samples) and errors == lm.cross_validate(samples)
+    assert sorted(map(abs, errors))[len(errors) // 2] < 0.05
+
+
+def test_the_model_round_trips_through_its_file(latency_model_doc, latency_model_file, model):
+    on_disk = json.loads(latency_model_file.read_text())
+    assert {k: v for k, v in on_disk.items() if k != "checksum"} == latency_model_doc
+    again = lm.LatencyModel(latency_model_doc, "in memory")
+    assert again.predict("resnet32_cifar") == model.predict("resnet32_cifar")
+
+
+def _edited(path, tmp_path, edit) -> str:
+    """The model file with `edit` applied to its document and the checksum made to match again."""
+    doc = json.loads(path.read_text())
+    edit(doc)
+    out = tmp_path / "edited.json"
+    lm.write_model(out, {k: v for k, v in doc.items() if k != "checksum"})
+    return str(out)
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda d: d["kinds"]["conv"].__setitem__("baseline", "fast"), "field 'kinds.conv.baseline' must be a list"),
+    (lambda d: d.pop("network"), "field 'network' is missing"),
+    (lambda d: d["kinds"]["conv"]["trees"]["left"].__setitem__(0, 10 ** 9), "field 'kinds.conv.trees.left' must index"),
+    (lambda d: d["kinds"]["act"]["ranges"].pop("h"), "field 'kinds.act.ranges.h' is missing"),
+    (lambda d: d.__setitem__("backend", "tvm"), "unknown backend 'tvm'"),
+])
+def test_a_malformed_model_is_refused_naming_the_field(latency_model_file, tmp_path, edit, words):
+    with pytest.raises(lm.LatencyModelError, match=words):
+        lm.load_model(_edited(latency_model_file, tmp_path, edit))
+
+
+def test_a_tampered_byte_breaks_the_checksum(latency_model_file, tmp_path):
+    text = latency_model_file.read_text()
+    at = text.index('"threshold": [') + len('"threshold": [')
+    digit = next(i for i in range(at, len(text)) if text[i].isdigit())
+    bad = tmp_path / "tampered.json"
+    bad.write_text(text[:digit] + str((int(text[digit]) + 1) % 10) + text[digit + 1:])
+    with pytest.raises(lm.LatencyModelError, match="checksum does not match its content"):
+        lm.load_model(bad)
+
+
+@pytest.mark.parametrize("content, words", [
+    ("{not json", "is not a latency model: it is not JSON"),
+    ('{"format": "archgen-latency-table/1"}', "its format is not archgen-latency-model/1"),
+    (b"\xff\xfe\x00", "it is not text"),
+])
+def test_a_file_that_is_not_a_model_is_refused(tmp_path, content, words):
+    path = tmp_path / "x.json"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(lm.LatencyModelError, match=words):
+        lm.load_model(path)
+    with pytest.raises(lm.LatencyModelError, match="cannot read the latency model"):
+        lm.load_model(tmp_path / "missing.json")
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("name", "Another CPU", "made with name Another CPU"),
+    ("torch", "1.0.0", "made with torch 1.0.0"),
+    ("threads", 64, "made with threads 64"),
+])
+def test_a_model_made_elsewhere_warns_naming_the_difference(latency_model_file, tmp_path, field, value, words):
+    path = _edited(latency_model_file, tmp_path, lambda d: d["device"].__setitem__(field, value))
+    with pytest.warns(lm.LatencyModelWarning, match=words):
+        lm.load_model(path)
+
+
+def test_a_model_of_another_runtime_warns_when_its_version_differs(tmp_path):
+    doc = synthetic_latency_model_of("onnxruntime")
+    doc["device"]["onnxruntime"] = "0.1"
+    path = tmp_path / "ort.json"
+    lm.write_model(path, doc)
+    with pytest.warns(lm.LatencyModelWarning, match="made with onnxruntime 0.1"):
+        assert lm.load_model(path).backend == "onnxruntime"
+
+
+def synthetic_latency_model_of(backend: str) -> dict:
+    """A minimal model of another backend: the eager kinds' baselines alone (no trees), on this machine."""
+    from conftest import synthetic_latency_model
+
+    return synthetic_latency_model(backend)
+
+
+def test_units_outside_the_calibrated_ranges_are_counted(model):
+    """Calibrated at batches 1 and 2 on CIFAR and 64 px inputs: at batch 16 every unit is extrapolated, at 224 px
+    the large early maps are, and a calibrated network at batch 1 has none."""
+    seen = model.predict("resnet20_cifar")
+    assert seen.extrapolated == 0 and seen.units == len(kernel_units("resnet20_cifar", "eager"))
+    assert model.predict("resnet20_cifar", batch=16).extrapolated == seen.units
+    wide = model.predict("mobilenet_v3_small")
+    assert 0 < wide.extrapolated < wide.units
+
+
+SPECS = ["resnet50", "densenet121", "mobilenet_v2", "seresnext50_32x4d", "resnet110_sd_cifar", "highway20_cifar",
+         "preact_resnet164_cifar", "darknet53", "vgg11_bn"]
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_a_spec_walked_stage_by_stage_predicts_what_its_kernel_units_predict(model, name):
+    """The stage walk (with a long stage's repeated blocks counted, not walked) and kernel_units over the plan
+    give the same stages, units and extrapolated units; a second, remembered, walk too."""
+    whole = model.predict(plan(name))
+    for _ in range(2):
+        walked = model.predict(name)
+        assert walked.per_stage == pytest.approx(whole.per_stage, rel=1e-9)
+        assert (walked.units, walked.extrapolated) == (whole.units, whole.extrapolated)
+    assert sum(whole.per_stage.values()) == pytest.approx(whole.total_ms, rel=1e-12)
+
+
+def test_sampled_regnets_walked_stage_by_stage_match_their_kernel_units(model):
+    space = load_space("regnetx_400mf")
+    for verdict in sample(space, 12, 5, Evaluator(space, space.constraints), Rejections()):
+        spec = space.spec(verdict.values)
+        walked, whole = model.predict(spec), model.predict(plan(spec))
+        assert walked.total_ms == pytest.approx(whole.total_ms, rel=1e-9)
+        assert (walked.units, walked.extrapolated) == (whole.units, whole.extrapolated)
+
+
+def test_prediction_imports_no_torch(latency_model_file):
+    code = ("import sys; from archgen.bench.latency_model import load_model; "
+            f"p = load_model({str(latency_model_file)!r}).predict('resnet20_cifar'); "
+            "assert p.total_ms > 0; assert 'torch' not in sys.modules and 'lightgbm' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
