@@ -49,8 +49,10 @@ def calibrate_command(
                                               "--ray."),
     fmt: Fmt = FORMAT_OPTION,
 ) -> None:
-    """Fit a latency model of this device and backend: time sampled kernel configurations and a few whole
-    networks within --minutes, then fit one regressor per kernel kind.
+    """Fit a latency model of this device and backend from timed kernels and a few whole networks.
+
+    Sampled kernel configurations and the networks are timed within --minutes, then one regressor is fitted
+    per kernel kind.
 
     The configurations come from every bundled spec and from candidates of the design spaces (at each batch
     size), with perturbed copies, then, round by round, from around those the model predicts worst. `archgen
