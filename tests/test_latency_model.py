@@ -185,3 +185,18 @@ def test_prediction_imports_no_torch(latency_model_file):
             f"p = load_model({str(latency_model_file)!r}).predict('resnet20_cifar'); "
             "assert p.total_ms > 0; assert 'torch' not in sys.modules and 'lightgbm' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_network_correction_never_predicts_a_small_network_below_zero():
+    """Passes that grow slower than their kernels' sum (rows: batch, kernel sum, units, measured) fit a
+    negative intercept unconstrained, which put a small held-out network below zero; the correction keeps its
+    terms non-negative."""
+    import numpy as np
+
+    data = np.array([[8, k, u, 0.8 * k - 5.0 + 0.01 * u] for k, u in
+                     [(60, 200), (80, 120), (120, 300), (200, 180), (300, 250), (400, 140), (500, 220), (700, 260)]])
+    free, *_ = np.linalg.lstsq(np.c_[data[:, 1:3], np.ones(8)], data[:, 3], rcond=None)
+    assert free[2] < 0  # the unconstrained fit's intercept
+    a, b, c = lm._correction(data)
+    assert min(a, b, c) >= 0 and a > 0
+    assert a * 2.0 + b * 30 + c > 0  # a CIFAR-size network: 2 ms of kernels in 30 units

@@ -66,6 +66,8 @@ BOOSTING = {"objective": "regression", "learning_rate": 0.05, "num_leaves": 15, 
 ROUNDS = 200
 #: Networks per batch size that a per-batch correction needs (else one correction for all batches).
 MIN_BATCH_NETWORKS = 4
+#: Networks the three-term correction needs (else the median ratio of passes to kernel sums).
+MIN_FIT_NETWORKS = 8
 #: What `machine` records that a prediction depends on, compared on load (python's patch level is not).
 COMPARED = ("device", "name", "cores", "threads", "torch", "onnxruntime", "openvino", "archgen")
 _RUNTIME = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
@@ -155,27 +157,39 @@ def _gpu_name() -> str:
 
 # ---- fitting (numpy and LightGBM, imported here only) ----
 
-def _baseline(x_macs: Any, x_bytes: Any, y: Any) -> list[float]:
-    """a, b, c >= 0 minimising the relative error of a x MACs + b x bytes + c: a least-squares fit over each
-    subset of the three terms, the best one whose coefficients are all non-negative (three terms make this
-    exact non-negative least squares), then scaled to the median ratio of measured to fitted, since least
-    squares on relative error leans low where the ratio spreads wide."""
+def _nonnegative_fit(columns: Sequence[Any], y: Any) -> list[float]:
+    """Coefficients >= 0 of the columns minimising the relative error of their sum to y: a least-squares fit
+    over each subset of the columns, the best one whose coefficients are all non-negative (for three columns
+    this is exact non-negative least squares)."""
     import numpy as np
 
-    cols = np.stack([x_macs, x_bytes, np.ones_like(y)], 1)
-    scale = np.maximum(cols.max(0), 1e-30)
+    cols = np.stack(columns, 1)
+    scale = np.maximum(np.abs(cols).max(0), 1e-30)
     a = cols / scale / y[:, None]
-    best, best_res = [0.0, 0.0, float(np.median(y))], math.inf
-    for mask in range(1, 8):
-        use = [j for j in range(3) if mask >> j & 1]
+    n = cols.shape[1]
+    best, best_res = np.zeros(n), math.inf
+    for mask in range(1, 1 << n):
+        use = [j for j in range(n) if mask >> j & 1]
         coef, *_ = np.linalg.lstsq(a[:, use], np.ones(len(y)), rcond=None)
         if (coef < 0).any():
             continue
         res = float(((a[:, use] @ coef - 1) ** 2).sum())
         if res < best_res:
-            full = np.zeros(3)
-            full[use] = coef
-            best, best_res = list(full / scale), res
+            best = np.zeros(n)
+            best[use] = coef
+            best_res = res
+    return [float(c) for c in best / scale]
+
+
+def _baseline(x_macs: Any, x_bytes: Any, y: Any) -> list[float]:
+    """a, b, c >= 0 minimising the relative error of a x MACs + b x bytes + c (_nonnegative_fit; the median
+    time alone where nothing fits), then scaled to the median ratio of measured to fitted, since least squares
+    on relative error leans low where the ratio spreads wide."""
+    import numpy as np
+
+    best = _nonnegative_fit([x_macs, x_bytes, np.ones_like(y)], y)
+    if not any(best):
+        best = [0.0, 0.0, float(np.median(y))]
     fitted = np.maximum(best[0] * x_macs + best[1] * x_bytes + best[2], 1e-6)
     return [float(c) for c in np.asarray(best) * np.exp(np.median(np.log(y / fitted)))]
 
@@ -357,16 +371,17 @@ def _fit_network(model: "LatencyModel", networks: Sequence[tuple[Sequence[Kernel
 
 
 def _correction(data: Any) -> list[float]:
-    """a, b, c of measured = a x kernels + b x units + c on relative error; the ratio alone (b = c = 0) with
-    fewer than four networks, or where the fit would not grow with the kernels (a <= 0)."""
+    """a, b, c >= 0 of measured = a x kernels + b x units + c on relative error (_nonnegative_fit); the median
+    ratio alone (b = c = 0) with fewer than MIN_FIT_NETWORKS networks, or where the fit does not grow with the
+    kernels (a = 0). Three free terms on four networks followed their noise (c = 73 ms at batch 8 where
+    passes took 50-800 ms), and a negative b or c on eight predicted small held-out networks below zero."""
     import numpy as np
 
     ratio = [float(np.median(data[:, 3] / data[:, 1])), 0.0, 0.0]
-    if len(data) < 4:
+    if len(data) < MIN_FIT_NETWORKS:
         return ratio
-    a = np.stack([data[:, 1], data[:, 2], np.ones(len(data))], 1) / data[:, 3:4]
-    coef, *_ = np.linalg.lstsq(a, np.ones(len(data)), rcond=None)
-    return [float(c) for c in coef] if coef[0] > 0 else ratio
+    coef = _nonnegative_fit([data[:, 1], data[:, 2], np.ones(len(data))], data[:, 3])
+    return coef if coef[0] > 0 else ratio
 
 
 def _loo(data: Any) -> Any:
