@@ -24,9 +24,12 @@ For each backend (eager, onnxruntime, openvino by default) this
 
     python benchmarks/latency_bench.py                      # ~1 hour on 2 cores: 3 backends, batch 1 and 8
     python benchmarks/latency_bench.py --backends eager --minutes 2 --n 4 --quick   # checks the script
+    python benchmarks/latency_bench.py --device cuda --backends eager           # on a GPU
 
 Results: benchmarks/results/latency-model-<cpu>-<date>.json, with the device, versions, threads, the load
 average before and after, every network's predicted and measured ms, and the summaries. Nothing is judged in CI.
+The models it calibrates are written beside it as latency-model-<backend>-<date>.device.json (1-2 MB each,
+left out of git: the results file holds what they predicted).
 """
 
 from __future__ import annotations
@@ -150,7 +153,7 @@ def run_backend(backend: str, args: argparse.Namespace, held_out: list[tuple[str
     model_path = RESULTS / f"latency-model-{backend}-{args.date}.device.json"
     start = time.perf_counter()
     request = CalibrationRequest(backend=backend, output=model_path, spaces=list(SPACES), minutes=args.minutes,
-                                 batch_sizes=args.batch_sizes)
+                                 batch_sizes=args.batch_sizes, device=args.device)
     doc = run_calibration(request)
     calibration_s = time.perf_counter() - start
     write_model(model_path, doc)
@@ -160,10 +163,11 @@ def run_backend(backend: str, args: argparse.Namespace, held_out: list[tuple[str
     specs = [spec for _, _, spec in held_out] + [spec for _, spec in proxies]
     macs = [archgen.profile(spec).macs for spec in specs]
     rows, batches = [], {}
-    measured_at = time_network_batches(specs, backend, args.batch_sizes, rounds=args.rounds, reps=args.reps)
+    measured_at = time_network_batches(specs, backend, args.batch_sizes, args.device, rounds=args.rounds,
+                                       reps=args.reps)
     k = len(held_out)
-    again_at = time_network_batches(specs[:k], backend, args.batch_sizes, rounds=args.rounds, reps=args.reps) \
-        if args.repeat else None
+    again_at = time_network_batches(specs[:k], backend, args.batch_sizes, args.device, rounds=args.rounds,
+                                    reps=args.reps) if args.repeat else None
     for batch in args.batch_sizes:
         measured = measured_at[batch]
         predictions = [model.predict(spec, batch=batch) for spec in specs]
@@ -196,7 +200,7 @@ def run_backend(backend: str, args: argparse.Namespace, held_out: list[tuple[str
             "prediction_rate": prediction_rate(model, args.speed_candidates, 1)}
 
 
-def environment() -> dict[str, Any]:
+def environment(device: str) -> dict[str, Any]:
     """The device, versions and threads the figures were made with."""
     import platform
 
@@ -210,7 +214,7 @@ def environment() -> dict[str, Any]:
             versions[module] = __import__(module).__version__
         except ImportError:
             pass
-    return {"machine": machine("eager"), "versions": versions, "torch_threads": torch.get_num_threads(),
+    return {"machine": machine("eager", device), "versions": versions, "torch_threads": torch.get_num_threads(),
             "load_average_before": os.getloadavg()}
 
 
@@ -218,6 +222,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backends", default="eager,onnxruntime,openvino")
     parser.add_argument("--batch-sizes", default="1,8")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cuda: the GPU (eager only)")
     parser.add_argument("--minutes", type=float, default=8.0, help="calibration budget per backend")
     parser.add_argument("--n", type=int, default=23, help="held-out candidates per space (4 x 23 + 10 families: 102)")
     parser.add_argument("--proxy-n", type=int, default=4, help="MACs-proxy networks per space")
@@ -241,7 +246,7 @@ def main() -> None:
     say = lambda line: print(line, flush=True)  # noqa: E731
     say(f"{len(held_out)} held-out networks ({len(args.families)} family representatives), "
         f"{len(proxies)} MACs-proxy networks")
-    env = environment()
+    env = environment(args.device)
     results = {"date": args.date, "environment": env, "spaces": spaces, "seeds": {"held_out": HELD_OUT_SEED,
                "proxy": PROXY_SEED}, "batch_sizes": args.batch_sizes, "minutes": args.minutes,
                "rounds": args.rounds, "reps": args.reps, "backends": {}}
