@@ -7,8 +7,9 @@ For each backend (eager, onnxruntime, openvino by default) this
    calibration networks for the network-level correction), and records how long that took;
 2. draws held-out networks: --n random candidates from each of four spaces (RegNetX and RegNetY around
    400MF, the ResNet budget space and the mobile inverted-residual space), seeded apart from the
-   calibration's (which also covers the ResNeXt-50 cardinality x width space), plus one representative of every bundled block family (its
-   smallest spec, ImageNet-size ones at --family-size px so a batch-8 pass stays short on two cores);
+   calibration's (which also covers the ResNeXt-50 cardinality x width space), plus one representative of
+   every bundled block family (its smallest spec, ImageNet-size ones at --family-size px so a batch-8 pass
+   stays short on two cores);
 3. draws proxy networks from the same spaces with yet another seed and fits the MACs proxy on them
    (latency = a x MACs + b per batch size, least squares on measured whole passes: the baseline the model
    has to beat, given more whole-network measurements than the model's own correction gets);
@@ -48,9 +49,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 RESULTS = Path(__file__).resolve().parent / "results"
-#: What calibration covers, and the spaces held-out and proxy networks are drawn from: the issue's four
-#: (ResNeXt-50's, whose candidates take 4-5G MACs, would take most of the measuring on two cores).
+#: The spaces calibration covers.
 SPACES = ("regnetx_400mf", "regnety_400mf", "resnet_budget", "resnext50_cxd", "mobile_mbconv")
+#: The spaces held-out and proxy networks are drawn from: the issue's four (ResNeXt-50's candidates take 4-5G
+#: MACs, and would take most of the measuring on two cores).
 HELD_OUT_SPACES = ("regnetx_400mf", "regnety_400mf", "resnet_budget", "mobile_mbconv")
 #: Seeds of the three draws, apart from calibrate's default (0) and from each other.
 HELD_OUT_SEED, PROXY_SEED = 1_000, 2_000

@@ -182,14 +182,12 @@ def _nonnegative_fit(columns: Sequence[Any], y: Any) -> list[float]:
 
 
 def _baseline(x_macs: Any, x_bytes: Any, y: Any) -> list[float]:
-    """a, b, c >= 0 minimising the relative error of a x MACs + b x bytes + c (_nonnegative_fit; the median
-    time alone where nothing fits), then scaled to the median ratio of measured to fitted, since least squares
-    on relative error leans low where the ratio spreads wide."""
+    """a, b, c >= 0 minimising the relative error of a x MACs + b x bytes + c (_nonnegative_fit), then scaled
+    to the median ratio of measured to fitted, since least squares on relative error leans low where the ratio
+    spreads wide."""
     import numpy as np
 
     best = _nonnegative_fit([x_macs, x_bytes, np.ones_like(y)], y)
-    if not any(best):
-        best = [0.0, 0.0, float(np.median(y))]
     fitted = np.maximum(best[0] * x_macs + best[1] * x_bytes + best[2], 1e-6)
     return [float(c) for c in np.asarray(best) * np.exp(np.median(np.log(y / fitted)))]
 
