@@ -206,3 +206,19 @@ def test_the_request_defaults_to_every_bundled_space():
     from archgen.design.space import bundled_spaces
 
     assert CalibrationRequest("eager", Path("m.json")).space_names() == bundled_spaces()
+
+
+def test_the_correction_networks_are_timed_on_both_sides_of_the_kernels(space, tmp_path):
+    """The first chunk of whole networks before the kernels and the rest after them, so that a drift of the
+    machine over the run reaches both sides of the pass / kernel-sum ratio; timed all first, however quickly,
+    a few minutes' drift skewed every prediction."""
+    from archgen.bench.calibration import NETWORK_CHUNK, run_calibration
+
+    phases: list[tuple[str, int]] = []
+    request = CalibrationRequest("eager", tmp_path / "m.json", spaces=[space], batch_sizes=[1],
+                                 networks=2 * NETWORK_CHUNK, max_configurations=16, minutes=2)
+    doc = run_calibration(request, progress=lambda p: phases.append((p.phase, p.done)))
+    order = [phase for i, (phase, _) in enumerate(phases) if i == 0 or phases[i - 1][0] != phase]
+    assert order == ["networks", "kernels", "networks", "fitting"]
+    assert [done for phase, done in phases if phase == "networks"][-1] == 2 * NETWORK_CHUNK
+    assert doc["network"]["networks"] == 2 * NETWORK_CHUNK

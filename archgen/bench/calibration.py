@@ -459,17 +459,17 @@ class _NetworkSlots:
         self.next = 0
         self.per_mac = 0.0  # seconds a MAC of network took to time, from the chunks timed so far
 
-    def time(self, until: float) -> None:
-        """Time chunks of the networks left while the next one fits before `until` at the seconds per MAC the
-        ones before took (the first chunk whatever it takes)."""
+    def time(self, until: float, chunks: Optional[int] = None) -> None:
+        """Time chunks of the networks left (at most `chunks` of them) while the next one fits before `until` at
+        the seconds per MAC the ones before took (the first chunk whatever it takes)."""
         from archgen.bench.kernel_units import kernel_units
 
         run, req = self.run, self.run.request
         if not self.next:
             run.say("networks", 0, f"{len(self.specs)} drawn from the spaces, at batch "
                                    f"{', '.join(map(str, req.batch_sizes))}")
-        while self.next < len(self.specs):
-            if self.next and run.elapsed() + self.reserve() > until:
+        for _ in itertools.islice(itertools.count(), chunks):
+            if self.next >= len(self.specs) or (self.next and run.elapsed() + self.reserve() > until):
                 break
             chunk = self.specs[self.next:self.next + NETWORK_CHUNK]
             started = run.elapsed()
@@ -554,7 +554,7 @@ def run_calibration(request: CalibrationRequest, progress: Callable[[Progress], 
         run = _Run(request, timer, progress)
         budget = run.budget
         networks = _NetworkSlots(run)
-        networks.time(budget * NETWORK_SHARE / 2)
+        networks.time(budget * NETWORK_SHARE / 2, chunks=1)
         network_s = run.elapsed()
         sampler = Sampler(request.backend, spaces, request.batch_sizes, request.dtype, request.layout, request.seed)
         fit_s = max(FIT_S, budget * FIT_SHARE)
