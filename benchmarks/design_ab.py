@@ -7,7 +7,8 @@ Each round runs, in fresh processes pinned to the same core and alternating base
 path (`figures(space.spec(values))`, what sample and search do per candidate) over the same 3,000 buildable
 RegNetX-400MF draws, three times from memos cleared by that tree's own call (base: design/count.clear_memos;
 here: archgen.memo.clear_all, which empties every memo, so this tree's "cold" is the colder) and three times
-warm; then fvcore traces --traced of the candidates, built by this tree. Alternating spreads the VM's drift
+warm, and three times from every memo and lru_cache of archgen cleared ("cold_all": the same start for both
+trees); then fvcore traces --traced of the candidates, built by this tree. Alternating spreads the VM's drift
 over both trees; the medians and the ratio over fvcore are reported per tree.
 """
 
@@ -38,11 +39,24 @@ try:
     from archgen.memo import clear_all as clear
 except ImportError:
     from archgen.design.count import figures, clear_memos as clear
-out = {"n": len(values), "cold": [], "warm": []}
-for _ in range(3):
+def clear_everything():
+    # the tree's own call, then every lru_cache of archgen and every Memo it holds (dba06ee's own call left the
+    # planner's, the stem's and RegNet's caches warm; this tree's clear_all leaves nothing for this to find)
+    import functools, gc
+    from archgen.memo import Memo
     clear()
-    t = time.perf_counter(); [figures(space.spec(v)) for v in values]; out["cold"].append(len(values) / (time.perf_counter() - t))
-    t = time.perf_counter(); [figures(space.spec(v)) for v in values]; out["warm"].append(len(values) / (time.perf_counter() - t))
+    for obj in gc.get_objects():
+        if isinstance(obj, Memo):
+            obj.clear()
+        elif isinstance(obj, functools._lru_cache_wrapper) and obj.__module__.startswith("archgen"):
+            obj.cache_clear()
+def rate():
+    t = time.perf_counter(); [figures(space.spec(v)) for v in values]; return len(values) / (time.perf_counter() - t)
+out = {"n": len(values), "cold": [], "warm": [], "cold_all": []}
+for _ in range(3):
+    clear(); out["cold"].append(rate())
+    out["warm"].append(rate())
+    clear_everything(); out["cold_all"].append(rate())
 traced = int(sys.argv[1])
 if traced:
     import torch
@@ -67,13 +81,14 @@ def main() -> None:
     parser.add_argument("--traced", type=int, default=10)
     parser.add_argument("--output", type=Path, default=HERE / "benchmarks/results/design_ab.json")
     args = parser.parse_args()
-    runs: dict[str, dict[str, list[float]]] = {"base": {"cold": [], "warm": []}, "this": {"cold": [], "warm": []}}
+    runs: dict[str, dict[str, list[float]]] = {label: {"cold": [], "warm": [], "cold_all": []}
+                                               for label in ("base", "this")}
     fvcore: list[float] = []
     for i in range(args.rounds):
         for label, tree in (("base", args.base), ("this", HERE)):
             out = child(tree, args.traced if label == "this" else 0)
-            runs[label]["cold"] += out["cold"]
-            runs[label]["warm"] += out["warm"]
+            for kind in runs[label]:
+                runs[label][kind] += out[kind]
             fvcore += [out["fvcore"]] if "fvcore" in out else []
         print(f"round {i + 1}/{args.rounds}", file=sys.stderr)
     fv = statistics.median(fvcore)
@@ -84,9 +99,8 @@ def main() -> None:
               "revisions": {"base": base_rev.strip(), "this": this_rev.strip()},
               "fvcore_per_s": fv, "fvcore_runs": fvcore}
     for label, r in runs.items():
-        result[label] = {"cold_per_s": statistics.median(r["cold"]), "warm_per_s": statistics.median(r["warm"]),
-                         "cold_over_fvcore": statistics.median(r["cold"]) / fv,
-                         "warm_over_fvcore": statistics.median(r["warm"]) / fv, "runs": r}
+        result[label] = {**{f"{kind}_per_s": statistics.median(r[kind]) for kind in r},
+                         **{f"{kind}_over_fvcore": statistics.median(r[kind]) / fv for kind in r}, "runs": r}
     tmp = args.output.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     tmp.replace(args.output)

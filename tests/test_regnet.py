@@ -9,14 +9,22 @@ reference state dicts are loaded by name (archgen.load_weights' torchvision and 
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
+import random
 import re
 from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 import archgen
+from archgen.blocks.regnet import RegNetRule, width_runs
+from archgen.design.sample import draw
+from archgen.design.space import load_space
 from archgen.errors import SpecError
 from archgen.grammar.loader import bundled_names
 from archgen.printed import within
@@ -130,3 +138,32 @@ def test_a_bad_rule_is_refused_at_its_field(changes, field, message):
     with pytest.raises(SpecError, match=re.escape(message)) as info:
         archgen.profile(rule_spec(**changes))
     assert info.value.field == field
+
+
+def runs_block_by_block(rule) -> list[list[int]]:
+    """The widths of the RegNet paper's formula, computed for every block and then grouped into runs: what
+    width_runs' shortcut must equal."""
+    widths = []
+    for j in range(rule.depth):
+        s = round(math.log((rule.w0 + rule.wa * j) / rule.w0) / math.log(rule.wm))
+        widths.append(int(round(rule.w0 * rule.wm ** s / rule.quantum)) * rule.quantum)
+    return [[w, len(list(run))] for w, run in itertools.groupby(widths)]
+
+
+@given(depth=st.integers(1, 64), w0=st.integers(1, 32).map(lambda k: 8 * k),
+       wa=st.one_of(st.just(0.0), st.floats(1e-6, 500.0), st.integers(0, 200).map(float)),
+       wm=st.one_of(st.floats(1.0001, 4.0), st.sampled_from([1.5, 2.0, 2.25, 2.5, 3.0])))
+@example(depth=4, w0=8, wa=8.0, wm=4.0)  # a tie: u_1 / w0 = 2 = 4^(1/2) exactly, and round(0.5) is 0
+def test_width_runs_equal_the_formula_block_by_block(depth, w0, wa, wm):
+    rule = RegNetRule(depth=depth, w0=w0, wa=wa, wm=wm, group_width=8)
+    assert width_runs(rule) == runs_block_by_block(rule)
+
+
+@pytest.mark.parametrize("name", ["regnetx_400mf", "regnety_400mf", "resnet_budget"])
+def test_width_runs_equal_the_formula_on_every_rule_a_space_draws(name):
+    space, rng = load_space(name), random.Random(0)
+    rules = [spec.doc.stage_rule["regnet"] for spec in (space.spec(draw(space, rng)) for _ in range(500))
+             if spec.doc.stage_rule and "regnet" in spec.doc.stage_rule]
+    assert rules or name == "resnet_budget"
+    for rule in rules:
+        assert width_runs(rule) == runs_block_by_block(rule), rule

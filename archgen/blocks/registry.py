@@ -86,11 +86,12 @@ class Family(abc.ABC):
     def expand_stage(self, at: Placement, depth: int, stage_index: int) -> list["PlannedBlock"]:
         """A stage of `depth` blocks: the first strides and maps in_chs, the rest keep the shape."""
         blocks = []
-        in_chs = at.in_chs
+        in_chs, here = at.in_chs, at
         for i in range(depth):
             first = i == 0
-            here = at.moved(in_chs=in_chs, stride=at.stride if first else 1,
-                            first_dilation=at.first_dilation if first else at.dilation)
+            if i < 2 or in_chs != here.in_chs:  # else the same placement as the block before: shared, not copied
+                here = at.moved(in_chs=in_chs, stride=at.stride if first else 1,
+                                first_dilation=at.first_dilation if first else at.dilation)
             blocks.append(PlannedBlock(self, here))
             in_chs = self.out_chs(here)
         return blocks

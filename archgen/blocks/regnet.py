@@ -130,16 +130,35 @@ class RegNetRule(StageRule):
 def width_runs(rule: RegNetRule) -> list[list[int]]:
     """[width, depth] per run of equal consecutive block widths: the stages. Block j's width is
     u_j = w0 + wa * j snapped to w0 * wm^s_j, s_j = round(log(u_j / w0) / log(wm)), then to a multiple of q
-    (round() halves to even, as numpy and torch round in pycls, timm and torchvision)."""
-    w0, wa, wm, q, log_wm, log = rule.w0, rule.wa, rule.wm, rule.quantum, math.log(rule.wm), math.log
-    steps = [round(log((w0 + wa * j) / w0) / log_wm) for j in range(rule.depth)]
+    (round() halves to even, as numpy and torch round in pycls, timm and torchvision).
+
+    s_j never falls (wa >= 0, wm > 1), so a run of equal s_j ends where u_j first reaches w0 * wm^(s + 1/2):
+    that j is estimated in closed form and then settled by s_j itself, so the runs are exactly those of the
+    formula block by block (tests/test_regnet.py compares the two) at a few evaluations per stage instead of
+    one per block: this is the design path's costliest step for a RegNet candidate."""
+    w0, wa, wm, q, depth, log = rule.w0, rule.wa, rule.wm, rule.quantum, rule.depth, math.log
+    log_wm = log(wm)
+
+    def step(j: int) -> int:
+        return round(log((w0 + wa * j) / w0) / log_wm)
+
     runs: list[list[int]] = []
-    for s in dict.fromkeys(steps):  # s_j never falls (wa >= 0, wm > 1), so equal s_j are consecutive
-        width, blocks = int(round(w0 * wm ** s / q)) * q, steps.count(s)
+    start, s = 0, step(0)
+    while start < depth:
+        bound = w0 * (wm ** (s + 0.5) - 1) / wa if wa > 0 else math.inf
+        end = depth if bound >= depth else max(start + 1, math.ceil(bound))
+        while end < depth and step(end) == s:
+            end += 1
+        while step(end - 1) != s:  # never below start + 1: s_start is s
+            end -= 1
+        width = int(round(w0 * wm ** s / q)) * q
         if runs and runs[-1][0] == width:
-            runs[-1][1] += blocks
+            runs[-1][1] += end - start
         else:
-            runs.append([width, blocks])
+            runs.append([width, end - start])
+        if end < depth:
+            s = step(end)
+        start = end
     return runs
 
 
