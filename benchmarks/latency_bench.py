@@ -18,7 +18,8 @@ For each backend (eager, onnxruntime, openvino by default) this
    the model with no model built;
 5. reports per backend and batch size: the share of held-out networks within +-10% (nn-Meter's metric), the
    median and worst relative error, Kendall's tau between predicted and measured, and the same for the MACs
-   proxy; and the prediction rate on RegNetX-400MF-size candidates (cold memos and warm, one core);
+   proxy; and the prediction rate on RegNetX-400MF-size candidates as search meets them (cold memos, warm,
+   and over a stream of 10 x --speed-candidates more; one core);
 6. measures the held-out networks a second time (--no-repeat skips it) and reports the same figures for
    the second measurement against the first: on a VM whose speed drifts, no predictor can come closer to a
    measurement than the measurement comes to itself.
@@ -122,22 +123,42 @@ def fit_proxy(macs: list[int], ms: list[float]) -> tuple[float, float]:
 
 
 def prediction_rate(model: Any, n: int, batch: int) -> dict[str, float]:
-    """Candidates predicted per second on one core, RegNetX-400MF-size, with every memo cold, then warm."""
-    from archgen.bench.calibration import sampled
+    """Candidates per second on one core, RegNetX-400MF-size, as `archgen search --latency` meets them (a
+    validated spec from the space's values, as its evaluator passes them): predicted alone, and counted plus
+    predicted (what search does to each candidate), from every memo cleared ('cold'), then the same candidates
+    again ('warm'); and over a stream of 10 x n more ('stream'), the rate of its last tenth ('stream_last')."""
+    from archgen.design import Evaluator, Rejections, load_space, sample
+    from archgen.design.fast_count import figures
+    from archgen.design.figures import PREDICTED
     from archgen.memo import clear_all
 
-    candidates = sampled("regnetx_400mf", n, 7)
+    space = load_space("regnetx_400mf")
+    counted = [c for c in space.constraints if not c.figures & PREDICTED]
+    values = [v.values for v in sample(space, 11 * n, 7, Evaluator(space, counted), Rejections())]
+    first, stream = values[:n], values[n:]
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+
+    def rate(of: list, count: bool) -> float:
+        start = time.perf_counter()
+        for v in of:
+            spec = space.spec(v)
+            if count:
+                figures(spec)
+            model.predict(spec, batch=batch)
+        return len(of) / (time.perf_counter() - start)
+
     rates = {}
     try:
-        for label in ("cold", "warm"):
-            if label == "cold":
-                clear_all()
-            start = time.perf_counter()
-            for spec in candidates:
-                model.predict(spec, batch=batch)
-            rates[label] = len(candidates) / (time.perf_counter() - start)
+        for count, label in ((False, "predict"), (True, "count_and_predict")):
+            clear_all()
+            rates[f"{label}_cold"] = rate(first, count)
+            rates[f"{label}_warm"] = rate(first, count)
+        clear_all()
+        start, tenth = time.perf_counter(), len(stream) // 10
+        rate(stream[:-tenth], True)
+        rates["count_and_predict_stream_last"] = rate(stream[-tenth:], True)
+        rates["count_and_predict_stream"] = len(stream) / (time.perf_counter() - start)
     finally:
         if hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))

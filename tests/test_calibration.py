@@ -84,7 +84,7 @@ def test_the_runtimes_fuse_a_units_add_as_inside_a_network(tmp_path):
     import numpy as np
     import onnxruntime as ort
 
-    u = KernelUnit("conv", 32, 64, 1, 1, 1, 1, 8, 8, 1, "float32", "nchw", ("norm", "add", "act"), "relu", ())
+    u = KernelUnit("conv", 32, 64, 1, 1, 1, 1, 8, 8, 1, "float32", "nchw", ("norm", "add", "act"), "relu")
     model, shapes = onnx_unit(u, blocked_inputs=True)
     options = ort.SessionOptions()
     options.enable_profiling = True

@@ -69,7 +69,7 @@ def test_shapes_follow_the_counter() -> None:
 
 def unit(kind: str, c_in: int, c_out: int, k: int, stride: int, h: int, absorbed: tuple = (), act=None,
          names: tuple = ()) -> KernelUnit:
-    return KernelUnit(kind, c_in, c_out, k, stride, 1, 1, h, h, 1, "float32", "nchw", absorbed, act, names)
+    return KernelUnit(kind, c_in, c_out, k, stride, 1, 1, h, h, 1, "float32", "nchw", absorbed, act, names=names)
 
 
 def test_tiny_units_per_backend() -> None:

@@ -200,3 +200,20 @@ def test_the_network_correction_never_predicts_a_small_network_below_zero():
     a, b, c = lm._correction(data)
     assert min(a, b, c) >= 0 and a > 0
     assert a * 2.0 + b * 30 + c > 0  # a CIFAR-size network: 2 ms of kernels in 30 units
+
+
+def test_the_exported_trees_predict_what_lightgbm_predicts():
+    """The model file holds LightGBM's trees as arrays, walked with numpy (no LightGBM, nothing unpickled at
+    prediction): on points inside and far outside the fitted data, the walk must give LightGBM's own output."""
+    np = pytest.importorskip("numpy")
+    pytest.importorskip("lightgbm")
+    rng = np.random.default_rng(0)
+    x = rng.uniform(1, 500, size=(300, len(lm.FEATURES)))
+    y = 1e-3 * x[:, lm._MACS] * (1 + 0.5 * np.sin(x[:, 0] / 40)) + 0.01 * x[:, 2] + 0.1
+    coef, booster = lm._fit_kind(x, y)
+    assert booster is not None
+    walked = lm._KindModel(coef, lm._export(booster.dump_model()), None, None)
+    probe = np.vstack([x[:50], rng.uniform(0, 5000, size=(50, len(lm.FEATURES)))])
+    expected = lm._baseline_ms(coef, probe) * np.exp(booster.predict(probe))
+    assert np.allclose(walked.ms(probe), expected, rtol=1e-9)
+    assert np.allclose(walked.ms(probe[:1]), expected[:1], rtol=1e-9)

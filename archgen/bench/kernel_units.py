@@ -84,8 +84,9 @@ class KernelUnit(NamedTuple):
     layout: str
     absorbed: tuple[str, ...]
     act: Optional[str]
-    names: tuple[str, ...]
     mid: int = 0
+    #: Last, so that `unit[:-1]` is its configuration: what a latency model predicts and remembers it by.
+    names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,7 @@ class _Unit:
     def unit(self, batch: int, dtype: str, layout: str) -> KernelUnit:
         o = self.op
         return KernelUnit(self.kind, o.c_in, self.c_out, o.k, o.stride, o.groups, o.dilation, o.h, o.w, batch, dtype,
-                          layout, tuple(self.absorbed), self.act, tuple(self.names), self.mid)
+                          layout, tuple(self.absorbed), self.act, self.mid, tuple(self.names))
 
 
 def _ops(layers: Sequence[LayerKind], prefix: str, c: int, h: int, w: int, norm: str = "norm"

@@ -482,9 +482,12 @@ class _KindModel:
         self.baseline = list(baseline)
         self.trees = None
         if trees is not None:
-            self.trees = tuple(np.asarray(trees[k], dtype=t) for k, t in
-                               (("feature", np.intp), ("threshold", float), ("left", np.intp), ("right", np.intp),
-                                ("value", float), ("roots", np.intp)))
+            feature, threshold, left, right, value, roots = (
+                np.asarray(trees[k], dtype=t) for k, t in (("feature", np.intp), ("threshold", float),
+                                                           ("left", np.intp), ("right", np.intp),
+                                                           ("value", float), ("roots", np.intp)))
+            # node i's children at 2i (x <= threshold) and 2i + 1: one gather a step instead of where() over two
+            self.trees = (feature, threshold, np.stack([left, right], 1).ravel(), value, roots)
             self.depth = int(trees["depth"])
         self.lo = None if lo is None else np.asarray(lo, dtype=float)
         self.hi = None if hi is None else np.asarray(hi, dtype=float)
@@ -495,11 +498,11 @@ class _KindModel:
         base = _baseline_ms(self.baseline, x)
         if self.trees is None:
             return base
-        feature, threshold, left, right, value, roots = self.trees
+        feature, threshold, children, value, roots = self.trees
         node = np.broadcast_to(roots, (len(x), len(roots)))
         rows = np.arange(len(x))[:, None]
         for _ in range(self.depth):
-            node = np.where(x[rows, feature[node]] <= threshold[node], left[node], right[node])
+            node = children[2 * node + (x[rows, feature[node]] > threshold[node])]
         return base * np.exp(value[node].sum(1))
 
     def outside(self, x: Any) -> Any:
@@ -626,7 +629,7 @@ class LatencyModel:
         self._kernels = Memo(1 << 18, "latency_model: kernels")
         self._segments = Memo(1 << 16, "latency_model: segments")
         #: Unit configurations by number, for the segments' keys (never cleared: a number must keep its unit).
-        self._ids: dict[KernelUnit, int] = {}
+        self._ids: dict[tuple, int] = {}
         self._units: list[KernelUnit] = []
 
     @property
@@ -638,17 +641,17 @@ class LatencyModel:
         """Each unit's predicted ms (before the network correction) and whether it is extrapolated, memoised
         per configuration; the ones not seen yet predicted in one batch per kind."""
         memo = self._kernels
-        keys = [u._replace(names=()) for u in units]
+        keys = [u[:-1] for u in units]  # the configuration: every field but the names, which come last
         found = [memo.get(key) for key in keys]
-        missing: dict[str, dict[KernelUnit, None]] = {}
-        for key, hit in zip(keys, found):
+        missing: dict[str, dict[tuple, KernelUnit]] = {}
+        for unit, key, hit in zip(units, keys, found):
             if hit is None:
-                missing.setdefault(key.kind, {})[key] = None
+                missing.setdefault(unit.kind, {})[key] = unit
         if not missing:
             return found
-        new: dict[KernelUnit, tuple[float, bool]] = {}
+        new: dict[tuple, tuple[float, bool]] = {}
         for kind, todo in missing.items():
-            x = _matrix(list(todo))
+            x = _matrix(list(todo.values()))
             model = self.kinds.get(kind, self.fallback)
             for key, ms, out in zip(todo, model.ms(x), model.outside(x)):
                 new[key] = memo.keep(key, (float(ms), bool(out)))
@@ -758,11 +761,11 @@ class LatencyModel:
         """The model's number for a unit configuration (-1: none), so that a segment's memo key holds an int."""
         if unit is None:
             return -1
-        key = unit._replace(names=())
+        key = unit[:-1]
         known = self._ids.get(key)
         if known is None:
             known = self._ids[key] = len(self._units)
-            self._units.append(key)
+            self._units.append(unit)
         return known
 
     def _unit_of(self, number: int) -> Optional[KernelUnit]:
