@@ -143,22 +143,25 @@ def width_runs(rule: RegNetRule) -> list[list[int]]:
         return round(log((w0 + wa * j) / w0) / log_wm)
 
     runs: list[list[int]] = []
-    start, s = 0, step(0)
+    start, s = 0, 0  # s_0 = round(log(1)) = 0
     while start < depth:
         bound = w0 * (wm ** (s + 0.5) - 1) / wa if wa > 0 else math.inf
         end = depth if bound >= depth else max(start + 1, math.ceil(bound))
-        while end < depth and step(end) == s:
+        after = step(end) if end < depth else None  # s of the block after the run: the next run's
+        while after == s:
             end += 1
-        while step(end - 1) != s:  # never below start + 1: s_start is s
-            end -= 1
+            after = step(end) if end < depth else None
+        while end - 1 > start:  # s_start is s: the run holds at least its first block
+            last = step(end - 1)
+            if last == s:
+                break
+            end, after = end - 1, last
         width = int(round(w0 * wm ** s / q)) * q
         if runs and runs[-1][0] == width:
             runs[-1][1] += end - start
         else:
             runs.append([width, end - start])
-        if end < depth:
-            s = step(end)
-        start = end
+        start, s = end, after
     return runs
 
 
