@@ -187,32 +187,14 @@ def block_figures(family: Family, at: Placement, norm_groups: int, h: int, w: in
     key = (family, at, norm_groups, h, w)
     known = _blocks.get(key, False)
     if known is False:
-        records = block_records(family, at, norm_groups)
-        known = None
-        if records is not None:
-            try:
-                known = layers_figures(records[0], records[1], h, w)
-            except TooSmall:
-                pass
-        _blocks.keep(key, known)
-    return known
-
-
-#: Block records that pass the planner's group checks, by family, placement and group norm's groups: 2 in 5
-#: blocks a design space counts anew are a block it has already built at another input size.
-_records = Memo(4096, "fast_count: block records")
-
-
-def block_records(family: Family, at: Placement, norm_groups: int) -> tuple[BlockLayers, int] | None:
-    """The block's layer records and output channels, or None when the planner's group checks refuse them."""
-    key = (family, at, norm_groups)
-    known = _records.get(key, False)
-    if known is False:
         layers = family.layers(at)
         known = None
         if not (misgrouped_conv(layers) or misgrouped_norm(layers, norm_groups)):
-            known = (layers, family.out_chs(at))
-        _records.keep(key, known)
+            try:
+                known = layers_figures(layers, family.out_chs(at), h, w)
+            except TooSmall:
+                pass
+        _blocks.keep(key, known)
     return known
 
 
