@@ -468,7 +468,7 @@ class _NetworkSlots:
         if not self.next:
             run.say("networks", 0, f"{len(self.specs)} drawn from the spaces, at batch "
                                    f"{', '.join(map(str, req.batch_sizes))}")
-        for _ in itertools.islice(itertools.count(), chunks):
+        for _ in range(len(self.specs) if chunks is None else chunks):  # a chunk holds at least one network
             if self.next >= len(self.specs) or (self.next and run.elapsed() + self.reserve() > until):
                 break
             chunk = self.specs[self.next:self.next + NETWORK_CHUNK]
