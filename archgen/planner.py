@@ -96,16 +96,32 @@ class Frame:
     norm_groups: int
 
 
-def plan(spec: SpecLike | ModelPlan) -> ModelPlan:
+class Framed(NamedTuple):
+    """A spec with its stages listed (expand_stage_rule) and its frame: where counting, predicting and
+    planning a network all start, so a design search that counts a candidate and then predicts its latency
+    settles both once."""
+
+    spec: Spec
+    frame: Frame
+
+
+def framed(spec: Spec | Framed) -> Framed:
+    """The spec's stages listed and its frame (a Framed is returned as it is)."""
+    if isinstance(spec, Framed):
+        return spec
+    spec = expand_stage_rule(spec)
+    return Framed(spec, frame(spec))
+
+
+def plan(spec: SpecLike | Framed | ModelPlan) -> ModelPlan:
     """Resolve a spec into stages of concrete blocks, raising SpecError at the field that cannot be built.
 
     A ModelPlan is returned as it is, so every command plans once and hands the plan on.
     """
     if isinstance(spec, ModelPlan):
         return spec
-    spec = expand_stage_rule(load_spec(spec))
+    spec, f = framed(spec if isinstance(spec, Framed) else load_spec(spec))
     doc = spec.doc
-    f = frame(spec)
     residual_total = sum(d for d, family in zip(f.depths, f.families) if family.residual)
     stages: list[StagePlan] = []
     reduction, residual_done = f.stem.reduction, 0
@@ -357,7 +373,7 @@ def _check_groups(spec: Spec, i: int, block: PlannedBlock) -> None:
 def misgrouped_conv(layers: BlockLayers) -> Conv | None:
     """A grouped conv of the block whose groups do not divide its channels."""
     for layer in layers.leaves():
-        if isinstance(layer, Conv) and (layer.c_in % layer.groups or layer.c_out % layer.groups):
+        if isinstance(layer, Conv) and layer.misgrouped:
             return layer
     return None
 

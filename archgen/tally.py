@@ -13,8 +13,17 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 
-class TooSmall(ValueError):
+class Uncountable(ValueError):
+    """Records that have no count because torch would not build them for this input."""
+
+
+class TooSmall(Uncountable):
     """A layer's output would have no pixels."""
+
+
+class Misgrouped(Uncountable):
+    """A grouped conv whose groups do not divide its channels (the planner names the field at fault; the fast
+    counter, which skips the planner's checks, learns it here in passing)."""
 
 
 @dataclass

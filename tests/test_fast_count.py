@@ -60,3 +60,38 @@ def test_a_moved_placement_equals_dataclasses_replace():
     assert moved == dataclasses.replace(at, in_chs=128, stride=1, first_dilation=2)
     assert hash(moved) == hash(dataclasses.replace(at, in_chs=128, stride=1, first_dilation=2))
     assert at.in_chs == 64 and at.stride == 2
+
+
+def test_a_misgrouped_conv_met_while_counting_is_the_planners_error():
+    """The fast counter learns that a conv's groups do not divide its channels from the conv's own count
+    (Conv.cost raises Misgrouped), then lets the planner name the field: here the stem's 64 channels feed a
+    basic block of cardinality 3, which its stage widths alone would allow."""
+    from archgen.layer_kinds.conv import Conv
+    from archgen.tally import Misgrouped, Totals
+
+    with pytest.raises(Misgrouped, match="3 groups do not divide 64 -> 96"):
+        Conv("conv1", 64, 96, 3, groups=3).cost(Totals(), 8, 8)
+    spec = load_spec({"name": "g", "stem": {"type": "imagenet", "width": 64},
+                      "block": {"type": "basic", "cardinality": 3},
+                      "stages": [{"depth": 2, "width": 96}, {"depth": 2, "width": 192, "stride": 2}]})
+    clear_all()
+    with pytest.raises(SpecError) as counted:
+        figures(spec)
+    with pytest.raises(SpecError) as planned:
+        archgen.profile(spec)
+    assert counted.value.field == planned.value.field == "block.cardinality"
+    assert counted.value.message == planned.value.message and "does not divide" in counted.value.message
+
+
+def test_a_framed_spec_counts_plans_and_predicts_as_the_spec():
+    """What the evaluator settles once per candidate (planner.framed) gives what the spec itself gives."""
+    from archgen.planner import framed
+
+    space = load_space("regnetx_400mf")
+    for verdict in sample(space, 5, 3, Evaluator(space, []), Rejections()):
+        spec = space.spec(verdict.values)
+        candidate = framed(spec)
+        assert framed(candidate) is candidate
+        assert figures(candidate) == figures(spec) == verdict.figures
+        assert archgen.plan(candidate).depth == archgen.plan(spec).depth
+        assert archgen.profile(archgen.plan(candidate)).macs == archgen.profile(spec).macs

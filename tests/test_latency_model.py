@@ -172,12 +172,16 @@ def test_a_spec_walked_stage_by_stage_predicts_what_its_kernel_units_predict(mod
 
 
 def test_sampled_regnets_walked_stage_by_stage_match_their_kernel_units(model):
+    """Also framed, as the design evaluator hands a candidate on after counting it."""
+    from archgen.planner import framed
+
     space = load_space("regnetx_400mf")
     for verdict in sample(space, 12, 5, Evaluator(space, space.constraints), Rejections()):
         spec = space.spec(verdict.values)
         walked, whole = model.predict(spec), model.predict(plan(spec))
         assert walked.total_ms == pytest.approx(whole.total_ms, rel=1e-9)
         assert (walked.units, walked.extrapolated) == (whole.units, whole.extrapolated)
+        assert model.predict(framed(spec)) == walked
 
 
 def test_prediction_imports_no_torch(latency_model_file):
@@ -197,7 +201,7 @@ def test_the_network_correction_never_predicts_a_small_network_below_zero():
                      [(60, 200), (80, 120), (120, 300), (200, 180), (300, 250), (400, 140), (500, 220), (700, 260)]])
     free, *_ = np.linalg.lstsq(np.c_[data[:, 1:3], np.ones(8)], data[:, 3], rcond=None)
     assert free[2] < 0  # the unconstrained fit's intercept
-    a, b, c = lm._correction(data)
+    a, b, c = lm.fit_correction(data)
     assert min(a, b, c) >= 0 and a > 0
     assert a * 2.0 + b * 30 + c > 0  # a CIFAR-size network: 2 ms of kernels in 30 units
 

@@ -357,19 +357,20 @@ def _fit_network(model: "LatencyModel", networks: Sequence[tuple[Sequence[Kernel
     out["pass_over_kernels"] = {str(b): float(np.median(data[data[:, 0] == b, 3] / data[data[:, 0] == b, 1]))
                                 for b in batches}
     pooled_loo = _loo(data)
-    out["pooled"] = _correction(data)
+    out["pooled"] = fit_correction(data)
     chosen = pooled_loo
     if len(batches) > 1 and all((data[:, 0] == b).sum() >= MIN_BATCH_NETWORKS for b in batches):
         per_loo = np.concatenate([_loo(data[data[:, 0] == b]) for b in batches])
         if np.median(np.abs(per_loo)) < np.median(np.abs(pooled_loo)):
             out["by"], chosen = "batch", per_loo
-            out["batches"] = {str(b): _correction(data[data[:, 0] == b]) for b in batches}
+            out["batches"] = {str(b): fit_correction(data[data[:, 0] == b]) for b in batches}
     out["fit"] = _error_stats(chosen)
     return out
 
 
-def _correction(data: Any) -> list[float]:
-    """a, b, c >= 0 of measured = a x kernels + b x units + c on relative error (_nonnegative_fit); the median
+def fit_correction(data: Any) -> list[float]:
+    """a, b, c >= 0 of measured = a x kernels + b x units + c on relative error (_nonnegative_fit), from rows of
+    (batch, a network's sum of predicted kernels, its units, its measured ms); the median
     ratio alone (b = c = 0) with fewer than MIN_FIT_NETWORKS networks, or where the fit does not grow with the
     kernels (a = 0). Three free terms on four networks followed their noise (c = 73 ms at batch 8 where
     passes took 50-800 ms), and a negative b or c on eight predicted small held-out networks below zero."""
@@ -383,13 +384,13 @@ def _correction(data: Any) -> list[float]:
 
 
 def _loo(data: Any) -> Any:
-    """Each network's left-one-out relative error under _correction."""
+    """Each network's left-one-out relative error under fit_correction."""
     import numpy as np
 
     errors = []
     for i in range(len(data)):
         rest = np.delete(data, i, 0)
-        a, b, c = _correction(rest) if len(rest) else [1.0, 0.0, 0.0]
+        a, b, c = fit_correction(rest) if len(rest) else [1.0, 0.0, 0.0]
         errors.append((a * data[i, 1] + b * data[i, 2] + c) / data[i, 3] - 1)
     return np.array(errors)
 
@@ -664,21 +665,22 @@ class LatencyModel:
     def predict(self, spec_or_plan: object, batch: int = 1, input_size: Optional[int] = None) -> Prediction:
         """The network's predicted latency in ms at `batch`, per stage and in total, with no model built.
 
-        `spec_or_plan`: a ModelPlan, or anything archgen.load_spec takes. A spec is walked stage by stage with
-        each stage remembered (what a design search asks for thousands of times); a plan, or a spec the walk
-        cannot settle (stochastic depth, a size too small), goes through kernel_units whole."""
+        `spec_or_plan`: a ModelPlan, a spec framed by archgen.planner.framed (as a design search has counted
+        it), or anything archgen.load_spec takes. A spec is walked stage by stage with each stage remembered
+        (what a design search asks for thousands of times); a plan, or a spec the walk cannot settle (stochastic
+        depth, a size too small), goes through kernel_units whole."""
         from archgen.grammar.loader import load_spec
-        from archgen.planner import ModelPlan, plan
+        from archgen.planner import Framed, ModelPlan, framed, plan
 
         check_condition(self.backend, batch, self.dtype, self.layout)
         if isinstance(spec_or_plan, ModelPlan):
             return self._from_units(kernel_units(spec_or_plan, self.backend, batch, self.dtype, self.layout,
                                                  input_size), batch)
-        spec = load_spec(spec_or_plan)
-        walked = self._walk(spec, batch, input_size)
+        candidate = framed(spec_or_plan if isinstance(spec_or_plan, Framed) else load_spec(spec_or_plan))
+        walked = self._walk(candidate, batch, input_size)
         if walked is not None:
             return walked
-        return self._from_units(kernel_units(plan(spec), self.backend, batch, self.dtype, self.layout, input_size),
+        return self._from_units(kernel_units(plan(candidate), self.backend, batch, self.dtype, self.layout, input_size),
                                 batch)
 
     def _from_units(self, units: list[KernelUnit], batch: int) -> Prediction:
@@ -701,18 +703,17 @@ class LatencyModel:
         stages = {name: a * ms + b * n + c * n / max(units, 1) for name, (ms, n) in per.items()}
         return Prediction(sum(stages.values()), stages, units, extrapolated)
 
-    def _walk(self, spec: Any, batch: int, input_size: Optional[int]) -> Optional[Prediction]:
+    def _walk(self, candidate: Any, batch: int, input_size: Optional[int]) -> Optional[Prediction]:
         """The spec predicted stem, stage and head at a time, each remembered by the plain values that make it
         and by where the walk enters it; None where the walk cannot settle the network (kernel_units then
         plans it, and refuses what the planner refuses)."""
-        from archgen.planner import expand_stage_rule, frame, head_plan, walk_stages
+        from archgen.planner import head_plan, walk_stages
         from archgen.tally import TooSmall
 
-        spec = expand_stage_rule(spec)
+        spec, f = candidate
         doc = spec.doc
         if doc.stochastic_depth is not None:
             return None
-        f = frame(spec)
         size = input_size or doc.input.size
         walk = _SpecWalk(self, (self.backend, doc.norm.type, batch), (doc.input.channels, size, size, False, -1))
         stages = doc.stages

@@ -19,8 +19,8 @@ from archgen.design.fast_count import figures
 from archgen.design.figures import PREDICTED, Figures
 from archgen.design.space import Space
 from archgen.errors import SpecError, UserError
-from archgen.grammar.loader import Spec
 from archgen.memo import Memo
+from archgen.planner import Framed, framed
 
 if TYPE_CHECKING:
     from archgen.bench.latency_model import Prediction
@@ -85,11 +85,12 @@ class Rejections:
 
 
 class Evaluator:
-    """Figures and constraint verdicts of a space's candidates; `latency` (a spec's predicted latency, such as
-    archgen.bench.latency_model.LatencyModel.predict gives) where the constraints or the objective read it."""
+    """Figures and constraint verdicts of a space's candidates; `latency` (a framed spec's predicted latency,
+    such as archgen.bench.latency_model.LatencyModel.predict gives) where the constraints or the objective read
+    it."""
 
     def __init__(self, space: Space, constraints: list[Constraint],
-                 latency: Optional[Callable[[Spec], "Prediction"]] = None) -> None:
+                 latency: Optional[Callable[[Framed], "Prediction"]] = None) -> None:
         self.space = space
         self.counted = [c for c in constraints if not c.figures & PREDICTED]
         self.predicted = [c for c in constraints if c.figures & PREDICTED]
@@ -108,14 +109,14 @@ class Evaluator:
 
     def judge(self, values: tuple) -> Verdict:
         try:
-            spec = self.space.spec(values)
-            counted = figures(spec)
+            candidate = framed(self.space.spec(values))  # settled once, for counting and predicting
+            counted = figures(candidate)
         except SpecError as exc:
             return Verdict(values, None, (UNBUILDABLE,), exc.message)
         broken = tuple(c.text for c in self.counted if not c.holds(counted))
         if broken or self.latency is None:
             return Verdict(values, counted, broken)
-        prediction = self.latency(spec)
+        prediction = self.latency(candidate)
         predicted = counted._replace(latency=prediction.total_ms)
         return Verdict(values, predicted, tuple(c.text for c in self.predicted if not c.holds(predicted)),
                        extrapolated=prediction.extrapolated)

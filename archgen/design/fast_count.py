@@ -32,10 +32,10 @@ from archgen.grammar.loader import Spec
 from archgen.heads import HeadPlan
 from archgen.layer_kinds.block import BlockLayers
 from archgen.memo import Memo
-from archgen.planner import (expand_stage_rule, frame, head_plan, misgrouped_conv, misgrouped_norm, placement,
-                             plan, stage_blocks, walk_stages)
+from archgen.planner import (Framed, framed, head_plan, misgrouped_norm, placement, plan, stage_blocks,
+                             walk_stages)
 from archgen.stems import StemArgs
-from archgen.tally import Totals, TooSmall
+from archgen.tally import Totals, Uncountable
 
 #: Blocks expanded per stage: the first, and two to see whether the rest repeat.
 PLANNED_DEPTH = 3
@@ -66,10 +66,9 @@ class StagePrefix(NamedTuple):
     out_chs: int
 
 
-def figures(spec: Spec) -> Figures:
+def figures(spec: Spec | Framed) -> Figures:
     """Params, MACs, activations and depth of a validated spec, as `archgen.profile` counts them."""
-    spec = expand_stage_rule(spec)
-    f = frame(spec)
+    spec, f = framed(spec)
     size = spec.doc.input.size
     stem = stem_figures(f.stem, size)
     if stem is None:
@@ -114,7 +113,7 @@ def stem_figures(stem: StemArgs, size: int) -> Counted | None:
     if known is False:
         try:
             known = layers_figures(stem.layers(), stem.out_chs, size, size)
-        except TooSmall:
+        except Uncountable:
             known = None
         _stems.keep(key, known)
     return known
@@ -131,7 +130,7 @@ def head_figures(head: HeadPlan, c: int, h: int, w: int) -> Counted | None:
     if known is False:
         try:
             known = layers_figures(head.layers(c), head.out_chs(c), h, w)
-        except TooSmall:
+        except Uncountable:
             known = None
         _heads.keep(key, known)
     return known
@@ -181,18 +180,18 @@ _blocks = Memo(MEMO_SIZE, "fast_count: blocks")
 
 
 def block_figures(family: Family, at: Placement, norm_groups: int, h: int, w: int) -> Counted | None:
-    """One block counted from an h x w input, or None when it cannot be built (the planner's group checks, on
-    the same records) or its input is too small. Keyed by family and placement, not by the PlannedBlock, which
-    holds its layer records."""
+    """One block counted from an h x w input, or None when it cannot be built (a conv's groups, which counting
+    checks in passing, or group norm's, checked here on the same records) or its input is too small. Keyed by
+    family and placement, not by the PlannedBlock, which holds its layer records."""
     key = (family, at, norm_groups, h, w)
     known = _blocks.get(key, False)
     if known is False:
         layers = family.layers(at)
         known = None
-        if not (misgrouped_conv(layers) or misgrouped_norm(layers, norm_groups)):
+        if not misgrouped_norm(layers, norm_groups):
             try:
                 known = layers_figures(layers, family.out_chs(at), h, w)
-            except TooSmall:
+            except Uncountable:
                 pass
         _blocks.keep(key, known)
     return known

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from archgen.layer_kinds.base import LayerKind, layer_kind
-from archgen.tally import TooSmall, conv_out
+from archgen.tally import Misgrouped, TooSmall, conv_out
 
 if TYPE_CHECKING:
     import torch.nn as nn
@@ -40,7 +40,15 @@ class Conv(LayerKind):
     def padding(self) -> int:
         return self.dilation * (self.k - 1) // 2
 
+    @property
+    def misgrouped(self) -> bool:
+        """Its groups do not divide its input and output channels, so torch would refuse it."""
+        return bool(self.c_in % self.groups or self.c_out % self.groups)
+
     def cost(self, t: "Tally", h: int, w: int) -> tuple[int, int]:
+        if self.c_in % self.groups or self.c_out % self.groups:  # self.misgrouped, inlined: every conv counted
+            raise Misgrouped(f"{t.full_name(self.name)}: {self.groups} groups do not divide {self.c_in} -> "
+                             f"{self.c_out} channels")
         pad = self.padding
         ho = conv_out(h, self.k, self.stride, pad, self.dilation)
         wo = conv_out(w, self.k, self.stride, pad, self.dilation)
