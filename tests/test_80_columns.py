@@ -282,3 +282,16 @@ def test_torch_compile_says_it_is_compiling(capsys):
     progress.step(steps[0])
     progress.step(steps[1])
     assert capsys.readouterr().err == "compiling resnet20_cifar with torch.compile (batch 1), then timing...\n"
+
+
+@pytest.mark.parametrize("command", sorted(c.name or c.callback.__name__ for c in app.registered_commands))
+def test_help_paragraphs_fill_80_columns(command):
+    """A command's description reads as prose at 80 columns: within a paragraph every line but the last is
+    filled (rich wrapped it), none broken short where the docstring's source line ended."""
+    lines = invoke([command, "--help"]).output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.lstrip().startswith("Usage:")) + 1
+    end = next((i for i, line in enumerate(lines) if line.startswith("╭")), len(lines))
+    paragraphs = [p.splitlines() for p in "\n".join(lines[start:end]).split("\n" + " " * WIDTH + "\n")]
+    for paragraph in paragraphs:
+        text = [line.rstrip() for line in paragraph if line.strip()]
+        assert all(len(line) > WIDTH - 20 for line in text[:-1]), "\n".join(text)

@@ -5,6 +5,7 @@ Torch is imported inside the commands that need it, so `archgen --help` answers 
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import List, Optional
 
@@ -142,6 +143,19 @@ app.command("plot")(plot_command)
 app.command("sample")(sample_command)
 app.command("scale")(scale_command)
 app.command("search")(search_command)
+
+
+def _help_in_paragraphs() -> None:
+    """Each command's docstring as its help, every paragraph on one line: typer keeps a docstring's line
+    breaks, so a paragraph wrapped for the source would show at 80 columns as long lines broken short; on one
+    line, rich wraps it to the terminal's width."""
+    for info in app.registered_commands:
+        if info.help is None and info.callback is not None and info.callback.__doc__:
+            paragraphs = inspect.cleandoc(info.callback.__doc__).split("\n\n")
+            info.help = "\n\n".join(" ".join(paragraph.split()) for paragraph in paragraphs)
+
+
+_help_in_paragraphs()
 
 
 def main() -> None:
