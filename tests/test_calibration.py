@@ -14,7 +14,7 @@ import onnx
 import pytest
 from typer.testing import CliRunner
 
-from archgen.bench.calibration import CalibrationRequest, Sampler, perturb, sampled, work
+from archgen.bench.calibration import CalibrationRequest, Sampler, correction_networks, perturb, sampled, work
 from archgen.bench.kernel_timing import onnx_unit, time_networks, time_units
 from archgen.bench.kernel_units import KernelUnit, kernel_units
 from archgen.cli.app import app
@@ -194,6 +194,12 @@ def test_a_tiny_calibration_writes_a_model_that_loads_and_predicts(space, tmp_pa
     doc = json.loads(out.read_text())
     assert doc["backend"] == "eager" and doc["meta"]["timings"]["configurations"] == 24
     assert doc["meta"]["spaces"] == [space] and doc["network"]["networks"] == 2
+    import archgen
+
+    passes = doc["meta"]["networks"]  # what a MACs proxy fitted on the calibration reads
+    drawn = correction_networks([space], 2, 0)
+    assert [(p["batch"], p["macs"]) for p in passes] == [(1, archgen.profile(s).macs) for s in drawn]
+    assert all(p["ms"] > 0 for p in passes)
     prediction = load_model(out).predict(sampled(space, 1, 5)[0])
     assert prediction.total_ms > 0 and set(prediction.per_stage) == {"stem", "layer1", "layer2", "head"}
     from archgen.cli.calibrate import calibration_tables

@@ -456,6 +456,9 @@ class _NetworkSlots:
         self.specs = correction_networks(req.space_names(), req.networks, req.seed)
         self.macs = [archgen.profile(spec).macs for spec in self.specs]
         self.timed: list[tuple[list[KernelUnit], float]] = []
+        #: Each pass as the file records it (batch, MACs an image, ms): what a MACs proxy fitted on the
+        #: calibration reads (benchmarks/latency_bench.py sets the model against one).
+        self.passes: list[dict[str, float]] = []
         self.next = 0
         self.per_mac = 0.0  # seconds a MAC of network took to time, from the chunks timed so far
 
@@ -473,9 +476,11 @@ class _NetworkSlots:
                 break
             chunk = self.specs[self.next:self.next + NETWORK_CHUNK]
             started = run.elapsed()
+            macs = self.macs[self.next:self.next + NETWORK_CHUNK]
             for batch, times in run.timer.networks(chunk, req.batch_sizes, req.dtype, req.layout).items():
                 self.timed += [(kernel_units(spec, req.backend, batch, req.dtype, req.layout), ms)
                                for spec, ms in zip(chunk, times)]
+                self.passes += [{"batch": batch, "macs": m, "ms": ms} for m, ms in zip(macs, times)]
             self.per_mac = (run.elapsed() - started) / max(sum(self.macs[self.next:self.next + NETWORK_CHUNK]), 1)
             self.next += len(chunk)
             run.say("networks", len(self.timed) // len(req.batch_sizes))
@@ -572,7 +577,8 @@ def run_calibration(request: CalibrationRequest, progress: Callable[[Progress], 
                             "network_s": round(network_s, 1),
                             "rounds": run.rounds,
                             "warmup": WARMUP, "reps": REPS, "cap_ms": CAP_MS,
-                            "ray": placement.ray}}
+                            "ray": placement.ray},
+                "networks": networks.passes}
         doc = fit(run.samples, networks.timed, meta)
         doc["meta"]["timings"]["total_s"] = round(run.elapsed(), 1)
         return doc
