@@ -3,13 +3,14 @@
     git worktree add /tmp/base dba06ee        # the tree to compare with
     python benchmarks/design_ab.py --base /tmp/base [--rounds 6] [--output benchmarks/results/design_ab.json]
 
-Each round runs, in fresh processes pinned to the same core and alternating base and this tree, the design
-path (`figures(space.spec(values))`, what sample and search do per candidate) over the same 3,000 buildable
-RegNetX-400MF draws, three times from memos cleared by that tree's own call (base: design/count.clear_memos;
-here: archgen.memo.clear_all, which empties every memo, so this tree's "cold" is the colder) and three times
-warm, and three times from every memo and lru_cache of archgen cleared ("cold_all": the same start for both
-trees); then fvcore traces --traced of the candidates, built by this tree. Alternating spreads the VM's drift
-over both trees; the medians and the ratio over fvcore are reported per tree.
+Each round runs, in fresh processes pinned to the same core, base and this tree (each first in every other
+round, so that an order effect falls on both), the design path (`figures(space.spec(values))`, what sample and
+search do per candidate) over the same 3,000 buildable RegNetX-400MF draws, three times from memos cleared by
+that tree's own call (base: design/count.clear_memos; here: archgen.memo.clear_all, which empties every memo,
+so this tree's "cold" is the colder) and three times warm, and three times from every memo and lru_cache of
+archgen cleared ("cold_all": the same start for both trees); then fvcore traces --traced of the candidates,
+built by this tree. Alternating spreads the VM's drift over both trees; the medians and the ratio over fvcore
+are reported per tree.
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ def main() -> None:
                                                for label in ("base", "this")}
     fvcore: list[float] = []
     for i in range(args.rounds):
-        for label, tree in (("base", args.base), ("this", HERE)):
+        pair = (("base", args.base), ("this", HERE))
+        for label, tree in pair if i % 2 == 0 else pair[::-1]:  # each tree first in every other round
             out = child(tree, args.traced if label == "this" else 0)
             for kind in runs[label]:
                 runs[label][kind] += out[kind]

@@ -370,10 +370,10 @@ def _fit_network(model: "LatencyModel", networks: Sequence[tuple[Sequence[Kernel
 
 def fit_correction(data: Any) -> list[float]:
     """a, b, c >= 0 of measured = a x kernels + b x units + c on relative error (_nonnegative_fit), from rows of
-    (batch, a network's sum of predicted kernels, its units, its measured ms); the median
-    ratio alone (b = c = 0) with fewer than MIN_FIT_NETWORKS networks, or where the fit does not grow with the
-    kernels (a = 0). Three free terms on four networks followed their noise (c = 73 ms at batch 8 where
-    passes took 50-800 ms), and a negative b or c on eight predicted small held-out networks below zero."""
+    (batch, a network's sum of predicted kernels, its units, its measured ms); the median ratio alone (b = c =
+    0) with fewer than MIN_FIT_NETWORKS networks, or where the fit does not grow with the kernels (a = 0).
+    Three free terms on four networks followed their noise (c = 73 ms at batch 8 where passes took 50-800
+    ms), and a negative b or c on eight predicted small held-out networks below zero."""
     import numpy as np
 
     ratio = [float(np.median(data[:, 3] / data[:, 1])), 0.0, 0.0]
@@ -680,8 +680,8 @@ class LatencyModel:
         walked = self._walk(candidate, batch, input_size)
         if walked is not None:
             return walked
-        return self._from_units(kernel_units(plan(candidate), self.backend, batch, self.dtype, self.layout, input_size),
-                                batch)
+        units = kernel_units(plan(candidate), self.backend, batch, self.dtype, self.layout, input_size)
+        return self._from_units(units, batch)
 
     def _from_units(self, units: list[KernelUnit], batch: int) -> Prediction:
         """The prediction of a network's units, each counted in the stage of the first record it covers."""
