@@ -33,8 +33,9 @@ For each backend (eager, onnxruntime, openvino by default) this
     python benchmarks/latency_bench.py --backends eager --minutes 2 --n 4 --quick   # checks the script
     python benchmarks/latency_bench.py --device cuda --backends eager           # on a GPU
 
-Results: benchmarks/results/latency-model-<cpu>-<date>.json, with the device, versions, threads, the load
-average before and after, every network's predicted and measured ms, and the summaries. Nothing is judged in CI.
+Results: benchmarks/results/latency-model-<cpu>-<date>.json (with -<HHMM>, the start in UTC, when a run of that
+date is there already), with the device, versions, threads, the start and end, the load average before and
+after, every network's predicted and measured ms, and the summaries. Nothing is judged in CI.
 The models it calibrates are written beside it as latency-model-<backend>-<date>.device.json (1-2 MB each,
 left out of git: the results file holds what they predicted).
 """
@@ -294,7 +295,8 @@ def main() -> None:
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
     args.batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
-    args.date = dt.date.today().isoformat()
+    started = dt.datetime.now(dt.timezone.utc)
+    args.date = started.date().isoformat()
     spaces = list(HELD_OUT_SPACES[:2] if args.quick else HELD_OUT_SPACES)
     args.families = [] if args.quick else family_representatives(args.family_size)
     held_out = [(space, spec["name"], spec) for space, spec in drawn(spaces, args.n, HELD_OUT_SEED)]
@@ -304,14 +306,17 @@ def main() -> None:
     say(f"{len(held_out)} held-out networks ({len(args.families)} family representatives), "
         f"{len(proxies)} MACs-proxy networks")
     env = environment(args.device)
-    results = {"date": args.date, "environment": env, "spaces": spaces, "seeds": {"held_out": HELD_OUT_SEED,
+    results = {"date": args.date, "started": started.isoformat(timespec="seconds"), "environment": env, "spaces": spaces, "seeds": {"held_out": HELD_OUT_SEED,
                "proxy": PROXY_SEED}, "batch_sizes": args.batch_sizes, "minutes": args.minutes,
                "rounds": args.rounds, "reps": args.reps, "backends": {}}
     cpu = re.sub(r"[^a-z0-9]+", "-", env["machine"].get("name", "cpu").lower()).strip("-")
     path = args.output or RESULTS / f"latency-model-{cpu}-{args.date}.json"
+    if args.output is None and path.exists():  # a second run that day keeps the first (they are committed)
+        path = path.with_name(f"latency-model-{cpu}-{args.date}-{started:%H%M}.json")
     for backend in args.backends.split(","):
         results["backends"][backend] = run_backend(backend, args, held_out, proxies, say)
         env["load_average_after"] = os.getloadavg()
+        results["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         tmp = path.with_suffix(".tmp")  # written after each backend, so a long run keeps what it finished
         tmp.write_text(json.dumps(results, indent=1, default=float) + "\n")
         tmp.replace(path)
