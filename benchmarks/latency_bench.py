@@ -173,8 +173,7 @@ def prediction_rate(model: Any, n: int, batch: int, repeats: int = 3) -> dict[st
     return {**{key: statistics.median(rates) for key, rates in runs.items()}, "runs": runs}
 
 
-def refit_correction(model: Any, batch: int, predictions: list, k: int, measured: list[float]
-                     ) -> tuple[list[float], list[float]]:
+def refit_correction(batch: int, predictions: list, k: int, measured: list[float]) -> tuple[list[float], list[float]]:
     """The model's network correction fitted again on the proxy networks (predictions[k:]), the passes measured
     in this session that the MACs proxy is fitted on, and every network predicted with it. The kernel sums are
     the model's own; only a x kernels + b x units + c is fitted anew. So the two predictors get the same
@@ -184,10 +183,9 @@ def refit_correction(model: Any, batch: int, predictions: list, k: int, measured
 
     from archgen.bench.latency_model import fit_correction
 
-    a, b, c = model.correction(batch)
-    sums = [((p.total_ms - b * p.units - c) / a, p.units) for p in predictions]  # the correction undone
-    refit = fit_correction(np.array([(batch, s, n, m) for (s, n), m in zip(sums[k:], measured[k:])], dtype=float))
-    return refit, [refit[0] * s + refit[1] * n + refit[2] for s, n in sums]
+    rows = [(batch, p.kernel_ms, p.units, m) for p, m in zip(predictions[k:], measured[k:])]
+    a, b, c = fit_correction(np.array(rows, dtype=float))
+    return [a, b, c], [a * p.kernel_ms + b * p.units + c for p in predictions]
 
 
 def run_backend(backend: str, args: argparse.Namespace, held_out: list[tuple[str, str, dict]],
@@ -221,7 +219,7 @@ def run_backend(backend: str, args: argparse.Namespace, held_out: list[tuple[str
         predictions = [model.predict(spec, batch=batch) for spec in specs]
         a, b = fit_proxy(macs[len(held_out):], measured[len(held_out):])
         proxy = [a * m + b for m in macs]
-        refit, refitted = refit_correction(model, batch, predictions, k, measured)
+        refit, refitted = refit_correction(batch, predictions, k, measured)
         passes = [p for p in doc["meta"]["networks"] if p["batch"] == batch]
         a_cal, b_cal = fit_proxy([p["macs"] for p in passes], [p["ms"] for p in passes])
         batches[str(batch)] = {
@@ -306,8 +304,9 @@ def main() -> None:
     say(f"{len(held_out)} held-out networks ({len(args.families)} family representatives), "
         f"{len(proxies)} MACs-proxy networks")
     env = environment(args.device)
-    results = {"date": args.date, "started": started.isoformat(timespec="seconds"), "environment": env, "spaces": spaces, "seeds": {"held_out": HELD_OUT_SEED,
-               "proxy": PROXY_SEED}, "batch_sizes": args.batch_sizes, "minutes": args.minutes,
+    results = {"date": args.date, "started": started.isoformat(timespec="seconds"), "environment": env,
+               "spaces": spaces, "seeds": {"held_out": HELD_OUT_SEED, "proxy": PROXY_SEED},
+               "batch_sizes": args.batch_sizes, "minutes": args.minutes,
                "rounds": args.rounds, "reps": args.reps, "backends": {}}
     cpu = re.sub(r"[^a-z0-9]+", "-", env["machine"].get("name", "cpu").lower()).strip("-")
     path = args.output or RESULTS / f"latency-model-{cpu}-{args.date}.json"

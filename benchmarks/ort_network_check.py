@@ -30,7 +30,6 @@ def check(model_path: str, spaces: list[str], n: int) -> None:
     import torch
 
     from archgen.bench.calibration import sampled
-    from archgen.bench.kernel_units import kernel_units
     from archgen.bench.latency_model import load_model
     from archgen.export import export_spec
 
@@ -38,8 +37,8 @@ def check(model_path: str, spaces: list[str], n: int) -> None:
     model = load_model(model_path)
     for space in spaces:
         for spec in sampled(space, n, 99):
-            kernels_ms = sum(ms for ms, _ in model.unit_ms(kernel_units(spec, "onnxruntime", 1)))
-            predicted_ms = model.predict(spec, 1).total_ms
+            prediction = model.predict(spec, 1)
+            kernels_ms, predicted_ms = prediction.kernel_ms, prediction.total_ms
             with tempfile.TemporaryDirectory() as tmp:
                 path = os.path.join(tmp, "model.onnx")
                 export_spec(spec, path, "onnx")

@@ -168,7 +168,10 @@ def test_a_spec_walked_stage_by_stage_predicts_what_its_kernel_units_predict(mod
         walked = model.predict(name)
         assert walked.per_stage == pytest.approx(whole.per_stage, rel=1e-9)
         assert (walked.units, walked.extrapolated) == (whole.units, whole.extrapolated)
+        assert walked.kernel_ms == pytest.approx(whole.kernel_ms, rel=1e-9)
     assert sum(whole.per_stage.values()) == pytest.approx(whole.total_ms, rel=1e-12)
+    a, b, c = model.correction(1)  # the kernel sum is what the correction scales
+    assert a * whole.kernel_ms + b * whole.units + c == pytest.approx(whole.total_ms, rel=1e-9)
 
 
 def test_sampled_regnets_walked_stage_by_stage_match_their_kernel_units(model):

@@ -481,7 +481,7 @@ class _NetworkSlots:
                 self.timed += [(kernel_units(spec, req.backend, batch, req.dtype, req.layout), ms)
                                for spec, ms in zip(chunk, times)]
                 self.passes += [{"batch": batch, "macs": m, "ms": ms} for m, ms in zip(macs, times)]
-            self.per_mac = (run.elapsed() - started) / max(sum(self.macs[self.next:self.next + NETWORK_CHUNK]), 1)
+            self.per_mac = (run.elapsed() - started) / max(sum(macs), 1)
             self.next += len(chunk)
             run.say("networks", len(self.timed) // len(req.batch_sizes))
 

@@ -564,12 +564,14 @@ def _coefficients(value: Any, path: str, where: str) -> list[float]:
 
 class Prediction(NamedTuple):
     """A network's predicted ms in total and per stage (stem, stage names, head), how many kernel units it
-    runs, and how many of them lie outside the calibrated ranges (predicted all the same)."""
+    runs, how many of them lie outside the calibrated ranges (predicted all the same), and the sum of its
+    kernels before the network correction (what a correction is fitted on)."""
 
     total_ms: float
     per_stage: dict[str, float]
     units: int
     extrapolated: int
+    kernel_ms: float
 
 
 #: Blocks of a long stage walked before asking whether the rest repeat the last (archgen.design.fast_count's rule).
@@ -701,7 +703,7 @@ class LatencyModel:
         the stages sum to the total."""
         a, b, c = self.correction(batch)
         stages = {name: a * ms + b * n + c * n / max(units, 1) for name, (ms, n) in per.items()}
-        return Prediction(sum(stages.values()), stages, units, extrapolated)
+        return Prediction(sum(stages.values()), stages, units, extrapolated, sum(ms for ms, _ in per.values()))
 
     def _walk(self, candidate: Any, batch: int, input_size: Optional[int]) -> Optional[Prediction]:
         """The spec predicted stem, stage and head at a time, each remembered by the plain values that make it
