@@ -85,7 +85,8 @@ def test_ci_runs_exactly_the_readme_test_command():
     ci_commands = [line for line in (root / ".ci" / "run").read_text().splitlines()
                    if line.startswith("python3 -m venv")]
     assert len(readme_commands) == 2 and ci_commands == [readme_commands[1]]
-    assert readme_commands[1].endswith("python -m pytest -q")
+    # the whole suite, a worker per core (pytest-xdist), each test file in one worker
+    assert readme_commands[1].endswith("python -m pytest -q -n auto --dist loadfile")
 
 
 def test_pyproject_lists_every_package():
