@@ -13,8 +13,9 @@ For each backend (eager, onnxruntime, openvino by default) this
 3. draws proxy networks from the same spaces with yet another seed, on which the in-session predictors of
    step 5 are fitted (latency = a x MACs + b per batch size, least squares on measured whole passes);
 4. measures every held-out and proxy network whole, at each batch size, interleaved in rounds (this VM drifts
-   by up to 1.5x within seconds; interleaved, every network meets the same moments), and predicts each from
-   the model with no model built;
+   by up to 1.5x within seconds; interleaved, every network meets the same moments; each network's figure is
+   the lower quartile of its calls, kernel_timing.lower_quartile, as calibration's networks), and predicts
+   each from the model with no model built;
 5. reports per backend and batch size: the share of held-out networks within +-10% (nn-Meter's metric), the
    median and worst relative error, and Kendall's tau between predicted and measured, for four predictors
    in two pairs. From the calibration alone: the model as calibrated (`model`), and the MACs proxy fitted on
@@ -307,7 +308,8 @@ def main() -> None:
     results = {"date": args.date, "started": started.isoformat(timespec="seconds"), "environment": env,
                "spaces": spaces, "seeds": {"held_out": HELD_OUT_SEED, "proxy": PROXY_SEED},
                "batch_sizes": args.batch_sizes, "minutes": args.minutes,
-               "rounds": args.rounds, "reps": args.reps, "backends": {}}
+               "rounds": args.rounds, "reps": args.reps, "network_statistic": "lower quartile of the calls",
+               "backends": {}}
     cpu = re.sub(r"[^a-z0-9]+", "-", env["machine"].get("name", "cpu").lower()).strip("-")
     path = args.output or RESULTS / f"latency-model-{cpu}-{args.date}.json"
     if args.output is None and path.exists():  # a second run that day keeps the first (they are committed)
