@@ -7,15 +7,17 @@ it measures the held-out networks of the first `--n` per space twice, interleave
 `--reps` calls as latency_bench does, keeps every call, and reports
 
 - the agreement of the two measurements (latency_bench.summary: within +-10%, median and worst error, tau)
-  under the median of all calls, their minimum, their 10th and 25th percentiles, and the fastest round's
-  median (what the machine gives in its fastest phase);
+  under the median of all calls, their minimum, their 10th percentile and lower quartile (as
+  archgen.bench.timing.percentile interpolates them; the lower quartile is what archgen measures networks by),
+  and the fastest round's median (what the machine gives in its fastest phase);
 - each round's median over the network's fastest call in either measurement, in the order the networks
   were timed: slow phases that come and go for seconds at a time, machine-wide, show as runs of networks
   timed one after another that are all slow together.
 
     python benchmarks/measurement_noise.py --backend onnxruntime --batch 1 --n 8 --rounds 8 --reps 3
 
-Results: benchmarks/results/measurement-noise-<backend>-b<batch>-<date>-<HHMM>.json, with every call's ms.
+Results: benchmarks/results/measurement-noise-<backend>-b<batch>-<date>-<HHMM>.json, with every call's ms;
+`--again FILE` computes a file's agreement again from its calls.
 """
 
 from __future__ import annotations
@@ -36,15 +38,26 @@ from latency_bench import HELD_OUT_SEED, HELD_OUT_SPACES, RESULTS, drawn, enviro
 
 
 def statistics_of(reps: int) -> dict[str, Callable[[list[float]], float]]:
-    """The statistics compared, each of a network's calls in timing order (`reps` a round)."""
-    def quantile(q: float) -> Callable[[list[float]], float]:
-        return lambda calls: sorted(calls)[int(q * (len(calls) - 1))]
+    """The statistics compared, each of a network's calls in timing order (`reps` a round); `lower_quartile`
+    is the one archgen measures networks by."""
+    from archgen.bench.kernel_timing import lower_quartile
+    from archgen.bench.timing import percentile
 
     def fastest_round(calls: list[float]) -> float:
         return min(statistics.median(calls[i:i + reps]) for i in range(0, len(calls), reps))
 
-    return {"median": statistics.median, "min": min, "p10": quantile(0.1), "p25": quantile(0.25),
-            "fastest_round_median": fastest_round}
+    return {"median": statistics.median, "min": min, "p10": lambda calls: percentile(calls, 10),
+            "lower_quartile": lower_quartile, "fastest_round_median": fastest_round}
+
+
+def agreement(first: list[list[float]], second: list[list[float]], reps: int) -> dict[str, dict]:
+    """Per statistic, the second measurement against the first (latency_bench.summary), printed."""
+    out = {}
+    for name, stat in statistics_of(reps).items():
+        s = out[name] = summary([stat(c) for c in second], [stat(c) for c in first])
+        print(f"{name:22s} within +-10% {s['within_10pct']:.0%}  median {s['median_error']:.1%}  "
+              f"worst {s['worst_error']:.0%}  tau {s['kendall_tau']:.2f}")
+    return out
 
 
 def main() -> None:
@@ -55,8 +68,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--output", type=Path)
+    parser.add_argument("--again", type=Path, help="a results file: its agreement computed again from its calls")
     args = parser.parse_args()
     from archgen.bench.kernel_timing import time_network_batches
+
+    if args.again is not None:
+        done = json.loads(args.again.read_text())
+        done["agreement"] = agreement(done["calls_ms"]["first"], done["calls_ms"]["second"], done["reps"])
+        tmp = args.again.with_suffix(".tmp")
+        tmp.write_text(json.dumps(done, indent=1) + "\n")
+        tmp.replace(args.again)
+        return
 
     started = dt.datetime.now(dt.timezone.utc)
     networks = drawn(list(HELD_OUT_SPACES), args.n, HELD_OUT_SEED)
@@ -65,12 +87,7 @@ def main() -> None:
     calls = [time_network_batches(specs, args.backend, [args.batch], rounds=args.rounds, reps=args.reps,
                                   reduce=list)[args.batch] for _ in range(2)]
     first, second = calls
-    agreement = {}
-    for name, stat in statistics_of(args.reps).items():
-        agreement[name] = summary([stat(c) for c in second], [stat(c) for c in first])
-        s = agreement[name]
-        print(f"{name:22s} within +-10% {s['within_10pct']:.0%}  median {s['median_error']:.1%}  "
-              f"worst {s['worst_error']:.0%}  tau {s['kendall_tau']:.2f}")
+    agreed = agreement(first, second, args.reps)
     fastest = [min(min(a), min(b)) for a, b in zip(first, second)]
     phases = {which: [[statistics.median(c[r * args.reps:(r + 1) * args.reps]) / f for c, f in zip(timed, fastest)]
                       for r in range(args.rounds)] for which, timed in (("first", first), ("second", second))}
@@ -83,7 +100,7 @@ def main() -> None:
            "load_average_after": os.getloadavg(), "backend": args.backend, "batch": args.batch,
            "rounds": args.rounds, "reps": args.reps,
            "networks": [{"space": space, "name": spec["name"]} for space, spec in networks],
-           "agreement": agreement, "round_median_over_fastest": phases, "calls_ms": {"first": first, "second": second}}
+           "agreement": agreed, "round_median_over_fastest": phases, "calls_ms": {"first": first, "second": second}}
     path = args.output or RESULTS / (f"measurement-noise-{args.backend}-b{args.batch}-{started:%Y-%m-%d-%H%M}.json")
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(out, indent=1) + "\n")

@@ -546,7 +546,7 @@ def lower_quartile(calls: list[float]) -> float:
     """What a network's interleaved calls are summarised by. On this project's 2-core VM, slow phases of 1.5-2x
     come and go machine-wide for seconds at a time, so a network's median depends on which phases its rounds
     met: 32 held-out networks timed twice, a minute apart (ONNX Runtime, batch 1, 8 rounds of 3 calls), agreed
-    within +-10% for 53% and 59% of them by their median and 91% and 100% by their lower quartile
+    within +-10% for 53% and 59% of them by their median and 81% and 100% by their lower quartile
     (benchmarks/measurement_noise.py, results/measurement-noise-*-2026-12-03-*.json). A shift of the whole
     machine for longer than a measurement (eager's second pass ran 1.31x slower throughout) no statistic
     removes."""
