@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from archgen.bench import latency_model as lm
-from archgen.bench.kernel_units import kernel_units
+from archgen.bench.kernel_units import NCHWC_BLOCK, KernelUnit, kernel_units
 from archgen.design import Evaluator, Rejections, load_space, sample
 from archgen.planner import plan
 from conftest import synthetic_ms
@@ -46,6 +46,21 @@ def test_the_trees_learn_what_the_baseline_cannot_see(latency_model_doc):
     trees = sorted(abs(p / r - 1) for p, r in zip(conv.ms(x), real))
     base = sorted(abs(p / r - 1) for p, r in zip(lm._baseline_ms(conv.baseline, x), real))
     assert trees[len(trees) // 2] < 0.05 < base[len(base) // 2]
+
+
+@pytest.mark.parametrize("c_in, c_out, groups, in_align, out_align", [
+    (192, 192, 24, 8, 8), (192, 192, 12, 16, 16), (192, 192, 8, 8, 8), (192, 192, 6, 32, 32), (192, 192, 4, 16, 16),
+    (3, 64, 1, 1, 64), (96, 256, 1, 32, 64), (1024, 2048, 1, 64, 64), (120, 120, 120, 1, 1)])
+def test_the_features_say_which_vector_path_a_groups_channels_allow(c_in, c_out, groups, in_align, out_align):
+    """A group's channels as the largest power of two dividing them, at most 64: RegNetX's group widths 8, 16,
+    24, 32 and 48 (at 192 channels) are 8, 16, 8, 32 and 16, so that ONNX Runtime's NCHWc blocks of 16
+    (kernel_units.NCHWC_BLOCK) are one split of a tree away; a depthwise conv's group is one channel."""
+    unit = KernelUnit("conv" if groups < c_in else "dwconv", c_in, c_out, 3, 1, groups, 1, 14, 14, 1, "float32",
+                      "nchw", ("norm", "act"), "relu")
+    f = dict(zip(lm.FEATURES, lm.features(unit)))
+    assert (f["in_align"], f["out_align"]) == (in_align, out_align)
+    assert (f["in_align"] >= NCHWC_BLOCK and f["out_align"] >= NCHWC_BLOCK) == (
+        (c_in // groups) % NCHWC_BLOCK == 0 and (c_out // groups) % NCHWC_BLOCK == 0)
 
 
 def test_the_file_says_how_each_kind_is_modelled_and_what_whole_passes_add(latency_model_doc):

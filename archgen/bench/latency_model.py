@@ -43,9 +43,17 @@ FORMAT = "archgen-latency-model/1"
 
 #: What one unit is to a regressor. Trees are blind to monotone transforms, so no logs: the derived figures
 #: (output size, MACs, bytes, arithmetic intensity) are what lets them generalise across channels and sizes.
+#: `in_align` and `out_align`, the largest power of two (at most ALIGN) dividing a group's input and output
+#: channels, say which vector path a kernel can take: ONNX Runtime runs a grouped conv in its NCHWc blocks
+#: only for groups of whole blocks of 16, and the CPU libraries vectorise over channels in 8s and 16s. The
+#: channel counts alone hide it from trees fitted on a few thousand samples: without them, RegNetX's 3x3
+#: group convs of 16 and 32 channels a group were predicted 1.8-2.2x their isolated time on ONNX Runtime,
+#: and those of 24 (not a whole block) 0.6x (2026-12-03).
 FEATURES = ("batch", "c_in", "c_out", "k", "stride", "groups", "dilation", "h", "w", "mid", "h_out", "w_out",
             "c_in_per_group", "c_out_per_group", "macs", "in_bytes", "out_bytes", "weight_bytes", "bytes",
-            "intensity", "norm", "act", "add", "gate", "act_kind")
+            "intensity", "norm", "act", "add", "gate", "act_kind", "in_align", "out_align")
+#: The largest alignment the features tell apart (a 64-channel group aligns to every vector width).
+ALIGN = 64
 #: Features whose calibrated range decides whether a unit is extrapolated.
 RANGED = ("batch", "c_in", "c_out", "k", "stride", "groups", "dilation", "h", "w", "macs", "bytes")
 _RANGED_AT = [FEATURES.index(name) for name in RANGED]
@@ -109,7 +117,13 @@ def features(unit: KernelUnit) -> list[float]:
     return [b, ci, co, k, s, g, unit.dilation, unit.h, unit.w, unit.mid, ho, wo, ci / g, co / g, macs,
             elems_in * d, elems_out * d, weights * d, total, macs / total if total else 0.0,
             "norm" in unit.absorbed, "act" in unit.absorbed, "add" in unit.absorbed, "gate" in unit.absorbed,
-            ACT_CODES.get(unit.act or "", 0)]
+            ACT_CODES.get(unit.act or "", 0), _alignment(ci // g), _alignment(co // g)]
+
+
+def _alignment(channels: int) -> int:
+    """The largest power of two dividing `channels`, at most ALIGN (ALIGN for none: a kind without channels
+    per group, such as a pool over 0)."""
+    return min(channels & -channels, ALIGN) if channels > 0 else ALIGN
 
 
 def machine(backend: str, device: str = "cpu") -> dict:
