@@ -25,7 +25,8 @@ For each backend (eager, onnxruntime, openvino by default) this
    + b x units + c fitted anew), so that in each pair both predictors read the same data, and the second
    pair is free of the VM's drift between calibration and measurement. And the prediction rate on
    RegNetX-400MF-size candidates as search meets them (cold memos, warm, and over a stream of
-   10 x --speed-candidates more; one core; benchmarks/prediction_rate.py measures it alone);
+   10 x --speed-candidates more), and of `archgen search` itself over as many draws, with the model and
+   without (one core; benchmarks/prediction_rate.py measures it alone);
 6. measures the held-out networks a second time (--no-repeat skips it) and reports the same figures for
    the second measurement against the first: on a VM whose speed drifts, no predictor can come closer to a
    measurement than the measurement comes to itself.
@@ -132,11 +133,17 @@ def fit_proxy(macs: list[int], ms: list[float]) -> tuple[float, float]:
 def prediction_rate(model: Any, n: int, batch: int, repeats: int = 3) -> dict[str, Any]:
     """Candidates per second on one core, RegNetX-400MF-size, as `archgen search --latency` meets them:
     predicted alone (from a validated spec), and counted plus predicted (the design evaluator's `judge`, what
-    search does to each candidate), from every memo cleared ('cold'), then the same candidates again ('warm');
-    and over a stream of 10 x n more ('stream'), the rate of its last tenth ('stream_last'). Each figure is the
-    median of `repeats` runs (this VM's speed drifts by up to 1.5x within seconds); `runs` keeps them all."""
+    search does to each candidate that meets the space's counted constraints), from every memo cleared
+    ('cold'), then the same candidates again ('warm'); and over a stream of 10 x n more ('stream'), the rate of
+    its last tenth ('stream_last'). Then the search itself, as `archgen search regnetx_400mf --latency MODEL
+    --minimize latency --minimize params --budget 10n` runs it from every memo cleared ('search_latency': its
+    draws a second, of which the space's MACs band lets about 6% through to be predicted), and the same search
+    of params and MACs with no model ('search_counted'), so that their ratio is what predicting adds. Each
+    figure is the median of `repeats` runs (this VM's speed drifts by up to 1.5x within seconds); `runs`
+    keeps them all."""
     from archgen.design import Evaluator, Rejections, load_space, sample
     from archgen.design.figures import PREDICTED
+    from archgen.design.search import chosen_objective, search
     from archgen.memo import clear_all
 
     space = load_space("regnetx_400mf")
@@ -145,7 +152,11 @@ def prediction_rate(model: Any, n: int, batch: int, repeats: int = 3) -> dict[st
     first, stream = values[:n], values[n:]
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
-    judge = Evaluator(space, counted, lambda candidate: model.predict(candidate, batch=batch)).judge
+
+    def predicted(candidate: Any) -> Any:
+        return model.predict(candidate, batch=batch)
+
+    judge = Evaluator(space, counted, predicted).judge
 
     def rate(of: list, count: bool) -> float:
         start = time.perf_counter()
@@ -168,6 +179,13 @@ def prediction_rate(model: Any, n: int, batch: int, repeats: int = 3) -> dict[st
             rate(stream[:-tenth], True)
             runs.setdefault("count_and_predict_stream_last", []).append(rate(stream[-tenth:], True))
             runs.setdefault("count_and_predict_stream", []).append(len(stream) / (time.perf_counter() - start))
+            for label, predictor in (("search_latency", predicted), ("search_counted", None)):
+                clear_all()
+                objective = chosen_objective(space, ("latency" if predictor else "macs", "params"), (),
+                                             predictor is not None)
+                start = time.perf_counter()
+                search(space, objective, Evaluator(space, space.constraints, predictor), "random", len(stream), 0)
+                runs.setdefault(label, []).append(len(stream) / (time.perf_counter() - start))
     finally:
         if hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
