@@ -131,12 +131,15 @@ def test_a_space_is_covered_at_every_batch_size_and_never_twice(space):
 
 def test_perturbed_configurations_stay_valid():
     """Channels stay divisible by the groups (a depthwise conv stays depthwise), a concat still adds
-    channels, and sizes stay positive and at least a pool's window."""
+    channels, sizes stay positive and at least a pool's window, and a group conv's group width moves."""
     rng = random.Random(0)
-    units = [u._replace(names=()) for name in STRUCTURES for u in kernel_units(name, "fused", 1)]
+    units = [u._replace(names=()) for name in (*STRUCTURES, "regnetx_004") for u in kernel_units(name, "fused", 1)]
+    group_widths = set()
     for u in units:
         for _ in range(5):
             p = perturb(u, rng, math.log(2))
+            if u.kind == "conv" and u.groups > 1 and p.groups == u.groups:
+                group_widths.add((u.c_in // u.groups, p.c_in // p.groups))
             assert p.kind == u.kind and p.c_in >= 1 and p.c_out >= 1 and p.h >= 1 and p.w >= 1
             assert p.c_in % p.groups == 0 and p.c_out % p.groups == 0
             if u.kind == "dwconv" and u.groups > 1:
@@ -145,6 +148,8 @@ def test_perturbed_configurations_stay_valid():
                 assert p.c_out > p.c_in
             if u.kind.endswith("_pool") and u.kind != "global_pool":
                 assert p.h >= p.k
+    # a group conv's group width moves too (in steps of 8), so that other channel alignments are timed
+    assert any(before != after and after % 8 == 0 for before, after in group_widths)
 
 
 def test_the_worst_predicted_neighbourhoods_are_new_configurations():

@@ -7,7 +7,7 @@ What is timed (nn-Meter's recipe, Zhang et al. 2021, on archgen's own distributi
 1. the kernel configurations of the networks a user will predict: every bundled spec at its input size, and
    candidates drawn from the design spaces as `archgen sample` draws them, at each batch size asked for,
    deduplicated, the sources taken in turn so that a short run still covers them all, with perturbed copies
-   (channels and sizes scaled) mixed in to spread the calibrated ranges;
+   (channels, group widths and sizes scaled) mixed in to spread the calibrated ranges;
 2. adaptively, once a first share of the time is spent: the latency model is cross-validated on what was
    timed (latency_model.cross_validate), and the configurations it predicts beyond 10%, those whose error
    costs a network the most per second of timing first (RANK_MS), are perturbed a little to time their
@@ -163,14 +163,21 @@ def _round_to(x: float, step: int) -> int:
 
 def perturb(u: KernelUnit, rng: random.Random, spread: float) -> KernelUnit:
     """A neighbour of the configuration that the same kind could meet: its channels (a grouped conv's group
-    count, so the group width stays) or its input size scaled by up to exp(+-spread), kept valid."""
+    count, or its group width in steps of 8, so that groups of other alignments are timed too) or its input
+    size scaled by up to exp(+-spread), kept valid."""
     f = math.exp(rng.uniform(-spread, spread))
     if rng.random() < 0.5 and u.kind not in ("linear", "flatten"):
         side = max(u.k if u.kind.endswith("pool") else 1, min(MAX_SIDE, int(round(u.h * f))))
         return u._replace(h=side, w=side if u.w == u.h else max(1, min(MAX_SIDE, int(round(u.w * f)))))
     if u.kind == "conv" and 1 < u.groups:
-        g = max(1, int(round(u.groups * f)))
-        return u._replace(c_in=u.c_in // u.groups * g, c_out=u.c_out // u.groups * g, groups=g)
+        if rng.random() < 0.5:  # the group count scaled, the group width kept
+            g = max(1, int(round(u.groups * f)))
+            return u._replace(c_in=u.c_in // u.groups * g, c_out=u.c_out // u.groups * g, groups=g)
+        width_in, width_out = u.c_in // u.groups, u.c_out // u.groups  # the group width moved, the count kept
+        step = 8 if min(width_in, width_out) >= 8 else 1
+        new_in = _round_to(width_in * f, step)
+        new_out = new_in if width_out == width_in else _round_to(width_out * f, step)
+        return u._replace(c_in=new_in * u.groups, c_out=new_out * u.groups)
     step = 8 if u.c_out >= 8 else 1
     c_out = _round_to(u.c_out * f, step)
     if u.kind == "dwconv" and u.groups > 1:
