@@ -173,11 +173,16 @@ def perturb(u: KernelUnit, rng: random.Random, spread: float) -> KernelUnit:
         if rng.random() < 0.5:  # the group count scaled, the group width kept
             g = max(1, int(round(u.groups * f)))
             return u._replace(c_in=u.c_in // u.groups * g, c_out=u.c_out // u.groups * g, groups=g)
-        width_in, width_out = u.c_in // u.groups, u.c_out // u.groups  # the group width moved, the count kept
-        step = 8 if min(width_in, width_out) >= 8 else 1
-        new_in = _round_to(width_in * f, step)
-        new_out = new_in if width_out == width_in else _round_to(width_out * f, step)
-        return u._replace(c_in=new_in * u.groups, c_out=new_out * u.groups)
+        # the group width scaled as one group's channels would be, the count kept
+        group = _scaled_channels(u._replace(c_in=u.c_in // u.groups, c_out=u.c_out // u.groups, groups=1), f, rng,
+                                 spread)
+        return u._replace(c_in=group.c_in * u.groups, c_out=group.c_out * u.groups)
+    return _scaled_channels(u, f, rng, spread)
+
+
+def _scaled_channels(u: KernelUnit, f: float, rng: random.Random, spread: float) -> KernelUnit:
+    """The unit's channels scaled by f, in steps of 8 from 8 channels on (c_in by a draw of its own where it
+    differs from c_out), kept valid for its kind."""
     step = 8 if u.c_out >= 8 else 1
     c_out = _round_to(u.c_out * f, step)
     if u.kind == "dwconv" and u.groups > 1:

@@ -121,9 +121,8 @@ def features(unit: KernelUnit) -> list[float]:
 
 
 def _alignment(channels: int) -> int:
-    """The largest power of two dividing `channels`, at most ALIGN (ALIGN for none: a kind without channels
-    per group, such as a pool over 0)."""
-    return min(channels & -channels, ALIGN) if channels > 0 else ALIGN
+    """The largest power of two dividing `channels` (its lowest set bit), at most ALIGN."""
+    return min(channels & -channels, ALIGN)
 
 
 def machine(backend: str, device: str = "cpu") -> dict:
