@@ -57,13 +57,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from archgen.bench.calibration import DEFAULT_MINUTES  # noqa: E402  (after the path: a checkout's archgen)
+
 RESULTS = Path(__file__).resolve().parent / "results"
 #: The spaces calibration covers.
 SPACES = ("regnetx_400mf", "regnety_400mf", "resnet_budget", "resnext50_cxd", "mobile_mbconv")
 #: The spaces held-out and proxy networks are drawn from: the issue's four (ResNeXt-50's candidates take 4-5G
 #: MACs, and would take most of the measuring on two cores).
 HELD_OUT_SPACES = ("regnetx_400mf", "regnety_400mf", "resnet_budget", "mobile_mbconv")
-#: Seeds of the three draws, apart from calibrate's default (0) and from each other.
+#: Seeds of the held-out and MACs-proxy draws, apart from calibrate's default (0) and from each other.
 HELD_OUT_SEED, PROXY_SEED = 1_000, 2_000
 
 
@@ -150,8 +152,10 @@ def prediction_rate(model: Any, n: int, batch: int, repeats: int = 3) -> dict[st
     counted = [c for c in space.constraints if not c.figures & PREDICTED]
     values = [v.values for v in sample(space, 11 * n, 7, Evaluator(space, counted), Rejections())]
     first, stream = values[:n], values[n:]
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    pinned = hasattr(os, "sched_setaffinity")
+    if pinned:
+        allowed = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {min(allowed)})
 
     def predicted(candidate: Any) -> Any:
         return model.predict(candidate, batch=batch)
@@ -187,8 +191,8 @@ def prediction_rate(model: Any, n: int, batch: int, repeats: int = 3) -> dict[st
                 search(space, objective, Evaluator(space, space.constraints, predictor), "random", len(stream), 0)
                 runs.setdefault(label, []).append(len(stream) / (time.perf_counter() - start))
     finally:
-        if hasattr(os, "sched_setaffinity"):
-            os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+        if pinned:
+            os.sched_setaffinity(0, allowed)  # as it was (a run started under taskset keeps its CPUs)
     return {**{key: statistics.median(rates) for key, rates in runs.items()}, "runs": runs}
 
 
@@ -298,7 +302,7 @@ def main() -> None:
     parser.add_argument("--backends", default="eager,onnxruntime,openvino")
     parser.add_argument("--batch-sizes", default="1,8")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cuda: the GPU (eager only)")
-    parser.add_argument("--minutes", type=float, default=8.0, help="calibration budget per backend")
+    parser.add_argument("--minutes", type=float, default=DEFAULT_MINUTES, help="calibration budget per backend")
     parser.add_argument("--n", type=int, default=23, help="held-out candidates per space (4 x 23 + 10 families: 102)")
     parser.add_argument("--proxy-n", type=int, default=4, help="MACs-proxy networks per space")
     parser.add_argument("--family-size", type=int, default=128)

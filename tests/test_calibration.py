@@ -15,8 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from archgen.bench.calibration import CalibrationRequest, Sampler, correction_networks, perturb, sampled, work
-from archgen.bench.kernel_timing import onnx_unit, time_networks, time_units
-from archgen.bench.kernel_units import KernelUnit, kernel_units
+from archgen.bench.kernel_timing import onnx_unit, time_networks, time_units, torch_unit
+from archgen.bench.kernel_units import KernelUnit, kernel_units, out_size
 from archgen.cli.app import app
 from archgen.errors import UserError
 from archgen.grammar.loader import bundled_names
@@ -76,6 +76,30 @@ def test_a_units_onnx_graph_is_a_valid_model_with_a_dynamic_batch():
         assert all(shape[0] == u.batch for shape in shapes.values())
 
 
+def test_a_unit_timed_alone_writes_the_shape_the_model_reads():
+    """What the model's features say a unit outputs (kernel_units.out_size) is what its timed kernel writes, on
+    torch and in the ONNX graph: a strided highway gate (its conv reads the block's input), a zero-padding
+    shortcut, VGG's adaptive pool (to 7 x 7 from 14 x 14 and 7 x 7), a strided conv, a global pool."""
+    units = [u._replace(names=()) for name in ("highway20_cifar", "resnet20_cifar") for u in
+             kernel_units(name, "eager", 2)]
+    units += [u._replace(names=()) for size in (224, 448) for u in kernel_units("vgg11", "eager", 1, input_size=size)
+              if u.kind == "adaptive_pool"]
+    kinds = {u.kind for u in units}
+    assert {"highway_gate", "zero_pad", "adaptive_pool", "global_pool", "conv"} <= kinds
+    gates = [u for u in units if u.kind == "highway_gate"]
+    assert any(u.stride == 2 and (u.c_in, u.h) == (16, 32) and u.c_out == 32 for u in gates)  # reads the input
+    assert {u.h for u in units if u.kind == "adaptive_pool"} == {7, 14}
+    for u in dict.fromkeys(units):
+        ho, wo = out_size(u)
+        out = torch_unit(u, False, "cpu")()
+        if out.dim() == 4:
+            assert tuple(out.shape) == (u.batch, u.c_out, ho, wo), u
+        model, _ = onnx_unit(u)
+        dims = onnx.shape_inference.infer_shapes(model).graph.output[0].type.tensor_type.shape.dim
+        if len(dims) == 4:
+            assert [d.dim_value for d in dims[1:]] == [u.c_out, ho, wo], u
+
+
 def test_the_runtimes_fuse_a_units_add_as_inside_a_network(tmp_path):
     """The add and act a conv took in are fused into it only if the shortcut arrives in the conv's blocked
     layout, as it does in a network: ONNX Runtime's profile then shows one conv and nothing else timed."""
@@ -106,6 +130,14 @@ def test_whole_networks_are_timed_interleaved_to_positive_times(backend, tmp_pat
     assert built == [0, 1] and len(ms) == 2 and all(math.isfinite(t) and t > 0 for t in ms)
 
 
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_measuring_on_a_gpu_this_machine_lacks_is_a_sentence():
+    """`archgen search --verify` with a model calibrated on a GPU, run where there is none: a UserError naming
+    the device and what to do, not torch's assertion."""
+    with pytest.raises(UserError, match="CUDA GPU, but torch .* sees none here; measure on the machine"):
+        time_networks(["resnet20_cifar"], "eager", 1, "cuda")
+
+
 def test_torch_compile_has_no_kernels_to_time():
     with pytest.raises(UserError, match="Inductor"):
         time_units([], "compile")
@@ -113,10 +145,10 @@ def test_torch_compile_has_no_kernels_to_time():
 
 def test_the_sampler_covers_every_kind_of_kernel_the_zoo_runs():
     sampler = Sampler("onnxruntime", [], [1], "float32", "nchw", seed=0)
-    drawn = {u.kind for u in sampler.base()}
+    handed = list(sampler.base())
     zoo = {u.kind for name in bundled_names() for u in kernel_units(name, "onnxruntime")}
-    assert zoo <= drawn
-    assert len(sampler.seen) == len(set(sampler.seen))  # each configuration handed out once
+    assert zoo <= {u.kind for u in handed}
+    assert len(handed) == len(set(handed))  # each configuration handed out once
 
 
 def test_a_space_is_covered_at_every_batch_size_and_never_twice(space):
@@ -144,10 +176,12 @@ def test_perturbed_configurations_stay_valid():
             assert p.c_in % p.groups == 0 and p.c_out % p.groups == 0
             if u.kind == "dwconv" and u.groups > 1:
                 assert p.groups == p.c_in == p.c_out
-            if u.kind == "concat":
+            if u.kind in ("concat", "zero_pad") and u.c_out > u.c_in:
                 assert p.c_out > p.c_in
             if u.kind.endswith("_pool") and u.kind != "global_pool":
                 assert p.h >= p.k
+            if u.kind == "adaptive_pool":  # ONNX has such a pool only at a multiple of its output side
+                assert p.h % p.k == 0
     # a group conv's group width moves too (in steps of 8), so that other channel alignments are timed
     assert any(before != after and after % 8 == 0 for before, after in group_widths)
 

@@ -31,14 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple, Optional, Sequence
 
-from archgen.bench.kernel_units import KernelUnit
+from archgen.bench.kernel_units import BACKENDS, KernelUnit
 from archgen.errors import UserError
 
 if TYPE_CHECKING:
     from archgen.bench.device import Placement
 
-#: The backends a latency model is calibrated for: those with a kernel rule (archgen.bench.kernel_units).
-BACKENDS = ("eager", "fused", "onnxruntime", "openvino")
 #: The whole run's default budget: calibration, networks and fitting within 8 minutes on a 2-core CPU.
 DEFAULT_MINUTES = 8.0
 MAX_MINUTES = 24 * 60
@@ -168,6 +166,8 @@ def perturb(u: KernelUnit, rng: random.Random, spread: float) -> KernelUnit:
     f = math.exp(rng.uniform(-spread, spread))
     if rng.random() < 0.5 and u.kind not in ("linear", "flatten"):
         side = max(u.k if u.kind.endswith("pool") else 1, min(MAX_SIDE, int(round(u.h * f))))
+        if u.kind == "adaptive_pool":  # a multiple of the side it pools to, as any exported network's is
+            side -= side % u.k
         return u._replace(h=side, w=side if u.w == u.h else max(1, min(MAX_SIDE, int(round(u.w * f)))))
     if u.kind == "conv" and 1 < u.groups:
         if rng.random() < 0.5:  # the group count scaled, the group width kept
@@ -189,7 +189,7 @@ def _scaled_channels(u: KernelUnit, f: float, rng: random.Random, spread: float)
         return u._replace(c_in=c_out, c_out=c_out, groups=c_out)
     if u.c_in == u.c_out:
         return u._replace(c_in=c_out, c_out=c_out, mid=max(1, int(round(u.mid * f))) if u.mid else 0)
-    if u.kind == "concat":  # c_in the block's input, c_out what the concat writes: both scaled
+    if u.kind in ("concat", "zero_pad"):  # c_in the input, c_out it with channels appended: both scaled
         c_in = _round_to(u.c_in * f, step)
         return u._replace(c_in=c_in, c_out=c_in + _round_to((u.c_out - u.c_in) * f, step) if u.c_out > u.c_in
                           else c_out)
@@ -281,10 +281,11 @@ class Sampler:
         for u in worst:
             near = [perturb(u, self.rng, ROUND_SPREAD), perturb(u, self.rng, ROUND_SPREAD)]
             near += [u._replace(batch=b) for b in self.batch_sizes if b != u.batch]
-            out += self.fresh(self._within(near))
+            new = list(dict.fromkeys(v for v in self._within(near) if v not in self.seen))
+            out += self.fresh(new[:n - len(out)])  # those past n stay unseen, for a later round or network
             if len(out) >= n:
                 break
-        return out[:n]
+        return out
 
     def _within(self, units: list[KernelUnit]) -> list[KernelUnit]:
         return [u for u in units if work(u) <= self.largest.get(u.kind, 0.0)]
@@ -535,15 +536,11 @@ def _kernels(run: _Run, sampler: Sampler, until: float) -> None:
 
 def _placement(request: CalibrationRequest) -> "Placement":
     """This machine, or the Ray cluster asked for, with the device asked for (UserError where it has none)."""
-    from archgen.bench.device import Placement, place
+    from archgen.bench.device import Placement, place, require_device
 
     if not (request.ray or request.ray_address is not None):
-        if request.device == "cuda":
-            import torch
-
-            if not torch.cuda.is_available():
-                raise UserError(f"--device cuda, but torch {torch.__version__} sees no CUDA GPU here; calibrate "
-                                "on a machine with one, or calibrate this CPU with --device cpu.")
+        require_device(request.device, "calibrate on a machine with one (--device cuda), or this CPU with --device "
+                                       "cpu.")
         return Placement(request.device)
     placement = place(request.device == "cuda", True, request.ray_address)
     if placement.device != request.device:

@@ -47,6 +47,16 @@ def choose_device(gpu: Optional[bool], cuda_available: bool, missing: str) -> tu
     return ("cuda" if gpu else "cpu"), None
 
 
+def require_device(device: str, remedy: str) -> None:
+    """UserError, ending in `remedy`, where `device` is 'cuda' and torch sees no CUDA GPU here (what a model
+    calibrated on a GPU meets on a laptop)."""
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError(f"this asks for the CUDA GPU, but torch {torch.__version__} sees none here; {remedy}")
+
+
 def place(gpu: Optional[bool], use_ray: bool = False, ray_address: Optional[str] = None) -> Placement:
     """The device of this machine, or (use_ray) of the Ray cluster at `ray_address` (joined, or a local Ray
     started; RayUnavailable when it cannot be)."""

@@ -39,15 +39,16 @@ import statistics
 import time
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
-from archgen.bench.kernel_units import KernelUnit
+from archgen.bench.kernel_units import BACKENDS, KernelUnit, out_size
 from archgen.bench.timing import percentile
 from archgen.errors import UserError
 
 if TYPE_CHECKING:
     import onnx
 
-#: Backends whose kernels `time_units` times; torch.compile's are Inductor's to choose, per graph.
-UNIT_BACKENDS = ("eager", "fused", "onnxruntime", "openvino")
+#: Backends whose kernels `time_units` times: those with a kernel rule (torch.compile's kernels are Inductor's to
+#: choose, per graph).
+UNIT_BACKENDS = BACKENDS
 #: Backends `time_networks` times (everything `archgen bench` runs).
 NETWORK_BACKENDS = ("eager", "fused", "compile", "onnxruntime", "openvino")
 #: The IR version torch's exporter writes at archgen's opset (archgen.export.ONNX_OPSET), so the runtimes read
@@ -101,17 +102,6 @@ def _median_ms(fn: Callable[[], object], warmup: int, reps: int, cap_ms: Optiona
 # torch units (eager, fused)
 
 
-def _out_size(u: KernelUnit) -> tuple[int, int]:
-    """The unit's output height and width: a conv's or a pool's 'same' padding divides by the stride."""
-    if u.kind in ("conv", "dwconv", "max_pool", "avg_pool", "zero_pad"):
-        return -(-u.h // u.stride), -(-u.w // u.stride)
-    if u.kind == "global_pool":
-        return 1, 1
-    if u.kind == "adaptive_pool":
-        return min(7, u.h), min(7, u.w)
-    return u.h, u.w
-
-
 def _torch_act(kind: Optional[str]):
     from archgen.layer_kinds.act import Act
 
@@ -123,7 +113,7 @@ def _group_count(c: int) -> int:
     return next(g for g in (32, 16, 8, 4, 2, 1) if c % g == 0)
 
 
-def _torch_unit(u: KernelUnit, fused: bool, device: str) -> Callable[[], object]:
+def torch_unit(u: KernelUnit, fused: bool, device: str) -> Callable[[], object]:
     """A call of the unit's modules (eval mode, on `device`, in its dtype and layout) on inputs of its
     shape."""
     import torch
@@ -137,7 +127,7 @@ def _torch_unit(u: KernelUnit, fused: bool, device: str) -> Callable[[], object]
 
     dtype = getattr(torch, u.dtype)
     fmt = torch.channels_last if u.layout == "nhwc" else torch.contiguous_format
-    ho, wo = _out_size(u)
+    ho, wo = out_size(u)
 
     def tensor(c: int, h: int, w: int) -> torch.Tensor:
         shape = (u.batch, c) if u.kind == "linear" else (u.batch, c, h, w)
@@ -185,23 +175,24 @@ def _torch_unit(u: KernelUnit, fused: bool, device: str) -> Callable[[], object]
         m = ready(_torch_act(u.act))
         return lambda: m(x)
     if kind in ("add", "concat", "highway_gate"):
-        r = tensor(u.c_out - u.c_in if kind == "concat" and fused else u.c_out, u.h, u.w)
+        r = tensor(u.c_out - u.c_in if kind == "concat" and fused else u.c_out, ho, wo)
         if kind == "add":
             return lambda: x + r
         if kind == "concat":
             return lambda: torch.cat([x, r], 1)
-        gate = ready(nn.Sequential(Conv("conv", u.c_in, u.c_out, u.k, 1, bias=True).module(), nn.Sigmoid()))
+        gate = ready(nn.Sequential(Conv("conv", u.c_in, u.c_out, u.k, u.stride, bias=True).module(), nn.Sigmoid()))
+        carried = x if (u.c_in, u.h, u.w) == (u.c_out, ho, wo) else tensor(u.c_out, ho, wo)  # else a projection's
 
-        def highway() -> torch.Tensor:
+        def highway() -> torch.Tensor:  # the gate reads the block's input; the branch's output and the carry meet
             t = gate(x)
-            return r * t + x * (1 - t)
+            return r * t + carried * (1 - t)
 
         return highway
     if kind in ("max_pool", "avg_pool"):
         m = ready(Pool("pool", u.c_in, kind[:3], u.k, u.stride, (u.k - 1) // 2).module())
         return lambda: m(x)
     if kind in ("global_pool", "adaptive_pool"):
-        m = ready(nn.AdaptiveAvgPool2d(_out_size(u)))
+        m = ready(nn.AdaptiveAvgPool2d(out_size(u)))
         return lambda: m(x)
     if kind == "flatten":
         return lambda: torch.flatten(x, 1)
@@ -215,7 +206,7 @@ def _torch_unit(u: KernelUnit, fused: bool, device: str) -> Callable[[], object]
         m = ready(SqueezeExcite("se", u.c_in, u.mid).module())
         return lambda: m(x)
     if kind == "zero_pad":
-        m = ZeroPadShortcut(u.stride, u.c_in)
+        m = ZeroPadShortcut(u.stride, u.c_out - u.c_in)
         return lambda: m(x)
     if kind == "lrn":
         m = LocalResponseNorm("lrn", u.c_in).module()
@@ -357,7 +348,7 @@ def _noise():
 def _tail(g: _Graph, y: str, u: KernelUnit, start: int = 0) -> str:
     """The roles a unit absorbed after its own op, in order: a gate, the residual add (a second input), the
     act (a folded norm is already in the conv's weights and bias)."""
-    ho, wo = _out_size(u)
+    ho, wo = out_size(u)
     for role in u.absorbed[start:]:
         if role == "gate":
             y = g.se(y, u.c_out, u.mid)
@@ -391,19 +382,21 @@ def onnx_unit(u: KernelUnit, blocked_inputs: bool = False) -> tuple["onnx.ModelP
         y = _tail(g, g.op("Add", x, g.input(u.c_out, u.h, u.w)), u)
     elif kind == "concat":
         y = g.op("Concat", x, g.input(u.c_out - u.c_in, u.h, u.w), axis=1)
-    elif kind == "highway_gate":
-        t = g.op("Sigmoid", g.conv(x, u.c_in, u.c_out, u.k))
-        carry = g.op("Mul", x, g.op("Sub", g.const((), fill=1.0), t))
-        y = g.op("Add", g.op("Mul", g.input(u.c_out, u.h, u.w), t), carry)
+    elif kind == "highway_gate":  # the gate reads the block's input; the branch's output and the carry meet
+        ho, wo = out_size(u)
+        t = g.op("Sigmoid", g.conv(x, u.c_in, u.c_out, u.k, u.stride))
+        carried = x if (u.c_in, u.h, u.w) == (u.c_out, ho, wo) else g.input(u.c_out, ho, wo)
+        carry = g.op("Mul", carried, g.op("Sub", g.const((), fill=1.0), t))
+        y = g.op("Add", g.op("Mul", g.input(u.c_out, ho, wo), t), carry)
     elif kind in ("max_pool", "avg_pool"):
         pad = (u.k - 1) // 2
         attrs = {"kernel_shape": [u.k, u.k], "strides": [u.stride, u.stride], "pads": [pad] * 4}
         y = g.op("MaxPool" if kind == "max_pool" else "AveragePool", x, **attrs)
     elif kind == "global_pool":
         y = g.op("GlobalAveragePool", x)  # OpenVINO's flatten after it is a view, counted with it
-    elif kind == "adaptive_pool":
-        ho, wo = _out_size(u)
-        y = g.op("AveragePool", x, kernel_shape=[u.h // ho, u.w // wo], strides=[u.h // ho, u.w // wo])
+    elif kind == "adaptive_pool":  # torch exports one only where the side is a multiple of what it pools to
+        window = [max(1, u.h // u.k), max(1, u.w // u.k)]
+        y = g.op("AveragePool", x, kernel_shape=window, strides=window)
     elif kind == "flatten":
         y = g.op("Flatten", x, axis=1)
     elif kind == "linear":
@@ -414,7 +407,7 @@ def onnx_unit(u: KernelUnit, blocked_inputs: bool = False) -> tuple["onnx.ModelP
     elif kind == "zero_pad":
         y = g.op("Slice", x, g.ints([0, 0]), g.ints([2 ** 62, 2 ** 62]), g.ints([2, 3]),
                  g.ints([u.stride, u.stride]))
-        y = g.op("Pad", y, g.ints([0, 0, 0, 0, 0, u.c_in, 0, 0]), mode="constant")
+        y = g.op("Pad", y, g.ints([0, 0, 0, 0, 0, u.c_out - u.c_in, 0, 0]), mode="constant")
     elif kind == "lrn":
         y = g.op("LRN", x, size=5, alpha=1e-4, beta=0.75, bias=2.0)
     elif kind == "nop":
@@ -532,7 +525,7 @@ def time_units(units: Sequence[KernelUnit], backend: str, device: str = "cpu", *
             elif backend == "openvino":
                 out.append(_time_openvino(u, device, warmup, reps, cap_ms))
             else:
-                call = _torch_unit(u, backend == "fused", device)
+                call = torch_unit(u, backend == "fused", device)
                 try:
                     out.append(_median_ms(call, warmup, reps, cap_ms, sync))
                 except (RuntimeError, MemoryError):  # out of memory: no time
@@ -581,10 +574,13 @@ def time_network_batches(specs: Sequence[str | dict], backend: str, batches: Seq
     import torch
 
     import archgen
+    from archgen.bench.device import require_device
     from archgen.bench.runner import make_backend, missing_runtime, runtime_loader
     from archgen.bench.timing import time_cpu, time_cuda
 
     _check_backend(backend, NETWORK_BACKENDS, "time_networks")
+    require_device(device, "measure on the machine the latency model was calibrated on, or calibrate this one "
+                           "(archgen calibrate --device cpu).")
     missing = missing_runtime(backend)
     if missing:
         raise UserError(f"{missing}.")

@@ -66,9 +66,11 @@ NCHWC_BLOCK = 16
 
 
 class KernelUnit(NamedTuple):
-    """One kernel a backend runs. `absorbed`: the roles it took in besides its own ('norm', 'act', 'add',
-    'gate'), `act` the act it applies last (None: none); `names` the records it covers, by their full names
-    (a merge as '<block>.<merge kind>'); `mid`: the hidden width of a squeeze-and-excitation gate."""
+    """One kernel a backend runs, from its input's shape (`h`, `w`; out_size gives its output's). `k`: the
+    window's side (an adaptive pool's: the side it pools to); `absorbed`: the roles it took in besides its own
+    ('norm', 'act', 'add', 'gate'), `act` the act it applies last (None: none); `names` the records it covers,
+    by their full names (a merge as '<block>.<merge kind>'); `mid`: the hidden width of a squeeze-and-excitation
+    gate."""
 
     kind: str
     c_in: int
@@ -87,6 +89,23 @@ class KernelUnit(NamedTuple):
     mid: int = 0
     #: Last, so that `unit[:-1]` is its configuration: what a latency model predicts and remembers it by.
     names: tuple[str, ...] = ()
+
+
+#: Unit kinds whose output is their input at their stride: a window with 'same' padding, a strided slice (the
+#: zero-padding shortcut), a highway gate's conv.
+STRIDED_KINDS = frozenset({"conv", "dwconv", "max_pool", "avg_pool", "zero_pad", "highway_gate"})
+
+
+def out_size(u: KernelUnit) -> tuple[int, int]:
+    """The unit's output height and width: the one rule the latency model's features and the timing of a unit
+    in isolation both read, so that what is timed is what is predicted."""
+    if u.kind in STRIDED_KINDS:
+        return -(-u.h // u.stride), -(-u.w // u.stride)
+    if u.kind == "global_pool":
+        return 1, 1
+    if u.kind == "adaptive_pool":
+        return u.k, u.k
+    return u.h, u.w
 
 
 @dataclass(frozen=True)
@@ -199,7 +218,8 @@ def _ops(layers: Sequence[LayerKind], prefix: str, c: int, h: int, w: int, norm:
             continue
         sink.out = None
         ho, wo = layer.cost(sink, h, w)
-        c_out = sink.out[0] if sink.out is not None else c
+        # a record that writes no counted output keeps its input's channels, plus any it pads with zeros
+        c_out = sink.out[0] if sink.out is not None else c + getattr(layer, "extra_channels", 0)
         kind = _KIND_NAMES[type(layer)]
         kind = _UNIT_KIND.get(kind, kind)
         if kind == "conv" and layer.groups > 1 and layer.groups == layer.c_in == layer.c_out:
@@ -210,7 +230,10 @@ def _ops(layers: Sequence[LayerKind], prefix: str, c: int, h: int, w: int, norm:
             kind = "global_pool"
         elif kind == "norm":
             kind = norm
-        run.append(_Op(name, layer, role, kind, getattr(layer, "c_in", c), c_out, h, w))
+        op = _Op(name, layer, role, kind, getattr(layer, "c_in", c), c_out, h, w)
+        if kind == "adaptive_pool":
+            op.k = ho  # the side it pools to, which out_size reads back
+        run.append(op)
         c, h, w = c_out, ho, wo
     return run, c, h, w
 
@@ -333,12 +356,17 @@ class _Grouper:
         return kind if kind in (self.rule.acts if acts is None else acts) else None
 
 
-def _merge_op(d: "BlockLayers", prefix: str, c_in: int, c: int, h: int, w: int) -> _Op:
-    """The merge as an op: a concat reads the block's input and the branch's output, anything else the
-    branch's output's shape."""
+def _merge_op(d: "BlockLayers", prefix: str, c_in: int, c: int, h: int, w: int, split: tuple[int, int, int]
+              ) -> _Op:
+    """The merge as an op: one that reads the split tensor (a highway gate's conv) from its shape, at its stride;
+    a concat from the block's input channels and the branch's output; anything else the branch's output's
+    shape."""
     kind = _MERGE_NAMES[type(d.merge)]
-    return _Op(f"{prefix}.{kind}", d.merge, d.merge.fusable, _UNIT_KIND.get(kind, kind),
-               c_in if d.merge.fusable == "join" else c, c, h, w)
+    role, unit_kind = d.merge.fusable, _UNIT_KIND.get(kind, kind)
+    if d.merge.reads_split:
+        c_split, h_split, w_split = split
+        return _Op(f"{prefix}.{kind}", d.merge, role, unit_kind, c_split, c, h_split, w_split)
+    return _Op(f"{prefix}.{kind}", d.merge, role, unit_kind, c_in if role == "join" else c, c, h, w)
 
 
 def _block(d: "BlockLayers", prefix: str, c: int, h: int, w: int, g: _Grouper, blocked: bool
@@ -359,7 +387,7 @@ def _block(d: "BlockLayers", prefix: str, c: int, h: int, w: int, g: _Grouper, b
             return a + b, co, ho, wo, blocked
         units, blocked = g.group(pre + branch + post, blocked)
         return units, co, ho, wo, blocked
-    merge = _merge_op(d, prefix, c, cb, hb, wb)
+    merge = _merge_op(d, prefix, c, cb, hb, wb, split)
     eager = rule.eager or (how is None and rule.name == "fused")
     if eager:
         units = [_Unit(op) for op in _flat(pre + branch + shortcut) + [merge] + _flat(post)]

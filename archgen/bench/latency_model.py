@@ -33,7 +33,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, NamedTuple, Optional, Sequence
 
-from archgen.bench.kernel_units import KernelUnit, Walk, check_condition, kernel_units
+from archgen.bench.kernel_units import KernelUnit, Walk, check_condition, kernel_units, out_size
 from archgen.bench.results import cpu_name
 from archgen.errors import UserError
 from archgen.layer_kinds.act import FUNCTIONS
@@ -61,8 +61,6 @@ _MACS, _BYTES = FEATURES.index("macs"), FEATURES.index("bytes")
 #: Act functions as a feature: 0 for none, then in name order.
 ACT_CODES = {name: i + 1 for i, name in enumerate(sorted(FUNCTIONS))}
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
-#: Kinds whose output is the input strided (a 'same'-padded window).
-_STRIDED = frozenset({"conv", "dwconv", "max_pool", "avg_pool", "highway_gate"})
 
 #: A kind needs this many samples for trees; with fewer it has the baseline alone.
 MIN_TREE_SAMPLES = 40
@@ -92,12 +90,7 @@ class LatencyModelWarning(UserWarning):
 def features(unit: KernelUnit) -> list[float]:
     """The unit's FEATURES, in order."""
     b, ci, co, k, s, g = unit.batch, unit.c_in, unit.c_out, unit.k, unit.stride, unit.groups
-    if unit.kind in _STRIDED:
-        ho, wo = -(-unit.h // s), -(-unit.w // s)
-    elif unit.kind == "global_pool":
-        ho = wo = 1
-    else:
-        ho, wo = unit.h, unit.w
+    ho, wo = out_size(unit)
     if unit.kind in ("conv", "dwconv", "highway_gate"):
         weights = co * (ci // g) * k * k
         macs = b * ho * wo * weights
@@ -260,13 +253,13 @@ def _export(dump: dict) -> dict:
             "roots": roots, "depth": depth}
 
 
-def _folds(n: int) -> list[int]:
-    """Each sample's fold, shuffled by a fixed seed (so cross-validation is repeatable)."""
+def _folds(n: int, folds: int = FOLDS) -> list[int]:
+    """Each sample's fold of `folds`, shuffled by a fixed seed (so cross-validation is repeatable)."""
     order = list(range(n))
     random.Random(0).shuffle(order)
     fold = [0] * n
     for i, j in enumerate(order):
-        fold[j] = i % FOLDS
+        fold[j] = i % folds
     return fold
 
 
@@ -285,18 +278,20 @@ def _matrix(units: Sequence[KernelUnit]) -> Any:
 
 def cross_validate(samples: Sequence[tuple[KernelUnit, float]]) -> list[float]:
     """Each sample's out-of-fold signed relative error (predicted / measured - 1), in order: per kind, the
-    model fitted on the other folds (FOLDS of them) predicts it. Where calibration should sample more."""
+    model fitted on the other folds (FOLDS of them; one per sample for a kind timed fewer times) predicts it.
+    Where calibration should sample more. A kind timed once has no other sample: it is scored on itself."""
     import numpy as np
 
     errors = [0.0] * len(samples)
     for idx in _by_kind(samples).values():
         x = _matrix([samples[i][0] for i in idx])
         y = np.array([samples[i][1] for i in idx], dtype=float)
-        fold = np.array(_folds(len(idx)))
+        folds = min(FOLDS, len(idx))
+        fold = np.array(_folds(len(idx), folds))
         pred = np.empty(len(idx))
-        for k in range(FOLDS if len(idx) >= FOLDS else 1):
-            test = fold == k if len(idx) >= FOLDS else np.ones(len(idx), bool)
-            train = ~test if len(idx) >= FOLDS else test
+        for k in range(folds):
+            test = fold == k
+            train = ~test if folds > 1 else test
             coef, booster = _fit_kind(x[train], y[train])
             pred[test] = _baseline_ms(coef, x[test]) * (np.exp(booster.predict(x[test])) if booster else 1.0)
         for i, e in zip(idx, pred / y - 1):
@@ -435,9 +430,9 @@ def load_model(path: str | Path) -> "LatencyModel":
                                 "archgen calibrate writes)") from None
     try:
         doc = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise LatencyModelError(f"'{path}' is not a latency model: it is not JSON ({e}); a model is the file "
-                                "archgen calibrate writes") from None
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, an integer past Python's digit limit, deep nesting
+        raise LatencyModelError(f"'{path}' is not a latency model: it is not JSON archgen reads ({e}); a model is "
+                                "the file archgen calibrate writes") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise LatencyModelError(f"'{path}' is not a latency model written by archgen calibrate (its format is not "
                                 f"{FORMAT}); make one with archgen calibrate --backend BACKEND -o DEVICE.json")
@@ -469,7 +464,11 @@ def _numbers(value: Any, path: str, where: str, integers: bool = False) -> list:
     kinds = (int,) if integers else (int, float)
     if not isinstance(value, list) or not all(isinstance(v, kinds) and not isinstance(v, bool) for v in value):
         raise _invalid(path, where, f"must be a list of {'integers' if integers else 'numbers'}")
-    if not integers and not all(math.isfinite(v) for v in value):
+    try:
+        finite = integers or all(math.isfinite(v) for v in value)
+    except OverflowError:  # an integer too large for a float
+        finite = False
+    if not finite:
         raise _invalid(path, where, "must hold finite numbers")
     return value
 
@@ -597,8 +596,8 @@ class _Segment:
     unit before it (which took its opening norm: ms and extrapolated, before and after), and where it left the
     walk (output shape and layout, its last unit's number, and for a stage the channels and dilation it hands
     on). A long stage whose later blocks repeat is walked for its first `walked` blocks, and each further block
-    adds `step` (ms, units, extrapolated); `walked` is 0 for a segment walked whole, -1 for a long stage whose
-    blocks do not repeat (it is then remembered at its full depth)."""
+    adds `step` (ms, units, extrapolated); `walked` is 0 for a segment walked whole (a long stage whose blocks
+    do not repeat is one: _WHOLE marks its short key, and it is remembered at its full depth)."""
 
     ms: float
     units: int
@@ -629,7 +628,7 @@ class LatencyModel:
         except UserError as e:
             raise _invalid(path, "backend", f"or its dtype or layout is not one archgen predicts ({e})") from None
         _field(doc["device"], "device", str, path, "device.")
-        if list(doc.get("features", [])) != list(FEATURES):
+        if _field(doc, "features", list, path) != list(FEATURES):
             raise _invalid(path, "features", f"must be {', '.join(FEATURES)} (this archgen's)")
         self.doc, self.path = doc, path
         self.backend, self.dtype, self.layout = doc["backend"], doc["dtype"], doc["layout"]

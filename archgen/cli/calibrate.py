@@ -121,7 +121,8 @@ def calibration_tables(doc: dict) -> list[Table]:
     n = sum(e["samples"] for e in kinds.values())
     t.add("all", n, _share(sum(e["samples"] * e["cross_validated"]["within_10"] for e in kinds.values()) / n),
           None, None, rule=True)
-    t.notes = ["out-of-fold error of each configuration (5 folds per kind), predicted against measured; "
+    t.notes = ["out-of-fold error of each configuration (5 folds per kind, leave-one-out for a kind of fewer "
+               "configurations), predicted against measured; "
                "'baseline': too few configurations for trees, ms = a x MACs + b x bytes + c alone"]
     net = doc["network"]
     w = Table(title="whole passes against the sum of their isolated kernels", columns=["batch", "pass / kernels"])

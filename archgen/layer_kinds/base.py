@@ -83,6 +83,9 @@ class MergeKind:
     branch_deletable: ClassVar[bool] = False
     #: What a lesion calls a shortcut this merge joins when deleting the branch would not leave it (a gate's).
     shortcut_text: ClassVar[str] = ""
+    #: Whether the merge's own kernel reads the tensor the shortcut reads (the block's input, or its pre-activated
+    #: input), at the merge's `stride`, as a highway gate's conv does; else it reads the branch's output.
+    reads_split: ClassVar[bool] = False
 
     def cost(self, t: "Tally", c: int, h: int, w: int, hb: int, wb: int) -> None:
         """Record the merge's figures: the block's input (after any pre-activation) is h x w, the branch's

@@ -32,6 +32,7 @@ class Gate(MergeKind):
 
     residual = True
     shortcut_text = "gated (highway)"
+    reads_split = True
 
     name: str
     c_in: int
