@@ -58,6 +58,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from archgen.bench.calibration import DEFAULT_MINUTES  # noqa: E402  (after the path: a checkout's archgen)
+from archgen.design.verify import kendall_tau  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: The spaces calibration covers.
@@ -67,26 +68,6 @@ SPACES = ("regnetx_400mf", "regnety_400mf", "resnet_budget", "resnext50_cxd", "m
 HELD_OUT_SPACES = ("regnetx_400mf", "regnety_400mf", "resnet_budget", "mobile_mbconv")
 #: Seeds of the held-out and MACs-proxy draws, apart from calibrate's default (0) and from each other.
 HELD_OUT_SEED, PROXY_SEED = 1_000, 2_000
-
-
-def kendall_tau(xs: list[float], ys: list[float]) -> float:
-    """Kendall's tau-b of two paired lists (ties in either list counted as neither concordant nor discordant)."""
-    concordant = discordant = ties_x = ties_y = 0
-    for i in range(len(xs)):
-        for j in range(i + 1, len(xs)):
-            dx, dy = xs[i] - xs[j], ys[i] - ys[j]
-            if dx == 0 and dy == 0:
-                continue
-            if dx == 0:
-                ties_x += 1
-            elif dy == 0:
-                ties_y += 1
-            elif (dx > 0) == (dy > 0):
-                concordant += 1
-            else:
-                discordant += 1
-    denominator = ((concordant + discordant + ties_x) * (concordant + discordant + ties_y)) ** 0.5
-    return (concordant - discordant) / denominator if denominator else float("nan")
 
 
 def summary(predicted: list[float], measured: list[float]) -> dict[str, float]:

@@ -14,6 +14,7 @@ from archgen.bench.latency_model import load_model, write_model
 from archgen.cli.app import app
 from archgen.design import load_space
 from archgen.design.search import every
+from archgen.design.verify import Checked, Verification, kendall_tau
 from conftest import tiny_resnet
 
 runner = CliRunner()
@@ -114,3 +115,27 @@ def test_verify_measures_the_front_and_others_and_judges_the_front_again(space, 
     assert checked[0]["dominated"] in (True, False) and checked[1]["dominated"] is None
     assert verify["dominated"] == int(checked[0]["dominated"])
     assert "measuring 2 networks on eager, batch 1" in result.stderr
+    # the scale is the median of measured over predicted (of two, the larger); two candidates rank nothing
+    ratios = sorted(c["measured_ms"] / c["predicted_ms"] for c in checked)
+    assert verify["scale"] == pytest.approx(ratios[1]) and verify["kendall_tau"] is None
+
+
+@pytest.mark.parametrize("xs, ys, tau", [
+    ([1, 2, 3, 4], [10, 20, 30, 40], 1.0),
+    ([1, 2, 3, 4], [40, 30, 20, 10], -1.0),
+    # 6 pairs: 5 concordant, 1 discordant (the middle two swapped)
+    ([1, 2, 3, 4], [1, 3, 2, 4], (5 - 1) / 6),
+    # tau-b with a tie in x: pairs 5 untied (4 concordant, 1 discordant), 1 tied in x only
+    ([1, 1, 2, 3], [1, 2, 4, 3], (4 - 1) / ((5 + 1) * 5) ** 0.5),
+])
+def test_kendall_tau_counts_concordant_pairs_as_tau_b(xs, ys, tau):
+    assert kendall_tau(xs, ys) == pytest.approx(tau)
+
+
+def test_verify_reports_the_models_scale_and_how_it_ranked_what_was_measured():
+    """A model whose scale is off by a common factor still ranks: --verify's sentence says both."""
+    checked = [Checked(f"n{i}", i == 0, p, m, p / m - 1, None) for i, (p, m) in
+               enumerate([(1.0, 1.1), (2.0, 2.4), (3.0, 3.9), (4.0, 5.0)])]
+    v = Verification("space", "eager, batch 1", checked, 1, None, 3)
+    assert v.scale == 1.25 and v.tau == 1.0  # the ratios 1.1, 1.2, 1.3, 1.25: the upper median
+    assert "measured 1.25x the prediction at the median, ranked with Kendall's tau 1.00" in v.summary()

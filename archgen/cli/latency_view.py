@@ -78,5 +78,5 @@ def verify_table(v: "Verification") -> Table:
               f"{c.error:+.1%}", dominated)
     t.notes = [v.summary()]
     t.data = {"space": v.space, "where": v.where, "dominated": v.dominated, "front": v.front_size,
-              "checked": [c._asdict() for c in v.checked]}
+              "scale": v.scale, "kendall_tau": v.tau, "checked": [c._asdict() for c in v.checked]}
     return t

@@ -49,8 +49,23 @@ class Verification:
     #: Other candidates asked for, and found inside the constraints.
     asked: int = 0
 
+    @property
+    def scale(self) -> Optional[float]:
+        """Measured over predicted at the median: how far the model's scale sits from this machine now (a
+        machine's speed drifts; a search reads the ranking, which a common factor leaves alone)."""
+        ratios = sorted(c.measured_ms / c.predicted_ms for c in self.checked)
+        return ratios[len(ratios) // 2] if ratios else None
+
+    @property
+    def tau(self) -> Optional[float]:
+        """Kendall's tau of predicted against measured over the candidates checked (None for fewer than 3)."""
+        if len(self.checked) < 3:
+            return None
+        return kendall_tau([c.predicted_ms for c in self.checked], [c.measured_ms for c in self.checked])
+
     def summary(self) -> str:
-        """The check in a sentence: what was measured, how close the predictions came, what the front lost."""
+        """The check in a sentence: what was measured, how close the predictions came, how well they ranked the
+        candidates, what the front lost."""
         if not self.checked:
             return "nothing was measured"
         others = len(self.checked) - self.front_size
@@ -59,10 +74,34 @@ class Verification:
         if others < self.asked:
             text += f" (of {self.asked} asked for; the space gave no more inside the constraints)"
         text += (f"; {sum(e <= 0.1 for e in errors)} of {len(errors)} predicted within +-10%, median error "
-                 f"{errors[len(errors) // 2]:.1%}")
+                 f"{errors[len(errors) // 2]:.1%}; measured {self.scale:.2f}x the prediction at the median")
+        if self.tau is not None:
+            text += f", ranked with Kendall's tau {self.tau:.2f}"
         if self.dominated is not None:
             text += f"; {self.dominated} of {self.front_size} front member(s) dominated once measured"
         return text
+
+
+def kendall_tau(xs: Sequence[float], ys: Sequence[float]) -> float:
+    """Kendall's tau-b of two paired lists (ties in either list counted as neither concordant nor discordant;
+    NaN where either list is all ties): how well one orders what the other does, which is what a search
+    needs of a predictor."""
+    concordant = discordant = ties_x = ties_y = 0
+    for i in range(len(xs)):
+        for j in range(i + 1, len(xs)):
+            dx, dy = xs[i] - xs[j], ys[i] - ys[j]
+            if dx == 0 and dy == 0:
+                continue
+            if dx == 0:
+                ties_x += 1
+            elif dy == 0:
+                ties_y += 1
+            elif (dx > 0) == (dy > 0):
+                concordant += 1
+            else:
+                discordant += 1
+    denominator = ((concordant + discordant + ties_x) * (concordant + discordant + ties_y)) ** 0.5
+    return (concordant - discordant) / denominator if denominator else float("nan")
 
 
 def others(space: Space, evaluator: Evaluator, exclude: set, k: int, seed: int) -> list[Verdict]:
