@@ -139,3 +139,5 @@ def test_verify_reports_the_models_scale_and_how_it_ranked_what_was_measured():
     v = Verification("space", "eager, batch 1", checked, 1, None, 3)
     assert v.scale == 1.25 and v.tau == 1.0  # the ratios 1.1, 1.2, 1.3, 1.25: the upper median
     assert "measured 1.25x the prediction at the median, ranked with Kendall's tau 1.00" in v.summary()
+    flat = Verification("space", "eager, batch 1", [c._replace(predicted_ms=2.0) for c in checked], 1, None, 3)
+    assert flat.tau is None and "tau" not in flat.summary()  # predictions all tied rank nothing

@@ -9,6 +9,7 @@ free of torch.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from typing import Callable, NamedTuple, Optional, Sequence
@@ -53,15 +54,17 @@ class Verification:
     def scale(self) -> Optional[float]:
         """Measured over predicted at the median: how far the model's scale sits from this machine now (a
         machine's speed drifts; a search reads the ranking, which a common factor leaves alone)."""
-        ratios = sorted(c.measured_ms / c.predicted_ms for c in self.checked)
+        ratios = sorted(c.measured_ms / c.predicted_ms for c in self.checked if c.predicted_ms > 0)
         return ratios[len(ratios) // 2] if ratios else None
 
     @property
     def tau(self) -> Optional[float]:
-        """Kendall's tau of predicted against measured over the candidates checked (None for fewer than 3)."""
+        """Kendall's tau of predicted against measured over the candidates checked (None for fewer than 3, or
+        where either side is all ties)."""
         if len(self.checked) < 3:
             return None
-        return kendall_tau([c.predicted_ms for c in self.checked], [c.measured_ms for c in self.checked])
+        tau = kendall_tau([c.predicted_ms for c in self.checked], [c.measured_ms for c in self.checked])
+        return None if math.isnan(tau) else tau
 
     def summary(self) -> str:
         """The check in a sentence: what was measured, how close the predictions came, how well they ranked the
@@ -74,7 +77,9 @@ class Verification:
         if others < self.asked:
             text += f" (of {self.asked} asked for; the space gave no more inside the constraints)"
         text += (f"; {sum(e <= 0.1 for e in errors)} of {len(errors)} predicted within +-10%, median error "
-                 f"{errors[len(errors) // 2]:.1%}; measured {self.scale:.2f}x the prediction at the median")
+                 f"{errors[len(errors) // 2]:.1%}")
+        if self.scale is not None:
+            text += f"; measured {self.scale:.2f}x the prediction at the median"
         if self.tau is not None:
             text += f", ranked with Kendall's tau {self.tau:.2f}"
         if self.dominated is not None:
