@@ -113,6 +113,12 @@ def _group_count(c: int) -> int:
     return next(g for g in (32, 16, 8, 4, 2, 1) if c % g == 0)
 
 
+def _carries_its_input(u: KernelUnit) -> bool:
+    """Whether a highway gate's carry is the tensor its gate reads (an identity shortcut: the block keeps its
+    shape); else the carry is a projection's output, an input of the output's shape."""
+    return (u.c_in, u.h, u.w) == (u.c_out, *out_size(u))
+
+
 def torch_unit(u: KernelUnit, fused: bool, device: str) -> Callable[[], object]:
     """A call of the unit's modules (eval mode, on `device`, in its dtype and layout) on inputs of its
     shape."""
@@ -181,7 +187,7 @@ def torch_unit(u: KernelUnit, fused: bool, device: str) -> Callable[[], object]:
         if kind == "concat":
             return lambda: torch.cat([x, r], 1)
         gate = ready(nn.Sequential(Conv("conv", u.c_in, u.c_out, u.k, u.stride, bias=True).module(), nn.Sigmoid()))
-        carried = x if (u.c_in, u.h, u.w) == (u.c_out, ho, wo) else tensor(u.c_out, ho, wo)  # else a projection's
+        carried = x if _carries_its_input(u) else tensor(u.c_out, ho, wo)
 
         def highway() -> torch.Tensor:  # the gate reads the block's input; the branch's output and the carry meet
             t = gate(x)
@@ -385,7 +391,7 @@ def onnx_unit(u: KernelUnit, blocked_inputs: bool = False) -> tuple["onnx.ModelP
     elif kind == "highway_gate":  # the gate reads the block's input; the branch's output and the carry meet
         ho, wo = out_size(u)
         t = g.op("Sigmoid", g.conv(x, u.c_in, u.c_out, u.k, u.stride))
-        carried = x if (u.c_in, u.h, u.w) == (u.c_out, ho, wo) else g.input(u.c_out, ho, wo)
+        carried = x if _carries_its_input(u) else g.input(u.c_out, ho, wo)
         carry = g.op("Mul", carried, g.op("Sub", g.const((), fill=1.0), t))
         y = g.op("Add", g.op("Mul", g.input(u.c_out, ho, wo), t), carry)
     elif kind in ("max_pool", "avg_pool"):

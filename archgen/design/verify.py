@@ -78,10 +78,11 @@ class Verification:
             text += f" (of {self.asked} asked for; the space gave no more inside the constraints)"
         text += (f"; {sum(e <= 0.1 for e in errors)} of {len(errors)} predicted within +-10%, median error "
                  f"{errors[len(errors) // 2]:.1%}")
-        if self.scale is not None:
-            text += f"; measured {self.scale:.2f}x the prediction at the median"
-        if self.tau is not None:
-            text += f", ranked with Kendall's tau {self.tau:.2f}"
+        scale, tau = self.scale, self.tau
+        if scale is not None:
+            text += f"; measured {scale:.2f}x the prediction at the median"
+        if tau is not None:
+            text += f", ranked with Kendall's tau {tau:.2f}"
         if self.dominated is not None:
             text += f"; {self.dominated} of {self.front_size} front member(s) dominated once measured"
         return text
