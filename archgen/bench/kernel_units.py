@@ -50,7 +50,7 @@ from archgen.layer_kinds import LAYER_KINDS, MERGE_KINDS
 from archgen.layer_kinds.act import FUNCTIONS
 from archgen.layer_kinds.base import LayerKind
 from archgen.memo import Memo
-from archgen.tally import Tally
+from archgen.tally import Unnamed
 
 if TYPE_CHECKING:
     from archgen.layer_kinds.block import BlockLayers
@@ -149,7 +149,7 @@ _UNIT_KIND = {"squeeze_excite": "se_gate", "dropout": "nop", "identity": "nop", 
               "gate": "highway_gate"}
 
 
-class _Out(Tally):
+class _Out(Unnamed):
     """A tally that keeps only the last output shape a record wrote (its channels)."""
 
     out: Optional[tuple[int, int, int]] = None
