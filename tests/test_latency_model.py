@@ -43,7 +43,7 @@ def test_the_trees_learn_what_the_baseline_cannot_see(latency_model_doc):
     grouped = [u for u in kernel_units("regnetx_004", "eager", 1, input_size=64) if u.kind == "conv" and u.groups > 1]
     x = lm._matrix(grouped)
     real = [synthetic_ms(u) for u in grouped]
-    trees = sorted(abs(p / r - 1) for p, r in zip(conv.ms(x), real))
+    trees = sorted(abs(p / r - 1) for p, r in zip(lm._Forest([conv]).ms(x, 0), real))
     base = sorted(abs(p / r - 1) for p, r in zip(lm._baseline_ms(conv.baseline, x), real))
     assert trees[len(trees) // 2] < 0.05 < base[len(base) // 2]
 
@@ -243,5 +243,33 @@ def test_the_exported_trees_predict_what_lightgbm_predicts():
     walked = lm._KindModel(coef, lm._export(booster.dump_model()), None, None)
     probe = np.vstack([x[:50], rng.uniform(0, 5000, size=(50, len(lm.FEATURES)))])
     expected = lm._baseline_ms(coef, probe) * np.exp(booster.predict(probe))
-    assert np.allclose(walked.ms(probe), expected, rtol=1e-9)
-    assert np.allclose(walked.ms(probe[:1]), expected[:1], rtol=1e-9)
+    forest = lm._Forest([walked])
+    assert np.allclose(forest.ms(probe, 0), expected, rtol=1e-9)
+    assert np.allclose(forest.ms(probe[:1], 0), expected[:1], rtol=1e-9)
+
+
+def test_one_walk_of_every_kind_predicts_what_each_kind_predicts_alone(model):
+    """unit_ms walks every kind's trees at once: a batch mixing kinds (one with trees, one baseline alone, one the
+    file lacks, which the fallback predicts) must give each unit what its own kind's model gives it alone."""
+    np = pytest.importorskip("numpy")
+    units = kernel_units("regnetx_004", "eager", 1, input_size=64)
+    units += [u._replace(kind="no_such_kind") for u in units[:3]]
+    shallow = lm._KindModel([1e-6, 2e-6, 0.01], None, [0] * len(lm.RANGED), [1e9] * len(lm.RANGED))
+    mixed = lm._Forest([*model.kinds.values(), shallow, lm._KindModel([1e-6, 0, 0], None, None, None)])
+    index = {kind: i for i, kind in enumerate(model.kinds)}
+    which = np.array([index.get(u.kind, len(index) + 1) for u in units])
+    which[::7] = len(index)  # every seventh unit to the baseline-only kind
+    x = lm._matrix(units)
+    ms, out = mixed.ms(x, which), mixed.outside(x, which)
+    assert len(set(which.tolist())) >= 5 and any(model.kinds[k].trees is not None for k in index)
+    for row, i in enumerate(which):
+        alone = [*model.kinds.values(), shallow, lm._KindModel([1e-6, 0, 0], None, None, None)][i]
+        forest = lm._Forest([alone])
+        assert ms[row] == pytest.approx(forest.ms(x[row:row + 1], 0)[0], rel=1e-12)
+        assert out[row] == forest.outside(x[row:row + 1], 0)[0]
+    assert out[which == len(index) + 1].all()  # a kind never calibrated is outside its ranges everywhere
+    fallback = lm._KindModel(model.doc["fallback"], None, None, None)
+    for row, (unit, (ms_row, out_row)) in enumerate(zip(units, model.unit_ms(units))):  # the model's own mapping
+        alone = lm._Forest([model.kinds.get(unit.kind, fallback)])
+        assert ms_row == pytest.approx(alone.ms(x[row:row + 1], 0)[0], rel=1e-12)
+        assert out_row == alone.outside(x[row:row + 1], 0)[0]

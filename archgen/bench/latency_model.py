@@ -16,7 +16,8 @@ when they are not this machine's).
 
 Prediction is memoised per kernel configuration and, for a spec, per stage, by the plain values that place the
 stage (as archgen.design.fast_count counts it), so a design search pays a few dict lookups per stage of a
-candidate it has seen the like of; the configurations a candidate brings new are predicted in one batch per kind.
+candidate it has seen the like of; the configurations a candidate brings new are predicted in one batch, every
+kind's trees walked at once.
 """
 
 from __future__ import annotations
@@ -198,10 +199,12 @@ def _baseline(x_macs: Any, x_bytes: Any, y: Any) -> list[float]:
     return [float(c) for c in np.asarray(best) * np.exp(np.median(np.log(y / fitted)))]
 
 
-def _baseline_ms(coef: Sequence[float], x: Any) -> Any:
+def _baseline_ms(coef: Any, x: Any) -> Any:
+    """a x MACs + b x bytes + c per row of x (`coef`: one a, b, c for all rows, or a row of them per row)."""
     import numpy as np
 
-    return np.maximum(coef[0] * x[:, _MACS] + coef[1] * x[:, _BYTES] + coef[2], 1e-6)
+    coef = np.asarray(coef, dtype=float)
+    return np.maximum(coef[..., 0] * x[:, _MACS] + coef[..., 1] * x[:, _BYTES] + coef[..., 2], 1e-6)
 
 
 def _fit_kind(x: Any, y: Any) -> tuple[list[float], Any]:
@@ -486,7 +489,7 @@ def _field(doc: dict, key: str, kind: type, path: str, where: str = "") -> Any:
 
 
 class _KindModel:
-    """One kind's baseline, trees (as arrays) and calibrated ranges, evaluated on a feature matrix."""
+    """One kind's baseline, trees (as arrays) and calibrated ranges, as the model file holds them."""
 
     def __init__(self, baseline: Sequence[float], trees: Optional[dict], lo: Optional[Sequence[float]],
                  hi: Optional[Sequence[float]]) -> None:
@@ -495,37 +498,67 @@ class _KindModel:
         self.baseline = list(baseline)
         self.trees = None
         if trees is not None:
-            feature, threshold, left, right, value, roots = (
-                np.asarray(trees[k], dtype=t) for k, t in (("feature", np.intp), ("threshold", float),
-                                                           ("left", np.intp), ("right", np.intp),
-                                                           ("value", float), ("roots", np.intp)))
-            # node i's children at 2i (x <= threshold) and 2i + 1: one gather a step instead of where() over two
-            self.trees = (feature, threshold, np.stack([left, right], 1).ravel(), value, roots)
+            self.trees = {k: np.asarray(trees[k], dtype=t) for k, t in (
+                ("feature", np.intp), ("threshold", float), ("left", np.intp), ("right", np.intp), ("value", float),
+                ("roots", np.intp))}
             self.depth = int(trees["depth"])
         self.lo = None if lo is None else np.asarray(lo, dtype=float)
         self.hi = None if hi is None else np.asarray(hi, dtype=float)
 
-    def ms(self, x: Any) -> Any:
+
+class _Forest:
+    """Every kind's model in one set of arrays, so that units of any mix of kinds are predicted by one walk of
+    the trees: a new stage of a design search brings units of four or five kinds, and a walk per kind (numpy
+    calls on a few rows each) cost a fifth of predicting it. Row r of a matrix is predicted by model
+    `which[r]`: its baseline times exp of the sum of its trees' leaves. A kind with fewer trees (none, for one
+    fitted on too few samples) has the rest rooted at a leaf of value 0, and a leaf is its own two children,
+    so every row walks the deepest kind's depth and ends on leaves."""
+
+    def __init__(self, models: Sequence[_KindModel]) -> None:
         import numpy as np
 
-        base = _baseline_ms(self.baseline, x)
-        if self.trees is None:
+        n_trees = max((len(m.trees["roots"]) for m in models if m.trees is not None), default=0)
+        feature, threshold, children, value = [np.zeros(1, np.intp)], [np.zeros(1)], [np.zeros(2, np.intp)], \
+            [np.zeros(1)]  # node 0: the leaf of value 0
+        roots = np.zeros((len(models), n_trees), np.intp)
+        at, self.depth = 1, 0
+        for i, m in enumerate(models):
+            if m.trees is None:
+                continue
+            t = m.trees
+            feature.append(t["feature"])
+            threshold.append(t["threshold"])
+            # node j's children at 2j (x <= threshold) and 2j + 1: one gather a step instead of where() over two
+            children.append(np.stack([t["left"], t["right"]], 1).ravel() + at)
+            value.append(t["value"])
+            roots[i, :len(t["roots"])] = t["roots"] + at
+            at += len(t["feature"])
+            self.depth = max(self.depth, m.depth)
+        self.feature, self.threshold = np.concatenate(feature), np.concatenate(threshold)
+        self.children, self.value, self.roots = np.concatenate(children), np.concatenate(value), roots
+        self.baseline = np.array([m.baseline for m in models], dtype=float)
+        # a kind never calibrated has every row outside its ranges: lo above and hi below any feature
+        self.lo = np.array([m.lo if m.lo is not None else np.full(len(RANGED), np.inf) for m in models])
+        self.hi = np.array([m.hi if m.hi is not None else np.full(len(RANGED), -np.inf) for m in models])
+
+    def ms(self, x: Any, which: Any) -> Any:
+        """Each row's predicted ms under its kind's model (`which`: an index per row, or one for all)."""
+        import numpy as np
+
+        base = _baseline_ms(self.baseline[which], x)
+        if not self.roots.shape[1]:
             return base
-        feature, threshold, children, value, roots = self.trees
-        node = np.broadcast_to(roots, (len(x), len(roots)))
+        feature, threshold, children = self.feature, self.threshold, self.children
+        node = np.broadcast_to(self.roots[which], (len(x), self.roots.shape[1]))
         rows = np.arange(len(x))[:, None]
         for _ in range(self.depth):
             node = children[2 * node + (x[rows, feature[node]] > threshold[node])]
-        return base * np.exp(value[node].sum(1))
+        return base * np.exp(self.value[node].sum(1))
 
-    def outside(self, x: Any) -> Any:
-        """Which rows lie outside the calibrated ranges (all of them for a kind never calibrated)."""
-        import numpy as np
-
-        if self.lo is None:
-            return np.ones(len(x), bool)
+    def outside(self, x: Any, which: Any) -> Any:
+        """Which rows lie outside their kind's calibrated ranges (all of them for a kind never calibrated)."""
         ranged = x[:, _RANGED_AT]
-        return ((ranged < self.lo) | (ranged > self.hi)).any(1)
+        return ((ranged < self.lo[which]) | (ranged > self.hi[which])).any(1)
 
 
 def _kind_model(kind: str, entry: Any, path: str) -> _KindModel:
@@ -635,7 +668,9 @@ class LatencyModel:
         self.device: str = doc["device"]["device"]
         self.kinds = {kind: _kind_model(kind, entry, path) for kind, entry in doc["kinds"].items()}
         fallback = _coefficients(doc["fallback"], path, "fallback")
-        self.fallback = _KindModel(fallback, None, None, None)
+        #: The kinds' models and last the fallback (for a kind the file lacks), each row's by its index.
+        self._forest = _Forest([*self.kinds.values(), _KindModel(fallback, None, None, None)])
+        self._kind_index = {kind: i for i, kind in enumerate(self.kinds)}
         net = doc["network"]
         self.by_batch = _field(net, "by", str, path, "network.") == "batch"
         self.pooled = _coefficients(_field(net, "pooled", list, path, "network."), path, "network.pooled")
@@ -654,22 +689,24 @@ class LatencyModel:
 
     def unit_ms(self, units: Sequence[KernelUnit]) -> list[tuple[float, bool]]:
         """Each unit's predicted ms (before the network correction) and whether it is extrapolated, memoised
-        per configuration; the ones not seen yet predicted in one batch per kind."""
+        per configuration; the ones not seen yet predicted in one batch (one walk of every kind's trees)."""
         memo = self._kernels
         keys = [u[:-1] for u in units]  # the configuration: every field but the names, which come last
         found = [memo.get(key) for key in keys]
-        missing: dict[str, dict[tuple, KernelUnit]] = {}
+        missing: dict[tuple, KernelUnit] = {}
         for unit, key, hit in zip(units, keys, found):
             if hit is None:
-                missing.setdefault(unit.kind, {})[key] = unit
+                missing[key] = unit
         if not missing:
             return found
-        new: dict[tuple, tuple[float, bool]] = {}
-        for kind, todo in missing.items():
-            x = _matrix(list(todo.values()))
-            model = self.kinds.get(kind, self.fallback)
-            for key, ms, out in zip(todo, model.ms(x), model.outside(x)):
-                new[key] = memo.keep(key, (float(ms), bool(out)))
+        import numpy as np
+
+        todo = list(missing.values())
+        x = _matrix(todo)
+        fallback = len(self.kinds)
+        which = np.array([self._kind_index.get(u.kind, fallback) for u in todo], np.intp)
+        new = {key: memo.keep(key, (float(ms), bool(out)))
+               for key, ms, out in zip(missing, self._forest.ms(x, which), self._forest.outside(x, which))}
         return [hit if hit is not None else new[key] for key, hit in zip(keys, found)]
 
     def correction(self, batch: int) -> list[float]:
