@@ -120,6 +120,23 @@ def test_se_gate_and_dense_units() -> None:
     assert dense["concat"] == 6 + 12 + 24 + 16
 
 
+def test_a_norm_onnx_runtime_runs_on_blocked_input_is_a_depthwise_unit() -> None:
+    """ONNX Runtime turns a BatchNormalization on NCHWc input into a 1x1 depthwise conv: the unit says so
+    (groups = channels), so its features count a multiply-add per element, not a dense conv's c x c MACs; timed
+    alone it is exported as the BatchNormalization the network has."""
+    from archgen.bench.kernel_timing import onnx_unit
+    from archgen.bench.latency_model import FEATURES, features
+
+    blocked = [u for u in kernel_units("densenet121", "onnxruntime") if u.kind == "dwconv" and u.k == 1]
+    assert len(blocked) >= 58  # the dense layers' and transitions' norms after a blocked concat
+    for u in blocked:
+        assert u.groups == u.c_in == u.c_out and "norm" in u.names[0].rsplit(".", 1)[-1], u
+        f = dict(zip(FEATURES, features(u)))
+        assert f["macs"] == u.batch * u.h * u.w * u.c_in
+    ops = [n.op_type for n in onnx_unit(blocked[0]._replace(names=()))[0].graph.node]
+    assert "BatchNormalization" in ops and "Conv" not in ops
+
+
 def test_bad_requests_are_refused_in_a_sentence() -> None:
     with pytest.raises(UserError, match="unknown backend 'compile'.*Inductor"):
         kernel_units(TINY, "compile")

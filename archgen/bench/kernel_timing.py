@@ -181,7 +181,7 @@ def torch_unit(u: KernelUnit, fused: bool, device: str) -> Callable[[], object]:
         m = ready(_torch_act(u.act))
         return lambda: m(x)
     if kind in ("add", "concat", "highway_gate"):
-        r = tensor(u.c_out - u.c_in if kind == "concat" and fused else u.c_out, ho, wo)
+        r = tensor(u.c_out - u.c_in if kind == "concat" else u.c_out, ho, wo)
         if kind == "add":
             return lambda: x + r
         if kind == "concat":
@@ -365,13 +365,20 @@ def _tail(g: _Graph, y: str, u: KernelUnit, start: int = 0) -> str:
     return y
 
 
+def _blocked_norm(u: KernelUnit) -> bool:
+    """A norm ONNX Runtime runs on blocked input (kernel_units makes it a 1x1 depthwise `dwconv` unit): exported
+    as the BatchNormalization the network has, which ONNX Runtime turns into that conv. A depthwise conv of
+    kernel 1, were a network to have one, would run the same kernel."""
+    return u.kind == "dwconv" and u.k == 1 and u.stride == 1 and u.groups == u.c_in == u.c_out
+
+
 def onnx_unit(u: KernelUnit, blocked_inputs: bool = False) -> tuple["onnx.ModelProto", dict[str, tuple[int, ...]]]:
     """The unit as the ONNX graph torch's exporter writes for it inside a network, and its inputs' shapes
     (`blocked_inputs`: see _Graph.input)."""
     g = _Graph(u, blocked_inputs)
     kind = u.kind
     x = g.input(u.c_in, None if kind == "linear" else u.h, None if kind == "linear" else u.w)
-    if kind in ("conv", "dwconv") and not (kind == "dwconv" and u.groups == 1):
+    if kind in ("conv", "dwconv") and not _blocked_norm(u):
         y = g.conv(x, u.c_in, u.c_out, u.k, u.stride, u.groups, u.dilation, bias="norm" in u.absorbed)
         y = _tail(g, y, u)
     elif kind in ("norm", "dwconv"):  # a norm no conv took (ONNX Runtime runs it as a conv on blocked input)

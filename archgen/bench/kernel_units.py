@@ -183,12 +183,13 @@ Run = list
 class _Unit:
     """A unit being grouped: its first record's features, what it took in, and its output layout."""
 
-    __slots__ = ("op", "kind", "absorbed", "act", "names", "blocked", "c_out", "mid")
+    __slots__ = ("op", "kind", "absorbed", "act", "names", "blocked", "c_out", "mid", "groups")
 
     def __init__(self, op: _Op, kind: Optional[str] = None, blocked: bool = False) -> None:
         self.op, self.kind, self.absorbed = op, kind or op.kind, []
         self.act = op.record.kind if op.kind == "act" else None
         self.names, self.blocked, self.c_out, self.mid = [op.name], blocked, op.c_out, op.mid
+        self.groups = op.groups
 
     def take(self, op: _Op, role: str, act: Optional[str] = None) -> None:
         self.names.append(op.name)
@@ -199,7 +200,7 @@ class _Unit:
 
     def unit(self, batch: int, dtype: str, layout: str) -> KernelUnit:
         o = self.op
-        return KernelUnit(self.kind, o.c_in, self.c_out, o.k, o.stride, o.groups, o.dilation, o.h, o.w, batch, dtype,
+        return KernelUnit(self.kind, o.c_in, self.c_out, o.k, o.stride, self.groups, o.dilation, o.h, o.w, batch, dtype,
                           layout, tuple(self.absorbed), self.act, self.mid, tuple(self.names))
 
 
@@ -308,7 +309,10 @@ class _Grouper:
                 i = j
             elif role == "norm":
                 if rule.blocked and blocked and item.c_out % NCHWC_BLOCK == 0:
-                    u = _Unit(item, "dwconv", blocked=True)  # ONNX Runtime's NCHWc BatchNormalization
+                    # ONNX Runtime's NCHWc BatchNormalization: a 1x1 depthwise conv, and featured as one (a
+                    # multiply-add per element, not the c x c MACs of a dense conv)
+                    u = _Unit(item, "dwconv", blocked=True)
+                    u.groups = item.c_out
                     acts = rule.acts
                 else:
                     u, acts = _Unit(item), rule.norm_acts
@@ -359,14 +363,15 @@ class _Grouper:
 def _merge_op(d: "BlockLayers", prefix: str, c_in: int, c: int, h: int, w: int, split: tuple[int, int, int]
               ) -> _Op:
     """The merge as an op: one that reads the split tensor (a highway gate's conv) from its shape, at its stride;
-    a concat from the block's input channels and the branch's output; anything else the branch's output's
+    a concat from the block's input channels to the merged channels; anything else the branch's output's
     shape."""
     kind = _MERGE_NAMES[type(d.merge)]
     role, unit_kind = d.merge.fusable, _UNIT_KIND.get(kind, kind)
     if d.merge.reads_split:
         c_split, h_split, w_split = split
         return _Op(f"{prefix}.{kind}", d.merge, role, unit_kind, c_split, c, h_split, w_split)
-    return _Op(f"{prefix}.{kind}", d.merge, role, unit_kind, c_in if role == "join" else c, c, h, w)
+    return _Op(f"{prefix}.{kind}", d.merge, role, unit_kind, c_in if role == "join" else c,
+               d.merge.out_channels(c_in, c), h, w)
 
 
 def _block(d: "BlockLayers", prefix: str, c: int, h: int, w: int, g: _Grouper, blocked: bool
@@ -377,7 +382,7 @@ def _block(d: "BlockLayers", prefix: str, c: int, h: int, w: int, g: _Grouper, b
     branch, cb, hb, wb = _ops(d.branch, prefix, c1, h1, w1, norm)
     split = (c1, h1, w1) if d.split == "pre" else (c, h, w)
     shortcut = _ops((d.shortcut,), prefix, *split, norm)[0] if d.shortcut is not None else []
-    post, co, ho, wo = _ops(d.post, prefix, cb, hb, wb, norm)
+    post, co, ho, wo = _ops(d.post, prefix, d.merge.out_channels(c, cb), hb, wb, norm)
     how = d.merge.fusable
     rule = g.rule
     if how == "run":
@@ -403,7 +408,6 @@ def _block(d: "BlockLayers", prefix: str, c: int, h: int, w: int, g: _Grouper, b
     if how != "add":  # a concat, or a merge no runtime fuses (a highway gate): its own unit
         m = _Unit(merge)
         if how == "join":  # ONNX Runtime concatenates blocked inputs of whole blocks blocked
-            m.c_out = c + cb
             m.blocked = blocked and body_blocked and c % NCHWC_BLOCK == 0 and cb % NCHWC_BLOCK == 0
         act = _single_act(post, g)
         if how is None and rule.name == "openvino" and act is not None:  # an eltwise chain: the act joins it
@@ -451,7 +455,6 @@ def _fused_tail(d: "BlockLayers", branch: Run, shortcut: Run, merge: _Op, post: 
     if d.merge.fusable == "join":
         a, _ = g.group(branch)
         m = _Unit(merge)
-        m.c_out = merge.c_in + merge.c_out
         b, _ = g.group(post)
         return a + [m] + b
     if post:

@@ -91,6 +91,11 @@ class MergeKind:
         """Record the merge's figures: the block's input (after any pre-activation) is h x w, the branch's
         output c x hb x wb."""
 
+    def out_channels(self, c_in: int, c_branch: int) -> int:
+        """The merged tensor's channels, from the block's input's and the branch's output's (what the layers
+        after the merge, and the next block, read)."""
+        return c_branch
+
     def module(self) -> Optional["nn.Module"]:
         """The merge's own weights as a module named `name`, or None."""
         return None

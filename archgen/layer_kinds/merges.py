@@ -55,6 +55,9 @@ class Concat(MergeKind):
 
     fusable = "join"
 
+    def out_channels(self, c_in: int, c_branch: int) -> int:
+        return c_in + c_branch
+
     def join(self, block: "nn.Module", x: "torch.Tensor", pre: "torch.Tensor", out: "torch.Tensor") -> "torch.Tensor":
         import torch
 
