@@ -84,8 +84,10 @@ def test_a_unit_timed_alone_writes_the_shape_the_model_reads():
              kernel_units(name, "eager", 2)]
     units += [u._replace(names=()) for size in (224, 448) for u in kernel_units("vgg11", "eager", 1, input_size=size)
               if u.kind == "adaptive_pool"]
+    units += [u._replace(names=()) for backend in ("eager", "fused") for u in
+              kernel_units("densenet121", backend, 1, input_size=64)]  # concats: the next layer reads both
     kinds = {u.kind for u in units}
-    assert {"highway_gate", "zero_pad", "adaptive_pool", "global_pool", "conv"} <= kinds
+    assert {"highway_gate", "zero_pad", "adaptive_pool", "global_pool", "conv", "concat"} <= kinds
     gates = [u for u in units if u.kind == "highway_gate"]
     assert any(u.stride == 2 and (u.c_in, u.h) == (16, 32) and u.c_out == 32 for u in gates)  # reads the input
     assert {u.h for u in units if u.kind == "adaptive_pool"} == {7, 14}
@@ -98,6 +100,21 @@ def test_a_unit_timed_alone_writes_the_shape_the_model_reads():
         dims = onnx.shape_inference.infer_shapes(model).graph.output[0].type.tensor_type.shape.dim
         if len(dims) == 4:
             assert [d.dim_value for d in dims[1:]] == [u.c_out, ho, wo], u
+
+
+def test_every_unit_reads_the_channels_the_layer_before_it_wrote():
+    """A norm, act, add or pool keeps its input's channels, on every backend, in every bundled network: a dense
+    block's concat hands the next layer its input and its branch's channels (both), and a unit timed on other
+    channels than the network runs would teach the model the wrong kernel."""
+    keeps = {"norm", "group_norm", "act", "add", "max_pool", "avg_pool", "global_pool", "adaptive_pool"}
+    for name in sorted(bundled_names()):
+        for backend in ("eager", "fused", "onnxruntime", "openvino"):
+            units = kernel_units(name, backend, 1)
+            wrong = [(u.names[0], u.c_in, u.c_out) for u in units if u.kind in keeps and u.c_in != u.c_out]
+            assert not wrong, (name, backend, wrong[:3])
+            for u in units:
+                if u.kind == "concat":
+                    assert u.c_out > u.c_in, (name, backend, u)
 
 
 def test_the_runtimes_fuse_a_units_add_as_inside_a_network(tmp_path):
@@ -182,8 +199,23 @@ def test_perturbed_configurations_stay_valid():
                 assert p.h >= p.k
             if u.kind == "adaptive_pool":  # ONNX has such a pool only at a multiple of its output side
                 assert p.h % p.k == 0
+            if u.kind in ("max_pool", "avg_pool"):  # where a timed pool outputs what out_size says
+                assert p.h % p.stride == 0 and p.w % p.stride == 0
     # a group conv's group width moves too (in steps of 8), so that other channel alignments are timed
     assert any(before != after and after % 8 == 0 for before, after in group_widths)
+
+
+def test_a_perturbed_pool_is_timed_at_the_shape_its_features_say():
+    """ResNet-D's 2x2 stride-2 average pools: perturbed to an odd side, out_size's ceil(7 / 2) = 4 against the 3
+    a pool without ceil mode outputs; perturbed sides stay multiples of the stride, where the two agree."""
+    rng = random.Random(0)
+    pools = [u._replace(names=()) for name in ("resnet26d", "resnet20_cifar", "seresnet50") for u in
+             kernel_units(name, "eager", 1) if u.kind in ("max_pool", "avg_pool")]
+    assert {(u.kind, u.k, u.stride) for u in pools} >= {("avg_pool", 2, 2), ("max_pool", 3, 2)}
+    for u in dict.fromkeys(pools):
+        for _ in range(8):
+            p = perturb(u, rng, math.log(2))
+            assert tuple(torch_unit(p, False, "cpu")().shape[2:]) == out_size(p), p
 
 
 def test_the_worst_predicted_neighbourhoods_are_new_configurations():
@@ -223,7 +255,7 @@ def test_a_tiny_calibration_writes_a_model_that_loads_and_predicts(space, tmp_pa
 
     out = tmp_path / "device.json"
     r = CliRunner().invoke(app, ["calibrate", "--backend", "eager", "--space", space, "--batch-sizes", "1",
-                                 "--networks", "2", "--max-configurations", "24", "--minutes", "2", "-o", str(out),
+                                 "--networks", "2", "--max-configurations", "24", "--minutes", "10", "-o", str(out),
                                  "--format", "json"], env={"COLUMNS": "80"})
     assert r.exit_code == 0, r.output
     kinds, networks = json.loads(r.stdout)
@@ -247,6 +279,53 @@ def test_a_tiny_calibration_writes_a_model_that_loads_and_predicts(space, tmp_pa
     assert_reads_at_80(render(tables, "rich", width=80), render(tables, "markdown"))
 
 
+class _ClockedTimer:
+    """Times networks on a fake clock at a second per GMAC per batch size, recording each chunk's size."""
+
+    def __init__(self) -> None:
+        self.now, self.chunks = 0.0, []
+
+    def networks(self, chunk, batch_sizes, dtype, layout):
+        import archgen
+
+        self.chunks.append(len(chunk))
+        self.now += sum(archgen.profile(spec).macs for spec in chunk) / 1e9 * len(batch_sizes)
+        return {b: [1.0] * len(chunk) for b in batch_sizes}
+
+
+@pytest.mark.parametrize("until_s, chunks", [(5.0, [1]), (1e9, [1, 4])])
+def test_the_first_network_is_timed_alone_so_that_the_first_chunk_is_sized(until_s, chunks):
+    """The cheapest draw alone first, whatever it takes; the chunk after it (which holds the dearest draws) only if
+    it fits before the slot's end at the seconds per MAC the first took. Before, a 1-minute calibration timed a
+    chunk with a 4.6 GMACs network first and ran 2.7 minutes."""
+    from types import SimpleNamespace
+
+    from archgen.bench.calibration import NETWORK_CHUNK, _NetworkSlots
+
+    timer = _ClockedTimer()
+    request = CalibrationRequest("eager", Path("m.json"), spaces=["resnet_budget"], batch_sizes=[1, 8], networks=8)
+    run = SimpleNamespace(request=request, timer=timer, say=lambda *a, **k: None, elapsed=lambda: timer.now)
+    slots = _NetworkSlots(run)
+    assert slots.macs[0] == min(slots.macs) and max(slots.macs[1:1 + NETWORK_CHUNK]) == max(slots.macs)
+    assert 2 * min(slots.macs) / 1e9 < 5.0 < 2 * sum(slots.macs[:1 + NETWORK_CHUNK]) / 1e9  # what the test is about
+    slots.time(until_s, chunks=1)
+    assert timer.chunks == chunks
+    assert len(slots.timed) == 2 * sum(chunks) and slots.per_mac == pytest.approx(len(request.batch_sizes) / 1e9)
+
+
+def test_a_calibration_too_short_for_this_machine_says_so():
+    """A run that fitted on too little, or ran well past --minutes, warns in a sentence; one that met its budget
+    on enough samples, or stopped at the cap it was given, does not."""
+    from archgen.bench.calibration import _thin
+
+    assert _thin(1500, 8, 470, 480, None, 8) == ""
+    assert _thin(24, 2, 30, 600, 24, 2) == ""  # the cap and the networks asked for were reached
+    warning = _thin(1, 4, 162, 60, None, 8)
+    assert warning.startswith("warning: this calibration took 2.7 of the 1 minutes asked and rests on only 1 kernel "
+                              "configurations") and "--minutes" in warning
+    assert "2 whole networks" in _thin(900, 2, 400, 480, None, 8)
+
+
 def test_the_request_defaults_to_every_bundled_space():
     from archgen.design.space import bundled_spaces
 
@@ -261,7 +340,7 @@ def test_the_correction_networks_are_timed_on_both_sides_of_the_kernels(space, t
 
     phases: list[tuple[str, int]] = []
     request = CalibrationRequest("eager", tmp_path / "m.json", spaces=[space], batch_sizes=[1],
-                                 networks=2 * NETWORK_CHUNK, max_configurations=16, minutes=2)
+                                 networks=2 * NETWORK_CHUNK, max_configurations=16, minutes=10)
     doc = run_calibration(request, progress=lambda p: phases.append((p.phase, p.done)))
     order = [phase for i, (phase, _) in enumerate(phases) if i == 0 or phases[i - 1][0] != phase]
     assert order == ["networks", "kernels", "networks", "fitting"]

@@ -76,11 +76,57 @@ def test_the_file_says_how_each_kind_is_modelled_and_what_whole_passes_add(laten
 
 
 def test_cross_validation_gives_each_sample_its_out_of_fold_error():
-    units = list(dict.fromkeys(u._replace(names=()) for u in kernel_units("resnet20_cifar", "eager", 1)))
+    """A sample's error comes from a model that never saw it: tripling its own measured time leaves what it is
+    predicted unchanged (an in-sample score would follow it), on kinds with trees and with the baseline alone."""
+    units = list(dict.fromkeys(u._replace(names=()) for name in ("resnet20_cifar", "regnetx_004")
+                               for size in (32, 64, 96) for u in kernel_units(name, "eager", 1, input_size=size)))
     samples = [(u, synthetic_ms(u)) for u in units]
     errors = lm.cross_validate(samples)
     assert len(errors) == len(samples) and errors == lm.cross_validate(samples)
     assert sorted(map(abs, errors))[len(errors) // 2] < 0.05
+    counts = {kind: sum(u.kind == kind for u in units) for kind in {u.kind for u in units}}
+    assert max(counts.values()) >= lm.MIN_TREE_SAMPLES and min(counts.values()) < lm.MIN_TREE_SAMPLES
+    for kind in (max(counts, key=counts.get), min((k for k in counts if counts[k] > 1), key=counts.get)):
+        j = next(i for i, (u, _) in enumerate(samples) if u.kind == kind)
+        edited = list(samples)
+        edited[j] = (samples[j][0], 3 * samples[j][1])
+        predicted = (errors[j] + 1) * samples[j][1]
+        assert (lm.cross_validate(edited)[j] + 1) * edited[j][1] == pytest.approx(predicted, rel=1e-9), kind
+
+
+def test_each_fold_is_scored_as_the_model_the_kind_ships(monkeypatch):
+    """A kind of 45 samples ships trees; its folds train on 36, below MIN_TREE_SAMPLES, and were scored as the
+    baseline alone. Each fold now fits the form the whole kind's samples give it."""
+    np = pytest.importorskip("numpy")
+    rng = np.random.default_rng(1)
+    x_units = [KernelUnit("conv", int(c), int(c), 3, 1, int(g), 1, 14, 14, 1, "float32", "nchw", (), None, 0, ())
+               for c, g in zip(rng.choice([64, 96, 128, 192, 256], 45), rng.choice([1, 2, 4, 8], 45))]
+    samples = [(u, synthetic_ms(u)) for u in x_units]
+    fitted = []
+    real = lm._fit_kind
+
+    def spy(x, y, trees=None):
+        coef, booster = real(x, y, trees)
+        fitted.append((len(y), booster is not None))
+        return coef, booster
+
+    monkeypatch.setattr(lm, "_fit_kind", spy)
+    lm.cross_validate(samples)
+    assert fitted == [(36, True)] * 5
+
+
+def test_the_correction_is_scored_left_one_out_as_the_form_it_stores():
+    """At MIN_FIT_NETWORKS networks (the default) the stored correction has three terms; each left-one-out
+    refit, on one network fewer, was the median ratio instead. Passes that follow three terms exactly are now
+    predicted exactly left-one-out."""
+    import numpy as np
+
+    rows = [(1, k, u, 1.2 * k + 0.02 * u + 3.0) for k, u in
+            [(2, 30), (5, 120), (9, 60), (14, 200), (20, 90), (31, 150), (45, 40), (60, 260)]]
+    data = np.array(rows[:lm.MIN_FIT_NETWORKS], dtype=float)
+    assert len(data) == lm.MIN_FIT_NETWORKS
+    assert lm.fit_correction(data) == pytest.approx([1.2, 0.02, 3.0], rel=1e-6)
+    assert np.abs(lm._loo(data)).max() < 1e-6
 
 
 def test_the_model_round_trips_through_its_file(latency_model_doc, latency_model_file, model):

@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 
 #: The whole run's default budget: calibration, networks and fitting within 8 minutes on a 2-core CPU.
 DEFAULT_MINUTES = 8.0
+#: Below these a run warns that its model is rough: configurations (each kind needs tens of samples to fit its
+#: trees) and whole networks (the correction's few points).
+MIN_CONFIGURATIONS, MIN_NETWORKS = 200, 4
 MAX_MINUTES = 24 * 60
 #: Shares of the budget: whole networks (before and after the kernels), the fit (at least FIT_S); kernels get
 #: what is left.
@@ -166,9 +169,12 @@ def perturb(u: KernelUnit, rng: random.Random, spread: float) -> KernelUnit:
     f = math.exp(rng.uniform(-spread, spread))
     if rng.random() < 0.5 and u.kind not in ("linear", "flatten"):
         side = max(u.k if u.kind.endswith("pool") else 1, min(MAX_SIDE, int(round(u.h * f))))
-        if u.kind == "adaptive_pool":  # a multiple of the side it pools to, as any exported network's is
-            side -= side % u.k
-        return u._replace(h=side, w=side if u.w == u.h else max(1, min(MAX_SIDE, int(round(u.w * f)))))
+        # a multiple of the side an adaptive pool pools to, as any exported network's is; of a pool's stride, as
+        # the zoo's are, since out_size's ceil(h / stride) is what a timed pool (no ceil mode) outputs only there
+        multiple = u.k if u.kind == "adaptive_pool" else u.stride if u.kind in ("max_pool", "avg_pool") else 1
+        side -= side % multiple
+        w = side if u.w == u.h else max(1, min(MAX_SIDE, int(round(u.w * f))))
+        return u._replace(h=side, w=w - w % multiple or multiple)
     if u.kind == "conv" and 1 < u.groups:
         if rng.random() < 0.5:  # the group count scaled, the group width kept
             g = max(1, int(round(u.groups * f)))
@@ -477,26 +483,34 @@ class _NetworkSlots:
 
     def time(self, until: float, chunks: Optional[int] = None) -> None:
         """Time chunks of the networks left (at most `chunks` of them) while the next one fits before `until` at
-        the seconds per MAC the ones before took (the first chunk whatever it takes)."""
-        from archgen.bench.kernel_units import kernel_units
-
+        the seconds per MAC the ones before took. The first network (the cheapest drawn) is timed alone first,
+        whatever it takes, so that the first chunk is sized too: a chunk holds the dearest draws, which a short
+        run could not afford (one of 4.6 GMACs took a 1-minute calibration to 2.7 minutes)."""
         run, req = self.run, self.run.request
         if not self.next:
             run.say("networks", 0, f"{len(self.specs)} drawn from the spaces, at batch "
                                    f"{', '.join(map(str, req.batch_sizes))}")
-        for _ in range(len(self.specs) if chunks is None else chunks):  # a chunk holds at least one network
-            if self.next >= len(self.specs) or (self.next and run.elapsed() + self.reserve() > until):
+            self._time_chunk(1)
+        for _ in range(len(self.specs) if chunks is None else chunks):
+            if self.next >= len(self.specs) or run.elapsed() + self.reserve() > until:
                 break
-            chunk = self.specs[self.next:self.next + NETWORK_CHUNK]
-            started = run.elapsed()
-            macs = self.macs[self.next:self.next + NETWORK_CHUNK]
-            for batch, times in run.timer.networks(chunk, req.batch_sizes, req.dtype, req.layout).items():
-                self.timed += [(kernel_units(spec, req.backend, batch, req.dtype, req.layout), ms)
-                               for spec, ms in zip(chunk, times)]
-                self.passes += [{"batch": batch, "macs": m, "ms": ms} for m, ms in zip(macs, times)]
-            self.per_mac = (run.elapsed() - started) / max(sum(macs), 1)
-            self.next += len(chunk)
-            run.say("networks", len(self.timed) // len(req.batch_sizes))
+            self._time_chunk(NETWORK_CHUNK)
+
+    def _time_chunk(self, size: int) -> None:
+        """The next `size` networks timed, interleaved, at every batch size."""
+        from archgen.bench.kernel_units import kernel_units
+
+        run, req = self.run, self.run.request
+        chunk = self.specs[self.next:self.next + size]
+        started = run.elapsed()
+        macs = self.macs[self.next:self.next + size]
+        for batch, times in run.timer.networks(chunk, req.batch_sizes, req.dtype, req.layout).items():
+            self.timed += [(kernel_units(spec, req.backend, batch, req.dtype, req.layout), ms)
+                           for spec, ms in zip(chunk, times)]
+            self.passes += [{"batch": batch, "macs": m, "ms": ms} for m, ms in zip(macs, times)]
+        self.per_mac = (run.elapsed() - started) / max(sum(macs), 1)
+        self.next += len(chunk)
+        run.say("networks", len(self.timed) // len(req.batch_sizes))
 
     def reserve(self) -> float:
         """The seconds the next chunk should take."""
@@ -532,6 +546,26 @@ def _kernels(run: _Run, sampler: Sampler, until: float) -> None:
                            "cross_validation_s": round(cv_s, 1), "s": round(run.elapsed(), 1)})
         if n == 0:
             break
+
+
+def _thin(configurations: int, networks: int, elapsed_s: float, budget_s: float, cap: Optional[int],
+          asked_networks: int) -> str:
+    """A warning, in a sentence, for a run that fitted on too little to trust or ran well past --minutes (a
+    budget too short for this machine: each kind of kernel needs tens of samples, the correction a few
+    networks); empty when neither."""
+    short = []
+    if configurations < MIN_CONFIGURATIONS and (cap is None or configurations < cap):
+        short.append(f"{configurations} kernel configurations (a model needs a few hundred)")
+    if networks < min(MIN_NETWORKS, asked_networks):
+        short.append(f"{networks} whole network{'s' if networks != 1 else ''} (the correction needs "
+                     f"{MIN_NETWORKS} or more)")
+    over = elapsed_s > budget_s * 1.25
+    if not short and not over:
+        return ""
+    took = f"took {elapsed_s / 60:.1f} of the {budget_s / 60:g} minutes asked" if over else ""
+    rests = f"rests on only {' and '.join(short)}" if short else ""
+    return (f"warning: this calibration {' and '.join(p for p in (took, rests) if p)}; its predictions will be "
+            f"rough. Give it more --minutes (the default is {DEFAULT_MINUTES:g}).")
 
 
 def _placement(request: CalibrationRequest) -> "Placement":
@@ -576,13 +610,18 @@ def run_calibration(request: CalibrationRequest, progress: Callable[[Progress], 
         kernel_s = run.elapsed() - network_s
         networks.time(budget - fit_s)
         network_s = run.elapsed() - kernel_s
-        run.say("fitting", len(run.samples), f"{len(run.samples)} configurations, {len(networks.timed)} networks")
+        n_networks = len(networks.timed) // len(request.batch_sizes)
+        run.say("fitting", len(run.samples), f"{len(run.samples)} configurations, {n_networks} networks")
+        thin = _thin(len(run.samples), n_networks, run.elapsed(), budget, request.max_configurations,
+                     request.networks)
+        if thin:
+            say(thin)
         meta = {"backend": request.backend, "dtype": request.dtype, "layout": request.layout,
                 "batch_sizes": request.batch_sizes, "device": timer.machine(), "spaces": spaces,
                 "minutes": request.minutes, "seed": request.seed,
                 "timings": {"configurations": len(run.samples), "failed": run.failed, "kernel_s": round(kernel_s, 1),
                             "per_minute": round(len(run.samples) / max(kernel_s, 1e-9) * 60, 1),
-                            "networks": len(networks.timed) // len(request.batch_sizes),
+                            "networks": n_networks,
                             "network_s": round(network_s, 1),
                             "rounds": run.rounds,
                             "warmup": WARMUP, "reps": REPS, "cap_ms": CAP_MS,

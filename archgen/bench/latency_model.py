@@ -207,12 +207,13 @@ def _baseline_ms(coef: Any, x: Any) -> Any:
     return np.maximum(coef[..., 0] * x[:, _MACS] + coef[..., 1] * x[:, _BYTES] + coef[..., 2], 1e-6)
 
 
-def _fit_kind(x: Any, y: Any) -> tuple[list[float], Any]:
-    """The kind's baseline and, with enough samples, its fitted LightGBM booster (else None)."""
+def _fit_kind(x: Any, y: Any, trees: Optional[bool] = None) -> tuple[list[float], Any]:
+    """The kind's baseline and, with enough samples (or where `trees` says, as cross-validation does for the
+    model the whole kind's samples make), its fitted LightGBM booster (else None)."""
     import numpy as np
 
     coef = _baseline(x[:, _MACS], x[:, _BYTES], y)
-    if len(y) < MIN_TREE_SAMPLES:
+    if not (len(y) >= MIN_TREE_SAMPLES if trees is None else trees):
         return coef, None
     import lightgbm
 
@@ -282,7 +283,9 @@ def _matrix(units: Sequence[KernelUnit]) -> Any:
 def cross_validate(samples: Sequence[tuple[KernelUnit, float]]) -> list[float]:
     """Each sample's out-of-fold signed relative error (predicted / measured - 1), in order: per kind, the
     model fitted on the other folds (FOLDS of them; one per sample for a kind timed fewer times) predicts it.
-    Where calibration should sample more. A kind timed once has no other sample: it is scored on itself."""
+    Where calibration should sample more. A kind timed once has no other sample: it is scored on itself. Each
+    fold's model has the form the kind's whole samples give it (trees or the baseline alone), so that a kind
+    of 40-49 samples, whose folds fall below MIN_TREE_SAMPLES, is scored as the model it ships."""
     import numpy as np
 
     errors = [0.0] * len(samples)
@@ -292,10 +295,11 @@ def cross_validate(samples: Sequence[tuple[KernelUnit, float]]) -> list[float]:
         folds = min(FOLDS, len(idx))
         fold = np.array(_folds(len(idx), folds))
         pred = np.empty(len(idx))
+        trees = len(idx) >= MIN_TREE_SAMPLES
         for k in range(folds):
             test = fold == k
             train = ~test if folds > 1 else test
-            coef, booster = _fit_kind(x[train], y[train])
+            coef, booster = _fit_kind(x[train], y[train], trees)
             pred[test] = _baseline_ms(coef, x[test]) * (np.exp(booster.predict(x[test])) if booster else 1.0)
         for i, e in zip(idx, pred / y - 1):
             errors[i] = float(e)
@@ -379,29 +383,33 @@ def _fit_network(model: "LatencyModel", networks: Sequence[tuple[Sequence[Kernel
     return out
 
 
-def fit_correction(data: Any) -> list[float]:
+def fit_correction(data: Any, three_terms: Optional[bool] = None) -> list[float]:
     """a, b, c >= 0 of measured = a x kernels + b x units + c on relative error (_nonnegative_fit), from rows of
     (batch, a network's sum of predicted kernels, its units, its measured ms); the median ratio alone (b = c =
-    0) with fewer than MIN_FIT_NETWORKS networks, or where the fit does not grow with the kernels (a = 0).
-    Three free terms on four networks followed their noise (c = 73 ms at batch 8 where passes took 50-800
-    ms), and a negative b or c on eight predicted small held-out networks below zero."""
+    0) with fewer than MIN_FIT_NETWORKS networks (`three_terms` decides instead, where given), or where the fit
+    does not grow with the kernels (a = 0). Three free terms on four networks followed their noise (c = 73 ms
+    at batch 8 where passes took 50-800 ms), and a negative b or c on eight predicted small held-out networks
+    below zero."""
     import numpy as np
 
     ratio = [float(np.median(data[:, 3] / data[:, 1])), 0.0, 0.0]
-    if len(data) < MIN_FIT_NETWORKS:
+    if not (len(data) >= MIN_FIT_NETWORKS if three_terms is None else three_terms):
         return ratio
     coef = _nonnegative_fit([data[:, 1], data[:, 2], np.ones(len(data))], data[:, 3])
     return coef if coef[0] > 0 else ratio
 
 
 def _loo(data: Any) -> Any:
-    """Each network's left-one-out relative error under fit_correction."""
+    """Each network's left-one-out relative error under fit_correction, each refit of the form the whole data
+    gives it (at MIN_FIT_NETWORKS networks, the default, a refit on one fewer would be the median ratio, not
+    the three terms stored)."""
     import numpy as np
 
     errors = []
+    three_terms = len(data) >= MIN_FIT_NETWORKS
     for i in range(len(data)):
         rest = np.delete(data, i, 0)
-        a, b, c = fit_correction(rest) if len(rest) else [1.0, 0.0, 0.0]
+        a, b, c = fit_correction(rest, three_terms) if len(rest) else [1.0, 0.0, 0.0]
         errors.append((a * data[i, 1] + b * data[i, 2] + c) / data[i, 3] - 1)
     return np.array(errors)
 
