@@ -1,11 +1,13 @@
 """One table model, five renderings: rich for people; json, csv, markdown and latex for programs and papers.
 
-How a rich table meets a narrow terminal (80 columns, also the width a pipe gets). A cell wraps
-between words, never inside one, so no figure or spec name is split across lines; a figure keeps
-its unit and its spread ('9.95 MiB', '0.597 ± 0.05') and a bracket of blocks its multiplicity
-('1x1, 256] x 3') on one line. Each column is at least as wide as its longest word, header
-included, and the room left goes to the columns of longest text, the widest cut first. The first
-of these that fits, with no cell wrapped to more than MAX_CELL_LINES lines, is drawn:
+How a rich table meets a narrow terminal (80 columns, also the width a pipe gets). A cell, the
+title and the notes wrap between words, never inside one, so no figure, path or spec name is split
+across lines; a figure keeps its unit and its spread ('9.95 MiB', '0.597 ± 0.05'), a feature map its
+channels ('14x14, 1024'), a batch its size ('batch 1') and a bracket of blocks its multiplicity
+('1x1, 256] x 3') on one line. A word wider than the terminal (a long path) has a line of its own
+and runs past the edge rather than being cut. Each column is at least as wide as its longest word,
+header included, and the room left goes to the columns of longest text, the widest cut first. The
+first of these that fits, with no cell wrapped to more than MAX_CELL_LINES lines, is drawn:
 
 1. every column, in rich's box;
 2. every column, compact: no vertical rules, two spaces between columns;
@@ -197,14 +199,24 @@ def to_latex(t: Table) -> str:
 _GLUE = "\ue000"
 #: The spaces a figure keeps: before its unit ('9.95 MiB') and around its spread ('0.5 ± 0.1').
 _FIGURE_SPACE = re.compile(r"(?<=\d) (?=(?:[KMGT]i)?B\b|±)|(?<=±) (?=[-+.\d])")
-#: The spaces between a bracket of blocks and its multiplicity ('... 1x1, 256] x 3'), in any cell.
-_TIMES_SPACE = re.compile(r"(?<=\]) (?=x \d)|(?<=\] x) (?=\d)")
+#: The spaces between a bracket of blocks and its multiplicity ('... 1x1, 256] x 3'), and between a batch and
+#: its size ('batch 1'), in any text.
+_TIMES_SPACE = re.compile(r"(?<=\]) (?=x \d)|(?<=\] x) (?=\d)|(?<=\bbatch) (?=\d)")
+#: The space between a feature map's size and its channels ('14x14, 1024'), in any text but a bracket of blocks
+#: ('[1x1, 64; 3x3, 64; 1x1, 256] x 3' wraps between its layers' words, as the golden tables have it).
+_SHAPE_SPACE = re.compile(r"(\b\d+x\d+,) (?=\d)")
+
+
+def _glued(text: str, figure: bool = True) -> str:
+    """`text` with the spaces that must not break glued; those of a figure's unit and spread only where
+    `figure` (a Number's text, a title, a note: not a cell of names or words)."""
+    text = _SHAPE_SPACE.sub(lambda m: m.group(1) + _GLUE, _TIMES_SPACE.sub(_GLUE, text))
+    return _FIGURE_SPACE.sub(_GLUE, text) if figure else text
 
 
 def _rich_text(value: Any) -> str:
     """The cell as rich draws it, with the spaces that must not break glued."""
-    text = _TIMES_SPACE.sub(_GLUE, cell(value))
-    return _FIGURE_SPACE.sub(_GLUE, text) if isinstance(value, Number) else text
+    return _glued(cell(value), figure=isinstance(value, Number))
 
 
 def _extent(text: str) -> tuple[int, int]:
@@ -230,17 +242,25 @@ def fitted_widths(columns: Sequence[str], rows: Sequence[Sequence[str]], room: i
     return [max(lo, min(hi, cap)) for lo, hi in zip(least, most)]
 
 
-def wrapped_lines(text: str, width: int) -> int:
-    """The lines `text` takes when wrapped between words at `width` columns (as rich wraps a cell)."""
+def wrap(text: str, width: int) -> list[str]:
+    """`text` wrapped between words at `width` columns, as rich wraps a cell, except that a word wider than
+    `width` has a line of its own, whole, rather than being folded."""
     from rich.cells import cell_len
 
-    count = 0
+    lines: list[str] = []
     for line in text.splitlines() or [""]:
-        count, used = count + 1, 0
+        lines.append("")
         for word in line.split():
-            need = cell_len(word) + (used + 1 if used else 0)
-            count, used = (count + 1, cell_len(word)) if need > width and used else (count, need)
-    return count
+            if lines[-1] and cell_len(lines[-1]) + 1 + cell_len(word) > width:
+                lines.append(word)
+            else:
+                lines[-1] = f"{lines[-1]} {word}" if lines[-1] else word
+    return lines
+
+
+def wrapped_lines(text: str, width: int) -> int:
+    """The lines `text` takes when wrapped between words at `width` columns (as rich wraps a cell)."""
+    return len(wrap(text, width))
 
 
 #: The frames a table is drawn in, tried in this order, each with the columns its rules and padding take
@@ -279,9 +299,10 @@ def to_rich(t: Table, width: int | None = None) -> str:
 
     width = width or Console().width
     console = Console(width=width, record=True, file=io.StringIO(), force_terminal=False)
-    console.print(Text(t.title))
+    _print_prose(console, t.title)
     cells = [[_rich_text(c) for c in row] for row in t.rows]
-    layout = rich_layout(t, cells, width)
+    layout = rich_layout(dataclasses.replace(t, columns=[_glued(c) for c in t.columns],
+                                             droppable=tuple(_glued(c) for c in t.droppable)), cells, width)
     notes = list(t.notes)
     if layout is None:
         _print_records(console, t, cells)
@@ -290,7 +311,7 @@ def to_rich(t: Table, width: int | None = None) -> str:
         table = RichTable(show_lines=False) if frame == "boxed" else \
             RichTable(box=box.SIMPLE, show_edge=False, padding=(0, 1, 0, 0), pad_edge=False)
         for j, w in zip(kept, widths):
-            table.add_column(Text(t.columns[j]), width=w, overflow="fold")
+            table.add_column(Text(_glued(t.columns[j])), width=w, overflow="fold")
         for i, row in enumerate(cells):
             table.add_row(*[Text(row[j]) for j in kept], end_section=(i + 1) in t.rules)
         console.print(table)
@@ -299,33 +320,42 @@ def to_rich(t: Table, width: int | None = None) -> str:
             notes.append(f"Left out to fit {width} columns: {', '.join(repr(c) for c in left_out)}; a wider "
                          "terminal (COLUMNS=N) or --format csv or json shows every column.")
     for note in notes:
-        console.print(note, markup=False, highlight=False)
+        _print_prose(console, note)
     return "".join(line.rstrip().replace(_GLUE, " ") + "\n" for line in console.export_text().splitlines())
+
+
+def _print_prose(console: Any, text: str) -> None:
+    """A title or a note, wrapped between words to the console's width; a word wider than that (a long path)
+    on a line of its own, whole, past the edge."""
+    from rich.text import Text
+
+    for line in wrap(_glued(text), console.width):
+        console.print(Text(line), no_wrap=True, overflow="ignore", crop=False)
 
 
 def _print_records(console: Any, t: Table, cells: list[list[str]]) -> None:
     """A table too wide for the terminal, a row at a time: each non-empty cell on its own line beside its
-    column's name, indented by two, the names aligned; a blank line between rows."""
+    column's name, indented by two, the names aligned; a blank line between rows. A value's word wider than
+    its room runs past the edge, whole."""
     from rich.cells import cell_len
-    from rich.padding import Padding
-    from rich.table import Table as RichTable
     from rich.text import Text
 
-    rows = [[(c, text) for c, text in zip(t.columns, row) if text] for row in cells]
+    columns = [_glued(c) for c in t.columns]
+    rows = [[(c, text) for c, text in zip(columns, row) if text] for row in cells]
     # Two columns of indent and two between a name and its value; the names wrap, rather than a value's word.
     room = console.width - 4
     longest_value = max((_extent(text)[0] for pairs in rows for _, text in pairs), default=0)
-    names = min(max(map(cell_len, t.columns)), max(max(_extent(c)[0] for c in t.columns), room - longest_value))
-    widths = [names, room - names]
+    names = min(max(map(cell_len, columns)), max(max(_extent(c)[0] for c in columns), room - longest_value))
     for i, pairs in enumerate(rows):
-        grid = RichTable.grid(padding=(0, 2, 0, 0))
-        for w in widths:
-            grid.add_column(width=w, overflow="fold")
-        for name, text in pairs:
-            grid.add_row(Text(name), Text(text))
         if i:
             console.print()
-        console.print(Padding(grid, (0, 0, 0, 2)))
+        for name, text in pairs:
+            name_lines, value_lines = wrap(name, names), wrap(text, room - names)
+            for k in range(max(len(name_lines), len(value_lines))):
+                left = name_lines[k] if k < len(name_lines) else ""
+                right = value_lines[k] if k < len(value_lines) else ""
+                console.print(Text(f"  {left}{' ' * (names - cell_len(left))}  {right}"), no_wrap=True,
+                              overflow="ignore", crop=False)
 
 
 def current_umask() -> int:
@@ -348,7 +378,10 @@ def write_atomic(path: str, data: str | bytes) -> None:
         raise IsADirectoryError(21, "Is a directory", path)
     if not os.path.isdir(directory):
         raise FileNotFoundError(2, "No such directory", directory)
-    fd, tmp = tempfile.mkstemp(prefix=".archgen-", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".archgen-", dir=directory)
+    except OSError as e:  # the error names the temporary file, which the user never asked for
+        raise type(e)(e.errno, f"cannot write there ({e.strerror})", path) from None
     try:
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), 0o666 & ~current_umask())
@@ -358,6 +391,11 @@ def write_atomic(path: str, data: str | bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def counted(n: int, noun: str) -> str:
+    """'1 network', '2 networks', '1,520 configurations': a count with its noun, in the number it is."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def human(n: float, digits: int = 2) -> str:

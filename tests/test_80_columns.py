@@ -28,8 +28,12 @@ from conftest import TINY_SPEC, tiny_resnet
 
 runner = CliRunner()
 WIDTH = 80
-#: A cell that is one figure: a count with its suffix, a ratio, bytes with their unit, a mean and its spread.
-FIGURE = re.compile(r"[-+]?\d[\d,.]*[KMGTx]?(?: (?:[KMG]i)?B| ± \d[\d.]*)?")
+#: A cell that is one figure: a count with its suffix, a ratio, bytes with their unit, a mean and its spread,
+#: a feature map's size and channels ('14x14, 1024').
+FIGURE = re.compile(r"[-+]?\d[\d,.]*[KMGTx]?(?: (?:[KMG]i)?B| ± \d[\d.]*)?|\d+x\d+, \d+")
+#: A figure of several words inside a title, a header, a note or a cell: 'batch 1', '14x14, 1024' (but in a
+#: bracket of blocks, which wraps between its layers' words), '9.95 MiB'.
+PHRASE = re.compile(r"\bbatch \d+|\b\d+x\d+, \d+|\d[\d,.]* (?:[KMGT]i)?B\b")
 #: What separates words in rich's output: spaces and the box's vertical rules.
 RULES = re.compile(r"[\s│┃]+")
 
@@ -51,16 +55,17 @@ def invoke(args: list[str], columns: int = WIDTH):
 
 
 def markdown_words(markdown: str, left_out: set[str]) -> tuple[collections.Counter, list[str]]:
-    """(every word the markdown shows, the cells that are one figure), leaving out the cells and headers of
-    the columns in `left_out`."""
+    """(every word the markdown shows, the figures it shows: the cells that are one figure and the PHRASEs in
+    titles, headers, cells and notes), leaving out the cells and headers of the columns in `left_out`."""
     words: collections.Counter = collections.Counter()
     figures: list[str] = []
     header: list[str] | None = None
     for line in markdown.splitlines():
         if not line.startswith("|"):
             header = None
-            text = line[2:] if line.startswith("- ") else line.strip("*")
-            words.update(text.replace("\\|", "|").split())
+            text = (line[2:] if line.startswith("- ") else line.strip("*")).replace("\\|", "|")
+            words.update(text.split())
+            figures += PHRASE.findall(text)
             continue
         cells = [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line)[1:-1]]
         if set("".join(cells)) <= {"-", " "}:
@@ -72,6 +77,8 @@ def markdown_words(markdown: str, left_out: set[str]) -> tuple[collections.Count
                 words.update(text.split())
                 if cells is not header and FIGURE.fullmatch(text):
                     figures.append(text)
+                else:
+                    figures += PHRASE.findall(text)
     return words, figures
 
 
@@ -82,8 +89,10 @@ def left_out_columns(rich: str) -> set[str]:
 
 
 def assert_reads_at_80(rich: str, markdown: str) -> None:
+    """Every line fits 80 columns, but for a word wider than that (a long path), which has a line of its own
+    and overflows rather than being cut; every word and figure of the markdown is whole on one line."""
     lines = rich.splitlines()
-    too_wide = [line for line in lines if cell_len(line) > WIDTH]
+    too_wide = [line for line in lines if cell_len(line) > WIDTH and len(line.split()) > 1]
     assert not too_wide, f"{len(too_wide)} lines over {WIDTH} columns, first: {too_wide[0]!r}"
     shown = collections.Counter(word for line in lines for word in RULES.split(line) if word)
     expected, figures = markdown_words(markdown, left_out_columns(rich))
@@ -102,6 +111,7 @@ COMMANDS = [
     ["table", "--compare", "resnet18", "resnet34", "resnet50", "densenet121"],  # 9 columns by stage
     *PAPER_TABLES,
     ["profile", "resnet50"],
+    ["profile", "resnet101"],  # '14x14, 1024' in a column 10 wide
     ["profile", "{tiny}", "--layers", "--counters", "archgen,fvcore,ptflops"],
     ["paths", "resnet110_cifar"],
     ["lesion", "{tiny_resnet18}"],
@@ -151,6 +161,19 @@ def test_the_latency_views_read_at_80_columns(specs, latency_model_file, tmp_pat
         assert_reads_at_80(invoke(args).stdout, invoke([*args, "--format", "markdown"]).stdout)
 
 
+def test_a_latency_model_at_a_path_longer_than_80_columns_is_named_whole(latency_model_file, tmp_path):
+    """The path has a line of its own and runs past the 80th column, rather than being cut in two."""
+    long = tmp_path / "models" / "calibrations" / "onnxruntime-cpu" / \
+        "latency-model-onnxruntime-amd-epyc-2026-12-03.json"
+    long.parent.mkdir(parents=True)
+    long.write_bytes(latency_model_file.read_bytes())
+    assert len(str(long)) > WIDTH
+    args = ["profile", "resnet18", "--latency", str(long)]
+    rich = invoke(args).stdout
+    assert_reads_at_80(rich, invoke([*args, "--format", "markdown"]).stdout)
+    assert f"{long};" in rich.splitlines()
+
+
 def test_a_pipe_gets_80_columns():
     """No COLUMNS and no terminal on stdin, stdout or stderr: rich's default, 80, as COLUMNS=80 draws it."""
     args = ["table", "--compare", "resnet50", "resnext50"]
@@ -193,6 +216,41 @@ def test_a_figure_keeps_its_unit_and_a_bracket_its_multiplicity_on_one_line():
     t.add("[1x1, 64; 3x3, 64; 1x1, 256] x 3", Number(1, "0.138 ± 0.021 MiB"))
     lines = render(t, "rich", width=30).splitlines()
     assert any("256] x 3" in line for line in lines) and any("0.138 ± 0.021" in line for line in lines)
+
+
+def test_a_size_and_its_channels_stay_on_one_line():
+    """Boxed, the table has 15 columns of text and wrapped after the comma; compact, it has 20, room for it whole."""
+    t = Table("t", ["stage", "output"])
+    t.add("layer3", "14x14, 1024")
+    assert render(t, "rich", width=22).splitlines()[-1] == "layer3  14x14, 1024"
+
+
+NOTE = "predicted by the latency model /models/calibrations/onnxruntime-cpu/latency-model-amd-epyc.json; no model"
+
+
+@pytest.mark.parametrize("where", ["title", "note"])
+def test_a_word_wider_than_the_terminal_has_a_line_of_its_own_and_is_not_cut(where):
+    t = Table(NOTE if where == "title" else "t", ["a"], [["1"]], notes=[NOTE] if where == "note" else [])
+    lines = render(t, "rich", width=40).splitlines()
+    assert "/models/calibrations/onnxruntime-cpu/latency-model-amd-epyc.json;" in lines
+    assert "predicted by the latency model" in lines and all(cell_len(line) <= 40 for line in lines
+                                                              if len(line.split()) > 1)
+
+
+def test_a_notes_batch_and_units_stay_with_their_figures():
+    """Wrapped at 'batch' / '1' and '9.95' / 'MiB' before: each break fell right after the first word."""
+    t = Table("predicted latency of resnet18 at batch 1", ["a"], [["1"]],
+              notes=["the training activations at batch 1 take 9.95 MiB"])
+    for width in range(12, 50):
+        lines = render(t, "rich", width=width).splitlines()
+        assert sum(line.count("batch 1") for line in lines) == 2 and any("9.95 MiB" in line for line in lines), width
+
+
+def test_records_keep_a_value_wider_than_the_terminal_whole():
+    t = Table("t", ["name", "model"])
+    t.add("resnet18", "/models/calibrations/onnxruntime-cpu/latency-model-amd-epyc.json")
+    lines = render(t, "rich", width=40).splitlines()
+    assert "  model  /models/calibrations/onnxruntime-cpu/latency-model-amd-epyc.json" in lines
 
 
 def test_a_wide_terminal_draws_the_table_at_its_natural_width():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import subprocess
 import sys
@@ -95,6 +96,21 @@ def test_csv_cells_carry_exact_counts():
     total = next(r for r in _csv_rows(["build", "resnet50", "-f", "csv"]) if r[0] == "total")
     acts = archgen.profile("resnet50").acts
     assert total[2:] == [f"FLOPs (2 x MACs) 8178368512; activations {acts}", "25557032", "4089184256"]
+
+
+def test_profile_latency_csv_carries_the_exact_milliseconds_and_a_numeric_share(latency_model_file):
+    """The predicted ms as JSON has them, the share as a fraction; the rich table prints both rounded."""
+    args = ["profile", "resnet18", "--latency", str(latency_model_file), "--table", "latency"]
+    data = json.loads(runner.invoke(app, [*args, "-f", "json"]).stdout)
+    rows = _csv_rows([*args, "-f", "csv"])
+    assert rows[0] == ["stage", "ms", "share"]
+    ms = {stage: float(m) for stage, m, _ in rows[1:]}
+    share = {stage: float(s) for stage, _, s in rows[1:]}
+    assert ms == data["stages"] | {"total": data["predicted_ms"]}
+    assert share == {stage: m / data["predicted_ms"] for stage, m in data["stages"].items()} | {"total": 1.0}
+    rich = runner.invoke(app, args, env={"COLUMNS": "80"}).stdout
+    assert f"{data['stages']['stem'] / data['predicted_ms']:.1%}" in rich and "100.0%" in rich
+    assert repr(data["predicted_ms"]) not in rich
 
 
 def test_several_tables_in_csv_need_a_file_per_table_or_a_choice(tmp_path):

@@ -6,6 +6,7 @@ model is conftest's synthetic one (eager), so the predicted figures are exact an
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -13,9 +14,13 @@ from typer.testing import CliRunner
 from archgen.bench.latency_model import load_model, write_model
 from archgen.cli.app import app
 from archgen.design import load_space
+from archgen.design.evaluate import Evaluator, Rejections, Verdict
+from archgen.design.figures import Figures
 from archgen.design.search import every
-from archgen.design.verify import Checked, Verification, kendall_tau
+from archgen.design.verify import DRAWS_PER_OTHER, Checked, Verification, kendall_tau, others
+from archgen.render import one_format
 from conftest import tiny_resnet
+from test_80_columns import assert_reads_at_80
 
 runner = CliRunner()
 WIDTHS = [16, 24, 32]
@@ -134,10 +139,142 @@ def test_kendall_tau_counts_concordant_pairs_as_tau_b(xs, ys, tau):
 
 def test_verify_reports_the_models_scale_and_how_it_ranked_what_was_measured():
     """A model whose scale is off by a common factor still ranks: --verify's sentence says both."""
-    checked = [Checked(f"n{i}", i == 0, p, m, p / m - 1, None) for i, (p, m) in
+    checked = [Checked(f"n{i}", i == 0, p, m, p / m - 1, None, {}) for i, (p, m) in
                enumerate([(1.0, 1.1), (2.0, 2.4), (3.0, 3.9), (4.0, 5.0)])]
     v = Verification("space", "eager, batch 1", checked, 1, None, 3)
     assert v.scale == 1.25 and v.tau == 1.0  # the ratios 1.1, 1.2, 1.3, 1.25: the upper median
     assert "measured 1.25x the prediction at the median, ranked with Kendall's tau 1.00" in v.summary()
     flat = Verification("space", "eager, batch 1", [c._replace(predicted_ms=2.0) for c in checked], 1, None, 3)
     assert flat.tau is None and "tau" not in flat.summary()  # predictions all tied rank nothing
+
+
+def fake_timing(monkeypatch) -> None:
+    """--verify's timing replaced by fixed figures: these tests read what is printed, not the machine."""
+    monkeypatch.setattr("archgen.bench.kernel_timing.time_networks",
+                        lambda specs, *a, **k: [1.25 + i for i in range(len(specs))])
+
+
+def predictions(path, model_file) -> dict[int, object]:
+    """Each width's prediction (total ms, kernel units extrapolated) as the model makes it."""
+    loaded, model = load_space(str(path)), load_model(model_file)
+    return {values[0]: model.predict(loaded.spec(values)) for values in every(loaded)}
+
+
+@pytest.mark.parametrize("finite", [True, False])
+def test_verify_stops_drawing_others_once_the_space_holds_no_more(space, monkeypatch, finite):
+    """The tiny space has 3 candidates: asked for 1,000 others besides the front's one, it gives the other 2
+    after a handful of draws (known size), or after a run of DRAWS_PER_OTHER draws that meet nothing new
+    (unknown size), not after 200 draws per candidate asked for."""
+    import archgen.design.verify as verify_module
+
+    loaded = load_space(str(space))
+    if not finite:
+        monkeypatch.setattr(loaded, "size", lambda: None)
+    draws = []
+    real_draw = verify_module.draw
+    monkeypatch.setattr(verify_module, "draw", lambda s, rng: draws.append(1) or real_draw(s, rng))
+    found = others(loaded, Evaluator(loaded, []), {(16,)}, 1_000, seed=1)
+    assert sorted(v.values for v in found) == [(24,), (32,)]
+    assert len(draws) < (20 if finite else 2 * DRAWS_PER_OTHER)
+
+
+def test_verify_says_how_many_others_it_found_when_the_space_has_fewer(space, latency_model_file, monkeypatch):
+    fake_timing(monkeypatch)
+    result = runner.invoke(app, ["search", str(space), "--latency", str(latency_model_file), "--minimize",
+                                 "latency", "--minimize", "params", "--verify", "1000"])
+    assert result.exit_code == 0, result.output
+    assert "measured 1 front member(s) and 2 other candidate(s) (of 1,000 asked for; the space gave no more " \
+           "inside the constraints)" in " ".join(result.stdout.split())
+
+
+def test_verify_beyond_its_bound_is_refused_in_a_sentence(space, latency_model_file):
+    result = runner.invoke(app, ["search", str(space), "--latency", str(latency_model_file), "--minimize",
+                                 "latency", "--verify", "100000"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "--verify 100,000 asks to build and time 100,000 networks" in " ".join(result.output.split())
+
+
+def test_the_latency_summary_counts_distinct_candidates_not_draws(space, latency_model_file):
+    """50 random draws of a space of 3 candidates predict 3 candidates' latency (the draws stay 50)."""
+    _, stderr = search_json(str(space), "--latency", str(latency_model_file), "--minimize", "latency",
+                            "--strategy", "random", "--budget", "50")
+    said = " ".join(stderr.split())
+    assert "drew 50 candidates" in said
+    assert "latency predicted for 3 candidates, 3 with kernels outside the calibrated ranges" in said
+
+
+def test_a_candidate_recorded_twice_is_predicted_once():
+    tally = Rejections()
+    for values in [(16,), (16,), (24,)]:
+        tally.record(Verdict(values, Figures(1, 1, 1, 1, latency=2.0), extrapolated=int(values[0] == 16)))
+    assert (tally.drawn, tally.predicted, tally.extrapolated) == (3, 2, 1)
+
+
+def test_the_front_says_how_many_kernel_units_each_member_extrapolates(space, latency_model_file):
+    """A column 'extrapolated' beside the predicted latency, in the table (at 80 columns) and in JSON and CSV."""
+    args = [str(space), "--latency", str(latency_model_file), "--minimize", "latency", "--minimize", "params"]
+    data, _ = search_json(*args)
+    expected = predictions(space, latency_model_file)[16].extrapolated
+    assert expected > 0 and data["rows"][0]["extrapolated"] == expected
+    csv_rows = runner.invoke(app, ["search", *args, "-f", "csv"]).stdout.splitlines()
+    assert csv_rows[0].endswith(",latency (ms),extrapolated") and csv_rows[1].endswith(f",{expected}")
+    rich = runner.invoke(app, ["search", *args], env={"COLUMNS": "80"}).stdout
+    assert_reads_at_80(rich, runner.invoke(app, ["search", *args, "-f", "markdown"]).stdout)
+    header = next(line for line in rich.splitlines() if line.split()[:1] == ["name"])
+    row = next(line for line in rich.splitlines() if "tiny_widths_0" in line)
+    assert header.split()[-1] == "extrapolated" and row.split()[-1] == str(expected)
+
+
+def test_machine_formats_carry_the_exact_predicted_latency(space, latency_model_file):
+    """JSON and CSV hold the latency as the model predicts it (as profile --latency's predicted_ms does); the
+    table shows it rounded."""
+    exact = predictions(space, latency_model_file)[16].total_ms
+    args = [str(space), "--latency", str(latency_model_file), "--minimize", "latency", "--minimize", "params"]
+    data, _ = search_json(*args)
+    assert data["rows"][0]["latency (ms)"] == exact
+    csv_row = runner.invoke(app, ["search", *args, "-f", "csv"]).stdout.splitlines()[1]
+    assert csv_row.split(",")[-2] == repr(exact)
+    row = next(line for line in runner.invoke(app, ["search", *args]).stdout.splitlines() if "tiny_widths_0" in line)
+    assert one_format([exact])[0].text in row.split()
+
+
+def test_verify_says_which_candidates_it_checked(space, latency_model_file, monkeypatch):
+    """An other candidate is on no table but the verify table: its axis values are there and in JSON."""
+    fake_timing(monkeypatch)
+    args = ["search", str(space), "--latency", str(latency_model_file), "--minimize", "latency", "--minimize",
+            "params", "--verify", "2"]
+    result = runner.invoke(app, [*args, "-f", "json"])
+    assert result.exit_code == 0, result.output
+    checked = json.loads(result.stdout)[1]["checked"]
+    assert checked[0]["values"] == {"width2": 16}  # the front
+    assert sorted(c["values"]["width2"] for c in checked[1:]) == [24, 32]
+    rich = runner.invoke(app, args, env={"COLUMNS": "120"}).stdout
+    verify_lines = rich.split("predicted latency checked on", 1)[1].splitlines()
+    for c in checked:
+        line = next(line for line in verify_lines if c["name"] in line.split())
+        assert f"width2={c['values']['width2']}" in line
+
+
+@pytest.mark.parametrize("why", ["cuda", "runtime"])
+def test_verify_refuses_what_it_cannot_time_before_it_searches(space, latency_model_file, tmp_path, monkeypatch,
+                                                               why):
+    """A model calibrated on a CUDA GPU this machine lacks, or on a runtime not installed here, is refused by
+    the timing's own checks before the search runs, not after it."""
+    doc = json.loads(latency_model_file.read_text())
+    if why == "cuda":
+        doc["device"]["device"] = "cuda"
+        monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+        words = "this asks for the CUDA GPU, but torch"
+    else:
+        doc["backend"] = "onnxruntime"
+        monkeypatch.setattr("archgen.bench.runner.missing_runtime",
+                            lambda backend: f"the {backend} backend needs ONNX Runtime, which is not installed")
+        words = "the onnxruntime backend needs ONNX Runtime, which is not installed"
+    model = tmp_path / "model.json"
+    write_model(model, {k: v for k, v in doc.items() if k != "checksum"})
+    searched = []
+    monkeypatch.setattr(sys.modules["archgen.design.search"], "search", lambda *a, **k: searched.append(a))
+    result = runner.invoke(app, ["search", str(space), "--latency", str(model), "--minimize", "latency",
+                                 "--verify", "1"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert words in " ".join(result.output.split()) and not searched

@@ -559,6 +559,23 @@ def lower_quartile(calls: list[float]) -> float:
     return percentile(calls, 25)
 
 
+def check_network_timing(backend: str, device: str, dtype: str = "float32", layout: str = "nchw") -> None:
+    """UserError, in a sentence, where networks cannot be timed on this backend, device, dtype and layout here (a
+    CUDA GPU this machine lacks, a runtime not installed): what time_network_batches checks first, and what a
+    command that times networks only at its end (search --verify) checks before its work."""
+    from archgen.bench.device import require_device
+    from archgen.bench.runner import missing_runtime
+
+    _check_backend(backend, NETWORK_BACKENDS, "time_networks")
+    require_device(device, "measure on the machine the latency model was calibrated on, or calibrate this one "
+                           "(archgen calibrate --device cpu).")
+    missing = missing_runtime(backend)
+    if missing:
+        raise UserError(f"{missing}.")
+    if backend in ("onnxruntime", "openvino") and (dtype, layout) != ("float32", "nchw"):
+        raise UserError(f"the {backend} backend runs the float32 NCHW model archgen exports, not {dtype} {layout}.")
+
+
 def time_networks(specs: Sequence[str | dict], backend: str, batch: int, device: str = "cpu", *, rounds: int = 3,
                   reps: int = 10, image_size: Optional[int] = None,
                   on_network: Optional[Callable[[int], None]] = None, dtype: str = "float32",
@@ -587,21 +604,13 @@ def time_network_batches(specs: Sequence[str | dict], backend: str, batches: Seq
     import torch
 
     import archgen
-    from archgen.bench.device import require_device
-    from archgen.bench.runner import make_backend, missing_runtime, runtime_loader
+    from archgen.bench.runner import make_backend, runtime_loader
     from archgen.bench.timing import time_cpu, time_cuda
 
-    _check_backend(backend, NETWORK_BACKENDS, "time_networks")
-    require_device(device, "measure on the machine the latency model was calibrated on, or calibrate this one "
-                           "(archgen calibrate --device cpu).")
-    missing = missing_runtime(backend)
-    if missing:
-        raise UserError(f"{missing}.")
+    check_network_timing(backend, device, dtype, layout)
     if rounds < 1 or reps < 1 or not batches or min(batches) < 1:
         raise UserError(f"time_networks: rounds, reps and batch sizes must be 1 or more (got {rounds}, {reps} and "
                         f"{list(batches)}).")
-    if backend in ("onnxruntime", "openvino") and (dtype, layout) != ("float32", "nchw"):
-        raise UserError(f"the {backend} backend runs the float32 NCHW model archgen exports, not {dtype} {layout}.")
     fmt = torch.channels_last if layout == "nhwc" else torch.contiguous_format
     runtime = backend in ("onnxruntime", "openvino")
     loaders: list[tuple[Callable[[], Callable], int, int]] = []  # each network's callable, made in its turn

@@ -9,12 +9,15 @@ import json
 import sys
 from array import array
 from pathlib import Path
-from typing import Any, Callable, Iterator, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional
 
 import typer
 
 from archgen.cli import latency_view
 from archgen.cli.common import FORMAT_OPTION, Fmt, check_output_path, emit, fail, friendly
+
+if TYPE_CHECKING:
+    from archgen.bench.latency_model import LatencyModel
 
 #: Rows a table for people (rich, markdown, latex) holds; csv and json stream any number.
 MAX_TABLE_ROWS = 10_000
@@ -22,6 +25,9 @@ FIGURE_COLUMNS = ("params", "macs", "flops", "acts", "depth")
 #: The figures a narrow terminal leaves out first: FLOPs are twice the MACs, and depth rarely varies.
 FIGURES_DROPPED = ("flops", "depth", "acts")
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
+#: Most candidates --verify builds and times besides the front: each takes seconds, and a few dozen already
+#: show how well the model ranks.
+MAX_VERIFY = 1_000
 
 SPACE_ARGUMENT = typer.Argument(..., help="A design-space YAML file, or a bundled space's name "
                                           "(resnext50_cxd, wrn28_width, resnet_budget, regnetx_400mf, "
@@ -113,7 +119,8 @@ def search_command(
                                            "constrain or optimise."),
     batch: int = typer.Option(1, "--batch", min=1, help="The batch size the latency is predicted at."),
     verify: int = typer.Option(0, "--verify", min=0, help="Build and measure the front's members and this many "
-                               "other candidates inside the constraints, on the model's backend (needs --latency)."),
+                               f"other candidates (at most {MAX_VERIFY:,}) inside the constraints, on the model's "
+                               "backend (needs --latency)."),
     fmt: Fmt = FORMAT_OPTION,
 ) -> None:
     """Search SPACE for the specs nearest its target, or for its Pareto front.
@@ -128,17 +135,16 @@ def search_command(
     if verify and latency is None:
         fail("--verify measures the predicted latency, and no latency model was given: add --latency DEVICE.json "
              "(made by archgen calibrate)")
-    if verify and fmt is Fmt.csv:
-        fail("--verify prints a second table (measured against predicted), and CSV holds one: use --format json, "
-             "which holds both, or a table format")
+    check_verify(verify, fmt)
     loaded, all_constraints = load_with_constraints(space, constraints)
     strategy = resolve_strategy(loaded, strategy)
     objective = chosen_objective(loaded, minimize or (), maximize or (), predicts_latency=latency is not None)
+    model = None if latency is None else latency_view.load(latency)  # refused before any directory is made
+    measure = measurer(model, batch) if verify else None
     if output_dir is not None:
         from archgen.design.write import prepare_dir
 
         prepare_dir(output_dir)
-    model = None if latency is None else latency_view.load(latency)
     evaluator = Evaluator(loaded, all_constraints, None if model is None else lambda s: model.predict(s, batch))
     with progress_bar(f"searching {loaded.name}", loaded.size() if strategy == "exhaustive" else budget) as advance:
         result = search(loaded, objective, evaluator, strategy, budget, seed, advance)
@@ -149,23 +155,47 @@ def search_command(
     tables = [search_table(loaded, objective, result, names, all_constraints,
                            None if model is None else f"{latency} ({model.describe}), batch {batch}")]
     if verify:
-        tables.append(latency_view.verify_table(verified(loaded, objective, evaluator, result, names, verify, seed,
-                                                         model, batch)))
+        checked = verified(loaded, objective, evaluator, result, names, verify, seed, model, batch, measure)
+        tables.append(latency_view.verify_table(checked))
     emit_table(tables if len(tables) > 1 else tables[0], fmt)
     summary_once(fmt, search_note(result), len(names), output_dir)
 
 
-def verified(space, objective, evaluator, result, names: list[str], k: int, seed: int, model, batch: int):
-    """The search checked on this device: its front and k other candidates built and measured on the model's
-    backend (progress on stderr)."""
-    from archgen.bench.kernel_timing import time_networks
-    from archgen.design.verify import verify
+def check_verify(verify: int, fmt: Fmt) -> None:
+    """Refuse, before the search, a --verify whose table CSV cannot hold or that asks for too much."""
+    if verify and fmt is Fmt.csv:
+        fail("--verify prints a second table (measured against predicted), and CSV holds one: use --format json, "
+             "which holds both, or a table format")
+    if verify > MAX_VERIFY:
+        fail(f"--verify {verify:,} asks to build and time {verify:,} networks, seconds each; give at most "
+             f"{MAX_VERIFY:,} (a few dozen already show how well the model ranks)")
+
+
+def measurer(model: "LatencyModel", batch: int) -> Callable[[list[dict]], list[float]]:
+    """How --verify measures networks: time_networks on the model's device, backend, dtype and layout, after
+    time_networks' own checks (a CUDA GPU this machine lacks, a runtime not installed), run now: a run that
+    cannot measure is refused before the search, not after it."""
+    from archgen.bench.kernel_timing import check_network_timing, time_networks
+
+    check_network_timing(model.backend, model.device, model.dtype, model.layout)
 
     def measure(specs: list[dict]) -> list[float]:
-        typer.echo(f"measuring {len(specs)} networks on {model.backend}, batch {batch} ...", err=True)
         return time_networks(specs, model.backend, batch, model.device, dtype=model.dtype, layout=model.layout)
 
-    return verify(space, objective, evaluator, result.answers, names, k, seed + 1, measure,
+    return measure
+
+
+def verified(space, objective, evaluator, result, names: list[str], k: int, seed: int, model, batch: int,
+             measure: Callable[[list[dict]], list[float]]):
+    """The search checked on this device: its front and k other candidates built and measured by `measure`
+    (measurer's; progress on stderr)."""
+    from archgen.design.verify import verify
+
+    def announced(specs: list[dict]) -> list[float]:
+        typer.echo(f"measuring {len(specs)} networks on {model.backend}, batch {batch} ...", err=True)
+        return measure(specs)
+
+    return verify(space, objective, evaluator, result.answers, names, k, seed + 1, announced,
                   f"{model.backend}, batch {batch}, {model.describe.split(' on ', 1)[1]}")
 
 
@@ -366,9 +396,9 @@ class RowSink:
 
 def search_table(space, objective, result, names: list[str], constraints, latency: Optional[str] = None):
     from archgen.design.objectives import Closest
-    from archgen.render import Table, quantity, rounded
+    from archgen.render import Table, one_format, quantity, rounded
 
-    columns = ["name", *space.labels(), *FIGURE_COLUMNS, *(["latency (ms)"] if latency else [])]
+    columns = ["name", *space.labels(), *FIGURE_COLUMNS, *(["latency (ms)", "extrapolated"] if latency else [])]
     if isinstance(objective, Closest):
         columns.append(f"{objective.figure} - target")
         title = f"{space.name}: per {' x '.join(p[-1] for p in objective.per) or 'space'}, the {objective.figure} " \
@@ -382,10 +412,12 @@ def search_table(space, objective, result, names: list[str], constraints, latenc
     table = Table(title, columns, key="front", notes=notes + [search_note(result),
                                                               *constraint_notes(constraints), *latency_note],
                   droppable=FIGURES_DROPPED)
-    for name, verdict in zip(names, result.answers):
+    # the latencies at one number of decimals to people, exact to programs (as profile --latency's ms)
+    ms = one_format([v.figures.latency for v in result.answers]) if latency else []
+    for i, (name, verdict) in enumerate(zip(names, result.answers)):
         f = verdict.figures
         row = [name, *verdict.values, rounded(f.params), rounded(f.macs), rounded(f.flops), rounded(f.acts), f.depth,
-               *([round(f.latency, 4)] if latency else [])]
+               *([ms[i], verdict.extrapolated] if latency else [])]
         if isinstance(objective, Closest):
             row.append(rounded(f.get(objective.figure) - objective.target))
         table.add(*row)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Iterator, Optional
 
 import typer
 
-from archgen.render import Table
+from archgen.render import Number, Table, one_format
 
 if TYPE_CHECKING:
     from archgen.bench.latency_model import LatencyModel
@@ -48,9 +48,11 @@ def latency_table(spec: object, input_size: Optional[int], path: Path, batch: in
     name = getattr(spec, "name", str(spec))
     t = Table(title=f"predicted latency of {name}, batch {batch}: {model.describe}",
               columns=["stage", "ms", "share"], key="latency")
-    for stage, ms in p.per_stage.items():
-        t.add(stage, round(ms, 4), f"{ms / p.total_ms:.1%}" if p.total_ms else "")
-    t.add("total", round(p.total_ms, 4), "100.0%", rule=True)
+    # One number of decimals for the column; csv and json carry the exact ms and the share as a fraction.
+    *times, total = one_format([*p.per_stage.values(), p.total_ms])
+    for stage, ms in zip(p.per_stage, times):
+        t.add(stage, ms, Number(ms.value / p.total_ms, f"{ms.value / p.total_ms:.1%}") if p.total_ms else "")
+    t.add("total", total, Number(1.0, "100.0%"), rule=True)
     t.notes = [f"{p.units} kernel units, {p.extrapolated} outside the calibrated ranges (extrapolated)",
                f"predicted by the latency model {path}; no model was built"]
     t.data = {"name": name, "model": str(path), "backend": model.backend, "dtype": model.dtype,
@@ -69,14 +71,19 @@ def extrapolated_note(tally: object) -> list[str]:
 
 
 def verify_table(v: "Verification") -> Table:
-    """Measured against predicted latency for the front's members and the other candidates checked."""
+    """Measured against predicted latency for the front's members and the other candidates checked, each with
+    its axis values (an other candidate is on no other table, and its name alone does not say which it is)."""
     t = Table(title=f"{v.space}: predicted latency checked on {v.where}",
-              columns=["name", "front", "predicted ms", "measured ms", "error", "dominated"], key="verify")
-    for c in v.checked:
+              columns=["name", "front", "predicted ms", "measured ms", "error", "dominated", "candidate"],
+              key="verify")
+    # the ms of both columns at one number of decimals to people, exact to programs
+    both = one_format([ms for c in v.checked for ms in (c.predicted_ms, c.measured_ms)])
+    for c, predicted, measured in zip(v.checked, both[::2], both[1::2]):
         dominated = "" if c.dominated is None else "yes" if c.dominated else "no"
-        t.add(c.name, "yes" if c.on_front else "no", round(c.predicted_ms, 4), round(c.measured_ms, 4),
-              f"{c.error:+.1%}", dominated)
+        t.add(c.name, "yes" if c.on_front else "no", predicted, measured, Number(c.error, f"{c.error:+.1%}"),
+              dominated, ", ".join(f"{label}={value}" for label, value in c.values.items()))
     t.notes = [v.summary()]
     t.data = {"space": v.space, "where": v.where, "dominated": v.dominated, "front": v.front_size,
-              "scale": v.scale, "kendall_tau": v.tau, "checked": [c._asdict() for c in v.checked]}
+              "asked": v.asked, "scale": v.scale, "kendall_tau": v.tau,
+              "checked": [c._asdict() for c in v.checked]}
     return t

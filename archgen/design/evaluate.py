@@ -55,15 +55,21 @@ class Rejections:
     by: Counter = field(default_factory=Counter)
     #: The first error of each kind (UNBUILDABLE), for the message when nothing is accepted.
     examples: dict[str, str] = field(default_factory=dict)
-    #: Candidates whose latency was predicted, and how many of them had kernels outside the calibrated ranges.
+    #: Distinct candidates (by their axis values) whose latency was predicted, and how many of them had kernels
+    #: outside the calibrated ranges: a search draws a candidate many times (an evolving population, a small
+    #: space), and counting the draws would count far more candidates than the space holds.
     predicted: int = 0
     extrapolated: int = 0
+    #: The axis values counted in `predicted`.
+    predicted_values: set[tuple] = field(default_factory=set, repr=False)
 
     def record(self, verdict: Verdict) -> None:
         self.drawn += 1
         if verdict.accepted:
             self.accepted += 1
-        if verdict.figures is not None and verdict.figures.latency is not None:
+        if verdict.figures is not None and verdict.figures.latency is not None \
+                and verdict.values not in self.predicted_values:
+            self.predicted_values.add(verdict.values)
             self.predicted += 1
             self.extrapolated += verdict.extrapolated > 0
         self.by.update(verdict.broken)

@@ -19,14 +19,16 @@ from archgen.design.objectives import Objective, Pareto, dominates
 from archgen.design.sample import draw
 from archgen.design.space import Space
 
-#: Draws per other candidate asked for before giving up on finding more inside the constraints.
+#: Draws per other candidate asked for before giving up on finding more inside the constraints; also the run of
+#: draws that meet no candidate not met before, after which the space is taken to hold no more.
 DRAWS_PER_OTHER = 200
 
 
 class Checked(NamedTuple):
     """One candidate measured: whether it is on the predicted front, its predicted and measured ms, the
-    relative error (predicted / measured - 1), and for a front member whether a checked candidate dominates
-    it once measured (None where the objective is not a front)."""
+    relative error (predicted / measured - 1), for a front member whether a checked candidate dominates
+    it once measured (None where the objective is not a front), and its axis values by the search table's
+    column labels (an other candidate is on no table but this one)."""
 
     name: str
     on_front: bool
@@ -34,6 +36,7 @@ class Checked(NamedTuple):
     measured_ms: float
     error: float
     dominated: Optional[bool]
+    values: dict[str, object]
 
 
 @dataclass
@@ -75,7 +78,7 @@ class Verification:
         errors = sorted(abs(c.error) for c in self.checked)
         text = f"measured {self.front_size} front member(s) and {others} other candidate(s)"
         if others < self.asked:
-            text += f" (of {self.asked} asked for; the space gave no more inside the constraints)"
+            text += f" (of {self.asked:,} asked for; the space gave no more inside the constraints)"
         text += (f"; {sum(e <= 0.1 for e in errors)} of {len(errors)} predicted within +-10%, median error "
                  f"{errors[len(errors) // 2]:.1%}")
         scale, tau = self.scale, self.tau
@@ -112,19 +115,25 @@ def kendall_tau(xs: Sequence[float], ys: Sequence[float]) -> float:
 
 def others(space: Space, evaluator: Evaluator, exclude: set, k: int, seed: int) -> list[Verdict]:
     """Up to k candidates inside the constraints, drawn with `seed`, none of them in `exclude` (axis values)
-    nor twice."""
+    nor twice. The drawing stops early once every candidate of a finite space has been met, or after
+    DRAWS_PER_OTHER draws in a row met none not met before: a small space asked for more than it holds
+    would otherwise be drawn DRAWS_PER_OTHER * k times for nothing."""
     rng = random.Random(seed)
     found: list[Verdict] = []
-    seen = set(exclude)
+    met = set(exclude)  # accepted or not: a candidate is judged once
+    size = space.size()
+    stale = 0
     for _ in range(DRAWS_PER_OTHER * k):
-        if len(found) == k:
+        if len(found) == k or (size is not None and len(met) >= size) or stale >= DRAWS_PER_OTHER:
             break
         values = draw(space, rng)
-        if values in seen:
+        if values in met:
+            stale += 1
             continue
+        stale = 0
+        met.add(values)
         verdict = evaluator(values)
         if verdict.accepted:
-            seen.add(values)
             found.append(verdict)
     return found
 
@@ -148,6 +157,7 @@ def verify(space: Space, objective: Objective, evaluator: Evaluator, front: Sequ
         dominated = None
         if keys is not None and on_front:
             dominated = any(dominates(other, keys[i]) for j, other in enumerate(keys) if j != i)
-        checked.append(Checked(name, on_front, v.figures.latency, ms, v.figures.latency / ms - 1, dominated))
+        checked.append(Checked(name, on_front, v.figures.latency, ms, v.figures.latency / ms - 1, dominated,
+                               dict(zip(space.labels(), v.values))))
     count = None if keys is None else sum(bool(c.dominated) for c in checked)
     return Verification(space.name, where, checked, len(front), count, k)
