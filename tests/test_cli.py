@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -117,6 +119,18 @@ def test_an_output_in_a_missing_directory_is_refused_before_any_work(tmp_path):
     as_directory = runner.invoke(app, ["build", "resnet18", "--output", str(tmp_path)])
     assert as_directory.exit_code == 2 and "is a directory" in as_directory.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs a directory that takes no new file (/proc)")
+def test_an_output_where_no_file_can_be_made_is_refused_before_any_work_naming_it():
+    """A directory that exists but takes no file (here /proc) was found only when the result was written, after
+    the work (a whole calibration), with an error naming the temporary file. Refused first, naming the path."""
+    for command in (["profile", "resnet18", "-o", "/proc/x.txt"],
+                    ["calibrate", "--backend", "eager", "-o", "/proc/x.json"]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2, command
+        assert "cannot write '/proc/x." in result.stderr and ".archgen-" not in result.stderr
+        assert "networks:" not in result.stderr and "Traceback" not in result.output
 
 
 def test_path_lengths_refuse_a_network_without_shortcuts_and_lesions_take_a_single_path_one():

@@ -11,13 +11,16 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from archgen.bench.calibration import DEFAULT_MINUTES, NETWORKS_PER_BATCH
+from archgen.bench.calibration import DEFAULT_MINUTES, MIN_NETWORKS, NETWORKS_PER_BATCH
 from archgen.cli.bench import parse_batch_sizes
-from archgen.cli.common import FORMAT_OPTION, Fmt, check_output_path, friendly
-from archgen.render import Number, Table, render
+from archgen.cli.common import FORMAT_OPTION, Fmt, check_output_path, emit_tables, fail, friendly
+from archgen.render import Number, Table, counted
 
 if TYPE_CHECKING:
     from archgen.bench.calibration import Progress
+
+#: The keys of calibration_tables' tables, in order.
+TABLE_KEYS = ("kinds", "networks")
 
 
 @friendly
@@ -48,6 +51,8 @@ def calibrate_command(
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="The Ray cluster to join; implies "
                                               "--ray."),
     fmt: Fmt = FORMAT_OPTION,
+    only: Optional[str] = typer.Option(None, "--table", metavar="KEY", help="Only the table of this key: "
+                                       f"{' or '.join(TABLE_KEYS)} (CSV holds one table)."),
 ) -> None:
     """Fit a latency model of this device and backend from timed kernels and a few whole networks.
 
@@ -68,13 +73,24 @@ def calibrate_command(
                                  max_configurations=max_configurations, networks=networks)
     request.check()
     check_output_path(output)
+    check_table(fmt, only)
     with CalibrationProgress(request.minutes * 60) as progress:
         doc = run_calibration(request, progress.update, say=lambda line: typer.echo(line, err=True))
     write_model(output, doc)
-    typer.echo(render(calibration_tables(doc), fmt.value), nl=False)
+    emit_tables(calibration_tables(doc), fmt, None, only)
     timings = doc["meta"]["timings"]
-    typer.echo(f"wrote {output}: {timings['configurations']:,} kernel configurations and {timings['networks']} "
-               f"networks timed in {timings['total_s'] / 60:.1f} minutes", err=True)
+    typer.echo(f"wrote {output}: {counted(timings['configurations'], 'kernel configuration')} and "
+               f"{counted(timings['networks'], 'network')} timed in {timings['total_s'] / 60:.1f} minutes", err=True)
+
+
+def check_table(fmt: Fmt, only: Optional[str]) -> None:
+    """Refuse now, not after the minutes of timing, a table calibrate cannot print: CSV holds one of its two
+    tables, and -o is the model, not a table."""
+    if only is not None and only not in TABLE_KEYS:
+        fail(f"no table '{only}' here; archgen calibrate makes {', '.join(TABLE_KEYS)}")
+    if fmt is Fmt.csv and only is None:
+        fail(f"archgen calibrate makes {len(TABLE_KEYS)} tables ({', '.join(TABLE_KEYS)}) and CSV holds one: pick "
+             f"one with --table KEY (e.g. --table {TABLE_KEYS[0]})")
 
 
 class CalibrationProgress:
@@ -99,8 +115,8 @@ class CalibrationProgress:
         self.bar.__exit__(*exc)
 
     def update(self, p: "Progress") -> None:
-        what = "networks" if p.phase == "networks" else "configurations"
-        line = f"{p.phase}: {p.done:,} {what}" + (f" ({p.note})" if p.note else "")
+        line = f"{p.phase}: {counted(p.done, 'network' if p.phase == 'networks' else 'configuration')}" + (
+            f" ({p.note})" if p.note else "")
         self.bar.update(self.task, completed=min(p.elapsed_s, p.budget_s), description=line)
         phase, shown = self.last
         if self.lines and (p.phase != phase or p.done - shown >= 500 or p.phase == "networks"):
@@ -113,7 +129,7 @@ def calibration_tables(doc: dict) -> list[Table]:
     kinds = doc["kinds"]
     t = Table(title=f"latency model of {doc['backend']} on {doc['device'].get('name')}: cross-validated error "
                     "per kernel kind", columns=["kind", "configurations", "within 10%", "median error", "model"])
-    t.key = "kinds"
+    t.key = TABLE_KEYS[0]
     for kind, entry in sorted(kinds.items(), key=lambda kv: -kv[1]["samples"]):
         cv = entry["cross_validated"]
         t.add(kind, entry["samples"], _share(cv["within_10"]), _share(cv["median_abs"]),
@@ -126,14 +142,16 @@ def calibration_tables(doc: dict) -> list[Table]:
                "'baseline': too few configurations for trees, ms = a x MACs + b x bytes + c alone"]
     net = doc["network"]
     w = Table(title="whole passes against the sum of their isolated kernels", columns=["batch", "pass / kernels"])
-    w.key = "networks"
+    w.key = TABLE_KEYS[1]
     for batch, ratio in sorted(net.get("pass_over_kernels", {}).items(), key=lambda kv: int(kv[0])):
         w.add(int(batch), Number(ratio, f"{ratio:.2f}x"))
     fit, timings = net.get("fit"), doc["meta"]["timings"]
     how = "per batch size" if net["by"] == "batch" else "pooled"
-    w.notes = [f"{timings['networks']} networks drawn from the spaces, timed whole and interleaved at each batch "
-               f"size; the model scales its kernel sums to whole passes ({how})"
-               + (f", within 10% for {fit['within_10']:.0%} of them left-one-out" if fit else ""),
+    # a left-one-out score of one or two networks says nothing (with one, each batch size is left out alone)
+    scored = fit and timings["networks"] >= MIN_NETWORKS
+    w.notes = [f"{counted(timings['networks'], 'network')} drawn from the spaces, timed whole and interleaved at "
+               f"each batch size; the model scales its kernel sums to whole passes ({how})"
+               + (f", within 10% for {fit['within_10']:.0%} of them left-one-out" if scored else ""),
                f"{timings['configurations']:,} configurations timed in {timings['kernel_s']:.0f} s "
                f"({timings['per_minute']:,.0f} a minute)"
                + (f"; {timings['failed']} the runtime refused" if timings["failed"] else "")]

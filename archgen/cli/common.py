@@ -60,8 +60,16 @@ def check_output_path(path: Optional[Path]) -> None:
         return
     if path.is_dir():
         fail(f"cannot write '{path}': it is a directory; give a file name")
-    if not path.resolve().parent.is_dir():
-        fail(f"cannot write '{path}': its directory {path.resolve().parent} does not exist")
+    directory = path.resolve().parent
+    if not directory.is_dir():
+        fail(f"cannot write '{path}': its directory {directory} does not exist")
+    import tempfile
+
+    try:  # what writing it will do first (write_atomic): a file beside it; found out now, not after the work
+        with tempfile.TemporaryFile(prefix=".archgen-", dir=directory):
+            pass
+    except OSError as e:
+        fail(f"cannot write '{path}': its directory {directory} takes no new file ({e.strerror}); give another path")
 
 
 def emit(text: str, output: Optional[Path] = None) -> None:
