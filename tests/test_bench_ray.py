@@ -202,3 +202,20 @@ def test_calibrate_on_ray_times_the_configurations_as_tasks_on_the_clusters_node
                                                                                       f"{timings['ray']}"]
     assert phases[0] == "networks" and phases[-1] == "fitting" and phases.count("kernels") == 2  # chunks of 16
     assert ray.is_initialized()
+
+
+def test_calibration_times_chunks_on_ray_pinned_to_the_nodes_that_have_cpus(local_ray):
+    """archgen calibrate --ray: each chunk is a task pinned to a node with CPUs, run with all of them (one at a
+    time per node); the machine the model records is the node's. The times are real kernel times (positive and
+    finite), in the chunk's order; no assertion on their size."""
+    from archgen.bench.calibration import _ray_timer
+    from archgen.bench.kernel_units import kernel_units
+
+    timer = _ray_timer("eager", "cpu")
+    assert [cpus for _, cpus in timer.nodes] == [2]
+    units = list(dict.fromkeys(u._replace(names=()) for u in kernel_units("resnet20_cifar", "eager", 1)))[:6]
+    done = list(timer.chunks([units[:3], units[3:]], more=lambda: True))
+    assert sorted(len(chunk) for chunk, _ in done) == [3, 3]
+    assert {u for chunk, _ in done for u in chunk} == set(units)
+    assert all(len(times) == len(chunk) and all(0 < t < float("inf") for t in times) for chunk, times in done)
+    assert timer.machine()["device"] == "cpu"

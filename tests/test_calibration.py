@@ -322,8 +322,38 @@ def test_a_calibration_too_short_for_this_machine_says_so():
     assert _thin(24, 2, 30, 600, 24, 2) == ""  # the cap and the networks asked for were reached
     warning = _thin(1, 4, 162, 60, None, 8)
     assert warning.startswith("warning: this calibration took 2.7 of the 1 minutes asked and rests on only 1 kernel "
-                              "configurations") and "--minutes" in warning
+                              "configuration (") and "--minutes" in warning
     assert "2 whole networks" in _thin(900, 2, 400, 480, None, 8)
+
+
+@pytest.mark.parametrize("args, says", [(["-f", "csv"], "pick one with --table KEY"),
+                                         (["--table", "bogus"], "no table 'bogus' here")])
+def test_a_table_calibrate_cannot_print_is_refused_before_any_timing(args, says, tmp_path):
+    """CSV holds one of calibrate's two tables: asking for CSV without --table crashed with a traceback after the
+    whole run (the model written, the table lost). Refused now before anything is timed, exit 2."""
+    out = tmp_path / "device.json"
+    r = CliRunner().invoke(app, ["calibrate", "--backend", "eager", "-o", str(out), *args])
+    assert r.exit_code == 2 and says in r.stderr and "Traceback" not in r.output
+    assert not out.exists() and "networks:" not in r.stderr  # nothing was timed
+
+
+def test_configurations_a_chunk_did_not_reach_are_offered_again():
+    """The clock stops a chunk partway: the configurations it took from the sampler and did not time go back,
+    and the base stream offers them before anything new (they were lost, marked handed out, before)."""
+    from archgen.bench.calibration import CHUNK, _Run
+
+    class Cut:
+        def chunks(self, chunks, more):
+            chunk = next(iter(chunks))
+            yield chunk[:3], [0.1] * 3
+
+    sampler = Sampler("eager", [], [1], "float32", "nchw", seed=0)
+    stream = sampler.base()
+    run = _Run(CalibrationRequest("eager", Path("m.json")), Cut(), lambda p: None)
+    assert run.time(stream, 1e9, "round 1", sampler.returned) == 3
+    assert len(sampler.returned) == CHUNK - 3 and not {u for u, _ in run.samples} & set(sampler.returned)
+    again = list(sampler.returned)
+    assert [next(stream) for _ in again] == again and not sampler.returned
 
 
 def test_the_request_defaults_to_every_bundled_space():

@@ -153,6 +153,16 @@ def _edited(path, tmp_path, edit) -> str:
     (lambda d: d.__setitem__("backend", "tvm"), "unknown backend 'tvm'"),
     (lambda d: d.__setitem__("features", None), "field 'features' must be a list"),
     (lambda d: d["kinds"]["conv"]["baseline"].__setitem__(0, 10 ** 400), "'kinds.conv.baseline' must hold finite"),
+    # values that pass the checksum and would predict a negative, infinite or NaN latency
+    (lambda d: d["network"].__setitem__("pooled", [-5, 0, 0]), "'network.pooled' must be three numbers .* from 0"),
+    (lambda d: d["kinds"]["conv"]["baseline"].__setitem__(2, 1e300), "'kinds.conv.baseline' must be three numbers"),
+    (lambda d: d["fallback"].__setitem__(0, 1e308), "'fallback' must be three numbers"),
+    (lambda d: d["kinds"]["conv"]["trees"]["value"].__setitem__(0, 800.0), "'kinds.conv.trees.value' must be leaves"),
+    (lambda d: d["kinds"]["conv"]["trees"].__setitem__("roots", []), "'kinds.conv.trees.roots' must list"),
+    (lambda d: d["kinds"]["act"]["ranges"].__setitem__("h", [64, 8]), "'kinds.act.ranges.h' must be .* low <= high"),
+    (lambda d: d["network"].__setitem__("by", "bogus"), "'network.by' must be 'batch' or 'pooled'"),
+    (lambda d: d["device"].__setitem__("device", "tpu"), "'backend' does not fit .* not 'tpu'"),
+    (lambda d: d.update(backend="onnxruntime", dtype="float16"), "'backend' does not fit .* float32 NCHW"),
 ])
 def test_a_malformed_model_is_refused_naming_the_field(latency_model_file, tmp_path, edit, words):
     with pytest.raises(lm.LatencyModelError, match=words):
@@ -171,7 +181,7 @@ def test_a_tampered_byte_breaks_the_checksum(latency_model_file, tmp_path):
 
 @pytest.mark.parametrize("content, words", [
     ("{not json", "is not a latency model: it is not JSON"),
-    ('{"format": "archgen-latency-table/1"}', "its format is not archgen-latency-model/1"),
+    ('{"format": "archgen-latency-table/1"}', "its format is not archgen-latency-model/2"),
     (b"\xff\xfe\x00", "it is not text"),
     ('{"format": 1' + "0" * 5000 + "}", "it is not JSON archgen reads"),  # past Python's digits for an int
     ("[" * 100_000 + "]" * 100_000, "it is not JSON archgen reads"),  # nested past the recursion limit
@@ -194,6 +204,13 @@ def test_a_model_made_elsewhere_warns_naming_the_difference(latency_model_file, 
     path = _edited(latency_model_file, tmp_path, lambda d: d["device"].__setitem__(field, value))
     with pytest.warns(lm.LatencyModelWarning, match=words):
         lm.load_model(path)
+
+
+def test_a_device_name_prints_no_terminal_escapes(latency_model_file, tmp_path):
+    with pytest.warns(lm.LatencyModelWarning):
+        model = lm.load_model(_edited(latency_model_file, tmp_path,
+                                      lambda d: d["device"].__setitem__("name", "CPU\x1b[2J\x1b[31mred")))
+    assert "\x1b" not in model.describe and model.describe.endswith("CPU[2J[31mred")
 
 
 def test_a_model_of_another_runtime_warns_when_its_version_differs(tmp_path):
@@ -220,6 +237,22 @@ def test_units_outside_the_calibrated_ranges_are_counted(model):
     assert model.predict("resnet20_cifar", batch=16).extrapolated == seen.units
     wide = model.predict("mobilenet_v3_small")
     assert 0 < wide.extrapolated < wide.units
+
+
+def test_a_unit_its_kind_was_never_calibrated_with_is_counted_extrapolated(model, latency_model_doc):
+    """Inside every numeric range, a unit is still extrapolated when its kind never absorbed what it absorbs or
+    applied its act: an eager model calibrated on ReLU and hardswish (the synthetic specs' acts) predicting a
+    SiLU, and an SE gate wider than any calibrated."""
+    relu = next(u for u in kernel_units("resnet20_cifar", "eager") if u.kind == "act")._replace(names=())
+    assert relu.act == "relu"
+    assert "silu" not in [act for _, act in latency_model_doc["kinds"]["act"]["patterns"]] and \
+        [[], "relu"] in latency_model_doc["kinds"]["act"]["patterns"]
+    assert model.unit_ms([relu]) == [(model.unit_ms([relu])[0][0], False)]
+    assert model.unit_ms([relu._replace(act="silu")])[0][1] is True
+    gate = next(u for u in kernel_units("mobilenet_v3_small", "eager", 1, input_size=64) if u.kind == "se_gate")
+    gate = gate._replace(names=())
+    hi = latency_model_doc["kinds"]["se_gate"]["ranges"]["mid"][1]
+    assert model.unit_ms([gate])[0][1] is False and model.unit_ms([gate._replace(mid=int(hi) * 4)])[0][1] is True
 
 
 SPECS = ["resnet50", "densenet121", "mobilenet_v2", "seresnext50_32x4d", "resnet110_sd_cifar", "highway20_cifar",

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple,
 
 from archgen.bench.kernel_units import BACKENDS, KernelUnit
 from archgen.errors import UserError
+from archgen.render import counted
 
 if TYPE_CHECKING:
     from archgen.bench.device import Placement
@@ -87,7 +88,7 @@ class CalibrationRequest:
 
     def check(self) -> None:
         """Refuse what cannot work (UserError), before anything is sampled or timed."""
-        from archgen.bench.kernel_units import DTYPES, LAYOUTS
+        from archgen.bench.kernel_units import DTYPES, LAYOUTS, placement_problem
         from archgen.bench.runner import missing_runtime
 
         if self.backend not in BACKENDS:
@@ -107,11 +108,10 @@ class CalibrationRequest:
         if self.dtype not in DTYPES or self.layout not in LAYOUTS:
             raise UserError(f"--dtype takes one of {', '.join(DTYPES)} and --layout one of {', '.join(LAYOUTS)} "
                             f"(got {self.dtype} and {self.layout}).")
-        if self.backend in ("onnxruntime", "openvino") and (self.dtype, self.layout) != ("float32", "nchw"):
-            raise UserError(f"the {self.backend} backend runs the float32 NCHW model archgen exports; calibrate it "
-                            f"with --dtype float32 --layout nchw (got {self.dtype}, {self.layout}).")
-        if self.device not in ("cpu", "cuda") or (self.backend == "openvino" and self.device != "cpu"):
-            raise UserError(f"--device takes cpu or cuda (openvino: cpu only), not '{self.device}'.")
+        problem = placement_problem(self.backend, self.dtype, self.layout, self.device)
+        if problem:
+            raise UserError(f"{problem}: calibrate with --dtype float32 --layout nchw for a runtime, and --device "
+                            "cpu or cuda (openvino: cpu).")
         if self.max_configurations is not None and self.max_configurations < 1:
             raise UserError(f"--max-configurations must be 1 or more, not {self.max_configurations}.")
         if self.networks < 1:
@@ -223,6 +223,8 @@ class Sampler:
         self.rng = random.Random(seed)
         self.seen: set[KernelUnit] = set()
         self.largest: dict[str, float] = {}
+        #: Handed out and not timed (a chunk the clock cut short): offered again first by the base stream.
+        self.returned: list[KernelUnit] = []
 
     def networks(self) -> Iterator[str | dict]:
         """The zoo's specs (shuffled) and each space's candidates, taken in turn, without end while a space
@@ -273,9 +275,12 @@ class Sampler:
         return out
 
     def base(self) -> Iterator[KernelUnit]:
-        """The networks' new configurations, each followed by a perturbed copy at PERTURBED_SHARE of them."""
+        """The networks' new configurations, each followed by a perturbed copy at PERTURBED_SHARE of them; any
+        handed back untimed first."""
         for network in self.networks():
             for u in self.real(self.units(network)):
+                while self.returned:
+                    yield self.returned.pop(0)
                 yield u
                 if self.rng.random() < PERTURBED_SHARE:
                     yield from self.fresh(self._within([perturb(u, self.rng, BASE_SPREAD)]))
@@ -320,20 +325,31 @@ def correction_networks(spaces: Sequence[str], n: int, seed: int) -> list[dict]:
 
 
 class _Timer:
-    """Times chunks of configurations and lists of networks: in this process, or as Ray tasks, one per node at
-    a time (each with the node's cores, as a run there would have them)."""
+    """Times chunks of configurations and lists of networks: in this process, or as Ray tasks pinned one per node
+    at a time, each with all of that node's CPUs (as a run there would have them). The whole networks and the
+    machine the model records run on the first node, so that the correction and the device are the kernels'
+    where the nodes are alike (a model describes one kind of machine: give a cluster of one)."""
 
-    def __init__(self, backend: str, device: str, ray_slots: int = 0, cpus: int = 1) -> None:
-        self.backend, self.device, self.slots, self.cpus = backend, device, ray_slots, cpus
+    def __init__(self, backend: str, device: str, ray_nodes: Sequence[tuple[str, int]] = ()) -> None:
+        self.backend, self.device, self.nodes = backend, device, list(ray_nodes)
+
+    def _task(self, fn: Callable, node: tuple[str, int]) -> Any:
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        node_id, cpus = node
+        return ray.remote(fn).options(num_cpus=cpus, num_gpus=1 if self.device == "cuda" else 0, max_retries=2,
+                                      scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False))
 
     def chunks(self, chunks: Iterable[list[KernelUnit]], more: Callable[[], bool]
                ) -> Iterator[tuple[list[KernelUnit], list[float]]]:
         """Each chunk (what of it was timed) with its times as it finishes; nothing is started once more() is
-        False."""
+        False. A chunk whose task failed (a node lost) comes back with NaN times, as a configuration the runtime
+        refuses does here."""
         from archgen.bench.kernel_timing import time_units
 
         args = dict(warmup=WARMUP, reps=REPS, cap_ms=CAP_MS)
-        if not self.slots:  # here the clock is read before each configuration, not only each chunk
+        if not self.nodes:  # here the clock is read before each configuration, not only each chunk
             for chunk in chunks:
                 times: list[float] = []
                 for u in chunk:
@@ -347,50 +363,59 @@ class _Timer:
             return
         import ray
 
-        task = ray.remote(time_units).options(num_cpus=self.cpus, num_gpus=1 if self.device == "cuda" else 0,
-                                              max_retries=2)
-        pending: dict[Any, list[KernelUnit]] = {}
+        free = list(self.nodes)
+        pending: dict[Any, tuple[list[KernelUnit], tuple[str, int]]] = {}
         source = iter(chunks)
         while True:
-            while len(pending) < self.slots and more():
+            while free and more():
                 chunk = next(source, None)
                 if chunk is None:
                     break
-                pending[task.remote(chunk, self.backend, self.device, **args)] = chunk
+                node = free.pop()
+                pending[self._task(time_units, node).remote(chunk, self.backend, self.device, **args)] = chunk, node
             if not pending:
                 return
             [ready], _ = ray.wait(list(pending), num_returns=1)
-            yield pending.pop(ready), ray.get(ready)
+            chunk, node = pending.pop(ready)
+            free.append(node)
+            try:
+                times = ray.get(ready)
+            except ray.exceptions.RayError:
+                times = [math.nan] * len(chunk)
+            yield chunk, times
 
     def networks(self, specs: list[dict], batches: list[int], dtype: str, layout: str) -> dict[int, list[float]]:
         from archgen.bench.kernel_timing import time_network_batches
 
         args = dict(rounds=3, reps=3, dtype=dtype, layout=layout)
-        if not self.slots:
+        if not self.nodes:
             return time_network_batches(specs, self.backend, batches, self.device, **args)
         import ray
 
-        task = ray.remote(time_network_batches).options(num_cpus=self.cpus,
-                                                        num_gpus=1 if self.device == "cuda" else 0)
-        return ray.get(task.remote(specs, self.backend, batches, self.device, **args))
+        return ray.get(self._task(time_network_batches, self.nodes[0]).remote(specs, self.backend, batches,
+                                                                              self.device, **args))
 
     def machine(self) -> dict:
         from archgen.bench.latency_model import machine
 
-        if not self.slots:
+        if not self.nodes:
             return machine(self.backend, self.device)
         import ray
 
-        return ray.get(ray.remote(machine).options(num_cpus=self.cpus).remote(self.backend, self.device))
+        return ray.get(self._task(machine, self.nodes[0]).remote(self.backend, self.device))
 
 
 def _ray_timer(backend: str, device: str) -> _Timer:
-    """One task per alive node at a time, each asking for the smallest node's CPUs."""
+    """A Ray timer over the cluster's alive nodes that have CPUs (a head node started with none times
+    nothing)."""
     import ray
 
-    nodes = [n for n in ray.nodes() if n.get("Alive")]
-    cpus = min(int(n["Resources"].get("CPU", 1)) for n in nodes)
-    return _Timer(backend, device, ray_slots=len(nodes), cpus=max(1, cpus))
+    nodes = [(n["NodeID"], int(n["Resources"]["CPU"])) for n in ray.nodes()
+             if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) >= 1]
+    if not nodes:
+        raise UserError("the Ray cluster has no alive node with a CPU to time on; start one with ray start "
+                        "--num-cpus N, or calibrate here without --ray.")
+    return _Timer(backend, device, nodes)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -423,20 +448,23 @@ class _Run:
         cap = self.request.max_configurations
         return cap is not None and len(self.samples) + self.failed >= cap
 
-    def time(self, units: Iterable[KernelUnit], until: float, note: str) -> int:
-        """Time the configurations (in chunks) until the clock reaches `until` or the cap; how many were."""
+    def time(self, units: Iterable[KernelUnit], until: float, note: str,
+             returned: Optional[list[KernelUnit]] = None) -> int:
+        """Time the configurations (in chunks) until the clock reaches `until` or the cap; how many were. Those
+        taken from `units` and not timed (the rest of a chunk the clock cut short) go to `returned`, so that a
+        sampler that marked them handed out offers them again."""
         before = len(self.samples) + self.failed
         cap = self.request.max_configurations
         room = None if cap is None else cap - before
+        handed: list[KernelUnit] = []
 
         def chunked() -> Iterator[list[KernelUnit]]:
             chunk: list[KernelUnit] = []
-            handed = 0
             for u in units:
-                if room is not None and handed >= room:
+                if room is not None and len(handed) >= room:
                     break
                 chunk.append(u)
-                handed += 1
+                handed.append(u)
                 if len(chunk) == CHUNK:
                     yield chunk
                     chunk = []
@@ -451,13 +479,17 @@ class _Run:
             started = True
             return go
 
+        timed: set[KernelUnit] = set()
         for chunk, times in self.timer.chunks(chunked(), more):
             for u, ms in zip(chunk, times):
+                timed.add(u)
                 if math.isfinite(ms) and ms > 0:
                     self.samples.append((u, ms))
                 else:
                     self.failed += 1
             self.say("kernels", len(self.samples), note)
+        if returned is not None:
+            returned += [u for u in handed if u not in timed]
         return len(self.samples) + self.failed - before
 
 
@@ -525,7 +557,7 @@ def _kernels(run: _Run, sampler: Sampler, until: float) -> None:
 
     base = sampler.base()
     first = run.elapsed() + (until - run.elapsed()) * FIRST_ROUND_SHARE
-    n = run.time(base, first, "round 1: the zoo and the spaces")
+    n = run.time(base, first, "round 1: the zoo and the spaces", sampler.returned)
     run.rounds.append({"round": 1, "timed": n, "s": round(run.elapsed(), 1)})
     while run.elapsed() < until and not run.full() and run.samples:
         t0 = time.monotonic()
@@ -541,7 +573,7 @@ def _kernels(run: _Run, sampler: Sampler, until: float) -> None:
         near = sampler.around(worst, max(CHUNK, int(rate * round_s / 2)))
         k = len(run.rounds) + 1
         n = run.time(itertools.chain(near, base), run.elapsed() + round_s,
-                     f"round {k}: {len(worst)} predicted beyond 10%")
+                     f"round {k}: {len(worst)} predicted beyond 10%", sampler.returned)
         run.rounds.append({"round": k, "timed": n, "near_worst": len(near), "beyond_10": len(worst),
                            "cross_validation_s": round(cv_s, 1), "s": round(run.elapsed(), 1)})
         if n == 0:
@@ -555,10 +587,9 @@ def _thin(configurations: int, networks: int, elapsed_s: float, budget_s: float,
     networks); empty when neither."""
     short = []
     if configurations < MIN_CONFIGURATIONS and (cap is None or configurations < cap):
-        short.append(f"{configurations} kernel configurations (a model needs a few hundred)")
+        short.append(f"{counted(configurations, 'kernel configuration')} (a model needs a few hundred)")
     if networks < min(MIN_NETWORKS, asked_networks):
-        short.append(f"{networks} whole network{'s' if networks != 1 else ''} (the correction needs "
-                     f"{MIN_NETWORKS} or more)")
+        short.append(f"{counted(networks, 'whole network')} (the correction needs {MIN_NETWORKS} or more)")
     over = elapsed_s > budget_s * 1.25
     if not short and not over:
         return ""
@@ -611,7 +642,7 @@ def run_calibration(request: CalibrationRequest, progress: Callable[[Progress], 
         networks.time(budget - fit_s)
         network_s = run.elapsed() - kernel_s
         n_networks = len(networks.timed) // len(request.batch_sizes)
-        run.say("fitting", len(run.samples), f"{len(run.samples)} configurations, {n_networks} networks")
+        run.say("fitting", len(run.samples), counted(n_networks, "network"))
         thin = _thin(len(run.samples), n_networks, run.elapsed(), budget, request.max_configurations,
                      request.networks)
         if thin:

@@ -551,6 +551,16 @@ def kernel_units(plan_or_spec: object, backend: str, batch: int = 1, dtype: str 
     return walk.units
 
 
+def placement_problem(backend: str, dtype: str, layout: str, device: str) -> Optional[str]:
+    """What is wrong, in words, with running `backend` at this dtype and layout on this device (None: nothing):
+    the rule calibrate asks of a request and a model file of what it holds."""
+    if backend in ("onnxruntime", "openvino") and (dtype, layout) != ("float32", "nchw"):
+        return f"the {backend} backend runs the float32 NCHW model archgen exports (not {dtype}, {layout})"
+    if device not in ("cpu", "cuda") or (backend == "openvino" and device != "cpu"):
+        return f"the device is cpu or cuda (openvino: cpu only), not '{device}'"
+    return None
+
+
 def check_condition(backend: str, batch: int, dtype: str, layout: str) -> None:
     """UserError, in a sentence, for a backend, batch, dtype or layout no rule here covers."""
     for value, allowed, what in ((backend, BACKENDS, "backend"), (dtype, DTYPES, "dtype"),

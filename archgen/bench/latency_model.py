@@ -34,13 +34,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, NamedTuple, Optional, Sequence
 
-from archgen.bench.kernel_units import KernelUnit, Walk, check_condition, kernel_units, out_size
+from archgen.bench.kernel_units import KernelUnit, Walk, check_condition, kernel_units, out_size, placement_problem
 from archgen.bench.results import cpu_name
 from archgen.errors import UserError
 from archgen.layer_kinds.act import FUNCTIONS
 from archgen.memo import Memo
 
-FORMAT = "archgen-latency-model/1"
+#: /2: a kind's `patterns` and `mid` range (what it absorbs and applies, and an SE gate's width, count toward
+#: extrapolation), and ONNX Runtime's blocked norms featured as the 1x1 depthwise convs they run as.
+FORMAT = "archgen-latency-model/2"
 
 #: What one unit is to a regressor. Trees are blind to monotone transforms, so no logs: the derived figures
 #: (output size, MACs, bytes, arithmetic intensity) are what lets them generalise across channels and sizes.
@@ -55,14 +57,21 @@ FEATURES = ("batch", "c_in", "c_out", "k", "stride", "groups", "dilation", "h", 
             "intensity", "norm", "act", "add", "gate", "act_kind", "in_align", "out_align")
 #: The largest alignment the features tell apart (a 64-channel group aligns to every vector width).
 ALIGN = 64
-#: Features whose calibrated range decides whether a unit is extrapolated.
-RANGED = ("batch", "c_in", "c_out", "k", "stride", "groups", "dilation", "h", "w", "macs", "bytes")
+#: Features whose calibrated range decides whether a unit is extrapolated; so does a pattern (what the unit
+#: absorbed, and its act) its kind was never calibrated with.
+RANGED = ("batch", "c_in", "c_out", "k", "stride", "groups", "dilation", "h", "w", "mid", "macs", "bytes")
 _RANGED_AT = [FEATURES.index(name) for name in RANGED]
 _MACS, _BYTES = FEATURES.index("macs"), FEATURES.index("bytes")
 #: Act functions as a feature: 0 for none, then in name order.
 ACT_CODES = {name: i + 1 for i, name in enumerate(sorted(FUNCTIONS))}
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 
+#: The largest coefficient a model file may hold (a baseline's a, b, c; a correction's): a fitted one is far below
+#: (ms per MAC or byte, a unit's ms, a scale near 1), and any value up to it keeps predictions finite.
+MAX_COEFFICIENT = 1e6
+#: The largest sum of leaf values a kind's trees may reach (its log-ratio to the baseline; fitted ones reach a few
+#: units, and exp of this stays finite).
+MAX_LEAF_SUM = 500.0
 #: A kind needs this many samples for trees; with fewer it has the baseline alone.
 MIN_TREE_SAMPLES = 40
 FOLDS = 5
@@ -152,14 +161,16 @@ def _threads() -> int:
 def _gpu_name() -> str:
     """The first NVIDIA GPU's model, from the driver's /proc files (no torch, no NVML)."""
     root = Path("/proc/driver/nvidia/gpus")
+    found = False
     try:
         for info in sorted(root.glob("*/information")):
+            found = True
             for line in info.read_text().splitlines():
                 if line.startswith("Model:"):
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return "unknown GPU"
+    return "unknown GPU" if found else "no NVIDIA GPU"
 
 
 # ---- fitting (numpy and LightGBM, imported here only) ----
@@ -340,6 +351,8 @@ def fit(samples: Sequence[tuple[KernelUnit, float]], networks: Sequence[tuple[Se
         kinds[kind] = {"samples": len(idx), "baseline": coef, "trees": trees,
                        "ranges": {name: [float(ranged[:, j].min()), float(ranged[:, j].max())]
                                   for j, name in enumerate(RANGED)},
+                       "patterns": [[list(absorbed), act] for absorbed, act in
+                                    sorted({(samples[i][0].absorbed, samples[i][0].act or "") for i in idx})],
                        "cross_validated": _error_stats([cv[i] for i in idx]),
                        "how": ("baseline and trees" if trees else
                                f"baseline alone: {len(idx)} samples, fewer than the {MIN_TREE_SAMPLES} trees need")}
@@ -459,8 +472,8 @@ def load_model(path: str | Path) -> "LatencyModel":
 def _mismatches(made: dict, here: dict) -> list[str]:
     """How the device and versions the model was made with differ from this machine's, in words."""
     found = []
-    for key in COMPARED:
-        if key in made and made.get(key) != here.get(key):
+    for key in COMPARED:  # what both record: a key only one side has (another backend's runtime) is no difference
+        if key in made and key in here and made[key] != here[key]:
             found.append(f"it was made with {key} {made.get(key)}, and this machine has {here.get(key) or 'none'}: "
                          "its predictions are for the machine that made it")
     return found
@@ -512,6 +525,8 @@ class _KindModel:
             self.depth = int(trees["depth"])
         self.lo = None if lo is None else np.asarray(lo, dtype=float)
         self.hi = None if hi is None else np.asarray(hi, dtype=float)
+        #: What the kind's units were calibrated absorbing, and with which act ('' for none).
+        self.patterns: set[tuple[tuple[str, ...], str]] = set()
 
 
 class _Forest:
@@ -573,17 +588,19 @@ def _kind_model(kind: str, entry: Any, path: str) -> _KindModel:
     where = f"kinds.{kind}."
     if not isinstance(entry, dict):
         raise _invalid(path, f"kinds.{kind}", "must be a mapping")
-    baseline = _numbers(_field(entry, "baseline", list, path, where), path, f"{where}baseline")
-    if len(baseline) != 3 or min(baseline) < 0:
-        raise _invalid(path, f"{where}baseline", "must be three non-negative numbers")
+    baseline = _coefficients(_field(entry, "baseline", list, path, where), path, f"{where}baseline")
     ranges = _field(entry, "ranges", dict, path, where)
     lo, hi = [], []
     for name in RANGED:
         pair = _numbers(_field(ranges, name, list, path, f"{where}ranges."), path, f"{where}ranges.{name}")
-        if len(pair) != 2:
-            raise _invalid(path, f"{where}ranges.{name}", "must be [low, high]")
+        if len(pair) != 2 or pair[0] > pair[1]:
+            raise _invalid(path, f"{where}ranges.{name}", "must be [low, high] with low <= high")
         lo.append(pair[0])
         hi.append(pair[1])
+    patterns = _field(entry, "patterns", list, path, where)
+    if not all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], list) and isinstance(p[1], str)
+               and all(isinstance(role, str) for role in p[0]) for p in patterns):
+        raise _invalid(path, f"{where}patterns", "must be a list of [absorbed roles, act] pairs")
     trees = entry.get("trees")
     if trees is not None:
         if not isinstance(trees, dict):
@@ -600,16 +617,24 @@ def _kind_model(kind: str, entry: Any, path: str) -> _KindModel:
                 raise _invalid(path, f"{where}trees.{key}", f"must index the {n} nodes")
         if trees["feature"] and not 0 <= min(trees["feature"]) <= max(trees["feature"]) < len(FEATURES):
             raise _invalid(path, f"{where}trees.feature", f"must index the {len(FEATURES)} features")
+        if not trees["roots"]:
+            raise _invalid(path, f"{where}trees.roots", "must list at least one tree (a kind without trees has "
+                                                        "trees: null)")
+        if len(trees["roots"]) * max(map(abs, trees["value"]), default=0.0) > MAX_LEAF_SUM:
+            raise _invalid(path, f"{where}trees.value", f"must be leaves whose sum over the trees stays within "
+                                                        f"+-{MAX_LEAF_SUM:g}")
         depth = _field(trees, "depth", int, path, f"{where}trees.")
         if not 0 <= depth <= 64:
             raise _invalid(path, f"{where}trees.depth", "must be between 0 and 64")
-    return _KindModel(baseline, trees, lo, hi)
+    model = _KindModel(baseline, trees, lo, hi)
+    model.patterns = {(tuple(absorbed), act) for absorbed, act in patterns}
+    return model
 
 
 def _coefficients(value: Any, path: str, where: str) -> list[float]:
     coef = _numbers(value, path, where)
-    if len(coef) != 3:
-        raise _invalid(path, where, "must be three numbers (a, b, c)")
+    if len(coef) != 3 or not all(0 <= c <= MAX_COEFFICIENT for c in coef):
+        raise _invalid(path, where, f"must be three numbers (a, b, c) from 0 to {MAX_COEFFICIENT:g}")
     return coef
 
 
@@ -668,7 +693,10 @@ class LatencyModel:
             check_condition(doc["backend"], 1, doc["dtype"], doc["layout"])
         except UserError as e:
             raise _invalid(path, "backend", f"or its dtype or layout is not one archgen predicts ({e})") from None
-        _field(doc["device"], "device", str, path, "device.")
+        problem = placement_problem(doc["backend"], doc["dtype"], doc["layout"],
+                                    _field(doc["device"], "device", str, path, "device."))
+        if problem:
+            raise _invalid(path, "backend", f"does not fit the model's dtype, layout and device ({problem})")
         if _field(doc, "features", list, path) != list(FEATURES):
             raise _invalid(path, "features", f"must be {', '.join(FEATURES)} (this archgen's)")
         self.doc, self.path = doc, path
@@ -679,8 +707,12 @@ class LatencyModel:
         #: The kinds' models and last the fallback (for a kind the file lacks), each row's by its index.
         self._forest = _Forest([*self.kinds.values(), _KindModel(fallback, None, None, None)])
         self._kind_index = {kind: i for i, kind in enumerate(self.kinds)}
+        self._patterns = {kind: m.patterns for kind, m in self.kinds.items()}
         net = doc["network"]
-        self.by_batch = _field(net, "by", str, path, "network.") == "batch"
+        by = _field(net, "by", str, path, "network.")
+        if by not in ("batch", "pooled"):
+            raise _invalid(path, "network.by", "must be 'batch' or 'pooled'")
+        self.by_batch = by == "batch"
         self.pooled = _coefficients(_field(net, "pooled", list, path, "network."), path, "network.pooled")
         self.batches = {b: _coefficients(c, path, f"network.batches.{b}")
                         for b, c in _field(net, "batches", dict, path, "network.").items()}
@@ -693,7 +725,8 @@ class LatencyModel:
     @property
     def describe(self) -> str:
         d = self.doc["device"]
-        return f"{self.backend}, {self.dtype}, {self.layout} on {d.get('name', d['device'])}"
+        name = "".join(c for c in str(d.get("name", d["device"])) if c.isprintable())  # no escapes reach a terminal
+        return f"{self.backend}, {self.dtype}, {self.layout} on {name}"
 
     def unit_ms(self, units: Sequence[KernelUnit]) -> list[tuple[float, bool]]:
         """Each unit's predicted ms (before the network correction) and whether it is extrapolated, memoised
@@ -713,8 +746,10 @@ class LatencyModel:
         x = _matrix(todo)
         fallback = len(self.kinds)
         which = np.array([self._kind_index.get(u.kind, fallback) for u in todo], np.intp)
-        new = {key: memo.keep(key, (float(ms), bool(out)))
-               for key, ms, out in zip(missing, self._forest.ms(x, which), self._forest.outside(x, which))}
+        outside = self._forest.outside(x, which)
+        known = self._patterns
+        new = {key: memo.keep(key, (float(ms), bool(out) or (u.absorbed, u.act or "") not in known.get(u.kind, ())))
+               for key, u, ms, out in zip(missing, todo, self._forest.ms(x, which), outside)}
         return [hit if hit is not None else new[key] for key, hit in zip(keys, found)]
 
     def correction(self, batch: int) -> list[float]:
