@@ -187,6 +187,12 @@ def test_a_constraint_on_the_command_line_is_checked_too():
                                     "Did you mean 'params'?")
 
 
+def test_a_negative_bound_says_figures_are_never_below_zero():
+    result = runner.invoke(app, ["search", "wrn28_width", "-c", "params <= -5"])
+    assert result.exit_code == 2
+    assert "'-5' in 'params <= -5' is below 0, and every figure is 0 or more" in result.stderr
+
+
 def test_a_choice_of_block_types_validates_every_candidate(tmp_path):
     """A choice over `type` changes which fields are valid, so each candidate is validated in full."""
     space = load_space(write(tmp_path, "name: s\nextends: resnet18\nblock: {type: {choice: [basic, bottleneck]}}\n"))

@@ -93,6 +93,9 @@ def known_figure(name: str, text: str, path: Path, v: Validator) -> str:
 
 
 def number(text: str, whole: str, path: Path, v: Validator) -> float:
+    if text.strip().startswith("-"):  # every figure (params, MACs, ms, ...) is a count or a time: never below 0
+        raise v.error(path, f"'{text}' in '{whole}' is below 0, and every figure is 0 or more; write e.g. 4.1G, "
+                            "25.6M, 800K or 50")
     try:
         return parse_printed(text).value
     except ValueError:
