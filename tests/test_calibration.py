@@ -279,38 +279,21 @@ def test_a_tiny_calibration_writes_a_model_that_loads_and_predicts(space, tmp_pa
     assert_reads_at_80(render(tables, "rich", width=80), render(tables, "markdown"))
 
 
-class _ClockedTimer:
-    """Times networks on a fake clock at a second per GMAC per batch size, recording each chunk's size."""
+def test_a_short_calibration_draws_its_correction_networks_smaller():
+    """The first chunk of correction networks is timed whatever it costs (a fit needs networks): at the
+    default budget it may hold a 4 GMACs network, and a 1-minute run took 2.7 minutes timing one. A shorter
+    run draws them at most MAX_NETWORK_MACS x minutes / DEFAULT_MINUTES (a space's cheapest draw where none
+    is that small); the default and longer runs draw as before."""
+    import archgen
+    from archgen.bench.calibration import DEFAULT_MINUTES, MAX_NETWORK_MACS
 
-    def __init__(self) -> None:
-        self.now, self.chunks = 0.0, []
+    def macs(minutes: float) -> list[int]:
+        return [archgen.profile(s).macs for s in correction_networks(["resnet_budget"], 8, 0, minutes)]
 
-    def networks(self, chunk, batch_sizes, dtype, layout):
-        import archgen
-
-        self.chunks.append(len(chunk))
-        self.now += sum(archgen.profile(spec).macs for spec in chunk) / 1e9 * len(batch_sizes)
-        return {b: [1.0] * len(chunk) for b in batch_sizes}
-
-
-@pytest.mark.parametrize("until_s, chunks", [(5.0, [1]), (1e9, [1, 4])])
-def test_the_first_network_is_timed_alone_so_that_the_first_chunk_is_sized(until_s, chunks):
-    """The cheapest draw alone first, whatever it takes; the chunk after it (which holds the dearest draws) only if
-    it fits before the slot's end at the seconds per MAC the first took. Before, a 1-minute calibration timed a
-    chunk with a 4.6 GMACs network first and ran 2.7 minutes."""
-    from types import SimpleNamespace
-
-    from archgen.bench.calibration import NETWORK_CHUNK, _NetworkSlots
-
-    timer = _ClockedTimer()
-    request = CalibrationRequest("eager", Path("m.json"), spaces=["resnet_budget"], batch_sizes=[1, 8], networks=8)
-    run = SimpleNamespace(request=request, timer=timer, say=lambda *a, **k: None, elapsed=lambda: timer.now)
-    slots = _NetworkSlots(run)
-    assert slots.macs[0] == min(slots.macs) and max(slots.macs[1:1 + NETWORK_CHUNK]) == max(slots.macs)
-    assert 2 * min(slots.macs) / 1e9 < 5.0 < 2 * sum(slots.macs[:1 + NETWORK_CHUNK]) / 1e9  # what the test is about
-    slots.time(until_s, chunks=1)
-    assert timer.chunks == chunks
-    assert len(slots.timed) == 2 * sum(chunks) and slots.per_mac == pytest.approx(len(request.batch_sizes) / 1e9)
+    full, short = macs(DEFAULT_MINUTES), macs(1.0)
+    assert max(full) > MAX_NETWORK_MACS / 8 and max(full) <= MAX_NETWORK_MACS
+    assert len(short) >= 1 and max(short) <= max(MAX_NETWORK_MACS / DEFAULT_MINUTES, min(full))
+    assert macs(2 * DEFAULT_MINUTES) == full
 
 
 def test_a_calibration_too_short_for_this_machine_says_so():

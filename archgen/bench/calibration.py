@@ -302,18 +302,21 @@ class Sampler:
         return [u for u in units if work(u) <= self.largest.get(u.kind, 0.0)]
 
 
-def correction_networks(spaces: Sequence[str], n: int, seed: int) -> list[dict]:
+def correction_networks(spaces: Sequence[str], n: int, seed: int, minutes: float = DEFAULT_MINUTES) -> list[dict]:
     """n networks drawn from the spaces in turn (seeded apart from the kernels' draws), for the correction from
     isolated kernels to whole passes: each space's draws of at most MAX_NETWORK_MACS (its cheapest draw where it
     has none), so that timing them whole takes a small share of the run; ordered cheapest, dearest, next
-    cheapest, ..., so that the first few, all a short run may time, still span the sizes."""
+    cheapest, ..., so that the first few, all a short run may time, still span the sizes. A run shorter than
+    the default draws them smaller in proportion: the first chunk is timed whatever it costs (a fit needs
+    networks), and one holding a 4.6 GMACs network took a 1-minute calibration to 2.7 minutes."""
     import archgen
 
+    largest = MAX_NETWORK_MACS * min(1.0, minutes / DEFAULT_MINUTES)
     pools = []
     for space in spaces:
         draws = sorted(((archgen.profile(spec).macs, k, spec) for k, spec in enumerate(sampled(space, n, seed + 7919))),
                        key=lambda d: d[:2])
-        kept = [d for d in draws if d[0] <= MAX_NETWORK_MACS] or draws[:1]
+        kept = [d for d in draws if d[0] <= largest] or draws[:1]
         pools.append(sorted(kept, key=lambda d: d[1]))
     chosen = sorted([pool[k] for k in range(n) for pool in pools if k < len(pool)][:n], key=lambda d: d[0])
     spread = [chosen[i // 2] if i % 2 == 0 else chosen[-1 - i // 2] for i in range(len(chosen))]
@@ -504,7 +507,7 @@ class _NetworkSlots:
 
         req = run.request
         self.run = run
-        self.specs = correction_networks(req.space_names(), req.networks, req.seed)
+        self.specs = correction_networks(req.space_names(), req.networks, req.seed, req.minutes)
         self.macs = [archgen.profile(spec).macs for spec in self.specs]
         self.timed: list[tuple[list[KernelUnit], float]] = []
         #: Each pass as the file records it (batch, MACs an image, ms): what a MACs proxy fitted on the
@@ -515,34 +518,29 @@ class _NetworkSlots:
 
     def time(self, until: float, chunks: Optional[int] = None) -> None:
         """Time chunks of the networks left (at most `chunks` of them) while the next one fits before `until` at
-        the seconds per MAC the ones before took. The first network (the cheapest drawn) is timed alone first,
-        whatever it takes, so that the first chunk is sized too: a chunk holds the dearest draws, which a short
-        run could not afford (one of 4.6 GMACs took a 1-minute calibration to 2.7 minutes)."""
+        the seconds per MAC the ones before took (the first chunk whatever it takes: a fit needs networks, and
+        a short run draws them smaller; see correction_networks). Sized from one small network alone instead,
+        the first chunk never fitted: a network's build and export do not shrink with its MACs, and a 5-minute
+        calibration timed one network."""
+        from archgen.bench.kernel_units import kernel_units
+
         run, req = self.run, self.run.request
         if not self.next:
             run.say("networks", 0, f"{len(self.specs)} drawn from the spaces, at batch "
                                    f"{', '.join(map(str, req.batch_sizes))}")
-            self._time_chunk(1)
-        for _ in range(len(self.specs) if chunks is None else chunks):
-            if self.next >= len(self.specs) or run.elapsed() + self.reserve() > until:
+        for _ in range(len(self.specs) if chunks is None else chunks):  # a chunk holds at least one network
+            if self.next >= len(self.specs) or (self.next and run.elapsed() + self.reserve() > until):
                 break
-            self._time_chunk(NETWORK_CHUNK)
-
-    def _time_chunk(self, size: int) -> None:
-        """The next `size` networks timed, interleaved, at every batch size."""
-        from archgen.bench.kernel_units import kernel_units
-
-        run, req = self.run, self.run.request
-        chunk = self.specs[self.next:self.next + size]
-        started = run.elapsed()
-        macs = self.macs[self.next:self.next + size]
-        for batch, times in run.timer.networks(chunk, req.batch_sizes, req.dtype, req.layout).items():
-            self.timed += [(kernel_units(spec, req.backend, batch, req.dtype, req.layout), ms)
-                           for spec, ms in zip(chunk, times)]
-            self.passes += [{"batch": batch, "macs": m, "ms": ms} for m, ms in zip(macs, times)]
-        self.per_mac = (run.elapsed() - started) / max(sum(macs), 1)
-        self.next += len(chunk)
-        run.say("networks", len(self.timed) // len(req.batch_sizes))
+            chunk = self.specs[self.next:self.next + NETWORK_CHUNK]
+            started = run.elapsed()
+            macs = self.macs[self.next:self.next + NETWORK_CHUNK]
+            for batch, times in run.timer.networks(chunk, req.batch_sizes, req.dtype, req.layout).items():
+                self.timed += [(kernel_units(spec, req.backend, batch, req.dtype, req.layout), ms)
+                               for spec, ms in zip(chunk, times)]
+                self.passes += [{"batch": batch, "macs": m, "ms": ms} for m, ms in zip(macs, times)]
+            self.per_mac = (run.elapsed() - started) / max(sum(macs), 1)
+            self.next += len(chunk)
+            run.say("networks", len(self.timed) // len(req.batch_sizes))
 
     def reserve(self) -> float:
         """The seconds the next chunk should take."""
