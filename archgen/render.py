@@ -56,6 +56,14 @@ def quantity(n: int, noun: str) -> str:
     return f"{n:,} {noun if n == 1 else noun + 's'}"
 
 
+def share(part: float, whole: float) -> Number:
+    """`part` as a percentage of `whole` for people ('12.5%'; '<0.1%' for a share that one decimal would
+    print as none at all) and as a fraction for programs."""
+    fraction = part / whole
+    text = "<0.1%" if 0 < fraction < 0.0005 else f"{fraction:.1%}"
+    return Number(fraction, text)
+
+
 def one_format(values: Sequence[float | None], significant: int = 3, most: int = 3) -> list[Number | None]:
     """A column's figures at one number of decimals, enough for `significant` digits of its smallest (at
     most `most` decimals): a column reads '54.0, 74.7', never '54, 74.71'. None stays None (an empty cell)."""
@@ -391,11 +399,6 @@ def write_atomic(path: str, data: str | bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-
-
-def counted(n: int, noun: str) -> str:
-    """'1 network', '2 networks', '1,520 configurations': a count with its noun, in the number it is."""
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def human(n: float, digits: int = 2) -> str:

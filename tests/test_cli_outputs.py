@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 import archgen
 from archgen.cli.app import app
-from archgen.render import write_atomic
+from archgen.render import quantity, share, write_atomic
 
 runner = CliRunner()
 
@@ -165,3 +165,18 @@ def test_validate_and_list_run_without_torch():
     assert not _imports_torch("from typer.testing import CliRunner\nfrom archgen.cli.app import app\n"
                               "assert CliRunner().invoke(app, ['validate', 'resnet18']).exit_code == 0\n"
                               "assert CliRunner().invoke(app, ['list']).exit_code == 0")
+
+
+@pytest.mark.parametrize("part, whole, text", [
+    (1, 8, "12.5%"), (1, 1, "100.0%"), (0, 5, "0.0%"),
+    (1, 4000, "<0.1%"),  # one decimal would print a share that is there as none at all
+    (1, 2000, "0.1%"),  # 0.05% rounds up: it is printed
+])
+def test_a_share_prints_a_small_part_as_under_a_tenth_and_keeps_the_fraction(part, whole, text):
+    figure = share(part, whole)
+    assert (figure.text, figure.value) == (text, part / whole)
+
+
+def test_a_count_reads_in_the_singular_and_the_plural():
+    assert [quantity(n, "network") for n in (0, 1, 2, 1520)] == [
+        "0 networks", "1 network", "2 networks", "1,520 networks"]

@@ -7,8 +7,10 @@ timing: predicted against measured lives in benchmarks/latency_bench.py."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -167,6 +169,26 @@ def _edited(path, tmp_path, edit) -> str:
 def test_a_malformed_model_is_refused_naming_the_field(latency_model_file, tmp_path, edit, words):
     with pytest.raises(lm.LatencyModelError, match=words):
         lm.load_model(_edited(latency_model_file, tmp_path, edit))
+
+
+@pytest.mark.parametrize("edit, field, key", [
+    (lambda d: d["kinds"]["act"]["ranges"].__setitem__("h", [64, 8]), "kinds.act.ranges.h", '"h": ['),
+    (lambda d: d["network"].__setitem__("by", "bogus"), "network.by", '"by": "bogus"'),
+    (lambda d: d["kinds"]["conv"]["trees"]["value"].__setitem__(0, 800.0), "kinds.conv.trees.value", '"value": ['),
+    # a field the file lacks: the line of the mapping that should hold it
+    (lambda d: d["kinds"]["act"]["ranges"].pop("h"), "kinds.act.ranges.h", '"ranges": {'),
+])
+def test_a_malformed_model_names_the_line_its_field_is_on(latency_model_file, tmp_path, edit, field, key):
+    path = _edited(latency_model_file, tmp_path, edit)
+    with pytest.raises(lm.LatencyModelError) as caught:
+        lm.load_model(path)
+    line = int(re.search(r"', line (\d+): the latency model's field '" + re.escape(field) + "'",
+                         str(caught.value)).group(1))
+    lines = Path(path).read_text().splitlines()
+    assert key in lines[line - 1]
+    if field.startswith("kinds."):  # the key of its own kind, not the same key of another kind before it
+        headers = [t for t in lines[:line] if re.fullmatch(r'  "\w+": \{', t)]
+        assert headers[-1] == f'  "{field.split(".")[1]}": {{'
 
 
 def test_a_tampered_byte_breaks_the_checksum(latency_model_file, tmp_path):

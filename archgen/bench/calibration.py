@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple,
 
 from archgen.bench.kernel_units import BACKENDS, KernelUnit
 from archgen.errors import UserError
-from archgen.render import counted
+from archgen.render import quantity
 
 if TYPE_CHECKING:
     from archgen.bench.device import Placement
@@ -585,9 +585,9 @@ def _thin(configurations: int, networks: int, elapsed_s: float, budget_s: float,
     networks); empty when neither."""
     short = []
     if configurations < MIN_CONFIGURATIONS and (cap is None or configurations < cap):
-        short.append(f"{counted(configurations, 'kernel configuration')} (a model needs a few hundred)")
+        short.append(f"{quantity(configurations, 'kernel configuration')} (a model needs a few hundred)")
     if networks < min(MIN_NETWORKS, asked_networks):
-        short.append(f"{counted(networks, 'whole network')} (the correction needs {MIN_NETWORKS} or more)")
+        short.append(f"{quantity(networks, 'whole network')} (the correction needs {MIN_NETWORKS} or more)")
     over = elapsed_s > budget_s * 1.25
     if not short and not over:
         return ""
@@ -640,7 +640,7 @@ def run_calibration(request: CalibrationRequest, progress: Callable[[Progress], 
         networks.time(budget - fit_s)
         network_s = run.elapsed() - kernel_s
         n_networks = len(networks.timed) // len(request.batch_sizes)
-        run.say("fitting", len(run.samples), counted(n_networks, "network"))
+        run.say("fitting", len(run.samples), quantity(n_networks, "network"))
         thin = _thin(len(run.samples), n_networks, run.elapsed(), budget, request.max_configurations,
                      request.networks)
         if thin:

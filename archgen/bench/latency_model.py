@@ -90,7 +90,11 @@ _RUNTIME = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
 
 
 class LatencyModelError(UserError):
-    """A model file that cannot be used: unreadable, not a model, corrupt or edited."""
+    """A model file that cannot be used: unreadable, not a model, corrupt or edited; `field` names the field at
+    fault, where one is ('' for the whole file), and `what` is wrong with it."""
+
+    field = ""
+    what = ""
 
 
 class LatencyModelWarning(UserWarning):
@@ -463,7 +467,12 @@ def load_model(path: str | Path) -> "LatencyModel":
     if doc.get("checksum") != _checksum(doc):
         raise LatencyModelError(f"'{path}': the latency model's checksum does not match its content, so the file "
                                 "is corrupt or was edited after archgen calibrate wrote it; calibrate again")
-    model = LatencyModel(doc, str(path))
+    try:
+        model = LatencyModel(doc, str(path))
+    except LatencyModelError as e:
+        if not e.field:
+            raise
+        raise _invalid(str(path), e.field, e.what, _line_of(text, e.field)) from None
     for mismatch in _mismatches(doc["device"], machine(doc["backend"], doc["device"]["device"])):
         warnings.warn(f"latency model {path}: {mismatch}", LatencyModelWarning, stacklevel=2)
     return model
@@ -479,9 +488,32 @@ def _mismatches(made: dict, here: dict) -> list[str]:
     return found
 
 
-def _invalid(path: str, field: str, what: str) -> LatencyModelError:
-    return LatencyModelError(f"'{path}': the latency model's field '{field}' {what}, though its checksum matches: "
-                             "the file was written by another archgen, or made by hand; calibrate again")
+def _invalid(path: str, field: str, what: str, line: Optional[int] = None) -> LatencyModelError:
+    at = f", line {line}" if line else ""
+    error = LatencyModelError(f"'{path}'{at}: the latency model's field '{field}' {what}, though its checksum "
+                              "matches: the file was written by another archgen, or made by hand; calibrate again")
+    error.field, error.what = field, what  # for load_model to add the line
+    return error
+
+
+def _line_of(text: str, field: str) -> int:
+    """The line of the JSON text that `field` (dotted: 'kinds.conv.baseline') is on: each key looked for inside
+    its parent's value, as archgen writes the file (the key quoted, then a colon); the line of the nearest
+    parent for a key its parent lacks."""
+    at, start, end = 0, 0, len(text)
+    for key in field.split("."):
+        found = text.find(json.dumps(key) + ":", start, end)
+        if found < 0:
+            break
+        at = found
+        start = text.index(":", found) + 1
+        while start < end and text[start].isspace():
+            start += 1
+        try:
+            end = json.JSONDecoder().raw_decode(text, start)[1]  # where the key's value ends
+        except ValueError:
+            break
+    return text.count("\n", 0, at) + 1
 
 
 def _numbers(value: Any, path: str, where: str, integers: bool = False) -> list:

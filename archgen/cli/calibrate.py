@@ -14,7 +14,7 @@ import typer
 from archgen.bench.calibration import DEFAULT_MINUTES, MIN_NETWORKS, NETWORKS_PER_BATCH
 from archgen.cli.bench import parse_batch_sizes
 from archgen.cli.common import FORMAT_OPTION, Fmt, check_output_path, emit_tables, fail, friendly
-from archgen.render import Number, Table, counted
+from archgen.render import Number, Table, quantity
 
 if TYPE_CHECKING:
     from archgen.bench.calibration import Progress
@@ -79,8 +79,8 @@ def calibrate_command(
     write_model(output, doc)
     emit_tables(calibration_tables(doc), fmt, None, only)
     timings = doc["meta"]["timings"]
-    typer.echo(f"wrote {output}: {counted(timings['configurations'], 'kernel configuration')} and "
-               f"{counted(timings['networks'], 'network')} timed in {timings['total_s'] / 60:.1f} minutes", err=True)
+    typer.echo(f"wrote {output}: {quantity(timings['configurations'], 'kernel configuration')} and "
+               f"{quantity(timings['networks'], 'network')} timed in {timings['total_s'] / 60:.1f} minutes", err=True)
 
 
 def check_table(fmt: Fmt, only: Optional[str]) -> None:
@@ -115,7 +115,7 @@ class CalibrationProgress:
         self.bar.__exit__(*exc)
 
     def update(self, p: "Progress") -> None:
-        line = f"{p.phase}: {counted(p.done, 'network' if p.phase == 'networks' else 'configuration')}" + (
+        line = f"{p.phase}: {quantity(p.done, 'network' if p.phase == 'networks' else 'configuration')}" + (
             f" ({p.note})" if p.note else "")
         self.bar.update(self.task, completed=min(p.elapsed_s, p.budget_s), description=line)
         phase, shown = self.last
@@ -149,7 +149,7 @@ def calibration_tables(doc: dict) -> list[Table]:
     how = "per batch size" if net["by"] == "batch" else "pooled"
     # a left-one-out score of one or two networks says nothing (with one, each batch size is left out alone)
     scored = fit and timings["networks"] >= MIN_NETWORKS
-    w.notes = [f"{counted(timings['networks'], 'network')} drawn from the spaces, timed whole and interleaved at "
+    w.notes = [f"{quantity(timings['networks'], 'network')} drawn from the spaces, timed whole and interleaved at "
                f"each batch size; the model scales its kernel sums to whole passes ({how})"
                + (f", within 10% for {fit['within_10']:.0%} of them left-one-out" if scored else ""),
                f"{timings['configurations']:,} configurations timed in {timings['kernel_s']:.0f} s "

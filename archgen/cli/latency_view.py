@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Iterator, Optional
 
 import typer
 
-from archgen.render import Number, Table, one_format
+from archgen.render import Number, Table, one_format, share
 
 if TYPE_CHECKING:
     from archgen.bench.latency_model import LatencyModel
@@ -51,7 +51,7 @@ def latency_table(spec: object, input_size: Optional[int], path: Path, batch: in
     # One number of decimals for the column; csv and json carry the exact ms and the share as a fraction.
     *times, total = one_format([*p.per_stage.values(), p.total_ms])
     for stage, ms in zip(p.per_stage, times):
-        t.add(stage, ms, Number(ms.value / p.total_ms, f"{ms.value / p.total_ms:.1%}") if p.total_ms else "")
+        t.add(stage, ms, share(ms.value, p.total_ms) if p.total_ms else "")
     t.add("total", total, Number(1.0, "100.0%"), rule=True)
     t.notes = [f"{p.units} kernel units, {p.extrapolated} outside the calibrated ranges (extrapolated)",
                f"predicted by the latency model {path}; no model was built"]

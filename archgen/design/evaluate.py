@@ -21,6 +21,7 @@ from archgen.design.space import Space
 from archgen.errors import SpecError, UserError
 from archgen.memo import Memo
 from archgen.planner import Framed, framed
+from archgen.render import share
 
 if TYPE_CHECKING:
     from archgen.bench.latency_model import Prediction
@@ -84,9 +85,8 @@ class Rejections:
         """The constraints that rejected most, in words."""
         parts = []
         for text, count in self.by.most_common(3):
-            share = count / self.drawn
             example = f" ({self.examples[text]})" if text in self.examples else ""
-            parts.append(f"{text} rejected {count:,} ({share:.1%}){example}")
+            parts.append(f"{text} rejected {count:,} ({share(count, self.drawn)}){example}")
         return "; ".join(parts)
 
 
