@@ -59,7 +59,11 @@ def overlapping(fig) -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def zoo():
-    return zoo_figure()
+    """The zoo figure drawn once, as saving it draws it: an annotation's text is placed at draw time, so a
+    test that measured an undrawn figure (one run alone) would read labels where they are not printed."""
+    fig = zoo_figure()
+    fig.canvas.draw()
+    return fig
 
 
 def test_no_text_of_the_zoo_prints_over_another(zoo):
