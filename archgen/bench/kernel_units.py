@@ -29,8 +29,10 @@ never a family, so a new kind with a role is grouped without a word here. Per ba
     shortcut, in the blocks after one, after an SE gate). A concat of blocked inputs of whole blocks stays
     blocked (DenseNet-121's growth of 32; not DenseNet-40's 12). A norm that does not follow a conv is a
     BatchNormalization with its act apart, or, on a blocked input, a 1x1 depthwise NCHWc conv with the act
-    in it (a `dwconv` unit); it folds a norm into a conv only when the conv took nothing else. SiLU and GELU
-    are kernels of their own (QuickGelu, Gelu); a linear layer takes its act (FusedGemm); flatten is a kernel.
+    in it (a `dwconv` unit); it folds a norm into a conv only when the conv took nothing else. A conv takes
+    relu, leaky relu, sigmoid, relu6 (Clip) and hard sigmoid in, and hard swish only when it runs blocked; SiLU
+    and GELU are kernels of their own (QuickGelu, Gelu); a linear layer takes relu, leaky relu, sigmoid and
+    hard sigmoid in (FusedGemm), not relu6 or hard swish; flatten is a kernel.
   - OpenVINO adds a residual as a post-op of the branch's last conv when it applies no act yet, else of the
     projection's conv, else of the branch's last eltwise kernel (an SE gate's multiply, a norm), else as an
     eltwise kernel of its own; the act after the add joins whichever took it. A norm that does not follow a
@@ -119,7 +121,11 @@ class _Rule:
     #: when `act_needs_bias_or_norm` (fuse.py's rule; the runtimes fuse any conv's act).
     acts: frozenset = frozenset()
     act_needs_bias_or_norm: bool = False
-    linear_act: bool = False
+    #: Acts a conv takes in only when it runs in ONNX Runtime's NCHWc layout (hardswish: its NCHWc conv has it,
+    #: the activations of its other convs do not).
+    blocked_acts: frozenset = frozenset()
+    #: Acts a linear layer takes in (ONNX Runtime's FusedGemm: not relu6's Clip, not hardswish).
+    linear_acts: frozenset = frozenset()
     #: Acts a norm that does not follow a conv takes in (ONNX Runtime: none).
     norm_acts: frozenset = frozenset()
     #: Flatten counted with the unit before it (OpenVINO: a reorder or a view).
@@ -136,10 +142,15 @@ _KERNEL_ACTS = frozenset(name for name, f in FUNCTIONS.items() if f.kernel)
 RULES = {
     "eager": _Rule("eager", eager=True),
     "fused": _Rule("fused", acts=_KERNEL_ACTS, act_needs_bias_or_norm=True, norm_acts=_KERNEL_ACTS),
-    "onnxruntime": _Rule("onnxruntime", acts=frozenset({"relu", "leaky_relu", "sigmoid", "none"}), linear_act=True,
+    # ONNX Runtime's conv activations (MLAS's: Relu, LeakyRelu, Sigmoid, Clip for relu6, HardSigmoid), seen in
+    # its optimized graphs (MobileNetV2's 35 Clips and MobileNetV3's HardSigmoid gates ran in the convs)
+    "onnxruntime": _Rule("onnxruntime", acts=frozenset({"relu", "leaky_relu", "sigmoid", "relu6", "hardsigmoid",
+                                                        "none"}),
+                         blocked_acts=frozenset({"hardswish"}),
+                         linear_acts=frozenset({"relu", "leaky_relu", "sigmoid", "hardsigmoid", "none"}),
                          blocked=True, join_norm="bare_conv"),
-    "openvino": _Rule("openvino", acts=frozenset(FUNCTIONS), linear_act=True, norm_acts=frozenset(FUNCTIONS),
-                      flatten_absorbed=True, join_norm="conv"),
+    "openvino": _Rule("openvino", acts=frozenset(FUNCTIONS), linear_acts=frozenset(FUNCTIONS),
+                      norm_acts=frozenset(FUNCTIONS), flatten_absorbed=True, join_norm="conv"),
 }
 
 _KIND_NAMES = {cls: name for name, cls in LAYER_KINDS.items()}
@@ -301,7 +312,7 @@ class _Grouper:
                     u.take(run[nxt], "norm")
                     j = nxt + 1
                     nxt = self._next(run, j)
-                act = self._act(run, nxt)
+                act = self._act(run, nxt, rule.acts | rule.blocked_acts if u.blocked else None)
                 if act is not None and (has_norm or not rule.act_needs_bias_or_norm or item.record.bias):
                     u.take(run[nxt], "act", act)
                     j = nxt + 1
@@ -313,7 +324,7 @@ class _Grouper:
                     # multiply-add per element, not the c x c MACs of a dense conv)
                     u = _Unit(item, "dwconv", blocked=True)
                     u.groups = item.c_out
-                    acts = rule.acts
+                    acts = rule.acts | rule.blocked_acts
                 else:
                     u, acts = _Unit(item), rule.norm_acts
                 act = self._act(run, nxt, acts)
@@ -323,9 +334,9 @@ class _Grouper:
                     i = nxt + 1
                 else:
                     i += 1
-            elif item.kind == "linear" and rule.linear_act and self._act(run, nxt) is not None:
+            elif item.kind == "linear" and self._act(run, nxt, rule.linear_acts) is not None:
                 u = _Unit(item)
-                u.take(run[nxt], "act", self._act(run, nxt))
+                u.take(run[nxt], "act", self._act(run, nxt, rule.linear_acts))
                 units.append(u)
                 i = nxt + 1
             elif item.kind == "flatten" and rule.flatten_absorbed and units:
@@ -416,13 +427,13 @@ def _block(d: "BlockLayers", prefix: str, c: int, h: int, w: int, g: _Grouper, b
         rest, blocked = g.group(post, m.blocked)
         return units + short + [m] + rest, co, ho, wo, blocked
     act = _single_act(post, g)
-    take_act = act is not None and act in rule.acts
     last = units[-1]
     if rule.name == "openvino":  # the add is a post-op of a conv that has none yet, or joins an eltwise chain
         into = last if _bare_conv(last) else short[-1] if short and _bare_conv(short[-1]) else \
             last if last.op.role in ("gate", "norm") else None
     else:  # a conv's sum input, in the conv's own layout
         into = last if _bare_conv(last) and last.blocked == short_blocked else None
+    take_act = act is not None and (act in rule.acts or into is not None and into.blocked and act in rule.blocked_acts)
     if into is None:
         into = _Unit(merge, blocked=last.blocked and short_blocked)  # ONNX Runtime adds blocked tensors blocked
         short.append(into)
