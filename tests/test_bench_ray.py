@@ -22,6 +22,7 @@ from archgen.bench.results import read_results  # noqa: E402
 from archgen.bench.runner import BenchConfig, row_key  # noqa: E402
 from archgen.bench.job_grid import FAILED, ResultsStream, done_keys, grid, run_serial  # noqa: E402
 from archgen.cli.bench import bench_command  # noqa: E402
+from archgen.errors import UserError  # noqa: E402
 
 
 
@@ -219,3 +220,26 @@ def test_calibration_times_chunks_on_ray_pinned_to_the_nodes_that_have_cpus(loca
     assert {u for chunk, _ in done for u in chunk} == set(units)
     assert all(len(times) == len(chunk) and all(0 < t < float("inf") for t in times) for chunk, times in done)
     assert timer.machine()["device"] == "cpu"
+
+
+def test_unlike_nodes_says_each_difference_from_the_first_node():
+    from archgen.bench.calibration import unlike_nodes
+
+    node = {"device": "cpu", "name": "AMD EPYC", "cores": 2, "threads": 2, "torch": "2.13.0", "archgen": "0.1"}
+    assert unlike_nodes([node, dict(node)]) == []
+    assert unlike_nodes([node, dict(node), {**node, "cores": 8, "name": "Xeon"}]) == [
+        "name Xeon on node 3, AMD EPYC on node 1", "cores 8 on node 3, 2 on node 1"]
+
+
+def test_calibrate_refuses_a_cluster_of_unlike_nodes_before_timing(local_ray, monkeypatch):
+    """A model describes one kind of machine: kernels timed on unlike nodes would fit none of them, so the
+    cluster is refused before anything is timed (the local Ray has one node; a second, unlike one is feigned)."""
+    from archgen.bench import calibration
+
+    def machines(self):
+        return [{"device": "cpu", "name": "AMD EPYC", "cores": 2}, {"device": "cpu", "name": "Xeon", "cores": 64}]
+
+    monkeypatch.setattr(calibration._Timer, "machines", machines)
+    with pytest.raises(UserError, match=r"not one kind of machine \(name Xeon on node 2, AMD EPYC on node 1; "
+                                        r"cores 64 on node 2, 2 on node 1\)"):
+        calibration._ray_timer("eager", "cpu")

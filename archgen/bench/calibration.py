@@ -398,14 +398,29 @@ class _Timer:
         return ray.get(self._task(time_network_batches, self.nodes[0]).remote(specs, self.backend, batches,
                                                                               self.device, **args))
 
-    def machine(self) -> dict:
+    def machines(self) -> list[dict]:
+        """What identifies each node's machine and libraries (latency_model.machine); here, this one's."""
         from archgen.bench.latency_model import machine
 
         if not self.nodes:
-            return machine(self.backend, self.device)
+            return [machine(self.backend, self.device)]
         import ray
 
-        return ray.get(self._task(machine, self.nodes[0]).remote(self.backend, self.device))
+        return ray.get([self._task(machine, node).remote(self.backend, self.device) for node in self.nodes])
+
+    def machine(self) -> dict:
+        """The machine the model records: the first node's, which times the whole networks."""
+        return self.machines()[0]
+
+
+def unlike_nodes(machines: Sequence[dict]) -> list[str]:
+    """How each node's machine differs from the first's, in words ('cores 8 on node 2, 2 on node 1'): a
+    model fitted on kernels timed on unlike nodes would describe none of them."""
+    from archgen.bench.latency_model import COMPARED
+
+    first = machines[0]
+    return [f"{key} {m.get(key)} on node {i}, {first.get(key)} on node 1" for i, m in enumerate(machines[1:], 2)
+            for key in COMPARED if m.get(key) != first.get(key)]
 
 
 def _ray_timer(backend: str, device: str) -> _Timer:
@@ -418,7 +433,13 @@ def _ray_timer(backend: str, device: str) -> _Timer:
     if not nodes:
         raise UserError("the Ray cluster has no alive node with a CPU to time on; start one with ray start "
                         "--num-cpus N, or calibrate here without --ray.")
-    return _Timer(backend, device, nodes)
+    timer = _Timer(backend, device, nodes)
+    unlike = unlike_nodes(timer.machines())
+    if unlike:
+        raise UserError(f"the Ray cluster's nodes are not one kind of machine ({'; '.join(unlike[:3])}), and a "
+                        "latency model describes one: calibrate on a cluster of alike nodes (or one node), or "
+                        "here without --ray.")
+    return timer
 
 
 # ---------------------------------------------------------------------------------------------------------
