@@ -66,8 +66,7 @@ def check_output_path(path: Optional[Path]) -> None:
     import tempfile
 
     try:  # what writing it will do first (write_atomic): a file beside it; found out now, not after the work
-        with tempfile.TemporaryFile(prefix=".archgen-", dir=directory):
-            pass
+        tempfile.TemporaryFile(prefix=".archgen-", dir=directory).close()
     except OSError as e:
         fail(f"cannot write '{path}': its directory {directory} takes no new file ({e.strerror}); give another path")
 
