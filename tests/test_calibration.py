@@ -161,7 +161,7 @@ def test_torch_compile_has_no_kernels_to_time():
 
 
 def test_the_sampler_covers_every_kind_of_kernel_the_zoo_runs():
-    sampler = Sampler("onnxruntime", [], [1], "float32", "nchw", seed=0)
+    sampler = Sampler("onnxruntime", [], [1], "float32", "nchw", seed=0, nchwc_block=16)
     handed = list(sampler.base())
     zoo = {u.kind for name in bundled_names() for u in kernel_units(name, "onnxruntime")}
     assert zoo <= {u.kind for u in handed}
@@ -169,7 +169,7 @@ def test_the_sampler_covers_every_kind_of_kernel_the_zoo_runs():
 
 
 def test_a_space_is_covered_at_every_batch_size_and_never_twice(space):
-    sampler = Sampler("eager", [space], [1, 4], "float32", "nchw", seed=1)
+    sampler = Sampler("eager", [space], [1, 4], "float32", "nchw", seed=1, nchwc_block=0)
     base = sampler.base()
     drawn = [next(base) for _ in range(400)]
     assert len(set(drawn)) == len(drawn)
@@ -219,7 +219,7 @@ def test_a_perturbed_pool_is_timed_at_the_shape_its_features_say():
 
 
 def test_the_worst_predicted_neighbourhoods_are_new_configurations():
-    sampler = Sampler("eager", [], [1, 8], "float32", "nchw", seed=0)
+    sampler = Sampler("eager", [], [1, 8], "float32", "nchw", seed=0, nchwc_block=0)
     sampler.real(u._replace(names=()) for u in kernel_units("wrn_16_8_cifar", "eager", 8))  # the largest
     worst = sampler.fresh(u._replace(names=()) for u in kernel_units("resnet20_cifar", "eager", 1))[:5]  # timed
     near = sampler.around(worst, 12)
@@ -330,7 +330,7 @@ def test_configurations_a_chunk_did_not_reach_are_offered_again():
             chunk = next(iter(chunks))
             yield chunk[:3], [0.1] * 3
 
-    sampler = Sampler("eager", [], [1], "float32", "nchw", seed=0)
+    sampler = Sampler("eager", [], [1], "float32", "nchw", seed=0, nchwc_block=0)
     stream = sampler.base()
     run = _Run(CalibrationRequest("eager", Path("m.json")), Cut(), lambda p: None)
     assert run.time(stream, 1e9, "round 1", sampler.returned) == 3

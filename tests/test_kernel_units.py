@@ -14,7 +14,7 @@ import warnings
 import pytest
 
 import archgen
-from archgen.bench.kernel_units import BACKENDS, KernelUnit, kernel_units, record_names
+from archgen.bench.kernel_units import BACKENDS, KernelUnit, kernel_units, nchwc_block, record_names
 from archgen.errors import UserError
 from archgen.grammar.loader import bundled_names
 from archgen.layer_kinds import merge_kinds
@@ -89,7 +89,7 @@ def test_tiny_units_per_backend() -> None:
              unit("linear", 32, 10, 1, 1, 1, names=("head.fc",))]
     assert kernel_units(TINY, "fused") == fused
     runtime = fused[:4] + [fused[5], fused[4]] + fused[6:]  # the projection after the tail: the trace's order
-    assert kernel_units(TINY, "onnxruntime") == runtime
+    assert kernel_units(TINY, "onnxruntime", nchwc_block=16) == runtime
     assert kernel_units(TINY, "openvino") == runtime[:6] + [
         unit("global_pool", 32, 32, 1, 1, 16, names=("head.pool", "head.flatten", "head.drop")), runtime[-1]]
     eager = kernel_units(TINY, "eager")
@@ -109,7 +109,7 @@ def test_se_gate_and_dense_units() -> None:
     assert [(u.names, u.c_out, u.absorbed, u.mid) for u in tails] == [  # the gate's width: a quarter of 64, 128
         (tuple(f"layer{b}.{n}" for n in ("conv3", "bn3", "se", "add", "act_out")), c, gated, c // 4)
         for b, c in (("1.0", 64), ("1.1", 64), ("2.0", 128))]
-    ort = kernel_units(SE, "onnxruntime")
+    ort = kernel_units(SE, "onnxruntime", nchwc_block=16)
     assert collections.Counter(u.kind for u in ort)["se_gate"] == 3
     assert [u.names for u in ort if u.kind in ("add", "act")] == [
         (f"layer{b}.{name}",) for b in ("1.0", "1.1", "2.0") for name in ("add", "act_out")]
@@ -127,7 +127,8 @@ def test_a_norm_onnx_runtime_runs_on_blocked_input_is_a_depthwise_unit() -> None
     from archgen.bench.kernel_timing import onnx_unit
     from archgen.bench.latency_model import FEATURES, features
 
-    blocked = [u for u in kernel_units("densenet121", "onnxruntime") if u.kind == "dwconv" and u.k == 1]
+    blocked = [u for u in kernel_units("densenet121", "onnxruntime", nchwc_block=16)
+               if u.kind == "dwconv" and u.k == 1]
     assert len(blocked) >= 58  # the dense layers' and transitions' norms after a blocked concat
     for u in blocked:
         assert u.groups == u.c_in == u.c_out and "norm" in u.names[0].rsplit(".", 1)[-1], u
@@ -135,6 +136,27 @@ def test_a_norm_onnx_runtime_runs_on_blocked_input_is_a_depthwise_unit() -> None
         assert f["macs"] == u.batch * u.h * u.w * u.c_in
     ops = [n.op_type for n in onnx_unit(blocked[0]._replace(names=()))[0].graph.node]
     assert "BatchNormalization" in ops and "Conv" not in ops
+
+
+@pytest.mark.parametrize("vector, block", [("avx512f", 16), ("avx2", 8), ("avx", 8), ("x86_64", 8), ("AMD64", 8),
+                                           ("aarch64", 0), ("arm64", 0)])
+def test_the_nchwc_block_is_mlas_choice_for_the_cpu(vector: str, block: int) -> None:
+    """MLAS's platform setup: 16 channels with AVX-512F, 8 on any other x86-64 CPU; no blocked layout modelled
+    elsewhere."""
+    assert nchwc_block(vector) == block
+
+
+def test_onnx_runtimes_units_follow_the_block() -> None:
+    """MobileNetV3-Large's hard swish runs inside the convs ONNX Runtime blocks: with blocks of 8 all but the
+    hidden fc's (a Gemm takes no hard swish); with 16, the 200- and 184-channel convs' stay apart too; with none,
+    every one. The other backends do not depend on it."""
+    acts = {block: [u for u in kernel_units("mobilenet_v3_large", "onnxruntime", nchwc_block=block)
+                    if u.kind == "act"] for block in (0, 8, 16)}
+    assert {block: len(units) for block, units in acts.items()} == {0: 21, 8: 1, 16: 7}
+    assert {u.act for units in acts.values() for u in units} == {"hardswish"}
+    for backend in ("eager", "fused", "openvino"):
+        assert kernel_units("mobilenet_v3_large", backend, nchwc_block=8) == \
+            kernel_units("mobilenet_v3_large", backend, nchwc_block=16)
 
 
 def test_bad_requests_are_refused_in_a_sentence() -> None:
@@ -225,16 +247,6 @@ def exported(tmp_path_factory) -> dict:
     return out
 
 
-def avx512() -> bool:
-    """Whether this CPU has AVX-512, where ONNX Runtime's NCHWc block is the rule's 16 channels (8 on AVX2)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            return " avx512f" in f.read()
-    except OSError:
-        return False
-
-
-@pytest.mark.skipif(not avx512(), reason="the ONNX Runtime rule's layouts are those of an AVX-512 CPU (NCHWC_BLOCK)")
 @pytest.mark.parametrize("key", list(RUNTIME_SPECS))
 def test_onnxruntime_runs_the_units(key: str, exported: dict, tmp_path) -> None:
     """ONNX Runtime at the bench's options (default graph optimisation, CPU): its profile's kernels per op type
@@ -246,10 +258,10 @@ def test_onnxruntime_runs_the_units(key: str, exported: dict, tmp_path) -> None:
 
 #: The mobile families at 64 px, and what a unit kind runs as beyond ORT_OPS / OV_OPS where their acts differ
 #: (OpenVINO runs an SE gate's hard sigmoid as a Math node of its own); None: not checked on ONNX Runtime
-#: (MobileNetV3's blocked hard swish depends on the CPU's NCHWc block, EfficientNet's SE runs its SiLU apart).
+#: (EfficientNet's SE runs its SiLU apart).
 MOBILE_SPECS = {"mobilenet_v2": ({"act": {"relu6": {"Clip": 1}}}, {}),
                 "mnasnet1_0": ({}, {}),
-                "mobilenet_v3_small": (None, {"se_gate": {"Reduce": 1, "Convolution": 2, "Eltwise": 1, "Math": 1}}),
+                "mobilenet_v3_small": ({"act": {"hardswish": {"HardSigmoid": 1, "Mul": 1}}}, {"se_gate": {"Reduce": 1, "Convolution": 2, "Eltwise": 1, "Math": 1}}),
                 "efficientnet_b0": (None, {})}
 
 
@@ -294,14 +306,13 @@ def _ov_ran(path: Path) -> collections.Counter:
     return collections.Counter({op: n for op, n in ran.items() if op not in OV_LAYOUT_OPS})
 
 
-@pytest.mark.skipif(avx512(), reason="checked on an AVX2 CPU (ONNX Runtime's NCHWc block of 8), where these nets' "
-                                     "24- and 40-channel convs run blocked; not yet on an AVX-512 one")
 @pytest.mark.parametrize("key", [key for key, (ort_extra, _) in MOBILE_SPECS.items() if ort_extra is not None])
 def test_onnxruntime_runs_the_mobile_units(key: str, mobile_exported: dict, tmp_path) -> None:
-    """MobileNetV2's relu6 (Clip) runs in its convs, as MnasNet's relu does: no act is a kernel of its own."""
+    """MobileNetV2's relu6 (Clip) runs in its convs, as MnasNet's relu does: no such act is a kernel of its own;
+    MobileNetV3's hard swish runs in the convs ONNX Runtime blocks (this CPU's NCHWc block), apart after others."""
     table = {**ORT_OPS, "act": {**ORT_OPS["act"], **MOBILE_SPECS[key][0].get("act", {})}}
     units = kernel_units(key, "onnxruntime", input_size=64)
-    assert not [u for u in units if u.kind == "act"]
+    assert not [u for u in units if u.kind == "act" and u.act in ("relu", "relu6")]
     assert _ort_ran(mobile_exported[key], 64, tmp_path) == expected(units, table)
 
 

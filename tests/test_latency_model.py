@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+import archgen
 from archgen.bench import latency_model as lm
-from archgen.bench.kernel_units import NCHWC_BLOCK, KernelUnit, kernel_units
+from archgen.bench.kernel_units import KernelUnit, kernel_units, nchwc_block
 from archgen.design import Evaluator, Rejections, load_space, sample
 from archgen.planner import plan
 from conftest import synthetic_ms
@@ -55,14 +56,15 @@ def test_the_trees_learn_what_the_baseline_cannot_see(latency_model_doc):
     (3, 64, 1, 1, 64), (96, 256, 1, 32, 64), (1024, 2048, 1, 64, 64), (120, 120, 120, 1, 1)])
 def test_the_features_say_which_vector_path_a_groups_channels_allow(c_in, c_out, groups, in_align, out_align):
     """A group's channels as the largest power of two dividing them, at most 64: RegNetX's group widths 8, 16,
-    24, 32 and 48 (at 192 channels) are 8, 16, 8, 32 and 16, so that ONNX Runtime's NCHWc blocks of 16
-    (kernel_units.NCHWC_BLOCK) are one split of a tree away; a depthwise conv's group is one channel."""
+    24, 32 and 48 (at 192 channels) are 8, 16, 8, 32 and 16, so that ONNX Runtime's NCHWc blocks (16 on an
+    AVX-512 CPU, 8 on others) are one split of a tree away; a depthwise conv's group is one channel."""
     unit = KernelUnit("conv" if groups < c_in else "dwconv", c_in, c_out, 3, 1, groups, 1, 14, 14, 1, "float32",
                       "nchw", ("norm", "act"), "relu")
     f = dict(zip(lm.FEATURES, lm.features(unit)))
     assert (f["in_align"], f["out_align"]) == (in_align, out_align)
-    assert (f["in_align"] >= NCHWC_BLOCK and f["out_align"] >= NCHWC_BLOCK) == (
-        (c_in // groups) % NCHWC_BLOCK == 0 and (c_out // groups) % NCHWC_BLOCK == 0)
+    for block in (nchwc_block("avx512f"), nchwc_block("avx2")):
+        assert (f["in_align"] >= block and f["out_align"] >= block) == (
+            (c_in // groups) % block == 0 and (c_out // groups) % block == 0)
 
 
 def test_the_file_says_how_each_kind_is_modelled_and_what_whole_passes_add(latency_model_doc):
@@ -203,7 +205,8 @@ def test_a_tampered_byte_breaks_the_checksum(latency_model_file, tmp_path):
 
 @pytest.mark.parametrize("content, words", [
     ("{not json", "is not a latency model: it is not JSON"),
-    ('{"format": "archgen-latency-table/1"}', "its format is not archgen-latency-model/2"),
+    ('{"format": "archgen-latency-table/1"}', "its format is not archgen-latency-model/3"),
+    ('{"format": "archgen-latency-model/2"}', "its format is not archgen-latency-model/3"),  # before the block
     (b"\xff\xfe\x00", "it is not text"),
     ('{"format": 1' + "0" * 5000 + "}", "it is not JSON archgen reads"),  # past Python's digits for an int
     ("[" * 100_000 + "]" * 100_000, "it is not JSON archgen reads"),  # nested past the recursion limit
@@ -221,6 +224,7 @@ def test_a_file_that_is_not_a_model_is_refused(tmp_path, content, words):
     ("name", "Another CPU", "made with name Another CPU"),
     ("torch", "1.0.0", "made with torch 1.0.0"),
     ("threads", 64, "made with threads 64"),
+    ("vector", "sse4_2", "made with vector sse4_2"),
 ])
 def test_a_model_made_elsewhere_warns_naming_the_difference(latency_model_file, tmp_path, field, value, words):
     path = _edited(latency_model_file, tmp_path, lambda d: d["device"].__setitem__(field, value))
@@ -242,6 +246,37 @@ def test_a_model_of_another_runtime_warns_when_its_version_differs(tmp_path):
     lm.write_model(path, doc)
     with pytest.warns(lm.LatencyModelWarning, match="made with onnxruntime 0.1"):
         assert lm.load_model(path).backend == "onnxruntime"
+
+
+def test_an_onnx_runtime_model_groups_units_by_the_block_of_the_cpu_it_was_made_on(tmp_path):
+    """MobileNetV3's hard swish runs inside the convs ONNX Runtime blocks, so its units depend on the CPU's NCHWc
+    block: a model predicts with the block it was calibrated with (its file's), on any machine."""
+    doc = synthetic_latency_model_of("onnxruntime")
+    assert doc["device"]["nchwc_block"] == nchwc_block(doc["device"]["vector"])
+    units = {}
+    for block in (8, 16):
+        doc["device"]["nchwc_block"] = block
+        path = tmp_path / f"ort{block}.json"
+        lm.write_model(path, {k: v for k, v in doc.items() if k != "checksum"})
+        model = lm.load_model(path)
+        expected = kernel_units("mobilenet_v3_small", "onnxruntime", input_size=64, nchwc_block=block)
+        units[block] = model.predict("mobilenet_v3_small", input_size=64).units
+        assert units[block] == len(expected)
+        assert model.predict(archgen.plan("mobilenet_v3_small"), input_size=64).units == len(expected)
+    assert units[8] < units[16]  # more convs run blocked, and take their hard swish in
+
+
+def test_an_onnx_runtime_model_without_its_block_is_refused(tmp_path):
+    doc = synthetic_latency_model_of("onnxruntime")
+    for block, words in ((None, "'device.nchwc_block' is missing"), (12, "must be 0, 8 or 16")):
+        if block is None:
+            del doc["device"]["nchwc_block"]
+        else:
+            doc["device"]["nchwc_block"] = block
+        path = tmp_path / "ort.json"
+        lm.write_model(path, {k: v for k, v in doc.items() if k != "checksum"})
+        with pytest.raises(lm.LatencyModelError, match=words):
+            lm.load_model(path)
 
 
 def synthetic_latency_model_of(backend: str) -> dict:
@@ -354,7 +389,8 @@ def test_one_walk_of_every_kind_predicts_what_each_kind_predicts_alone(model):
     file lacks, which the fallback predicts) must give each unit what its own kind's model gives it alone."""
     np = pytest.importorskip("numpy")
     units = kernel_units("regnetx_004", "eager", 1, input_size=64)
-    units += [u._replace(kind="no_such_kind") for u in units[:3]]
+    assert "lrn" not in model.kinds  # a kind the file lacks: the fallback's
+    units += [u._replace(kind="lrn", c_out=u.c_in, k=1, stride=1) for u in units[:3]]
     shallow = lm._KindModel([1e-6, 2e-6, 0.01], None, [0] * len(lm.RANGED), [1e9] * len(lm.RANGED))
     mixed = lm._Forest([*model.kinds.values(), shallow, lm._KindModel([1e-6, 0, 0], None, None, None)])
     index = {kind: i for i, kind in enumerate(model.kinds)}

@@ -101,6 +101,24 @@ def test_fuses_eager_act_is_the_act_kinds_module(kind, inplace):
     torch.testing.assert_close(apply_act(kind, x.clone(), 0.1, inplace=inplace), expected, rtol=0, atol=0)
 
 
+def test_every_kind_runs_as_a_kernel_kind_that_says_how_it_is_timed():
+    """What a record runs as alone (its `unit_kind`) is a registered kernel kind, which builds its own torch call
+    and ONNX graph: the latency model's timing and features read the kind, never a branch of their own."""
+    from archgen.bench.unit_kinds import UNIT_KINDS, UnitKind
+
+    for record, shape in RECORDS:
+        if record.fusable != "sequence":
+            out = record.cost(Tally(), *shape[1:]) if len(shape) == 3 else (1, 1)
+            assert {record.unit_kind(*out, norm) for norm in ("norm", "group_norm")} <= set(UNIT_KINDS), record
+    assert {m.unit for m in merge_kinds().values() if m.fusable != "run"} == {"add", "concat", "highway_gate"}
+    assert {Conv("c", 8, 8, 3, groups=8).unit_kind(4, 4, "norm"), Pool("p", 8, "max", 3, 2).unit_kind(4, 4, "norm"),
+            AdaptivePool("p", 8, "avg", 1).unit_kind(1, 1, "norm"), Norm("bn", 8).unit_kind(4, 4, "group_norm")} == \
+        {"dwconv", "max_pool", "global_pool", "group_norm"}
+    for kind in UNIT_KINDS.values():
+        assert type(kind).torch_call is not UnitKind.torch_call, kind.name
+        assert type(kind).onnx_graph is not UnitKind.onnx_graph, kind.name
+
+
 def test_a_kind_must_name_a_role_fuse_knows():
     with pytest.raises(TypeError, match="fusable"):
         @layer_kind("typo_in_role")
@@ -146,6 +164,11 @@ def test_a_new_kind_in_one_place_is_counted_built_and_fused(monkeypatch):
         warnings.simplefilter("error")  # hard swish is no norm or act a kernel was asked to take: no warning
         fused = fuse(model)
     assert fused[0].tail is not None and isinstance(fused[0].body.act1, nn.Hardswish)
+    from archgen.bench.kernel_units import Walk
+
+    walk = Walk("eager", "batch", 1, "float32", "nchw", 8, 6, 6, nchwc_block=0)
+    with pytest.raises(ValueError, match="kernel kind 'hswish', which archgen.bench.unit_kinds does not register"):
+        walk.add("layer1.0", "hswish-block", lambda: layers)  # a latency model needs its kernel kind
     x = torch.randn(2, 8, 6, 6)
     with torch.no_grad():
         torch.testing.assert_close(fused(x), model(x), rtol=1e-4, atol=1e-5)

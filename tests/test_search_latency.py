@@ -267,6 +267,7 @@ def test_verify_refuses_what_it_cannot_time_before_it_searches(space, latency_mo
         words = "this asks for the CUDA GPU, but torch"
     else:
         doc["backend"] = "onnxruntime"
+        doc["device"]["nchwc_block"] = 16
         monkeypatch.setattr("archgen.bench.runner.missing_runtime",
                             lambda backend: f"the {backend} backend needs ONNX Runtime, which is not installed")
         words = "the onnxruntime backend needs ONNX Runtime, which is not installed"

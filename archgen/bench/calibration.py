@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple, Optional, Sequence
 
 from archgen.bench.kernel_units import BACKENDS, KernelUnit
+from archgen.bench.unit_kinds import UNIT_KINDS
 from archgen.errors import UserError
 from archgen.render import quantity
 
@@ -158,49 +159,19 @@ def sampled(space: str, n: int, seed: int) -> list[dict]:
 # what to time
 
 
-def _round_to(x: float, step: int) -> int:
-    return max(step, int(round(x / step)) * step)
-
-
 def perturb(u: KernelUnit, rng: random.Random, spread: float) -> KernelUnit:
     """A neighbour of the configuration that the same kind could meet: its channels (a grouped conv's group
     count, or its group width in steps of 8, so that groups of other alignments are timed too) or its input
-    size scaled by up to exp(+-spread), kept valid."""
+    size scaled by up to exp(+-spread), kept valid for its kind (archgen.bench.unit_kinds)."""
+    kind = UNIT_KINDS[u.kind]
     f = math.exp(rng.uniform(-spread, spread))
-    if rng.random() < 0.5 and u.kind not in ("linear", "flatten"):
-        side = max(u.k if u.kind.endswith("pool") else 1, min(MAX_SIDE, int(round(u.h * f))))
-        # a multiple of the side an adaptive pool pools to, as any exported network's is; of a pool's stride, as
-        # the zoo's are, since out_size's ceil(h / stride) is what a timed pool (no ceil mode) outputs only there
-        multiple = u.k if u.kind == "adaptive_pool" else u.stride if u.kind in ("max_pool", "avg_pool") else 1
+    if rng.random() < 0.5 and not (kind.reads_vector or kind.writes_vector):  # a map's side, not the head's
+        side = max(kind.min_side(u), min(MAX_SIDE, int(round(u.h * f))))
+        multiple = kind.side_multiple(u)
         side -= side % multiple
         w = side if u.w == u.h else max(1, min(MAX_SIDE, int(round(u.w * f))))
         return u._replace(h=side, w=w - w % multiple or multiple)
-    if u.kind == "conv" and 1 < u.groups:
-        if rng.random() < 0.5:  # the group count scaled, the group width kept
-            g = max(1, int(round(u.groups * f)))
-            return u._replace(c_in=u.c_in // u.groups * g, c_out=u.c_out // u.groups * g, groups=g)
-        # the group width scaled as one group's channels would be, the count kept
-        group = _scaled_channels(u._replace(c_in=u.c_in // u.groups, c_out=u.c_out // u.groups, groups=1), f, rng,
-                                 spread)
-        return u._replace(c_in=group.c_in * u.groups, c_out=group.c_out * u.groups)
-    return _scaled_channels(u, f, rng, spread)
-
-
-def _scaled_channels(u: KernelUnit, f: float, rng: random.Random, spread: float) -> KernelUnit:
-    """The unit's channels scaled by f, in steps of 8 from 8 channels on (c_in by a draw of its own where it
-    differs from c_out), kept valid for its kind."""
-    step = 8 if u.c_out >= 8 else 1
-    c_out = _round_to(u.c_out * f, step)
-    if u.kind == "dwconv" and u.groups > 1:
-        return u._replace(c_in=c_out, c_out=c_out, groups=c_out)
-    if u.c_in == u.c_out:
-        return u._replace(c_in=c_out, c_out=c_out, mid=max(1, int(round(u.mid * f))) if u.mid else 0)
-    if u.kind in ("concat", "zero_pad"):  # c_in the input, c_out it with channels appended: both scaled
-        c_in = _round_to(u.c_in * f, step)
-        return u._replace(c_in=c_in, c_out=c_in + _round_to((u.c_out - u.c_in) * f, step) if u.c_out > u.c_in
-                          else c_out)
-    c_in = u.c_in if u.c_in <= 4 else _round_to(u.c_in * math.exp(rng.uniform(-spread, spread)), step)
-    return u._replace(c_in=c_in, c_out=c_out)
+    return kind.rechannel(u, f, rng, spread)
 
 
 def work(u: KernelUnit) -> float:
@@ -217,9 +188,11 @@ class Sampler:
     that spreading the ranges never times a kernel no network has (one of minutes)."""
 
     def __init__(self, backend: str, spaces: Sequence[str], batch_sizes: Sequence[int], dtype: str, layout: str,
-                 seed: int) -> None:
+                 seed: int, nchwc_block: int) -> None:
         self.backend, self.spaces, self.batch_sizes = backend, list(spaces), list(batch_sizes)
         self.dtype, self.layout, self.seed = dtype, layout, seed
+        #: The timing machine's (kernel_units groups by it, and a Ray head may have another CPU).
+        self.nchwc_block = nchwc_block
         self.rng = random.Random(seed)
         self.seen: set[KernelUnit] = set()
         self.largest: dict[str, float] = {}
@@ -255,7 +228,8 @@ class Sampler:
         from archgen.bench.kernel_units import kernel_units
 
         return [u._replace(names=()) for batch in self.batch_sizes
-                for u in kernel_units(network, self.backend, batch, self.dtype, self.layout)]
+                for u in kernel_units(network, self.backend, batch, self.dtype, self.layout,
+                                      nchwc_block=self.nchwc_block)]
 
     def fresh(self, units: Iterable[KernelUnit]) -> list[KernelUnit]:
         """Those not handed out yet, now marked as handed out."""
@@ -453,6 +427,8 @@ class _Run:
     request: CalibrationRequest
     timer: _Timer
     progress: Callable[[Progress], None]
+    #: What identifies the machine that times (latency_model.machine), which the model records.
+    machine: dict = field(default_factory=dict)
     start: float = field(default_factory=time.monotonic)
     samples: list[tuple[KernelUnit, float]] = field(default_factory=list)
     failed: int = 0
@@ -464,6 +440,11 @@ class _Run:
 
     def elapsed(self) -> float:
         return time.monotonic() - self.start
+
+    @property
+    def nchwc_block(self) -> int:
+        """The timing machine's ONNX Runtime NCHWc block (0 for the backends that have none)."""
+        return int(self.machine.get("nchwc_block", 0))
 
     def say(self, phase: str, done: int, note: str = "") -> None:
         self.progress(Progress(phase, done, self.elapsed(), self.budget, note))
@@ -556,7 +537,8 @@ class _NetworkSlots:
             started = run.elapsed()
             macs = self.macs[self.next:self.next + NETWORK_CHUNK]
             for batch, times in run.timer.networks(chunk, req.batch_sizes, req.dtype, req.layout).items():
-                self.timed += [(kernel_units(spec, req.backend, batch, req.dtype, req.layout), ms)
+                self.timed += [(kernel_units(spec, req.backend, batch, req.dtype, req.layout,
+                                             nchwc_block=run.nchwc_block), ms)
                                for spec, ms in zip(chunk, times)]
                 self.passes += [{"batch": batch, "macs": m, "ms": ms} for m, ms in zip(macs, times)]
             self.per_mac = (run.elapsed() - started) / max(sum(macs), 1)
@@ -649,12 +631,13 @@ def run_calibration(request: CalibrationRequest, progress: Callable[[Progress], 
             say(f"archgen calibrate on {placement.ray}")
         timer = _ray_timer(request.backend, request.device) if placement.ray else \
             _Timer(request.backend, request.device)
-        run = _Run(request, timer, progress)
+        run = _Run(request, timer, progress, timer.machine())
         budget = run.budget
         networks = _NetworkSlots(run)
         networks.time(budget * NETWORK_SHARE / 2, chunks=1)
         network_s = run.elapsed()
-        sampler = Sampler(request.backend, spaces, request.batch_sizes, request.dtype, request.layout, request.seed)
+        sampler = Sampler(request.backend, spaces, request.batch_sizes, request.dtype, request.layout, request.seed,
+                          run.nchwc_block)
         fit_s = max(FIT_S, budget * FIT_SHARE)
         _kernels(run, sampler, budget - fit_s - max(networks.reserve(), budget * NETWORK_SHARE - network_s))
         kernel_s = run.elapsed() - network_s
@@ -667,7 +650,7 @@ def run_calibration(request: CalibrationRequest, progress: Callable[[Progress], 
         if thin:
             say(thin)
         meta = {"backend": request.backend, "dtype": request.dtype, "layout": request.layout,
-                "batch_sizes": request.batch_sizes, "device": timer.machine(), "spaces": spaces,
+                "batch_sizes": request.batch_sizes, "device": run.machine, "spaces": spaces,
                 "minutes": request.minutes, "seed": request.seed,
                 "timings": {"configurations": len(run.samples), "failed": run.failed, "kernel_s": round(kernel_s, 1),
                             "per_minute": round(len(run.samples) / max(kernel_s, 1e-9) * 60, 1),

@@ -41,10 +41,13 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from archgen.bench.kernel_units import BACKENDS, KernelUnit, out_size
 from archgen.bench.timing import percentile
+from archgen.bench.unit_kinds import UNIT_KINDS
 from archgen.errors import UserError
 
 if TYPE_CHECKING:
     import onnx
+    import torch
+    import torch.nn as nn
 
 #: Backends whose kernels `time_units` times: those with a kernel rule (torch.compile's kernels are Inductor's to
 #: choose, per graph).
@@ -102,124 +105,35 @@ def _median_ms(fn: Callable[[], object], warmup: int, reps: int, cap_ms: Optiona
 # torch units (eager, fused)
 
 
-def _torch_act(kind: Optional[str]):
-    from archgen.layer_kinds.act import Act
+class _TorchMaker:
+    """What a kind's torch_call (archgen.bench.unit_kinds) makes its call from: the unit's input `x`, tensors
+    and modules in the unit's device, dtype and layout, and whether it runs fused."""
 
-    return Act("act", 1, kind or "none").module()
+    def __init__(self, u: KernelUnit, fused: bool, device: str) -> None:
+        import torch
 
+        self.fused, self.device = fused, device
+        self.dtype = getattr(torch, u.dtype)
+        self.format = torch.channels_last if u.layout == "nhwc" else torch.contiguous_format
+        self.vector = UNIT_KINDS[u.kind].reads_vector
+        self.batch = u.batch
+        self.x = self.tensor(u.c_in, u.h, u.w)
 
-def _group_count(c: int) -> int:
-    """Group norm's groups: the spec's 32 where they divide the channels, else the largest that does."""
-    return next(g for g in (32, 16, 8, 4, 2, 1) if c % g == 0)
+    def tensor(self, c: int, h: int, w: int) -> "torch.Tensor":
+        import torch
 
+        t = torch.randn((self.batch, c) if self.vector else (self.batch, c, h, w), device=self.device)
+        t = t.to(self.dtype)
+        return t.contiguous(memory_format=self.format) if t.dim() == 4 else t
 
-def _carries_its_input(u: KernelUnit) -> bool:
-    """Whether a highway gate's carry is the tensor its gate reads (an identity shortcut: the block keeps its
-    shape); else the carry is a projection's output, an input of the output's shape."""
-    return (u.c_in, u.h, u.w) == (u.c_out, *out_size(u))
+    def ready(self, m: "nn.Module") -> "nn.Module":
+        return m.eval().to(device=self.device, dtype=self.dtype, memory_format=self.format)
 
 
 def torch_unit(u: KernelUnit, fused: bool, device: str) -> Callable[[], object]:
     """A call of the unit's modules (eval mode, on `device`, in its dtype and layout) on inputs of its
-    shape."""
-    import torch
-    import torch.nn as nn
-
-    from archgen.layer_kinds.conv import Conv
-    from archgen.layer_kinds.norm import LocalResponseNorm, Norm
-    from archgen.layer_kinds.pool import Pool
-    from archgen.layer_kinds.squeeze_excite import SqueezeExcite
-    from archgen.modules import ZeroPadShortcut
-
-    dtype = getattr(torch, u.dtype)
-    fmt = torch.channels_last if u.layout == "nhwc" else torch.contiguous_format
-    ho, wo = out_size(u)
-
-    def tensor(c: int, h: int, w: int) -> torch.Tensor:
-        shape = (u.batch, c) if u.kind == "linear" else (u.batch, c, h, w)
-        t = torch.randn(shape, device=device).to(dtype)
-        return t.contiguous(memory_format=fmt) if t.dim() == 4 else t
-
-    def ready(m: nn.Module) -> nn.Module:
-        return m.eval().to(device=device, dtype=dtype, memory_format=fmt)
-
-    x = tensor(u.c_in, u.h, u.w)
-    absorbed = set(u.absorbed)
-    kind = u.kind
-    if kind in ("conv", "dwconv"):
-        conv = Conv("conv", u.c_in, u.c_out, u.k, u.stride, u.groups, u.dilation,
-                    bias=fused and "act" in absorbed and "norm" not in absorbed).module()
-        if not fused or not absorbed:
-            m = ready(conv)
-            return lambda: m(x)
-        from archgen.kernels.fuse import BNAct, ConvBNAct, GatedTail, conv_affine
-
-        r = tensor(u.c_out, ho, wo) if "add" in absorbed else None
-        bn = ready(Norm("bn", u.c_out).module())
-        if "gate" in absorbed:
-            se = SqueezeExcite("se", u.c_out, u.mid).module()
-            m = ready(GatedTail(conv, bn, se, u.act or "none", 0.1))
-        elif "norm" in absorbed:
-            new, _, shift = conv_affine(conv, bn, True)
-            m = ready(ConvBNAct(new, BNAct(None, shift, u.act or "none", 0.1)))
-        else:
-            new, _, bias = conv_affine(conv, None, True)
-            m = ready(ConvBNAct(new, BNAct(None, bias, u.act or "none", 0.1)))
-        return (lambda: m(x, r)) if r is not None else (lambda: m(x))
-    if kind == "norm":  # fused: the norm (+ act) as one scale-shift pass
-        bn = ready(Norm("bn", u.c_in).module())
-        if fused:
-            from archgen.kernels.fuse import BNAct
-
-            m = ready(BNAct.from_bn(bn, u.act or "none", 0.1))
-            return lambda: m(x)
-        return lambda: bn(x)
-    if kind == "group_norm":
-        m = ready(nn.GroupNorm(_group_count(u.c_in), u.c_in))
-        return lambda: m(x)
-    if kind == "act":
-        m = ready(_torch_act(u.act))
-        return lambda: m(x)
-    if kind in ("add", "concat", "highway_gate"):
-        r = tensor(u.c_out - u.c_in if kind == "concat" else u.c_out, ho, wo)
-        if kind == "add":
-            return lambda: x + r
-        if kind == "concat":
-            return lambda: torch.cat([x, r], 1)
-        gate = ready(nn.Sequential(Conv("conv", u.c_in, u.c_out, u.k, u.stride, bias=True).module(), nn.Sigmoid()))
-        carried = x if _carries_its_input(u) else tensor(u.c_out, ho, wo)
-
-        def highway() -> torch.Tensor:  # the gate reads the block's input; the branch's output and the carry meet
-            t = gate(x)
-            return r * t + carried * (1 - t)
-
-        return highway
-    if kind in ("max_pool", "avg_pool"):
-        m = ready(Pool("pool", u.c_in, kind[:3], u.k, u.stride, (u.k - 1) // 2).module())
-        return lambda: m(x)
-    if kind in ("global_pool", "adaptive_pool"):
-        m = ready(nn.AdaptiveAvgPool2d(out_size(u)))
-        return lambda: m(x)
-    if kind == "flatten":
-        return lambda: torch.flatten(x, 1)
-    if kind == "linear":
-        fc = ready(nn.Linear(u.c_in, u.c_out))
-        if u.act is None:
-            return lambda: fc(x)
-        act = _torch_act(u.act)
-        return lambda: act(fc(x))
-    if kind == "se_gate":
-        m = ready(SqueezeExcite("se", u.c_in, u.mid).module())
-        return lambda: m(x)
-    if kind == "zero_pad":
-        m = ZeroPadShortcut(u.stride, u.c_out - u.c_in)
-        return lambda: m(x)
-    if kind == "lrn":
-        m = LocalResponseNorm("lrn", u.c_in).module()
-        return lambda: m(x)
-    if kind == "nop":
-        return lambda: x
-    raise ValueError(f"no torch module for kernel kind '{kind}'")
+    shape: its kind's own (unit_kinds)."""
+    return UNIT_KINDS[u.kind].torch_call(u, _TorchMaker(u, fused, device))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -249,13 +163,14 @@ class _Graph:
         a network, in its blocked layout: through a helper (a 1x1 depthwise conv, which ONNX Runtime runs
         blocked, then a 1x1 max pool, so that nothing of the unit fuses into the conv), which the timing
         leaves out (HELPER)."""
-        from archgen.bench.kernel_units import NCHWC_BLOCK
+        from archgen.bench.kernel_units import local_nchwc_block
 
         name = f"in{len(self.inputs)}"
         dims = ["batch", c] + ([] if h is None else [h, w])
         self.inputs.append(self._helper.make_tensor_value_info(name, self._float, dims))
         self.feeds[name] = tuple([self.u.batch, c] + ([] if h is None else [h, w]))
-        if not self.blocked_inputs or h is None or c % NCHWC_BLOCK:
+        block = local_nchwc_block()
+        if not self.blocked_inputs or h is None or not block or c % block:
             return name
         conv = f"{HELPER}{name}_conv"
         self.nodes.append(self._helper.make_node("Conv", [name, self.const((c, 1, 1, 1))], [conv], group=c,
@@ -287,28 +202,23 @@ class _Graph:
         return out
 
     def act(self, x: str, kind: Optional[str]) -> str:
-        """The act as torch's exporter writes it at opset 17."""
-        if kind in (None, "none"):
-            return x
-        if kind == "relu":
-            return self.op("Relu", x)
-        if kind == "leaky_relu":
-            return self.op("LeakyRelu", x, alpha=0.1)
-        if kind == "sigmoid":
-            return self.op("Sigmoid", x)
-        if kind == "silu":
-            return self.op("Mul", x, self.op("Sigmoid", x))
-        if kind == "relu6":
-            return self.op("Clip", x, self.const((), fill=0.0), self.const((), fill=6.0))
-        if kind == "hardswish":
-            return self.op("HardSwish", x)
-        if kind == "hardsigmoid":
-            return self.op("HardSigmoid", x, alpha=1 / 6)
-        if kind == "gelu":
-            erf = self.op("Erf", self.op("Div", x, self.const((), fill=math.sqrt(2))))
-            return self.op("Mul", self.op("Mul", x, self.op("Add", erf, self.const((), fill=1.0))),
-                           self.const((), fill=0.5))
-        raise ValueError(f"no ONNX form for the act '{kind}'")
+        """The act as torch's exporter writes it at archgen's opset (its function's `onnx` form)."""
+        from archgen.layer_kinds.act import FUNCTIONS
+
+        return FUNCTIONS[kind or "none"].onnx(self, x)
+
+    def tail(self, y: str, u: KernelUnit) -> str:
+        """The roles a unit absorbed after its own op, in order: a gate, the residual add (a second input), the
+        act (a folded norm is already in the conv's weights and bias)."""
+        ho, wo = out_size(u)
+        for role in u.absorbed:
+            if role == "gate":
+                y = self.se(y, u.c_out, u.mid)
+            elif role == "add":
+                y = self.op("Add", y, self.input(u.c_out, ho, wo))
+            elif role == "act":
+                y = self.act(y, u.act)
+        return y
 
     def conv(self, x: str, c_in: int, c_out: int, k: int, stride: int = 1, groups: int = 1, dilation: int = 1,
              bias: bool = True) -> str:
@@ -329,7 +239,7 @@ class _Graph:
 
     def model(self, out: str) -> "onnx.ModelProto":
         h = self._helper
-        rank = 2 if self.u.kind in ("linear", "flatten") else 4
+        rank = 2 if UNIT_KINDS[self.u.kind].writes_vector else 4
         dims = ["batch", "channels", "height", "width"][:rank]  # what the runtime infers
         graph = h.make_graph(self.nodes, "unit", self.inputs, [h.make_tensor_value_info(out, self._float, dims)],
                              self.inits)
@@ -351,83 +261,13 @@ def _noise():
     return _NOISE[0]
 
 
-def _tail(g: _Graph, y: str, u: KernelUnit, start: int = 0) -> str:
-    """The roles a unit absorbed after its own op, in order: a gate, the residual add (a second input), the
-    act (a folded norm is already in the conv's weights and bias)."""
-    ho, wo = out_size(u)
-    for role in u.absorbed[start:]:
-        if role == "gate":
-            y = g.se(y, u.c_out, u.mid)
-        elif role == "add":
-            y = g.op("Add", y, g.input(u.c_out, ho, wo))
-        elif role == "act":
-            y = g.act(y, u.act)
-    return y
-
-
-def _blocked_norm(u: KernelUnit) -> bool:
-    """A norm ONNX Runtime runs on blocked input (kernel_units makes it a 1x1 depthwise `dwconv` unit): exported
-    as the BatchNormalization the network has, which ONNX Runtime turns into that conv. A depthwise conv of
-    kernel 1, were a network to have one, would run the same kernel."""
-    return u.kind == "dwconv" and u.k == 1 and u.stride == 1 and u.groups == u.c_in == u.c_out
-
-
 def onnx_unit(u: KernelUnit, blocked_inputs: bool = False) -> tuple["onnx.ModelProto", dict[str, tuple[int, ...]]]:
-    """The unit as the ONNX graph torch's exporter writes for it inside a network, and its inputs' shapes
-    (`blocked_inputs`: see _Graph.input)."""
+    """The unit as the ONNX graph torch's exporter writes for it inside a network (its kind's own, unit_kinds),
+    and its inputs' shapes (`blocked_inputs`: see _Graph.input)."""
     g = _Graph(u, blocked_inputs)
-    kind = u.kind
-    x = g.input(u.c_in, None if kind == "linear" else u.h, None if kind == "linear" else u.w)
-    if kind in ("conv", "dwconv") and not _blocked_norm(u):
-        y = g.conv(x, u.c_in, u.c_out, u.k, u.stride, u.groups, u.dilation, bias="norm" in u.absorbed)
-        y = _tail(g, y, u)
-    elif kind in ("norm", "dwconv"):  # a norm no conv took (ONNX Runtime runs it as a conv on blocked input)
-        y = _tail(g, g.batch_norm(x, u.c_in), u)
-    elif kind == "group_norm":
-        groups = _group_count(u.c_in)
-        y = g.op("InstanceNormalization", g.op("Reshape", x, g.ints([0, groups, -1])),
-                 g.const((groups,), fill=1.0), g.const((groups,), fill=0.0), epsilon=1e-5)
-        y = g.op("Reshape", y, g.op("Shape", x))
-        y = g.op("Add", g.op("Mul", y, g.const((u.c_in, 1, 1))), g.const((u.c_in, 1, 1)))
-    elif kind == "act":
-        y = g.act(x, u.act)
-    elif kind == "add":
-        y = _tail(g, g.op("Add", x, g.input(u.c_out, u.h, u.w)), u)
-    elif kind == "concat":
-        y = g.op("Concat", x, g.input(u.c_out - u.c_in, u.h, u.w), axis=1)
-    elif kind == "highway_gate":  # the gate reads the block's input; the branch's output and the carry meet
-        ho, wo = out_size(u)
-        t = g.op("Sigmoid", g.conv(x, u.c_in, u.c_out, u.k, u.stride))
-        carried = x if _carries_its_input(u) else g.input(u.c_out, ho, wo)
-        carry = g.op("Mul", carried, g.op("Sub", g.const((), fill=1.0), t))
-        y = g.op("Add", g.op("Mul", g.input(u.c_out, ho, wo), t), carry)
-    elif kind in ("max_pool", "avg_pool"):
-        pad = (u.k - 1) // 2
-        attrs = {"kernel_shape": [u.k, u.k], "strides": [u.stride, u.stride], "pads": [pad] * 4}
-        y = g.op("MaxPool" if kind == "max_pool" else "AveragePool", x, **attrs)
-    elif kind == "global_pool":
-        y = g.op("GlobalAveragePool", x)  # OpenVINO's flatten after it is a view, counted with it
-    elif kind == "adaptive_pool":  # torch exports one only where the side is a multiple of what it pools to
-        window = [max(1, u.h // u.k), max(1, u.w // u.k)]
-        y = g.op("AveragePool", x, kernel_shape=window, strides=window)
-    elif kind == "flatten":
-        y = g.op("Flatten", x, axis=1)
-    elif kind == "linear":
-        y = g.op("Gemm", x, g.const((u.c_out, u.c_in)), g.const((u.c_out,)), transB=1)
-        y = g.act(y, u.act)
-    elif kind == "se_gate":
-        y = _tail(g, g.se(x, u.c_in, u.mid), u)
-    elif kind == "zero_pad":
-        y = g.op("Slice", x, g.ints([0, 0]), g.ints([2 ** 62, 2 ** 62]), g.ints([2, 3]),
-                 g.ints([u.stride, u.stride]))
-        y = g.op("Pad", y, g.ints([0, 0, 0, 0, 0, u.c_out - u.c_in, 0, 0]), mode="constant")
-    elif kind == "lrn":
-        y = g.op("LRN", x, size=5, alpha=1e-4, beta=0.75, bias=2.0)
-    elif kind == "nop":
-        y = g.op("Identity", x)
-    else:
-        raise ValueError(f"no ONNX graph for kernel kind '{kind}'")
-    return g.model(y), g.feeds
+    kind = UNIT_KINDS[u.kind]
+    x = g.input(u.c_in, *((None, None) if kind.reads_vector else (u.h, u.w)))
+    return g.model(kind.onnx_graph(g, x, u)), g.feeds
 
 
 def _feeds(shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:

@@ -22,12 +22,13 @@ never a family, so a new kind with a role is grouped without a word here. Per ba
   unit before the block when nothing else reads the block's input (a plain run, the head, a pre-activation
   block whose shortcut reads the pre-activated input):
   - ONNX Runtime runs a conv in its blocked NCHWc layout when its output channels are a multiple of the CPU's
-    block (16 with AVX-512, `NCHWC_BLOCK`) and it is dense, depthwise, or grouped in groups of whole
+    block (`nchwc_block`: 16 with AVX-512, 8 on other x86-64 CPUs) and it is dense, depthwise, or grouped in groups of whole
     blocks; pools and acts keep the layout they are given. It adds a residual in the pass of a branch's
     last conv (with the act after it) only when that conv applies no act yet and the shortcut's tensor is in
     the conv's output layout; otherwise the add and the act are kernels of their own (after a zero-padding
     shortcut, in the blocks after one, after an SE gate). A concat of blocked inputs of whole blocks stays
-    blocked (DenseNet-121's growth of 32; not DenseNet-40's 12). A norm that does not follow a conv is a
+    blocked (DenseNet-121's growth of 32; not DenseNet-40's 12). The block is the CPU's, so a model records
+    the block it was calibrated with and predicts with it on any machine. A norm that does not follow a conv is a
     BatchNormalization with its act apart, or, on a blocked input, a 1x1 depthwise NCHWc conv with the act
     in it (a `dwconv` unit); it folds a norm into a conv only when the conv took nothing else. A conv takes
     relu, leaky relu, sigmoid, relu6 (Clip) and hard sigmoid in, and hard swish only when it runs blocked; SiLU
@@ -44,11 +45,13 @@ never a family, so a new kind with a role is grouped without a word here. Per ba
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, NamedTuple, Optional, Sequence
 
+from archgen.bench.unit_kinds import UNIT_KINDS
 from archgen.errors import UserError
-from archgen.layer_kinds import LAYER_KINDS, MERGE_KINDS
+from archgen.layer_kinds import MERGE_KINDS
 from archgen.layer_kinds.act import FUNCTIONS
 from archgen.layer_kinds.base import LayerKind
 from archgen.memo import Memo
@@ -62,9 +65,24 @@ BACKENDS = ("eager", "fused", "onnxruntime", "openvino")
 DTYPES = ("float32", "float16", "bfloat16")
 LAYOUTS = ("nchw", "nhwc")
 
-#: ONNX Runtime's NCHWc channel block on an AVX-512 CPU (MLAS picks 8 on AVX2 ones): what decides which convs
-#: run blocked, and so which residual adds it fuses.
-NCHWC_BLOCK = 16
+#: CPU architectures (platform.machine) and vector extensions (archgen.bench.results.cpu_vector) of x86-64.
+_X86 = frozenset({"x86_64", "amd64", "avx512f", "avx2", "avx", "sse4_2"})
+
+
+def nchwc_block(vector: str) -> int:
+    """ONNX Runtime's NCHWc channel block on a CPU whose widest vector extension is `vector`: what decides which
+    convs run blocked, and so which residual adds and hard swishes it fuses. MLAS (its platform setup) takes 16
+    where AVX-512F is usable and 8 on any other x86-64 CPU; on other CPUs no blocked layout is modelled (0)."""
+    v = vector.lower()
+    return 16 if v == "avx512f" else 8 if v in _X86 else 0
+
+
+@functools.lru_cache(maxsize=None)
+def local_nchwc_block() -> int:
+    """This CPU's NCHWc block (nchwc_block of its widest vector extension)."""
+    from archgen.bench.results import cpu_vector
+
+    return nchwc_block(cpu_vector())
 
 
 class KernelUnit(NamedTuple):
@@ -93,21 +111,11 @@ class KernelUnit(NamedTuple):
     names: tuple[str, ...] = ()
 
 
-#: Unit kinds whose output is their input at their stride: a window with 'same' padding, a strided slice (the
-#: zero-padding shortcut), a highway gate's conv.
-STRIDED_KINDS = frozenset({"conv", "dwconv", "max_pool", "avg_pool", "zero_pad", "highway_gate"})
-
-
 def out_size(u: KernelUnit) -> tuple[int, int]:
-    """The unit's output height and width: the one rule the latency model's features and the timing of a unit
-    in isolation both read, so that what is timed is what is predicted."""
-    if u.kind in STRIDED_KINDS:
-        return -(-u.h // u.stride), -(-u.w // u.stride)
-    if u.kind == "global_pool":
-        return 1, 1
-    if u.kind == "adaptive_pool":
-        return u.k, u.k
-    return u.h, u.w
+    """The unit's output height and width, by its kind (archgen.bench.unit_kinds): the one rule the latency
+    model's features and the timing of a unit in isolation both read, so that what is timed is what is
+    predicted."""
+    return UNIT_KINDS[u.kind].out_size(u)
 
 
 @dataclass(frozen=True)
@@ -130,7 +138,7 @@ class _Rule:
     norm_acts: frozenset = frozenset()
     #: Flatten counted with the unit before it (OpenVINO: a reorder or a view).
     flatten_absorbed: bool = False
-    #: ONNX Runtime's NCHWc layout tracked through the network.
+    #: ONNX Runtime's NCHWc layout tracked through the network (in blocks of the CPU's, `nchwc_block`).
     blocked: bool = False
     #: A block that opens with a norm, on an input nothing else reads, has it taken into the unit before it:
     #: '' never, 'bare_conv' a conv that took nothing else (ONNX Runtime folds the norm into its weights),
@@ -153,11 +161,7 @@ RULES = {
                       norm_acts=frozenset(FUNCTIONS), flatten_absorbed=True, join_norm="conv"),
 }
 
-_KIND_NAMES = {cls: name for name, cls in LAYER_KINDS.items()}
 _MERGE_NAMES = {cls: name for name, cls in MERGE_KINDS.items()}
-#: Unit kinds named otherwise than their record's kind.
-_UNIT_KIND = {"squeeze_excite": "se_gate", "dropout": "nop", "identity": "nop", "local_response_norm": "lrn",
-              "gate": "highway_gate"}
 
 
 class _Out(Unnamed):
@@ -232,18 +236,15 @@ def _ops(layers: Sequence[LayerKind], prefix: str, c: int, h: int, w: int, norm:
         ho, wo = layer.cost(sink, h, w)
         # a record that writes no counted output keeps its input's channels, plus any it pads with zeros
         c_out = sink.out[0] if sink.out is not None else c + getattr(layer, "extra_channels", 0)
-        kind = _KIND_NAMES[type(layer)]
-        kind = _UNIT_KIND.get(kind, kind)
-        if kind == "conv" and layer.groups > 1 and layer.groups == layer.c_in == layer.c_out:
-            kind = "dwconv"
-        elif kind == "pool":
-            kind = f"{layer.kind}_pool"
-        elif kind == "adaptive_pool" and (ho, wo) == (1, 1):
-            kind = "global_pool"
-        elif kind == "norm":
-            kind = norm
+        kind = layer.unit_kind(ho, wo, norm)
+        unit_kind = UNIT_KINDS.get(kind)
+        if unit_kind is None:
+            raise ValueError(f"the layer kind {type(layer).__name__} runs as the kernel kind '{kind}', which "
+                             "archgen.bench.unit_kinds does not register: register it there (its output size, "
+                             "weights, torch call and ONNX graph), or name a registered one as the layer kind's "
+                             "`unit`")
         op = _Op(name, layer, role, kind, getattr(layer, "c_in", c), c_out, h, w)
-        if kind == "adaptive_pool":
+        if unit_kind.pools_to:
             op.k = ho  # the side it pools to, which out_size reads back
         run.append(op)
         c, h, w = c_out, ho, wo
@@ -260,8 +261,10 @@ def _flat(run: Run) -> list[_Op]:
 class _Grouper:
     """Groups runs of ops by one backend's rule, tracking ONNX Runtime's layout where the rule asks."""
 
-    def __init__(self, rule: _Rule, norm: str) -> None:
+    def __init__(self, rule: _Rule, norm: str, block: int) -> None:
         self.rule = rule
+        #: The NCHWc block where the rule tracks that layout, else 0 (nothing runs blocked).
+        self.block = block if rule.blocked else 0
         #: A norm folds only when it is a batch norm (frozen or not): group norm has no running statistics.
         self.norm_folds = norm in ("batch", "frozen_batch")
         self.norm_kind = "group_norm" if norm == "group" else "norm"
@@ -274,11 +277,12 @@ class _Grouper:
 
     def conv_blocked(self, op: _Op) -> bool:
         """Whether ONNX Runtime runs this conv in its NCHWc layout (what its add fusion depends on)."""
-        if not self.rule.blocked or op.c_out % NCHWC_BLOCK:
+        block = self.block
+        if not block or op.c_out % block:
             return False
         if op.groups == 1 or op.kind == "dwconv":
             return True  # a dense conv reads any input channels (an unblocked input directly)
-        return (op.c_in // op.groups) % NCHWC_BLOCK == 0 and (op.c_out // op.groups) % NCHWC_BLOCK == 0
+        return (op.c_in // op.groups) % block == 0 and (op.c_out // op.groups) % block == 0
 
     def group(self, run: Run, blocked: bool = False) -> tuple[list[_Unit], bool]:
         """The run's units and whether its output is in ONNX Runtime's blocked layout."""
@@ -319,7 +323,7 @@ class _Grouper:
                 units.append(u)
                 i = j
             elif role == "norm":
-                if rule.blocked and blocked and item.c_out % NCHWC_BLOCK == 0:
+                if self.block and blocked and item.c_out % self.block == 0:
                     # ONNX Runtime's NCHWc BatchNormalization: a 1x1 depthwise conv, and featured as one (a
                     # multiply-add per element, not the c x c MACs of a dense conv)
                     u = _Unit(item, "dwconv", blocked=True)
@@ -345,7 +349,7 @@ class _Grouper:
             else:
                 # ONNX Runtime pools and applies an act in the layout it is given
                 keeps = item.kind.endswith("pool") or item.role == "act"
-                keeps = rule.blocked and keeps and blocked and item.c_out % NCHWC_BLOCK == 0
+                keeps = bool(self.block) and keeps and blocked and item.c_out % self.block == 0
                 units.append(_Unit(item, blocked=keeps))
                 i += 1
             if pending and units:
@@ -377,7 +381,7 @@ def _merge_op(d: "BlockLayers", prefix: str, c_in: int, c: int, h: int, w: int, 
     a concat from the block's input channels to the merged channels; anything else the branch's output's
     shape."""
     kind = _MERGE_NAMES[type(d.merge)]
-    role, unit_kind = d.merge.fusable, _UNIT_KIND.get(kind, kind)
+    role, unit_kind = d.merge.fusable, d.merge.unit
     if d.merge.reads_split:
         c_split, h_split, w_split = split
         return _Op(f"{prefix}.{kind}", d.merge, role, unit_kind, c_split, c, h_split, w_split)
@@ -419,7 +423,7 @@ def _block(d: "BlockLayers", prefix: str, c: int, h: int, w: int, g: _Grouper, b
     if how != "add":  # a concat, or a merge no runtime fuses (a highway gate): its own unit
         m = _Unit(merge)
         if how == "join":  # ONNX Runtime concatenates blocked inputs of whole blocks blocked
-            m.blocked = blocked and body_blocked and c % NCHWC_BLOCK == 0 and cb % NCHWC_BLOCK == 0
+            m.blocked = blocked and body_blocked and c % g.block == 0 and cb % g.block == 0
         act = _single_act(post, g)
         if how is None and rule.name == "openvino" and act is not None:  # an eltwise chain: the act joins it
             m.take(_flat(post)[0], "act", act)
@@ -511,9 +515,9 @@ class Walk:
     `units` with the unit before the stage, so that it can remember a stage's units by what it starts from."""
 
     def __init__(self, backend: str, norm: str, batch: int, dtype: str, layout: str, c: int, h: int, w: int,
-                 blocked: bool = False, before: Optional[KernelUnit] = None) -> None:
-        self.grouper = _Grouper(RULES[backend], norm)
-        self.context = (backend, self.grouper.norm_folds, batch, dtype, layout)
+                 blocked: bool = False, before: Optional[KernelUnit] = None, *, nchwc_block: int) -> None:
+        self.grouper = _Grouper(RULES[backend], norm, nchwc_block)
+        self.context = (backend, self.grouper.norm_folds, self.grouper.block, batch, dtype, layout)
         self.c, self.h, self.w, self.blocked = c, h, w, blocked
         #: The units so far (`before` first, where given: a block may take its opening norm into it).
         self.units: list[KernelUnit] = [] if before is None else [before]
@@ -522,7 +526,7 @@ class Walk:
         """The block's units appended (`made_from`: what its records are made from, cheaper to hash than the
         records; `layers` makes them on a miss), memoised by it, its place and its input."""
         g = self.grouper
-        backend, _, batch, dtype, layout = self.context
+        backend, _, _, batch, dtype, layout = self.context
         key = (*self.context, prefix, made_from, self.c, self.h, self.w, self.blocked)
         hit = _MEMO.get(key)
         if hit is None:
@@ -537,11 +541,12 @@ class Walk:
 
 
 def kernel_units(plan_or_spec: object, backend: str, batch: int = 1, dtype: str = "float32", layout: str = "nchw",
-                 input_size: Optional[int] = None) -> list[KernelUnit]:
+                 input_size: Optional[int] = None, nchwc_block: Optional[int] = None) -> list[KernelUnit]:
     """The kernels `backend` runs for a network, in order, each with the features a latency model reads.
 
-    `plan_or_spec`: a ModelPlan or anything `archgen.plan` takes; `input_size` overrides the spec's. Every
-    record of the network lands in exactly one unit (`names`). Pure Python; blocks are memoised by what they
+    `plan_or_spec`: a ModelPlan or anything `archgen.plan` takes; `input_size` overrides the spec's;
+    `nchwc_block`: ONNX Runtime's channel block (None: this CPU's, local_nchwc_block). Every record of the
+    network lands in exactly one unit (`names`). Pure Python; blocks are memoised by what they
     are made from, their place and their input shape, so candidates of one design space share the work.
     """
     from archgen.planner import ModelPlan, plan
@@ -553,7 +558,8 @@ def kernel_units(plan_or_spec: object, backend: str, batch: int = 1, dtype: str 
 
         profile(p, input_size)  # refuses, in a sentence, a size the network cannot take (the plan's size it can)
     size = input_size or p.input_size
-    walk = Walk(backend, p.spec.doc.norm.type, batch, dtype, layout, p.in_chans, size, size)
+    block = local_nchwc_block() if nchwc_block is None else nchwc_block
+    walk = Walk(backend, p.spec.doc.norm.type, batch, dtype, layout, p.in_chans, size, size, nchwc_block=block)
     walk.add("stem", p.stem, p.stem.layers)
     for stage in p.stages:
         for i, b in enumerate(stage.blocks):

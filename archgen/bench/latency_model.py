@@ -34,15 +34,19 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, NamedTuple, Optional, Sequence
 
-from archgen.bench.kernel_units import KernelUnit, Walk, check_condition, kernel_units, out_size, placement_problem
-from archgen.bench.results import cpu_name
+from archgen.bench.kernel_units import (KernelUnit, Walk, check_condition, kernel_units, nchwc_block,
+                                        placement_problem)
+from archgen.bench.results import cpu_name, cpu_vector
+from archgen.bench.unit_kinds import UNIT_KINDS
 from archgen.errors import UserError
 from archgen.layer_kinds.act import FUNCTIONS
 from archgen.memo import Memo
 
 #: /2: a kind's `patterns` and `mid` range (what it absorbs and applies, and an SE gate's width, count toward
-#: extrapolation), and ONNX Runtime's blocked norms featured as the 1x1 depthwise convs they run as.
-FORMAT = "archgen-latency-model/2"
+#: extrapolation), and ONNX Runtime's blocked norms featured as the 1x1 depthwise convs they run as. /3: the
+#: CPU's vector extension, and an ONNX Runtime model's NCHWc block (`device.nchwc_block`), which its kernel
+#: units are grouped by (/2 took AVX-512's 16 on any CPU).
+FORMAT = "archgen-latency-model/3"
 
 #: What one unit is to a regressor. Trees are blind to monotone transforms, so no logs: the derived figures
 #: (output size, MACs, bytes, arithmetic intensity) are what lets them generalise across channels and sizes.
@@ -85,7 +89,7 @@ MIN_BATCH_NETWORKS = 4
 #: Networks the three-term correction needs (else the median ratio of passes to kernel sums).
 MIN_FIT_NETWORKS = 8
 #: What `machine` records that a prediction depends on, compared on load (python's patch level is not).
-COMPARED = ("device", "name", "cores", "threads", "torch", "onnxruntime", "openvino", "archgen")
+COMPARED = ("device", "name", "vector", "cores", "threads", "torch", "onnxruntime", "openvino", "archgen")
 _RUNTIME = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
 
 
@@ -104,20 +108,11 @@ class LatencyModelWarning(UserWarning):
 def features(unit: KernelUnit) -> list[float]:
     """The unit's FEATURES, in order."""
     b, ci, co, k, s, g = unit.batch, unit.c_in, unit.c_out, unit.k, unit.stride, unit.groups
-    ho, wo = out_size(unit)
-    if unit.kind in ("conv", "dwconv", "highway_gate"):
-        weights = co * (ci // g) * k * k
-        macs = b * ho * wo * weights
-    elif unit.kind == "linear":
-        weights = ci * co
-        macs = b * weights
-    elif unit.kind == "se_gate":
-        weights = 2 * ci * unit.mid
-        macs = b * weights
-    else:
-        weights = macs = 0
+    kind = UNIT_KINDS[unit.kind]
+    ho, wo = kind.out_size(unit)
+    weights, macs = kind.weights(unit), kind.macs(unit)
     elems_in, elems_out = b * ci * unit.h * unit.w, b * co * ho * wo
-    if unit.kind == "add" or "add" in unit.absorbed:
+    if kind.sums or "add" in unit.absorbed:
         elems_in += elems_out  # the sum's second input
     d = DTYPE_BYTES[unit.dtype]
     total = (elems_in + elems_out + weights) * d
@@ -138,8 +133,12 @@ def machine(backend: str, device: str = "cpu") -> dict:
     out: dict[str, Any] = {"device": device, "name": name, "cores": os.cpu_count() or 1,
                            "threads": _threads(), "python": platform.python_version(),
                            "torch": _version("torch")}
+    if device == "cpu":
+        out["vector"] = cpu_vector()
     if backend in _RUNTIME:
         out[backend] = _version(_RUNTIME[backend])
+    if backend == "onnxruntime":
+        out["nchwc_block"] = nchwc_block(cpu_vector()) if device == "cpu" else 0
     import archgen
 
     out["archgen"] = archgen.__version__
@@ -734,6 +733,12 @@ class LatencyModel:
         self.doc, self.path = doc, path
         self.backend, self.dtype, self.layout = doc["backend"], doc["dtype"], doc["layout"]
         self.device: str = doc["device"]["device"]
+        #: ONNX Runtime's NCHWc block on the machine that made the model: its units are grouped by it.
+        self.nchwc_block = 0
+        if self.backend == "onnxruntime":
+            self.nchwc_block = _field(doc["device"], "nchwc_block", int, path, "device.")
+            if self.nchwc_block not in (0, 8, 16):
+                raise _invalid(path, "device.nchwc_block", "must be 0, 8 or 16 (ONNX Runtime's NCHWc blocks)")
         self.kinds = {kind: _kind_model(kind, entry, path) for kind, entry in doc["kinds"].items()}
         fallback = _coefficients(doc["fallback"], path, "fallback")
         #: The kinds' models and last the fallback (for a kind the file lacks), each row's by its index.
@@ -801,12 +806,13 @@ class LatencyModel:
         check_condition(self.backend, batch, self.dtype, self.layout)
         if isinstance(spec_or_plan, ModelPlan):
             return self._from_units(kernel_units(spec_or_plan, self.backend, batch, self.dtype, self.layout,
-                                                 input_size), batch)
+                                                 input_size, self.nchwc_block), batch)
         candidate = framed(spec_or_plan if isinstance(spec_or_plan, Framed) else load_spec(spec_or_plan))
         walked = self._walk(candidate, batch, input_size)
         if walked is not None:
             return walked
-        units = kernel_units(plan(candidate), self.backend, batch, self.dtype, self.layout, input_size)
+        units = kernel_units(plan(candidate), self.backend, batch, self.dtype, self.layout, input_size,
+                             self.nchwc_block)
         return self._from_units(units, batch)
 
     def _from_units(self, units: list[KernelUnit], batch: int) -> Prediction:
@@ -973,7 +979,8 @@ class _SpecWalk:
         c, h, w, blocked, before_id = self.state
         before = model._unit_of(before_id)
         backend, norm, batch = self.context
-        walk = Walk(backend, norm, batch, model.dtype, model.layout, c, h, w, blocked, before)
+        walk = Walk(backend, norm, batch, model.dtype, model.layout, c, h, w, blocked, before,
+                    nchwc_block=model.nchwc_block)
         upto: Optional[list[KernelUnit]] = None
         entered = None
         for j, (prefix, made_from, layers) in enumerate(made):

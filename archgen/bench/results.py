@@ -109,6 +109,26 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+#: x86-64 vector extensions as /proc/cpuinfo names them, widest first.
+_VECTOR_FLAGS = ("avx512f", "avx2", "avx", "sse4_2")
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_vector() -> str:
+    """The CPU's widest vector extension ('avx512f', 'avx2', ...; where /proc/cpuinfo has no flags, the
+    machine's architecture). It decides which kernels the CPU libraries pick (ONNX Runtime's NCHWc block,
+    oneDNN's ISA), and the CPU's name does not tell it: two 2-core "AMD EPYC" VMs this project ran on differed
+    in it (AVX-512, AVX2)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                return next((f for f in _VECTOR_FLAGS if f in flags), platform.machine().lower())
+    except OSError:
+        pass
+    return platform.machine().lower()
+
+
 @functools.lru_cache(maxsize=None)
 def _provenance(device: str) -> tuple[tuple[str, Any], ...]:
     env = environment(device)
@@ -152,6 +172,7 @@ def environment(device: str) -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu": cpu_name(),
+        "cpu_vector": cpu_vector(),
         "cpu_threads": torch.get_num_threads(),
         "archgen": archgen.__version__,
         "git_revision": git_revision(),

@@ -1,7 +1,8 @@
 """Layer kinds and merge kinds, one unit each: a frozen dataclass record that says its cost (`cost`, into a
 Tally), its torch module (`module`, the only place torch is imported), what fuse and the kernel units may do
-with it (`fusable`, a role of base.FUSE_ROLES or MERGE_ROLES) and what the rest of archgen asks of a layer
-(`weight_layers`, `scales_output`). Families write blocks as these records (archgen.layer_kinds.block.BlockLayers);
+with it (`fusable`, a role of base.FUSE_ROLES or MERGE_ROLES), the kernel kind it runs as (`unit`, a kind of
+archgen.bench.unit_kinds, which the latency model times and features) and what the rest of archgen asks of a
+layer (`weight_layers`, `scales_output`). Families write blocks as these records (archgen.layer_kinds.block.BlockLayers);
 counting, building and fusing loop over the records and ask each its kind, with no branch per kind, so a new
 kind is one new file here, registered by name with `@layer_kind` or `@merge_kind` (which check it).
 

@@ -3,8 +3,9 @@ place, and whether the fused kernel computes it too."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from archgen.layer_kinds.base import LayerKind, current_style, layer_kind
 
@@ -32,22 +33,36 @@ class Function:
     counted: bool = True
     #: Only ever a squeeze-and-excitation gate: a spec names it as `se_gate`, never as an `act`.
     gate: bool = False
+    #: How torch's exporter writes it at archgen's opset: onnx(g, x) -> y through a graph writer's `op` and
+    #: `const` (archgen.bench.kernel_timing's, which times a kernel as the runtimes run it in a network).
+    onnx: Callable[[Any, str], str] = field(default=lambda g, x: x, compare=False)
+
+
+def _onnx_gelu(g: Any, x: str) -> str:
+    """The exact GELU, x * (1 + erf(x / sqrt(2))) / 2."""
+    erf = g.op("Erf", g.op("Div", x, g.const((), fill=math.sqrt(2))))
+    return g.op("Mul", g.op("Mul", x, g.op("Add", erf, g.const((), fill=1.0))), g.const((), fill=0.5))
 
 
 #: Every activation, by the name a spec writes (in this order, the grammar's lists and errors name them).
 FUNCTIONS: dict[str, Function] = {
-    "relu": Function("ReLU", "relu", inplace=True, kernel=True),
-    "leaky_relu": Function("LeakyReLU", "leaky_relu", inplace=True, kernel=True, slope=True),
-    "silu": Function("SiLU", "silu", inplace=True, kernel=True),
-    "gelu": Function("GELU", "gelu", inplace=False, kernel=False),
+    "relu": Function("ReLU", "relu", inplace=True, kernel=True, onnx=lambda g, x: g.op("Relu", x)),
+    "leaky_relu": Function("LeakyReLU", "leaky_relu", inplace=True, kernel=True, slope=True,
+                           onnx=lambda g, x: g.op("LeakyRelu", x, alpha=0.1)),
+    "silu": Function("SiLU", "silu", inplace=True, kernel=True, onnx=lambda g, x: g.op("Mul", x, g.op("Sigmoid", x))),
+    "gelu": Function("GELU", "gelu", inplace=False, kernel=False, onnx=_onnx_gelu),
     # MobileNetV2's clipped ReLU, and MobileNetV3's piecewise-linear swish and sigmoid (Howard et al. 2019,
     # Sec. 5.2): x * relu6(x + 3) / 6 and relu6(x + 3) / 6. The kernel computes the first two after a BN; the
     # hard sigmoid is only ever an SE gate, which runs in PyTorch.
-    "relu6": Function("ReLU6", "relu6", inplace=True, kernel=True),
-    "hardswish": Function("Hardswish", "hardswish", inplace=True, kernel=True),
+    "relu6": Function("ReLU6", "relu6", inplace=True, kernel=True,
+                      onnx=lambda g, x: g.op("Clip", x, g.const((), fill=0.0), g.const((), fill=6.0))),
+    "hardswish": Function("Hardswish", "hardswish", inplace=True, kernel=True,
+                          onnx=lambda g, x: g.op("HardSwish", x)),
     "none": Function("Identity", None, inplace=False, kernel=True, counted=False),
-    "sigmoid": Function("Sigmoid", "sigmoid", inplace=False, kernel=False, gate=True),
-    "hardsigmoid": Function("Hardsigmoid", "hardsigmoid", inplace=True, kernel=False, gate=True),
+    "sigmoid": Function("Sigmoid", "sigmoid", inplace=False, kernel=False, gate=True,
+                        onnx=lambda g, x: g.op("Sigmoid", x)),
+    "hardsigmoid": Function("Hardsigmoid", "hardsigmoid", inplace=True, kernel=False, gate=True,
+                            onnx=lambda g, x: g.op("HardSigmoid", x, alpha=1 / 6)),
 }
 
 #: What a spec may write as an `act`, and as an SE's `se_gate` (grammar.schema's Act and Gate).

@@ -53,6 +53,14 @@ class LayerKind:
     scales_output: ClassVar[bool] = False
     #: Why torch's ONNX exporter may refuse a network with this layer, and what to do instead ("": no known case).
     onnx_note: ClassVar[str] = ""
+    #: The kernel kind (archgen.bench.unit_kinds) the record runs as on its own; by default the name it is
+    #: registered by.
+    unit: ClassVar[str] = ""
+
+    def unit_kind(self, h_out: int, w_out: int, norm: str) -> str:
+        """The kernel kind this record runs as, given its output size and the network's norm kind ('norm', or
+        'group_norm' for group norm, a kernel of another kind)."""
+        return self.unit
 
     def cost(self, t: "Tally", h: int, w: int) -> tuple[int, int]:
         """Record the layer's figures in `t` for an input of h x w; return its output size."""
@@ -83,6 +91,8 @@ class MergeKind:
     branch_deletable: ClassVar[bool] = False
     #: What a lesion calls a shortcut this merge joins when deleting the branch would not leave it (a gate's).
     shortcut_text: ClassVar[str] = ""
+    #: The kernel kind (archgen.bench.unit_kinds) the merge runs as; by default the name it is registered by.
+    unit: ClassVar[str] = ""
     #: Whether the merge's own kernel reads the tensor the shortcut reads (the block's input, or its pre-activated
     #: input), at the merge's `stride`, as a highway gate's conv does; else it reads the branch's output.
     reads_split: ClassVar[bool] = False
@@ -123,6 +133,8 @@ def _register(registry: dict[str, type], roles: dict[str, str], base: type, what
             raise TypeError(f"{what} '{name}' is registered twice ({registry[name].__qualname__}, "
                             f"{cls.__qualname__})")
         registry[name] = cls
+        if "unit" not in cls.__dict__:
+            cls.unit = name
         return cls
 
     return add

@@ -27,6 +27,10 @@ class Conv(LayerKind):
     weight_layers = 1
     scales_output = True
 
+    def unit_kind(self, h_out: int, w_out: int, norm: str) -> str:
+        depthwise = self.groups > 1 and self.groups == self.c_in == self.c_out
+        return "dwconv" if depthwise else "conv"
+
     name: str
     c_in: int
     c_out: int

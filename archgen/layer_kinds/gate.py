@@ -33,6 +33,7 @@ class Gate(MergeKind):
     residual = True
     shortcut_text = "gated (highway)"
     reads_split = True
+    unit = "highway_gate"  # one kernel unit: the conv, sigmoid, products and sum
 
     name: str
     c_in: int

@@ -26,6 +26,9 @@ class Norm(LayerKind):
     name: str
     c: int
 
+    def unit_kind(self, h_out: int, w_out: int, norm: str) -> str:
+        return norm
+
     def cost(self, t: "Tally", h: int, w: int) -> tuple[int, int]:
         t.record(self.name, "bn", 2 * self.c, 0, 0, self.c * h * w, (self.c, h, w))
         return h, w
@@ -52,6 +55,7 @@ class LocalResponseNorm(LayerKind):
     A-LRN, whose parameters are AlexNet's (Simonyan and Zisserman 2014, Sec. 2.2): n = 5, alpha = 1e-4, beta =
     0.75, k = 2. No parameters; element-wise work, counted under `other_ops` as `size` ops per element."""
 
+    unit = "lrn"
     onnx_note = ("local response normalisation before VGG's 7x7 adaptive pool hides the map's size from the "
                  "exporter (configuration A-LRN); TorchScript (--to torchscript) exports it")
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Dropout(LayerKind):
     fusable = "drop"
+    unit = "nop"  # nothing runs in eval mode
 
     name: str
     p: float
@@ -38,6 +39,7 @@ class Identity(LayerKind):
     does not pool; the head's `fc` of a backbone)."""
 
     fusable = "drop"
+    unit = "nop"  # nothing runs in eval mode
 
     name: str
 

@@ -29,6 +29,9 @@ class Pool(LayerKind):
     ceil_mode: bool = False
     count_include_pad: bool = True
 
+    def unit_kind(self, h_out: int, w_out: int, norm: str) -> str:
+        return f"{self.kind}_pool"
+
     def cost(self, t: "Tally", h: int, w: int) -> tuple[int, int]:
         ho = conv_out(h, self.k, self.stride, self.padding, 1, self.ceil_mode)
         wo = conv_out(w, self.k, self.stride, self.padding, 1, self.ceil_mode)
@@ -57,6 +60,9 @@ class AdaptivePool(LayerKind):
     c: int
     kind: str  # max, avg
     size: int = 1
+
+    def unit_kind(self, h_out: int, w_out: int, norm: str) -> str:
+        return "global_pool" if (h_out, w_out) == (1, 1) else "adaptive_pool"
 
     def cost(self, t: "Tally", h: int, w: int) -> tuple[int, int]:
         reads = adaptive_window_sum(h, self.size) * adaptive_window_sum(w, self.size)

@@ -31,6 +31,7 @@ class SqueezeExcite(LayerKind):
     """
 
     fusable = "gate"
+    unit = "se_gate"
 
     name: str
     c: int
