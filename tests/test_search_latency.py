@@ -279,3 +279,16 @@ def test_verify_refuses_what_it_cannot_time_before_it_searches(space, latency_mo
                                  "--verify", "1"])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert words in " ".join(result.output.split()) and not searched
+
+
+def test_the_verify_table_says_in_one_column_whether_a_member_stays_on_the_front():
+    """'kept' or 'dominated' once measured, 'yes' where the objective has no front to lose, 'no' off it: one
+    column instead of two, so that fewer lines are spent per candidate at 80 columns; JSON keeps both fields."""
+    from archgen.cli.latency_view import verify_table
+
+    checked = [Checked(f"c{i}", on_front, 1.0, 1.1, -0.09, dominated, {"depth": 13})
+               for i, (on_front, dominated) in enumerate([(True, False), (True, True), (True, None), (False, None)])]
+    table = verify_table(Verification("space", "eager, batch 1, on the CPU", checked, 3, 1))
+    assert table.columns[:2] == ["name", "front"] and "dominated" not in table.columns
+    assert [row[1] for row in table.rows] == ["kept", "dominated", "yes", "no"]
+    assert [c["dominated"] for c in table.data["checked"]] == [False, True, None, None]

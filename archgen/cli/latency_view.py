@@ -74,14 +74,16 @@ def verify_table(v: "Verification") -> Table:
     """Measured against predicted latency for the front's members and the other candidates checked, each with
     its axis values (an other candidate is on no other table, and its name alone does not say which it is)."""
     t = Table(title=f"{v.space}: predicted latency checked on {v.where}",
-              columns=["name", "front", "predicted ms", "measured ms", "error", "dominated", "candidate"],
-              key="verify")
+              columns=["name", "front", "predicted ms", "measured ms", "error", "candidate"], key="verify")
     # the ms of both columns at one number of decimals to people, exact to programs
     both = one_format([ms for c in v.checked for ms in (c.predicted_ms, c.measured_ms)])
     for c, predicted, measured in zip(v.checked, both[::2], both[1::2]):
-        dominated = "" if c.dominated is None else "yes" if c.dominated else "no"
-        t.add(c.name, "yes" if c.on_front else "no", predicted, measured, Number(c.error, f"{c.error:+.1%}"),
-              dominated, ", ".join(f"{label}={value}" for label, value in c.values.items()))
+        # whether it is on the predicted front and, for a member, whether it stays there once measured: one
+        # column, so that the table fits 80 columns (JSON keeps on_front and dominated apart)
+        front = "no" if not c.on_front else "yes" if c.dominated is None else \
+            "dominated" if c.dominated else "kept"
+        t.add(c.name, front, predicted, measured, Number(c.error, f"{c.error:+.1%}"),
+              ", ".join(f"{label}={value}" for label, value in c.values.items()))
     t.notes = [v.summary()]
     t.data = {"space": v.space, "where": v.where, "dominated": v.dominated, "front": v.front_size,
               "asked": v.asked, "scale": v.scale, "kendall_tau": v.tau,
