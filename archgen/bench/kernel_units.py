@@ -202,7 +202,7 @@ class _Unit:
 
     def __init__(self, op: _Op, kind: Optional[str] = None, blocked: bool = False) -> None:
         self.op, self.kind, self.absorbed = op, kind or op.kind, []
-        self.act = op.record.kind if op.kind == "act" else None
+        self.act = op.record.kind if op.role == "act" else None
         self.names, self.blocked, self.c_out, self.mid = [op.name], blocked, op.c_out, op.mid
         self.groups = op.groups
 
@@ -280,7 +280,7 @@ class _Grouper:
         block = self.block
         if not block or op.c_out % block:
             return False
-        if op.groups == 1 or op.kind == "dwconv":
+        if op.groups == 1 or op.groups == op.c_in == op.c_out:
             return True  # a dense conv reads any input channels (an unblocked input directly)
         return (op.c_in // op.groups) % block == 0 and (op.c_out // op.groups) % block == 0
 
@@ -338,17 +338,17 @@ class _Grouper:
                     i = nxt + 1
                 else:
                     i += 1
-            elif item.kind == "linear" and self._act(run, nxt, rule.linear_acts) is not None:
+            elif UNIT_KINDS[item.kind].reads_vector and self._act(run, nxt, rule.linear_acts) is not None:
                 u = _Unit(item)
                 u.take(run[nxt], "act", self._act(run, nxt, rule.linear_acts))
                 units.append(u)
                 i = nxt + 1
-            elif item.kind == "flatten" and rule.flatten_absorbed and units:
+            elif UNIT_KINDS[item.kind].reshapes and rule.flatten_absorbed and units:
                 units[-1].names.append(item.name)
                 i += 1
             else:
                 # ONNX Runtime pools and applies an act in the layout it is given
-                keeps = item.kind.endswith("pool") or item.role == "act"
+                keeps = UNIT_KINDS[item.kind].keeps_layout or item.role == "act"
                 keeps = bool(self.block) and keeps and blocked and item.c_out % self.block == 0
                 units.append(_Unit(item, blocked=keeps))
                 i += 1
@@ -603,11 +603,11 @@ def _join(out: list[KernelUnit], units: list[KernelUnit], rule: _Rule) -> list[K
     """The block's opening norm (and its act) taken into the unit before the block, where the rule allows;
     the block's units left."""
     prev, first = out[-1], units[0]
-    if prev.kind not in ("conv", "dwconv") or (rule.join_norm == "bare_conv" and prev.absorbed):
+    if not UNIT_KINDS[prev.kind].folds_norm or (rule.join_norm == "bare_conv" and prev.absorbed):
         return units
     taken, names, act = 1, first.names, first.act
     absorbed = ("norm", "act") if "act" in first.absorbed else ("norm",)
-    if act is None and len(units) > 1 and units[1].kind == "act" and units[1].act in rule.acts:
+    if act is None and len(units) > 1 and UNIT_KINDS[units[1].kind].act_only and units[1].act in rule.acts:
         taken, names, act, absorbed = 2, names + units[1].names, units[1].act, ("norm", "act")
     out[-1] = prev._replace(absorbed=tuple(dict.fromkeys(prev.absorbed + absorbed)), act=act,
                             names=prev.names + names)

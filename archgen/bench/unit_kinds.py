@@ -59,6 +59,14 @@ class UnitKind:
     sums: ClassVar[bool] = False
     #: Its `k` is the side it pools to (an adaptive pool), not a window.
     pools_to: ClassVar[bool] = False
+    #: A convolution: a runtime folds a norm after it into its weights and applies what follows in its pass.
+    folds_norm: ClassVar[bool] = False
+    #: ONNX Runtime runs it in whatever layout its input has (a pool), blocked or not.
+    keeps_layout: ClassVar[bool] = False
+    #: It only reshapes: OpenVINO runs it as a view or a reorder, with the kernel before it.
+    reshapes: ClassVar[bool] = False
+    #: It applies an act alone (what a kernel before it may take in).
+    act_only: ClassVar[bool] = False
 
     def out_size(self, u: "KernelUnit") -> tuple[int, int]:
         if self.strided:
@@ -124,6 +132,7 @@ class ConvKind(UnitKind):
     act (in that order, as fuse's epilogue and the runtimes' post-ops apply them)."""
 
     strided = True
+    folds_norm = True
 
     def weights(self, u: "KernelUnit") -> int:
         return u.c_out * (u.c_in // u.groups) * u.k * u.k
@@ -281,6 +290,8 @@ class LocalResponseNormKind(UnitKind):
 
 @unit_kind("act")
 class ActKind(UnitKind):
+    act_only = True
+
     def torch_call(self, u: "KernelUnit", t: Any) -> Callable[[], object]:
         x, m = t.x, t.ready(_act(u.act))
         return lambda: m(x)
@@ -351,6 +362,7 @@ class ZeroPadKind(_AppendsChannels):
 
 class _WindowPool(UnitKind):
     strided = True
+    keeps_layout = True
 
     def side_multiple(self, u: "KernelUnit") -> int:
         # out_size's ceil(h / stride) is what a timed pool (no ceil mode) outputs only at multiples of its stride
@@ -382,6 +394,8 @@ class AvgPoolKind(_WindowPool):
 
 
 class _AdaptiveAvg(UnitKind):
+    keeps_layout = True
+
     def min_side(self, u: "KernelUnit") -> int:
         return u.k
 
@@ -424,7 +438,7 @@ class AdaptivePoolKind(_AdaptiveAvg):
 
 @unit_kind("flatten")
 class FlattenKind(UnitKind):
-    writes_vector = True
+    writes_vector = reshapes = True
 
     def torch_call(self, u: "KernelUnit", t: Any) -> Callable[[], object]:
         import torch
