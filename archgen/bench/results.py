@@ -99,14 +99,17 @@ def _driver_version() -> Optional[str]:
     return out.splitlines()[0].strip() if out else None
 
 
-def cpu_name() -> str:
+def _cpuinfo(field: str) -> Optional[str]:
+    """The value of /proc/cpuinfo's first `field` line (None where there is no such file or line)."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        return None
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith(field)), None)
+
+
+def cpu_name() -> str:
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 #: x86-64 vector extensions as /proc/cpuinfo names them, widest first.
@@ -119,14 +122,8 @@ def cpu_vector() -> str:
     machine's architecture). It decides which kernels the CPU libraries pick (ONNX Runtime's NCHWc block,
     oneDNN's ISA), and the CPU's name does not tell it: two 2-core "AMD EPYC" VMs this project ran on differed
     in it (AVX-512, AVX2)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                return next((f for f in _VECTOR_FLAGS if f in flags), platform.machine().lower())
-    except OSError:
-        pass
-    return platform.machine().lower()
+    flags = set((_cpuinfo("flags") or "").split())
+    return next((f for f in _VECTOR_FLAGS if f in flags), platform.machine().lower())
 
 
 @functools.lru_cache(maxsize=None)

@@ -207,11 +207,10 @@ class HighwayGateKind(UnitKind):
     strided = True
     weights = ConvKind.weights
 
-    @staticmethod
-    def carries_its_input(u: "KernelUnit") -> bool:
+    def carries_its_input(self, u: "KernelUnit") -> bool:
         """Whether the carry is the tensor the gate reads (an identity shortcut: the block keeps its shape); else
         the carry is a projection's output, an input of the output's shape."""
-        return (u.c_in, u.h, u.w) == (u.c_out, *UNIT_KINDS["highway_gate"].out_size(u))
+        return (u.c_in, u.h, u.w) == (u.c_out, *self.out_size(u))
 
     def torch_call(self, u: "KernelUnit", t: Any) -> Callable[[], object]:
         import torch.nn as nn
@@ -385,12 +384,12 @@ class _WindowPool(UnitKind):
 
 @unit_kind("max_pool")
 class MaxPoolKind(_WindowPool):
-    pass
+    """A max pool over k x k windows (the stem's, VGG's)."""
 
 
 @unit_kind("avg_pool")
 class AvgPoolKind(_WindowPool):
-    pass
+    """An average pool over k x k windows (DenseNet's transitions, ResNet-D's shortcut)."""
 
 
 class _AdaptiveAvg(UnitKind):
