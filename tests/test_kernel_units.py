@@ -14,7 +14,7 @@ import warnings
 import pytest
 
 import archgen
-from archgen.bench.kernel_units import BACKENDS, KernelUnit, kernel_units, nchwc_block, record_names
+from archgen.bench.kernel_units import BACKENDS, KernelUnit, kernel_units, local_nchwc_block, nchwc_block, record_names
 from archgen.errors import UserError
 from archgen.grammar.loader import bundled_names
 from archgen.layer_kinds import merge_kinds
@@ -306,6 +306,15 @@ def _ov_ran(path: Path) -> collections.Counter:
     return collections.Counter({op: n for op, n in ran.items() if op not in OV_LAYOUT_OPS})
 
 
+#: The NCHWc blocks the mobile check has been run with (AVX2's 8, on 2026-12-03). With AVX-512's 16 their 24-,
+#: 40- and 72-channel convs are not whole blocks, where the rule is known to miss (docs/latency.md); until it is
+#: run on such a CPU the check would only say whether the CI machine has AVX-512.
+MOBILE_CHECKED_BLOCKS = (8,)
+
+
+@pytest.mark.skipif(local_nchwc_block() not in MOBILE_CHECKED_BLOCKS,
+                    reason="the mobile nets' ONNX Runtime kernels are checked with an NCHWc block of 8 (AVX2) only; "
+                           "this CPU's block leaves their 24- and 40-channel convs part-blocked (docs/latency.md)")
 @pytest.mark.parametrize("key", [key for key, (ort_extra, _) in MOBILE_SPECS.items() if ort_extra is not None])
 def test_onnxruntime_runs_the_mobile_units(key: str, mobile_exported: dict, tmp_path) -> None:
     """MobileNetV2's relu6 (Clip) runs in its convs, as MnasNet's relu does: no such act is a kernel of its own;
