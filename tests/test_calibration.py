@@ -15,7 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from archgen.bench.calibration import CalibrationRequest, Sampler, correction_networks, perturb, sampled, work
-from archgen.bench.kernel_timing import onnx_unit, time_networks, time_units, torch_unit
+from archgen.bench import kernel_timing
+from archgen.bench.kernel_timing import onnx_unit, time_networks, time_units, torch_unit, unit_statistic
 from archgen.bench.kernel_units import KernelUnit, kernel_units, out_size
 from archgen.cli.app import app
 from archgen.errors import UserError
@@ -66,6 +67,20 @@ def test_every_kind_of_kernel_the_zoo_runs_is_timed_to_a_positive_time(backend):
     assert done == list(range(len(units)))
     bad = [(u.kind, u.absorbed, u.act, t) for u, t in zip(units, ms) if not (math.isfinite(t) and t > 0)]
     assert not bad
+
+
+@pytest.mark.parametrize("backend", ["eager", "onnxruntime", "openvino"])
+def test_a_configuration_is_the_tenth_percentile_of_its_timed_calls(backend, monkeypatch):
+    """A call slowed by something else only adds to a kernel's time, so one slow call of ten does not move the
+    figure; and every backend's timing hands its timed calls (warm-up left out) to that one statistic."""
+    assert unit_statistic([1.0] * 9 + [10.0]) == 1.0
+    assert unit_statistic([float(i) for i in range(11, 0, -1)]) == 2.0
+    handed: list[list[float]] = []
+    monkeypatch.setattr(kernel_timing, "unit_statistic", lambda calls: handed.append(list(calls)) or 0.5)
+    units = patterns(backend)[:2]
+    assert time_units(units, backend, warmup=1, reps=3) == [0.5, 0.5]
+    assert [len(calls) for calls in handed] == [3, 3]
+    assert all(t > 0 for calls in handed for t in calls)
 
 
 def test_a_units_onnx_graph_is_a_valid_model_with_a_dynamic_batch():
