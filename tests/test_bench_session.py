@@ -124,8 +124,8 @@ def test_a_run_streams_each_job_and_resume_runs_only_the_rest(tiny, tmp_path):
         assert said == [f"resuming {out}: 1 of 2 jobs done, 1 to run"]
         resumed.run()
     assert [x["batch"] for x in json.loads(out.read_text())["results"]] == [1, 2]
-    assert resumed.interrupted() == (f"interrupted after 1 of 1 jobs: {out} holds the 1 finished job(s); run the "
-                                     f"same command with --resume {out} to complete it.")
+    assert resumed.interrupted() == (f"interrupted after 1 of 1 jobs: {out} holds 2 of the 2 jobs; run the same "
+                                     f"command with --resume {out} to complete it.")
 
 
 def test_resuming_a_sweep_of_another_device_is_refused(tiny, tmp_path):

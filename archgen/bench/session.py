@@ -187,10 +187,11 @@ class BenchSession:
         return notes
 
     def interrupted(self) -> str:
-        """What an interrupted run left, and how to finish it."""
+        """What an interrupted run left (a resumed file: the jobs it held too), and how to finish it."""
         output = self.stream.path  # --output, or the file --resume completes
         resumable = output is not None and output.suffix.lower() == ".json"
-        saved = (f"{output} holds the {self.finished} finished job(s)" if output else
+        held = len(self.jobs) - len(self.todo) + self.finished
+        saved = (f"{output} holds {held} of the {len(self.jobs)} jobs" if output else
                  "nothing was saved (give --output)") + (
             f"; run the same command with --resume {output} to complete it" if resumable else
             "; --resume needs a FILE.json --output" if output else "")
