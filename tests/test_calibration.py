@@ -14,8 +14,8 @@ import onnx
 import pytest
 from typer.testing import CliRunner
 
-from archgen.bench.calibration import CalibrationRequest, Sampler, correction_networks, perturb, sampled, work
 from archgen.bench import kernel_timing
+from archgen.bench.calibration import CalibrationRequest, Sampler, correction_networks, perturb, sampled, work
 from archgen.bench.kernel_timing import onnx_unit, time_networks, time_units, torch_unit, unit_statistic
 from archgen.bench.kernel_units import KernelUnit, kernel_units, out_size
 from archgen.cli.app import app

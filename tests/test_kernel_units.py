@@ -261,7 +261,8 @@ def test_onnxruntime_runs_the_units(key: str, exported: dict, tmp_path) -> None:
 #: (EfficientNet's SE runs its SiLU apart).
 MOBILE_SPECS = {"mobilenet_v2": ({"act": {"relu6": {"Clip": 1}}}, {}),
                 "mnasnet1_0": ({}, {}),
-                "mobilenet_v3_small": ({"act": {"hardswish": {"HardSigmoid": 1, "Mul": 1}}}, {"se_gate": {"Reduce": 1, "Convolution": 2, "Eltwise": 1, "Math": 1}}),
+                "mobilenet_v3_small": ({"act": {"hardswish": {"HardSigmoid": 1, "Mul": 1}}},
+                                       {"se_gate": {"Reduce": 1, "Convolution": 2, "Eltwise": 1, "Math": 1}}),
                 "efficientnet_b0": (None, {})}
 
 
