@@ -105,6 +105,20 @@ def drawn(spaces: list[str], n: int, seed: int) -> list[tuple[str, dict]]:
     return [(space, spec) for space in spaces for spec in sampled(space, n, seed)]
 
 
+def held_out_networks(spaces: list[str], n: int, families: list[tuple[str, dict]]) -> list[tuple[str, str, dict]]:
+    """The networks a model is judged on, as (origin, name, spec mapping): n candidates of each space, seeded
+    apart from calibration's draws, then the family representatives."""
+    return ([(space, spec["name"], spec) for space, spec in drawn(spaces, n, HELD_OUT_SEED)]
+            + [(f"family:{family}", spec["name"], spec) for family, spec in families])
+
+
+def write_json(path: Path, doc: dict) -> None:
+    """The results file written whole (to a temporary file, then renamed), so a reader never sees half of it."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc, indent=1, default=float) + "\n")
+    tmp.replace(path)
+
+
 def fit_proxy(macs: list[int], ms: list[float]) -> tuple[float, float]:
     """latency = a x MACs + b by least squares."""
     mean_x, mean_y = statistics.fmean(macs), statistics.fmean(ms)
@@ -301,8 +315,7 @@ def main() -> None:
     args.date = started.date().isoformat()
     spaces = list(HELD_OUT_SPACES[:2] if args.quick else HELD_OUT_SPACES)
     args.families = [] if args.quick else family_representatives(args.family_size)
-    held_out = [(space, spec["name"], spec) for space, spec in drawn(spaces, args.n, HELD_OUT_SEED)]
-    held_out += [(f"family:{family}", spec["name"], spec) for family, spec in args.families]
+    held_out = held_out_networks(spaces, args.n, args.families)
     proxies = drawn(spaces, args.proxy_n, PROXY_SEED)
     say = lambda line: print(line, flush=True)  # noqa: E731
     say(f"{len(held_out)} held-out networks ({len(args.families)} family representatives), "
@@ -321,9 +334,7 @@ def main() -> None:
         results["backends"][backend] = run_backend(backend, args, held_out, proxies, say)
         env["load_average_after"] = os.getloadavg()
         results["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        tmp = path.with_suffix(".tmp")  # written after each backend, so a long run keeps what it finished
-        tmp.write_text(json.dumps(results, indent=1, default=float) + "\n")
-        tmp.replace(path)
+        write_json(path, results)  # after each backend, so a long run keeps what it finished
         say(f"wrote {path}")
 
 

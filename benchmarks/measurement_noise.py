@@ -34,7 +34,7 @@ from typing import Callable
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from latency_bench import HELD_OUT_SEED, HELD_OUT_SPACES, RESULTS, drawn, environment, summary  # noqa: E402
+from latency_bench import HELD_OUT_SEED, HELD_OUT_SPACES, RESULTS, drawn, environment, summary, write_json  # noqa: E402
 
 
 def statistics_of(reps: int) -> dict[str, Callable[[list[float]], float]]:
@@ -75,9 +75,7 @@ def main() -> None:
     if args.again is not None:
         done = json.loads(args.again.read_text())
         done["agreement"] = agreement(done["calls_ms"]["first"], done["calls_ms"]["second"], done["reps"])
-        tmp = args.again.with_suffix(".tmp")
-        tmp.write_text(json.dumps(done, indent=1) + "\n")
-        tmp.replace(args.again)
+        write_json(args.again, done)
         return
 
     started = dt.datetime.now(dt.timezone.utc)
@@ -102,9 +100,7 @@ def main() -> None:
            "networks": [{"space": space, "name": spec["name"]} for space, spec in networks],
            "agreement": agreed, "round_median_over_fastest": phases, "calls_ms": {"first": first, "second": second}}
     path = args.output or RESULTS / (f"measurement-noise-{args.backend}-b{args.batch}-{started:%Y-%m-%d-%H%M}.json")
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, indent=1) + "\n")
-    tmp.replace(path)
+    write_json(path, out)
     print(f"wrote {path}")
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from latency_bench import prediction_rate  # noqa: E402
+from latency_bench import prediction_rate, write_json  # noqa: E402
 
 
 def main() -> None:
@@ -44,13 +44,10 @@ def main() -> None:
         print(f"{model.backend}: " + ", ".join(f"{key} {value:,.0f}" for key, value in rates.items()
                                                 if key != "runs"), file=sys.stderr)
     out["load_average_after"] = os.getloadavg()
-    text = json.dumps(out, indent=2) + "\n"
     if args.output is None:
-        print(text)
+        print(json.dumps(out, indent=2))
         return
-    tmp = args.output.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(args.output)
+    write_json(args.output, out)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import statistics
 import sys
@@ -26,8 +25,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from latency_bench import (HELD_OUT_SEED, HELD_OUT_SPACES, PROXY_SEED, RESULTS, SPACES, drawn,  # noqa: E402
-                           environment, family_representatives, refit_correction, summary)
+from latency_bench import (HELD_OUT_SPACES, PROXY_SEED, RESULTS, SPACES, drawn, environment,  # noqa: E402
+                           family_representatives, held_out_networks, refit_correction, summary, write_json)
 
 STATISTICS = {"median": statistics.median}
 
@@ -78,8 +77,7 @@ def main() -> None:
         path = RESULTS / f"ab-{args.backend}-{statistic}.device.json"
         models[statistic], out[statistic] = calibrate(args.backend, statistic, args.minutes, batches, path)
         print(f"calibrated with the {statistic}: {out[statistic]['minutes']:.1f} min", file=sys.stderr)
-    held_out = [(space, spec["name"], spec) for space, spec in drawn(list(HELD_OUT_SPACES), args.n, HELD_OUT_SEED)]
-    held_out += [(f"family:{family}", spec["name"], spec) for family, spec in family_representatives(128)]
+    held_out = held_out_networks(list(HELD_OUT_SPACES), args.n, family_representatives(128))
     proxies = drawn(list(HELD_OUT_SPACES), args.proxy_n, PROXY_SEED)
     specs = [spec for _, _, spec in held_out] + [spec for _, spec in proxies]
     k = len(held_out)
@@ -104,9 +102,7 @@ def main() -> None:
     out["networks"], out["macs"] = rows, {name: archgen.profile(spec).macs for _, name, spec in held_out}
     out["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     out["load_average_after"] = os.getloadavg()
-    tmp = args.output.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, indent=1) + "\n")
-    tmp.replace(args.output)
+    write_json(args.output, out)
 
 
 if __name__ == "__main__":
