@@ -199,7 +199,7 @@ def refit_correction(batch: int, predictions: list, k: int, measured: list[float
     (measured twice, the same networks differed by a median 0.82-1.25x on 2026-12-03)."""
     import numpy as np
 
-    from archgen.bench.latency_model import fit_correction
+    from archgen.bench.latency_fit import fit_correction
 
     rows = [(batch, p.kernel_ms, p.units, m) for p, m in zip(predictions[k:], measured[k:])]
     a, b, c = fit_correction(np.array(rows, dtype=float))

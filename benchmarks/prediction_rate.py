@@ -5,7 +5,7 @@ benchmarks/latency_bench.py spends on accuracy (issue 19's ">= 10,000 candidates
     python benchmarks/prediction_rate.py ort.json [more.json ...] [--output results.json]
 
 The rate does not depend on how long the model was calibrated: every kind the model fits has the same 200
-trees of depth at most 6 (latency_model.BOOSTING and ROUNDS), and a kind with few samples only the baseline.
+trees of depth at most 6 (latency_fit.BOOSTING and ROUNDS), and a kind with few samples only the baseline.
 It runs latency_bench.prediction_rate per model (RegNetX-400MF candidates, one core, the median of three
 runs of each figure) and writes the rates with the machine, the versions and each model's backend.
 """

@@ -59,7 +59,8 @@ def synthetic_latency_model(backend: str = "eager") -> dict:
     """A latency model fitted on SYNTHETIC_SPECS's kernels timed by synthetic_ms, and their whole passes taken
     as 1.1 x the kernels' sum + 0.05 ms: deterministic, and quick to fit."""
     from archgen.bench.kernel_units import kernel_units
-    from archgen.bench.latency_model import fit, machine
+    from archgen.bench.latency_fit import fit
+    from archgen.bench.latency_model import machine
 
     samples, networks = {}, []
     for name, size in SYNTHETIC_SPECS:

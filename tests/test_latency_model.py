@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import archgen
+from archgen.bench import latency_fit as lf
 from archgen.bench import latency_model as lm
 from archgen.bench.kernel_units import KernelUnit, kernel_units, nchwc_block
 from archgen.design import Evaluator, Rejections, load_space, sample
@@ -44,10 +45,10 @@ def test_the_trees_learn_what_the_baseline_cannot_see(latency_model_doc):
     conv = lm._KindModel(latency_model_doc["kinds"]["conv"]["baseline"], latency_model_doc["kinds"]["conv"]["trees"],
                          None, None)
     grouped = [u for u in kernel_units("regnetx_004", "eager", 1, input_size=64) if u.kind == "conv" and u.groups > 1]
-    x = lm._matrix(grouped)
+    x = lm.feature_matrix(grouped)
     real = [synthetic_ms(u) for u in grouped]
     trees = sorted(abs(p / r - 1) for p, r in zip(lm._Forest([conv]).ms(x, 0), real))
-    base = sorted(abs(p / r - 1) for p, r in zip(lm._baseline_ms(conv.baseline, x), real))
+    base = sorted(abs(p / r - 1) for p, r in zip(lm.baseline_ms(conv.baseline, x), real))
     assert trees[len(trees) // 2] < 0.05 < base[len(base) // 2]
 
 
@@ -75,7 +76,7 @@ def test_the_file_says_how_each_kind_is_modelled_and_what_whole_passes_add(laten
     net = latency_model_doc["network"]
     assert net["networks"] == 3 and net["pass_over_kernels"]["1"] == pytest.approx(1.1, abs=0.05)
     # three networks, fewer than the three-term fit needs: the median ratio of passes to kernel sums alone
-    assert 3 < lm.MIN_FIT_NETWORKS and net["pooled"][1:] == [0.0, 0.0]
+    assert 3 < lf.MIN_FIT_NETWORKS and net["pooled"][1:] == [0.0, 0.0]
     assert net["pooled"][0] == pytest.approx(net["pass_over_kernels"]["1"])
 
 
@@ -85,17 +86,17 @@ def test_cross_validation_gives_each_sample_its_out_of_fold_error():
     units = list(dict.fromkeys(u._replace(names=()) for name in ("resnet20_cifar", "regnetx_004")
                                for size in (32, 64, 96) for u in kernel_units(name, "eager", 1, input_size=size)))
     samples = [(u, synthetic_ms(u)) for u in units]
-    errors = lm.cross_validate(samples)
-    assert len(errors) == len(samples) and errors == lm.cross_validate(samples)
+    errors = lf.cross_validate(samples)
+    assert len(errors) == len(samples) and errors == lf.cross_validate(samples)
     assert sorted(map(abs, errors))[len(errors) // 2] < 0.05
     counts = {kind: sum(u.kind == kind for u in units) for kind in {u.kind for u in units}}
-    assert max(counts.values()) >= lm.MIN_TREE_SAMPLES and min(counts.values()) < lm.MIN_TREE_SAMPLES
+    assert max(counts.values()) >= lf.MIN_TREE_SAMPLES and min(counts.values()) < lf.MIN_TREE_SAMPLES
     for kind in (max(counts, key=counts.get), min((k for k in counts if counts[k] > 1), key=counts.get)):
         j = next(i for i, (u, _) in enumerate(samples) if u.kind == kind)
         edited = list(samples)
         edited[j] = (samples[j][0], 3 * samples[j][1])
         predicted = (errors[j] + 1) * samples[j][1]
-        assert (lm.cross_validate(edited)[j] + 1) * edited[j][1] == pytest.approx(predicted, rel=1e-9), kind
+        assert (lf.cross_validate(edited)[j] + 1) * edited[j][1] == pytest.approx(predicted, rel=1e-9), kind
 
 
 def test_each_fold_is_scored_as_the_model_the_kind_ships(monkeypatch):
@@ -107,15 +108,15 @@ def test_each_fold_is_scored_as_the_model_the_kind_ships(monkeypatch):
                for c, g in zip(rng.choice([64, 96, 128, 192, 256], 45), rng.choice([1, 2, 4, 8], 45))]
     samples = [(u, synthetic_ms(u)) for u in x_units]
     fitted = []
-    real = lm._fit_kind
+    real = lf._fit_kind
 
     def spy(x, y, trees=None):
         coef, booster = real(x, y, trees)
         fitted.append((len(y), booster is not None))
         return coef, booster
 
-    monkeypatch.setattr(lm, "_fit_kind", spy)
-    lm.cross_validate(samples)
+    monkeypatch.setattr(lf, "_fit_kind", spy)
+    lf.cross_validate(samples)
     assert fitted == [(36, True)] * 5
 
 
@@ -127,10 +128,10 @@ def test_the_correction_is_scored_left_one_out_as_the_form_it_stores():
 
     rows = [(1, k, u, 1.2 * k + 0.02 * u + 3.0) for k, u in
             [(2, 30), (5, 120), (9, 60), (14, 200), (20, 90), (31, 150), (45, 40), (60, 260)]]
-    data = np.array(rows[:lm.MIN_FIT_NETWORKS], dtype=float)
-    assert len(data) == lm.MIN_FIT_NETWORKS
-    assert lm.fit_correction(data) == pytest.approx([1.2, 0.02, 3.0], rel=1e-6)
-    assert np.abs(lm._loo(data)).max() < 1e-6
+    data = np.array(rows[:lf.MIN_FIT_NETWORKS], dtype=float)
+    assert len(data) == lf.MIN_FIT_NETWORKS
+    assert lf.fit_correction(data) == pytest.approx([1.2, 0.02, 3.0], rel=1e-6)
+    assert np.abs(lf._loo(data)).max() < 1e-6
 
 
 def test_the_model_round_trips_through_its_file(latency_model_doc, latency_model_file, model):
@@ -361,7 +362,7 @@ def test_the_network_correction_never_predicts_a_small_network_below_zero():
                      [(60, 200), (80, 120), (120, 300), (200, 180), (300, 250), (400, 140), (500, 220), (700, 260)]])
     free, *_ = np.linalg.lstsq(np.c_[data[:, 1:3], np.ones(8)], data[:, 3], rcond=None)
     assert free[2] < 0  # the unconstrained fit's intercept
-    a, b, c = lm.fit_correction(data)
+    a, b, c = lf.fit_correction(data)
     assert min(a, b, c) >= 0 and a > 0
     assert a * 2.0 + b * 30 + c > 0  # a CIFAR-size network: 2 ms of kernels in 30 units
 
@@ -373,12 +374,12 @@ def test_the_exported_trees_predict_what_lightgbm_predicts():
     pytest.importorskip("lightgbm")
     rng = np.random.default_rng(0)
     x = rng.uniform(1, 500, size=(300, len(lm.FEATURES)))
-    y = 1e-3 * x[:, lm._MACS] * (1 + 0.5 * np.sin(x[:, 0] / 40)) + 0.01 * x[:, 2] + 0.1
-    coef, booster = lm._fit_kind(x, y)
+    y = 1e-3 * x[:, lm.MACS_AT] * (1 + 0.5 * np.sin(x[:, 0] / 40)) + 0.01 * x[:, 2] + 0.1
+    coef, booster = lf._fit_kind(x, y)
     assert booster is not None
-    walked = lm._KindModel(coef, lm._export(booster.dump_model()), None, None)
+    walked = lm._KindModel(coef, lf._export(booster.dump_model()), None, None)
     probe = np.vstack([x[:50], rng.uniform(0, 5000, size=(50, len(lm.FEATURES)))])
-    expected = lm._baseline_ms(coef, probe) * np.exp(booster.predict(probe))
+    expected = lm.baseline_ms(coef, probe) * np.exp(booster.predict(probe))
     forest = lm._Forest([walked])
     assert np.allclose(forest.ms(probe, 0), expected, rtol=1e-9)
     assert np.allclose(forest.ms(probe[:1], 0), expected[:1], rtol=1e-9)
@@ -396,7 +397,7 @@ def test_one_walk_of_every_kind_predicts_what_each_kind_predicts_alone(model):
     index = {kind: i for i, kind in enumerate(model.kinds)}
     which = np.array([index.get(u.kind, len(index) + 1) for u in units])
     which[::7] = len(index)  # every seventh unit to the baseline-only kind
-    x = lm._matrix(units)
+    x = lm.feature_matrix(units)
     ms, out = mixed.ms(x, which), mixed.outside(x, which)
     assert len(set(which.tolist())) >= 5 and any(model.kinds[k].trees is not None for k in index)
     for row, i in enumerate(which):

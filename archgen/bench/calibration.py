@@ -9,7 +9,7 @@ What is timed (nn-Meter's recipe, Zhang et al. 2021, on archgen's own distributi
    deduplicated, the sources taken in turn so that a short run still covers them all, with perturbed copies
    (channels, group widths and sizes scaled) mixed in to spread the calibrated ranges;
 2. adaptively, once a first share of the time is spent: the latency model is cross-validated on what was
-   timed (latency_model.cross_validate), and the configurations it predicts beyond 10%, those whose error
+   timed (latency_fit.cross_validate), and the configurations it predicts beyond 10%, those whose error
    costs a network the most per second of timing first (RANK_MS), are perturbed a little to time their
    neighbourhood, round after round, beside more of the base stream;
 3. whole networks drawn from the spaces (seeded), timed interleaved at each batch size: what the sum of
@@ -554,7 +554,7 @@ def _kernels(run: _Run, sampler: Sampler, until: float) -> None:
     """The base stream until FIRST_ROUND_SHARE of the kernel time, then adaptive rounds of a third of the time
     left (a minute at least): cross-validate, then time the worst-predicted configurations' neighbourhoods (half
     of what the round can time) before more of the base stream."""
-    from archgen.bench.latency_model import cross_validate
+    from archgen.bench.latency_fit import cross_validate
 
     base = sampler.base()
     first = run.elapsed() + (until - run.elapsed()) * FIRST_ROUND_SHARE
@@ -617,9 +617,9 @@ def _placement(request: CalibrationRequest) -> "Placement":
 
 def run_calibration(request: CalibrationRequest, progress: Callable[[Progress], None] = lambda p: None,
                     say: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
-    """The latency model (the DEVICE.json document of latency_model.fit) of the request's backend, timed here
+    """The latency model (the DEVICE.json document of latency_fit.fit) of the request's backend, timed here
     or on Ray within request.minutes; `progress` follows every chunk timed, `say` hears where it runs."""
-    from archgen.bench.latency_model import fit
+    from archgen.bench.latency_fit import fit
 
     request.check()
     spaces = request.space_names()

@@ -9,10 +9,10 @@ configuration beyond the calibrated ranges keeps the baseline's growth instead o
 seen, and is counted as extrapolated. A kind with few samples has the baseline alone, said in the file.
 
 The fitted trees are stored in the JSON file as plain arrays and evaluated here with numpy, so loading a model
-unpickles nothing and predicting needs neither torch nor the regression library (LightGBM), which only `fit`
-imports. A file is checked on load: its format, every field and type, a checksum over its content (a corrupt or
-edited file is a LatencyModelError), and the device and library versions it was made with (LatencyModelWarning
-when they are not this machine's).
+unpickles nothing and predicting needs neither torch nor the regression library (LightGBM), which only the
+fitting (archgen.bench.latency_fit) imports. A file is checked on load: its format, every field and type, a
+checksum over its content (a corrupt or edited file is a LatencyModelError), and the device and library
+versions it was made with (LatencyModelWarning when they are not this machine's).
 
 Prediction is memoised per kernel configuration and, for a spec, per stage, by the plain values that place the
 stage (as archgen.design.fast_count counts it), so a design search pays a few dict lookups per stage of a
@@ -27,7 +27,6 @@ import json
 import math
 import os
 import platform
-import random
 import warnings
 from dataclasses import dataclass
 from importlib import metadata
@@ -64,8 +63,9 @@ ALIGN = 64
 #: Features whose calibrated range decides whether a unit is extrapolated; so does a pattern (what the unit
 #: absorbed, and its act) its kind was never calibrated with.
 RANGED = ("batch", "c_in", "c_out", "k", "stride", "groups", "dilation", "h", "w", "mid", "macs", "bytes")
-_RANGED_AT = [FEATURES.index(name) for name in RANGED]
-_MACS, _BYTES = FEATURES.index("macs"), FEATURES.index("bytes")
+#: Where the ranged features, MACs and bytes sit in a row of features (what the baseline reads).
+RANGED_AT = [FEATURES.index(name) for name in RANGED]
+MACS_AT, BYTES_AT = FEATURES.index("macs"), FEATURES.index("bytes")
 #: Act functions as a feature: 0 for none, then in name order.
 ACT_CODES = {name: i + 1 for i, name in enumerate(sorted(FUNCTIONS))}
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
@@ -76,18 +76,6 @@ MAX_COEFFICIENT = 1e6
 #: The largest sum of leaf values a kind's trees may reach (its log-ratio to the baseline; fitted ones reach a few
 #: units, and exp of this stays finite).
 MAX_LEAF_SUM = 500.0
-#: A kind needs this many samples for trees; with fewer it has the baseline alone.
-MIN_TREE_SAMPLES = 40
-FOLDS = 5
-#: The boosting (LightGBM's own parameters): small trees, many of them, deterministic on one thread.
-BOOSTING = {"objective": "regression", "learning_rate": 0.05, "num_leaves": 15, "max_depth": 6,
-            "min_data_in_leaf": 5, "deterministic": True, "force_row_wise": True, "num_threads": 1, "seed": 0,
-            "verbose": -1}
-ROUNDS = 200
-#: Networks per batch size that a per-batch correction needs (else one correction for all batches).
-MIN_BATCH_NETWORKS = 4
-#: Networks the three-term correction needs (else the median ratio of passes to kernel sums).
-MIN_FIT_NETWORKS = 8
 #: What `machine` records that a prediction depends on, compared on load (python's patch level is not).
 COMPARED = ("device", "name", "vector", "cores", "threads", "torch", "onnxruntime", "openvino", "archgen")
 _RUNTIME = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
@@ -132,11 +120,11 @@ def machine(backend: str, device: str = "cpu") -> dict:
     name = cpu_name() if device == "cpu" else _gpu_name()
     out: dict[str, Any] = {"device": device, "name": name, "cores": os.cpu_count() or 1,
                            "threads": _threads(), "python": platform.python_version(),
-                           "torch": _version("torch")}
+                           "torch": library_version("torch")}
     if device == "cpu":
         out["vector"] = cpu_vector()
     if backend in _RUNTIME:
-        out[backend] = _version(_RUNTIME[backend])
+        out[backend] = library_version(_RUNTIME[backend])
     if backend == "onnxruntime":
         out["nchwc_block"] = nchwc_block(cpu_vector()) if device == "cpu" else 0
     import archgen
@@ -145,7 +133,8 @@ def machine(backend: str, device: str = "cpu") -> dict:
     return out
 
 
-def _version(package: str) -> Optional[str]:
+def library_version(package: str) -> Optional[str]:
+    """The installed package's version, None where it is not installed."""
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
@@ -176,258 +165,19 @@ def _gpu_name() -> str:
     return "unknown GPU" if found else "no NVIDIA GPU"
 
 
-# ---- fitting (numpy and LightGBM, imported here only) ----
-
-def _nonnegative_fit(columns: Sequence[Any], y: Any) -> list[float]:
-    """Coefficients >= 0 of the columns minimising the relative error of their sum to y: a least-squares fit
-    over each subset of the columns, the best one whose coefficients are all non-negative (for three columns
-    this is exact non-negative least squares)."""
-    import numpy as np
-
-    cols = np.stack(columns, 1)
-    scale = np.maximum(np.abs(cols).max(0), 1e-30)
-    a = cols / scale / y[:, None]
-    n = cols.shape[1]
-    best, best_res = np.zeros(n), math.inf
-    for mask in range(1, 1 << n):
-        use = [j for j in range(n) if mask >> j & 1]
-        coef, *_ = np.linalg.lstsq(a[:, use], np.ones(len(y)), rcond=None)
-        if (coef < 0).any():
-            continue
-        res = float(((a[:, use] @ coef - 1) ** 2).sum())
-        if res < best_res:
-            best = np.zeros(n)
-            best[use] = coef
-            best_res = res
-    return [float(c) for c in best / scale]
-
-
-def _baseline(x_macs: Any, x_bytes: Any, y: Any) -> list[float]:
-    """a, b, c >= 0 minimising the relative error of a x MACs + b x bytes + c (_nonnegative_fit), then scaled
-    to the median ratio of measured to fitted, since least squares on relative error leans low where the ratio
-    spreads wide."""
-    import numpy as np
-
-    best = _nonnegative_fit([x_macs, x_bytes, np.ones_like(y)], y)
-    fitted = np.maximum(best[0] * x_macs + best[1] * x_bytes + best[2], 1e-6)
-    return [float(c) for c in np.asarray(best) * np.exp(np.median(np.log(y / fitted)))]
-
-
-def _baseline_ms(coef: Any, x: Any) -> Any:
+def baseline_ms(coef: Any, x: Any) -> Any:
     """a x MACs + b x bytes + c per row of x (`coef`: one a, b, c for all rows, or a row of them per row)."""
     import numpy as np
 
     coef = np.asarray(coef, dtype=float)
-    return np.maximum(coef[..., 0] * x[:, _MACS] + coef[..., 1] * x[:, _BYTES] + coef[..., 2], 1e-6)
+    return np.maximum(coef[..., 0] * x[:, MACS_AT] + coef[..., 1] * x[:, BYTES_AT] + coef[..., 2], 1e-6)
 
 
-def _fit_kind(x: Any, y: Any, trees: Optional[bool] = None) -> tuple[list[float], Any]:
-    """The kind's baseline and, with enough samples (or where `trees` says, as cross-validation does for the
-    model the whole kind's samples make), its fitted LightGBM booster (else None)."""
-    import numpy as np
-
-    coef = _baseline(x[:, _MACS], x[:, _BYTES], y)
-    if not (len(y) >= MIN_TREE_SAMPLES if trees is None else trees):
-        return coef, None
-    import lightgbm
-
-    data = lightgbm.Dataset(x, label=np.log(y / _baseline_ms(coef, x)), params={"verbose": -1})
-    return coef, lightgbm.train(BOOSTING, data, num_boost_round=ROUNDS)
-
-
-def _export(dump: dict) -> dict:
-    """LightGBM's trees as flat arrays: each node's feature, threshold (left when x <= it), children and value;
-    a leaf is its own two children, so a walk of `depth` steps from every root ends on the leaves."""
-    feature: list[int] = []
-    threshold: list[float] = []
-    left: list[int] = []
-    right: list[int] = []
-    value: list[float] = []
-    roots: list[int] = []
-    depth = 0
-
-    def add(node: dict, level: int) -> int:
-        nonlocal depth
-        at = len(feature)
-        feature.append(0)
-        threshold.append(0.0)
-        left.append(at)
-        right.append(at)
-        value.append(0.0)
-        if "leaf_value" in node:
-            value[at] = float(node["leaf_value"])
-            depth = max(depth, level)
-            return at
-        if node.get("decision_type", "<=") != "<=":
-            raise ValueError(f"unexpected LightGBM split {node.get('decision_type')}")
-        feature[at], threshold[at] = int(node["split_feature"]), float(node["threshold"])
-        left[at] = add(node["left_child"], level + 1)
-        right[at] = add(node["right_child"], level + 1)
-        return at
-
-    for tree in dump["tree_info"]:
-        roots.append(add(tree["tree_structure"], 0))
-    return {"feature": feature, "threshold": threshold, "left": left, "right": right, "value": value,
-            "roots": roots, "depth": depth}
-
-
-def _folds(n: int, folds: int = FOLDS) -> list[int]:
-    """Each sample's fold of `folds`, shuffled by a fixed seed (so cross-validation is repeatable)."""
-    order = list(range(n))
-    random.Random(0).shuffle(order)
-    fold = [0] * n
-    for i, j in enumerate(order):
-        fold[j] = i % folds
-    return fold
-
-
-def _by_kind(samples: Sequence[tuple[KernelUnit, float]]) -> dict[str, list[int]]:
-    out: dict[str, list[int]] = {}
-    for i, (unit, _) in enumerate(samples):
-        out.setdefault(unit.kind, []).append(i)
-    return out
-
-
-def _matrix(units: Sequence[KernelUnit]) -> Any:
+def feature_matrix(units: Sequence[KernelUnit]) -> Any:
+    """The units' FEATURES, a row each."""
     import numpy as np
 
     return np.array([features(u) for u in units], dtype=float).reshape(len(units), len(FEATURES))
-
-
-def cross_validate(samples: Sequence[tuple[KernelUnit, float]]) -> list[float]:
-    """Each sample's out-of-fold signed relative error (predicted / measured - 1), in order: per kind, the
-    model fitted on the other folds (FOLDS of them; one per sample for a kind timed fewer times) predicts it.
-    Where calibration should sample more. A kind timed once has no other sample: it is scored on itself. Each
-    fold's model has the form the kind's whole samples give it (trees or the baseline alone), so that a kind
-    of 40-49 samples, whose folds fall below MIN_TREE_SAMPLES, is scored as the model it ships."""
-    import numpy as np
-
-    errors = [0.0] * len(samples)
-    for idx in _by_kind(samples).values():
-        x = _matrix([samples[i][0] for i in idx])
-        y = np.array([samples[i][1] for i in idx], dtype=float)
-        folds = min(FOLDS, len(idx))
-        fold = np.array(_folds(len(idx), folds))
-        pred = np.empty(len(idx))
-        trees = len(idx) >= MIN_TREE_SAMPLES
-        for k in range(folds):
-            test = fold == k
-            train = ~test if folds > 1 else test
-            coef, booster = _fit_kind(x[train], y[train], trees)
-            pred[test] = _baseline_ms(coef, x[test]) * (np.exp(booster.predict(x[test])) if booster else 1.0)
-        for i, e in zip(idx, pred / y - 1):
-            errors[i] = float(e)
-    return errors
-
-
-def _error_stats(errors: Sequence[float]) -> dict:
-    import numpy as np
-
-    e = np.abs(np.asarray(errors, dtype=float))
-    return {"within_10": float((e <= 0.1).mean()) if len(e) else 0.0,
-            "median_abs": float(np.median(e)) if len(e) else 0.0}
-
-
-def fit(samples: Sequence[tuple[KernelUnit, float]], networks: Sequence[tuple[Sequence[KernelUnit], float]],
-        meta: dict) -> dict:
-    """The model document (what write_model writes) fitted on timed kernel configurations and whole passes.
-
-    `samples`: (configuration, ms) timed in isolation; `networks`: (a network's units at its batch, its
-    measured whole-pass ms), for the correction from a sum of isolated kernels to a pass; `meta`: backend,
-    dtype, layout, batch_sizes, device (machine()), and what calibration records (spaces, minutes, timings).
-    """
-    import numpy as np
-
-    for key in ("backend", "dtype", "layout", "device"):
-        if key not in meta:
-            raise ValueError(f"fit: meta lacks '{key}'")
-    if not samples:
-        raise UserError("no kernel was timed, so there is nothing to fit a latency model on")
-    cv = cross_validate(samples)
-    kinds = {}
-    for kind, idx in sorted(_by_kind(samples).items()):
-        x = _matrix([samples[i][0] for i in idx])
-        y = np.array([samples[i][1] for i in idx], dtype=float)
-        coef, booster = _fit_kind(x, y)
-        trees = None if booster is None else _export(booster.dump_model())
-        ranged = x[:, _RANGED_AT]
-        kinds[kind] = {"samples": len(idx), "baseline": coef, "trees": trees,
-                       "ranges": {name: [float(ranged[:, j].min()), float(ranged[:, j].max())]
-                                  for j, name in enumerate(RANGED)},
-                       "patterns": [[list(absorbed), act] for absorbed, act in
-                                    sorted({(samples[i][0].absorbed, samples[i][0].act or "") for i in idx})],
-                       "cross_validated": _error_stats([cv[i] for i in idx]),
-                       "how": ("baseline and trees" if trees else
-                               f"baseline alone: {len(idx)} samples, fewer than the {MIN_TREE_SAMPLES} trees need")}
-    x_all = _matrix([u for u, _ in samples])
-    y_all = np.array([ms for _, ms in samples], dtype=float)
-    doc = {"format": FORMAT, "backend": meta["backend"], "dtype": meta["dtype"], "layout": meta["layout"],
-           "device": meta["device"], "meta": meta, "features": list(FEATURES),
-           "library": f"lightgbm {_version('lightgbm')}", "kinds": kinds,
-           "fallback": _baseline(x_all[:, _MACS], x_all[:, _BYTES], y_all),
-           "network": {"by": "pooled", "pooled": [1.0, 0.0, 0.0], "batches": {}, "networks": 0}}
-    doc["network"] = _fit_network(LatencyModel(doc, "the model being fitted"), networks)
-    return doc
-
-
-def _fit_network(model: "LatencyModel", networks: Sequence[tuple[Sequence[KernelUnit], float]]) -> dict:
-    """measured = a x (sum of the network's predicted kernels) + b x (its units) + c, fitted on relative error
-    per batch size where every batch has MIN_BATCH_NETWORKS networks and that predicts better left-one-out,
-    else for all batches at once; with its fit error and the ratio of whole passes to the isolated sums."""
-    import numpy as np
-
-    rows = []
-    for units, measured in networks:
-        ms = [m for m, _ in model.unit_ms(units)]
-        rows.append((units[0].batch if units else 1, sum(ms), len(units), float(measured)))
-    out: dict[str, Any] = {"by": "pooled", "pooled": [1.0, 0.0, 0.0], "batches": {}, "networks": len(rows)}
-    if not rows:
-        return out
-    data = np.array(rows, dtype=float)
-    batches = sorted({int(b) for b in data[:, 0]})
-    out["pass_over_kernels"] = {str(b): float(np.median(data[data[:, 0] == b, 3] / data[data[:, 0] == b, 1]))
-                                for b in batches}
-    pooled_loo = _loo(data)
-    out["pooled"] = fit_correction(data)
-    chosen = pooled_loo
-    if len(batches) > 1 and all((data[:, 0] == b).sum() >= MIN_BATCH_NETWORKS for b in batches):
-        per_loo = np.concatenate([_loo(data[data[:, 0] == b]) for b in batches])
-        if np.median(np.abs(per_loo)) < np.median(np.abs(pooled_loo)):
-            out["by"], chosen = "batch", per_loo
-            out["batches"] = {str(b): fit_correction(data[data[:, 0] == b]) for b in batches}
-    out["fit"] = _error_stats(chosen)
-    return out
-
-
-def fit_correction(data: Any, three_terms: Optional[bool] = None) -> list[float]:
-    """a, b, c >= 0 of measured = a x kernels + b x units + c on relative error (_nonnegative_fit), from rows of
-    (batch, a network's sum of predicted kernels, its units, its measured ms); the median ratio alone (b = c =
-    0) with fewer than MIN_FIT_NETWORKS networks (`three_terms` decides instead, where given), or where the fit
-    does not grow with the kernels (a = 0). Three free terms on four networks followed their noise (c = 73 ms
-    at batch 8 where passes took 50-800 ms), and a negative b or c on eight predicted small held-out networks
-    below zero."""
-    import numpy as np
-
-    ratio = [float(np.median(data[:, 3] / data[:, 1])), 0.0, 0.0]
-    if not (len(data) >= MIN_FIT_NETWORKS if three_terms is None else three_terms):
-        return ratio
-    coef = _nonnegative_fit([data[:, 1], data[:, 2], np.ones(len(data))], data[:, 3])
-    return coef if coef[0] > 0 else ratio
-
-
-def _loo(data: Any) -> Any:
-    """Each network's left-one-out relative error under fit_correction, each refit of the form the whole data
-    gives it (at MIN_FIT_NETWORKS networks, the default, a refit on one fewer would be the median ratio, not
-    the three terms stored)."""
-    import numpy as np
-
-    errors = []
-    three_terms = len(data) >= MIN_FIT_NETWORKS
-    for i in range(len(data)):
-        rest = np.delete(data, i, 0)
-        a, b, c = fit_correction(rest, three_terms) if len(rest) else [1.0, 0.0, 0.0]
-        errors.append((a * data[i, 1] + b * data[i, 2] + c) / data[i, 3] - 1)
-    return np.array(errors)
 
 
 # ---- the file ----
@@ -599,7 +349,7 @@ class _Forest:
         """Each row's predicted ms under its kind's model (`which`: an index per row, or one for all)."""
         import numpy as np
 
-        base = _baseline_ms(self.baseline[which], x)
+        base = baseline_ms(self.baseline[which], x)
         if not self.roots.shape[1]:
             return base
         feature, threshold, children = self.feature, self.threshold, self.children
@@ -611,7 +361,7 @@ class _Forest:
 
     def outside(self, x: Any, which: Any) -> Any:
         """Which rows lie outside their kind's calibrated ranges (all of them for a kind never calibrated)."""
-        ranged = x[:, _RANGED_AT]
+        ranged = x[:, RANGED_AT]
         return ((ranged < self.lo[which]) | (ranged > self.hi[which])).any(1)
 
 
@@ -780,7 +530,7 @@ class LatencyModel:
         import numpy as np
 
         todo = list(missing.values())
-        x = _matrix(todo)
+        x = feature_matrix(todo)
         fallback = len(self.kinds)
         which = np.array([self._kind_index.get(u.kind, fallback) for u in todo], np.intp)
         outside = self._forest.outside(x, which)
