@@ -215,6 +215,7 @@ def test_every_launch_of_the_cover_compiles_for_sm90_and_sm80(planned, compiled)
         assert result["ptx_target"].startswith(f"sm_{cap}"), _describe(planned[i], cap)
         assert result["cubin_bytes"] > 0 and result["stores"] > 0, _describe(planned[i], cap)
 
+
 def test_channels_last_reads_and_writes_16_bytes_at_a_time(planned, compiled):
     """With rows of channels a multiple of 16 (the hints Triton adds at launch), every store of the output is a
     128-bit `st.global.v4`, and x (and the residual, of the same type) are loaded in as many 128-bit pieces."""
