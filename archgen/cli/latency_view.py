@@ -54,7 +54,9 @@ def latency_table(spec: object, input_size: Optional[int], path: Path, batch: in
         t.add(stage, ms, share(ms.value, p.total_ms) if p.total_ms else "")
     t.add("total", total, Number(1.0, "100.0%"), rule=True)
     t.notes = [f"{p.units} kernel units, {p.extrapolated} outside the calibrated ranges (extrapolated)",
-               f"predicted by the latency model {path}; no model was built"]
+               f"predicted by the latency model {path}; no model was built",
+               "ms: a pass's lower quartile over interleaved calls, as calibrate and search --verify time "
+               "networks (archgen bench prints the median)"]
     t.data = {"name": name, "model": str(path), "backend": model.backend, "dtype": model.dtype,
               "layout": model.layout, "device": model.doc["device"], "batch": batch, "predicted_ms": p.total_ms,
               "stages": p.per_stage, "units": p.units, "extrapolated": p.extrapolated}
