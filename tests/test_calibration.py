@@ -5,6 +5,7 @@ end whose file the latency model loads. No assertion is made on a timing beyond 
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import random
@@ -191,6 +192,37 @@ def test_a_space_is_covered_at_every_batch_size_and_never_twice(space):
     assert {u.batch for u in drawn} == {1, 4}
     candidate = sampled(space, 1, 1000)[0]
     assert set(sampler.units(candidate)) <= set(drawn)  # the space's first draws are in the stream
+
+
+def test_the_spaces_extremes_come_first_and_span_what_their_draws_meet(space, monkeypatch):
+    """Each kind's ranged features, over the space's first EXTREME_DRAWS candidates (those the base stream takes
+    first), reach their lowest and highest values among the extremes, each end by the cheapest configuration
+    that reaches it (none of this tiny space's is past EXTREME_MAX_WORK), so a model's calibrated ranges span
+    what a search of the space meets; they are handed out once, and the base stream does not repeat them."""
+    from archgen.bench.calibration import EXTREME_DRAWS, EXTREME_MAX_WORK
+    from archgen.bench.latency_model import RANGED_AT, feature_matrix
+
+    sampler = Sampler("eager", [space], [1, 4], "float32", "nchw", seed=1, nchwc_block=0)
+    ends = sampler.extremes()
+    met = {u: None for k in range(EXTREME_DRAWS // 8) for c in sampled(space, 8, 1000 + k)
+           for u in sampler.units(c)}
+    assert len(set(ends)) == len(ends) < len(met) and set(ends) <= set(met)
+    assert max(map(work, met)) <= EXTREME_MAX_WORK
+    chosen = set(ends)
+    for kind in {u.kind for u in met}:
+        of_kind = [u for u in met if u.kind == kind]
+        every = feature_matrix(of_kind)[:, RANGED_AT]
+        for j in range(every.shape[1]):
+            for end in (every[:, j].min(), every[:, j].max()):
+                reach = [u for u, row in zip(of_kind, every) if row[j] == end]
+                cheapest = min(map(work, reach))
+                assert any(u in chosen and work(u) == cheapest for u in reach), (kind, j, end)
+    assert not set(ends) & set(itertools.islice(sampler.base(), 300))
+    assert sampler.extremes() == []  # all handed out already
+    cap = sorted(map(work, ends))[len(ends) // 2]  # an end costlier than the cap is left to the base stream
+    monkeypatch.setattr("archgen.bench.calibration.EXTREME_MAX_WORK", cap)
+    capped = Sampler("eager", [space], [1, 4], "float32", "nchw", seed=1, nchwc_block=0).extremes()
+    assert set(capped) == {u for u in ends if work(u) <= cap} != set(ends)
 
 
 def test_perturbed_configurations_stay_valid():

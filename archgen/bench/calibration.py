@@ -4,10 +4,12 @@ isolated kernels to a pass, and the latency model fitted on them (archgen.bench.
 
 What is timed (nn-Meter's recipe, Zhang et al. 2021, on archgen's own distributions):
 
-1. the kernel configurations of the networks a user will predict: every bundled spec at its input size, and
-   candidates drawn from the design spaces as `archgen sample` draws them, at each batch size asked for,
-   deduplicated, the sources taken in turn so that a short run still covers them all, with perturbed copies
-   (channels, group widths and sizes scaled) mixed in to spread the calibrated ranges;
+1. first, the configurations at either end of each kind's ranged features over many candidates of each
+   space (Sampler.extremes), so that the ranges span what a search of the spaces meets; then the kernel
+   configurations of the networks a user will predict: every bundled spec at its input size, and candidates
+   drawn from the design spaces as `archgen sample` draws them, at each batch size asked for, deduplicated,
+   the sources taken in turn so that a short run still covers them all, with perturbed copies (channels,
+   group widths and sizes scaled) mixed in to spread the calibrated ranges;
 2. adaptively, once a first share of the time is spent: the latency model is cross-validated on what was
    timed (latency_fit.cross_validate), and the configurations it predicts beyond 10%, those whose error
    costs a network the most per second of timing first (RANK_MS), are perturbed a little to time their
@@ -66,6 +68,9 @@ BASE_SPREAD, ROUND_SPREAD, PERTURBED_SHARE = math.log(2.0), math.log(1.35), 0.3
 #: kernel above RANK_MS takes a few calls of its own ms to time, a smaller one mostly its session's setup).
 HIGH_ERROR, RANK_MS = 0.1, 10.0
 MAX_SIDE = 512
+#: Candidates of each space whose configurations are scanned for each kind's extremes (Sampler.extremes), and
+#: the most work (calibration.work) of an extreme timed first: 4G, ResNet-50's MACs in one kernel.
+EXTREME_DRAWS, EXTREME_MAX_WORK = 64, 4e9
 
 
 @dataclass
@@ -247,6 +252,33 @@ class Sampler:
         for u in out:
             self.largest[u.kind] = max(self.largest.get(u.kind, 0.0), work(u))
         return out
+
+    def extremes(self) -> list[KernelUnit]:
+        """Over the first EXTREME_DRAWS candidates of each space (those the base stream takes first), the
+        configurations at either end of each kind's ranged features (latency_model.RANGED), the cheapest of
+        those that reach it, not handed out yet, now handed out: timed first, so that the ranges a model is
+        calibrated on span what a search of the spaces meets. Without them an 8-minute ONNX Runtime
+        calibration had reached group convs of at most 37 groups, and a RegNetX-400MF search flagged 774 of its
+        1,144 candidates extrapolated, their group convs of up to 125 groups (AVX2 VM, 2026-12-04). An end of
+        more than EXTREME_MAX_WORK is left to the base stream: taken as ends too, the spaces' largest kernels
+        (ResNeXt's 32 x 1000-channel convs, seconds a call) took 77 s of an 8-minute run and left the counts of
+        extrapolated candidates in four spaces' searches as they were."""
+        from archgen.bench.latency_model import RANGED_AT, feature_matrix
+
+        by_kind: dict[str, dict[KernelUnit, None]] = {}
+        for space in self.spaces:
+            for network in itertools.islice(self._draws(space), EXTREME_DRAWS):
+                for u in self.units(network):
+                    by_kind.setdefault(u.kind, {})[u] = None
+        ends: dict[KernelUnit, None] = {}
+        for units in by_kind.values():
+            cheapest_first = sorted(units, key=work)  # argmin and argmax take the first of equals
+            x = feature_matrix(cheapest_first)[:, RANGED_AT]
+            for i in (*x.argmin(0), *x.argmax(0)):
+                end = cheapest_first[int(i)]
+                if work(end) <= EXTREME_MAX_WORK:
+                    ends[end] = None
+        return self.real(ends)
 
     def base(self) -> Iterator[KernelUnit]:
         """The networks' new configurations, each followed by a perturbed copy at PERTURBED_SHARE of them; any
@@ -551,14 +583,16 @@ class _NetworkSlots:
 
 
 def _kernels(run: _Run, sampler: Sampler, until: float) -> None:
-    """The base stream until FIRST_ROUND_SHARE of the kernel time, then adaptive rounds of a third of the time
-    left (a minute at least): cross-validate, then time the worst-predicted configurations' neighbourhoods (half
-    of what the round can time) before more of the base stream."""
+    """The spaces' extremes (Sampler.extremes), then the base stream until FIRST_ROUND_SHARE of the kernel
+    time, then adaptive rounds of a third of the time left (a minute at least): cross-validate, then time the
+    worst-predicted configurations' neighbourhoods (half of what the round can time) before more of the base
+    stream."""
     from archgen.bench.latency_fit import cross_validate
 
     base = sampler.base()
     first = run.elapsed() + (until - run.elapsed()) * FIRST_ROUND_SHARE
-    n = run.time(base, first, "round 1: the zoo and the spaces", sampler.returned)
+    n = run.time(itertools.chain(sampler.extremes(), base), first, "round 1: the zoo and the spaces",
+                 sampler.returned)
     run.rounds.append({"round": 1, "timed": n, "s": round(run.elapsed(), 1)})
     while run.elapsed() < until and not run.full() and run.samples:
         t0 = time.monotonic()
