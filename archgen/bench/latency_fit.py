@@ -39,12 +39,18 @@ def _nonnegative_fit(columns: Sequence[Any], y: Any) -> list[float]:
     import numpy as np
 
     cols = np.stack(columns, 1)
-    scale = np.maximum(np.abs(cols).max(0), 1e-30)
+    scale = np.abs(cols).max(0)
+    # a column of zeros (the MACs of a kind that has none) takes no part: least squares would give it a
+    # coefficient of rounding noise, which the scale below would blow up past any bound a model file allows
+    live = scale > 0
+    scale[~live] = 1.0
     a = cols / scale / y[:, None]
     n = cols.shape[1]
     best, best_res = np.zeros(n), math.inf
     for mask in range(1, 1 << n):
         use = [j for j in range(n) if mask >> j & 1]
+        if not live[use].all():
+            continue
         coef, *_ = np.linalg.lstsq(a[:, use], np.ones(len(y)), rcond=None)
         if (coef < 0).any():
             continue
@@ -65,8 +71,6 @@ def _baseline(x_macs: Any, x_bytes: Any, y: Any) -> list[float]:
     best = _nonnegative_fit([x_macs, x_bytes, np.ones_like(y)], y)
     fitted = np.maximum(best[0] * x_macs + best[1] * x_bytes + best[2], 1e-6)
     return [float(c) for c in np.asarray(best) * np.exp(np.median(np.log(y / fitted)))]
-
-
 
 
 def _fit_kind(x: Any, y: Any, trees: Optional[bool] = None) -> tuple[list[float], Any]:
@@ -134,8 +138,6 @@ def _by_kind(samples: Sequence[tuple[KernelUnit, float]]) -> dict[str, list[int]
     for i, (unit, _) in enumerate(samples):
         out.setdefault(unit.kind, []).append(i)
     return out
-
-
 
 
 def cross_validate(samples: Sequence[tuple[KernelUnit, float]]) -> list[float]:
