@@ -194,20 +194,29 @@ def test_a_space_is_covered_at_every_batch_size_and_never_twice(space):
     assert set(sampler.units(candidate)) <= set(drawn)  # the space's first draws are in the stream
 
 
-def test_the_spaces_extremes_come_first_and_span_what_their_draws_meet(space, monkeypatch):
-    """Each kind's ranged features, over the space's first EXTREME_DRAWS candidates (those the base stream takes
-    first), reach their lowest and highest values among the extremes, each end by the cheapest configuration
-    that reaches it (none of this tiny space's is past EXTREME_MAX_WORK), so a model's calibrated ranges span
-    what a search of the space meets; they are handed out once, and the base stream does not repeat them."""
+#: A zoo for the extremes' test: two CIFAR networks, whose last stage (64 channels) is wider than any of the
+#: test space's, and one of them pre-activation.
+EXTREMES_ZOO = ["plain20_cifar", "preact_resnet110_cifar"]
+
+
+def test_the_extremes_come_first_and_span_what_the_zoo_and_the_spaces_draws_meet(space, monkeypatch):
+    """Each kind's ranged features, over the zoo and the space's first EXTREME_DRAWS candidates (those the base
+    stream takes first), reach their lowest and highest values among the extremes, each end by the cheapest
+    configuration that reaches it (none of these is past EXTREME_MAX_WORK), so a model's calibrated ranges span
+    what a search of the space and the zoo's networks meet; they are handed out once, and the base stream does
+    not repeat them."""
     from archgen.bench.calibration import EXTREME_DRAWS, EXTREME_MAX_WORK
     from archgen.bench.latency_model import RANGED_AT, feature_matrix
 
-    sampler = Sampler("eager", [space], [1, 4], "float32", "nchw", seed=1, nchwc_block=0)
+    sampler = Sampler("eager", [space], [1, 4], "float32", "nchw", seed=1, nchwc_block=0, zoo=EXTREMES_ZOO)
     ends = sampler.extremes()
-    met = {u: None for k in range(EXTREME_DRAWS // 8) for c in sampled(space, 8, 1000 + k)
-           for u in sampler.units(c)}
+    drawn = [c for k in range(EXTREME_DRAWS // 8) for c in sampled(space, 8, 1000 + k)]
+    met = {u: None for network in (*EXTREMES_ZOO, *drawn) for u in sampler.units(network)}
     assert len(set(ends)) == len(ends) < len(met) and set(ends) <= set(met)
     assert max(map(work, met)) <= EXTREME_MAX_WORK
+    in_draws = {u for c in drawn for u in sampler.units(c)}
+    zoo_only = {u for name in EXTREMES_ZOO for u in sampler.units(name)} - in_draws
+    assert set(ends) & zoo_only  # the zoo's own ends are among them (its last stage's 64 channels, say)
     chosen = set(ends)
     for kind in {u.kind for u in met}:
         of_kind = [u for u in met if u.kind == kind]
@@ -221,7 +230,8 @@ def test_the_spaces_extremes_come_first_and_span_what_their_draws_meet(space, mo
     assert sampler.extremes() == []  # all handed out already
     cap = sorted(map(work, ends))[len(ends) // 2]  # an end costlier than the cap is left to the base stream
     monkeypatch.setattr("archgen.bench.calibration.EXTREME_MAX_WORK", cap)
-    capped = Sampler("eager", [space], [1, 4], "float32", "nchw", seed=1, nchwc_block=0).extremes()
+    capped = Sampler("eager", [space], [1, 4], "float32", "nchw", seed=1, nchwc_block=0,
+                     zoo=EXTREMES_ZOO).extremes()
     assert set(capped) == {u for u in ends if work(u) <= cap} != set(ends)
 
 

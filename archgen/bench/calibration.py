@@ -68,8 +68,9 @@ BASE_SPREAD, ROUND_SPREAD, PERTURBED_SHARE = math.log(2.0), math.log(1.35), 0.3
 #: kernel above RANK_MS takes a few calls of its own ms to time, a smaller one mostly its session's setup).
 HIGH_ERROR, RANK_MS = 0.1, 10.0
 MAX_SIDE = 512
-#: Candidates of each space whose configurations are scanned for each kind's extremes (Sampler.extremes), and
-#: the most work (calibration.work) of an extreme timed first: 4G, ResNet-50's MACs in one kernel.
+#: Candidates of each space whose configurations are scanned, with the zoo's, for each kind's extremes
+#: (Sampler.extremes), and the most work (calibration.work) of an extreme timed first: 4G, ResNet-50's MACs in
+#: one kernel.
 EXTREME_DRAWS, EXTREME_MAX_WORK = 64, 4e9
 
 
@@ -193,8 +194,12 @@ class Sampler:
     that spreading the ranges never times a kernel no network has (one of minutes)."""
 
     def __init__(self, backend: str, spaces: Sequence[str], batch_sizes: Sequence[int], dtype: str, layout: str,
-                 seed: int, nchwc_block: int) -> None:
+                 seed: int, nchwc_block: int, zoo: Optional[Sequence[str]] = None) -> None:
+        from archgen.grammar.loader import bundled_names
+
         self.backend, self.spaces, self.batch_sizes = backend, list(spaces), list(batch_sizes)
+        #: The specs whose configurations are timed beside the spaces' (default: every bundled spec).
+        self.zoo = sorted(bundled_names() if zoo is None else zoo)
         self.dtype, self.layout, self.seed = dtype, layout, seed
         #: The timing machine's (kernel_units groups by it, and a Ray head may have another CPU).
         self.nchwc_block = nchwc_block
@@ -207,9 +212,7 @@ class Sampler:
     def networks(self) -> Iterator[str | dict]:
         """The zoo's specs (shuffled) and each space's candidates, taken in turn, without end while a space
         has candidates to draw."""
-        from archgen.grammar.loader import bundled_names
-
-        zoo = sorted(bundled_names())
+        zoo = list(self.zoo)
         random.Random(self.seed).shuffle(zoo)
         draws: list[Iterator[dict]] = [self._draws(space) for space in self.spaces]
         sources: list[Iterator[str | dict]] = [iter(zoo), *draws]
@@ -254,22 +257,25 @@ class Sampler:
         return out
 
     def extremes(self) -> list[KernelUnit]:
-        """Over the first EXTREME_DRAWS candidates of each space (those the base stream takes first), the
-        configurations at either end of each kind's ranged features (latency_model.RANGED), the cheapest of
-        those that reach it, not handed out yet, now handed out: timed first, so that the ranges a model is
-        calibrated on span what a search of the spaces meets. Without them an 8-minute ONNX Runtime
-        calibration had reached group convs of at most 37 groups, and a RegNetX-400MF search flagged 774 of its
-        1,144 candidates extrapolated, their group convs of up to 125 groups (AVX2 VM, 2026-12-04). An end of
-        more than EXTREME_MAX_WORK is left to the base stream: taken as ends too, the spaces' largest kernels
-        (ResNeXt's 32 x 1000-channel convs, seconds a call) took 77 s of an 8-minute run and left the counts of
-        extrapolated candidates in four spaces' searches as they were."""
+        """Over the zoo and the first EXTREME_DRAWS candidates of each space (those the base stream takes
+        first), the configurations at either end of each kind's ranged features (latency_model.RANGED), the
+        cheapest of those that reach it, not handed out yet, now handed out: timed first, so that the ranges a
+        model is calibrated on span what a search of the spaces and the zoo's networks meet. Without the
+        spaces' ends an 8-minute ONNX Runtime calibration had reached group convs of at most 37 groups, and a
+        RegNetX-400MF search flagged 774 of its 1,144 candidates extrapolated, their group convs of up to 125
+        groups; without the zoo's, a 5-minute one had timed no act below 24 channels and predicted 16.7 us for
+        a CIFAR network's 32-channel 16 x 16 act, which takes 5-6 us alone (6.1 us with them; AVX2 VM,
+        2026-12-04). An end of more than EXTREME_MAX_WORK is left to the base stream: taken as ends too, the
+        spaces' largest kernels (ResNeXt's 32 x 1000-channel convs, seconds a call) took 77 s of an 8-minute run
+        and left the counts of extrapolated candidates in four spaces' searches as they were."""
         from archgen.bench.latency_model import RANGED_AT, feature_matrix
 
         by_kind: dict[str, dict[KernelUnit, None]] = {}
-        for space in self.spaces:
-            for network in itertools.islice(self._draws(space), EXTREME_DRAWS):
-                for u in self.units(network):
-                    by_kind.setdefault(u.kind, {})[u] = None
+        scanned = itertools.chain(self.zoo, *(itertools.islice(self._draws(space), EXTREME_DRAWS)
+                                              for space in self.spaces))
+        for network in scanned:
+            for u in self.units(network):
+                by_kind.setdefault(u.kind, {})[u] = None
         ends: dict[KernelUnit, None] = {}
         for units in by_kind.values():
             cheapest_first = sorted(units, key=work)  # argmin and argmax take the first of equals
