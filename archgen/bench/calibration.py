@@ -4,12 +4,12 @@ isolated kernels to a pass, and the latency model fitted on them (archgen.bench.
 
 What is timed (nn-Meter's recipe, Zhang et al. 2021, on archgen's own distributions):
 
-1. first, the configurations at either end of each kind's ranged features over many candidates of each
-   space (Sampler.extremes), so that the ranges span what a search of the spaces meets; then the kernel
-   configurations of the networks a user will predict: every bundled spec at its input size, and candidates
-   drawn from the design spaces as `archgen sample` draws them, at each batch size asked for, deduplicated,
-   the sources taken in turn so that a short run still covers them all, with perturbed copies (channels,
-   group widths and sizes scaled) mixed in to spread the calibrated ranges;
+1. first, the configurations at either end of each kind's ranged features over the zoo and many candidates
+   of each space (Sampler.extremes), so that the ranges span what a search of the spaces and the zoo's
+   networks meet; then the kernel configurations of the networks a user will predict: every bundled spec
+   at its input size, and candidates drawn from the design spaces as `archgen sample` draws them, at each
+   batch size asked for, deduplicated, the sources taken in turn so that a short run still covers them all,
+   with perturbed copies (channels, group widths and sizes scaled) mixed in to spread the calibrated ranges;
 2. adaptively, once a first share of the time is spent: the latency model is cross-validated on what was
    timed (latency_fit.cross_validate), and the configurations it predicts beyond 10%, those whose error
    costs a network the most per second of timing first (RANK_MS), are perturbed a little to time their
@@ -589,7 +589,7 @@ class _NetworkSlots:
 
 
 def _kernels(run: _Run, sampler: Sampler, until: float) -> None:
-    """The spaces' extremes (Sampler.extremes), then the base stream until FIRST_ROUND_SHARE of the kernel
+    """The zoo's and the spaces' extremes (Sampler.extremes), then the base stream until FIRST_ROUND_SHARE of the kernel
     time, then adaptive rounds of a third of the time left (a minute at least): cross-validate, then time the
     worst-predicted configurations' neighbourhoods (half of what the round can time) before more of the base
     stream."""
