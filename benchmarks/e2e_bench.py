@@ -65,6 +65,7 @@ def main(argv=None) -> int:
                                                             **common), "(survey)"),
     }
     env = environment(args.device)
+    Path(args.results_dir).mkdir(parents=True, exist_ok=True)
     tag = slug(env["device"])[:40] + ("-cpu-smoke" if args.smoke else "")
     for key in args.only.split(","):
         title, cfg, target = runs[key]

@@ -106,6 +106,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     ap.add_argument("--batches", default="64,256")
+    ap.add_argument("--stages", default=",".join(RESNET50_STAGES), help="which of ResNet-50's stage ends")
     ap.add_argument("--dtypes", default="float32,float16,bfloat16")
     ap.add_argument("--forms", default=",".join(FORMS))
     ap.add_argument("--layouts", default="channels_last,nchw")
@@ -125,7 +126,7 @@ def main(argv=None) -> int:
               "script", file=sys.stderr)
         return 2
     batches = [int(b) for b in args.batches.split(",")]
-    stages = dict(RESNET50_STAGES)
+    stages = {name: RESNET50_STAGES[name] for name in args.stages.split(",")}
     if args.smoke:
         batches, stages, args.reps = [2], {"layer4": (64, 7, 5)}, 1
         args.dtypes = args.dtypes.split(",")[0]

@@ -312,6 +312,9 @@ def _layout(x: torch.Tensor) -> Optional[bool]:
 def _vector(v: Optional[torch.Tensor], name: str, c: int, device: torch.device) -> Optional[torch.Tensor]:
     if v is None:
         return None
+    if isinstance(v, torch.Tensor) and v.dtype == torch.float32 and v.dim() == 1 and v.numel() == c \
+            and v.device == device and v.is_contiguous():
+        return v  # as given: a fused module's buffer, every call
     if not isinstance(v, torch.Tensor):
         v = torch.as_tensor(v, dtype=torch.float32)
     if v.numel() != c:
@@ -362,6 +365,89 @@ def bn_act(x: torch.Tensor, scale: Optional[torch.Tensor], shift: Optional[torch
         out.copy_(target)
         return out
     return target
+
+
+#: Plans a `RepeatedLaunch` keeps before it starts again (a module called at ever new shapes, say).
+MAX_PLANS = 64
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a launch takes beside the call's tensors, fixed by their shapes, strides and dtypes."""
+
+    tuned: bool
+    interpret: bool
+    kwargs: dict
+    grid: tuple[int, int]
+    sizes: tuple  # rows, cols, C, HW, slope: the kernel's scalar arguments
+
+
+class RepeatedLaunch:
+    """`bn_act` for a caller that makes the same call pass after pass (a fused module, with its vectors, act
+    and slope fixed): the first call at each shape, layout and dtype is checked and planned as bn_act's,
+    and later ones only allocate the output and launch. Where the GPU waits on the host, as it does for
+    ResNet-50 at batch 64 without CUDA graphs on an H200 (benchmarks/README.md), bn_act's checks and planning
+    cost as much host time as the launch itself. A call whose tensors bn_act would first convert (a
+    residual in the other layout, vectors not float32) is not planned: it takes bn_act each time."""
+
+    def __init__(self) -> None:
+        self._plans: dict[tuple, Optional[_Plan]] = {}
+
+    def __len__(self) -> int:
+        return sum(plan is not None for plan in self._plans.values())
+
+    def __call__(self, x: torch.Tensor, scale: Optional[torch.Tensor], shift: torch.Tensor,
+                 residual: Optional[torch.Tensor] = None, residual_scale: Optional[torch.Tensor] = None,
+                 act: str = "relu", *, gate: Optional[torch.Tensor] = None, slope: Optional[float] = None,
+                 tune: Optional[bool] = None) -> torch.Tensor:
+        """bn_act(x, scale, shift, residual, residual_scale, act=act, gate=gate, slope=slope, tune=tune)."""
+        if tune is None:
+            tune = os.environ.get("ARCHGEN_TUNE") == "1"
+        key = (x.shape, x.stride(), x.dtype, x.device, shift.dtype, shift.device, tune, act, slope, scale is None,
+               gate is None, residual_scale is None, None if residual is None else (residual.stride(), residual.dtype))
+        plan = self._plans.get(key, False)
+        if plan is False:
+            if len(self._plans) >= MAX_PLANS:
+                self._plans.clear()
+            plan = self._plans[key] = self._plan(x, scale, shift, residual, residual_scale, act, gate, slope, tune)
+        if plan is None or not uses_triton(x):
+            return bn_act(x, scale, shift, residual, residual_scale, act=act, gate=gate, slope=slope, tune=tune)
+        out = torch.empty_like(x)
+        if gate is not None:
+            gate = gate.reshape(x.shape[0], x.shape[1]).to(torch.float32).contiguous()
+        args = (x, shift if scale is None else scale, shift, shift if gate is None else gate,
+                x if residual is None else residual, shift if residual_scale is None else residual_scale, out,
+                *plan.sizes)
+        if plan.tuned:
+            rows, cols = plan.sizes[:2]
+            _kernel(False, True)[lambda meta: (_cdiv(rows, meta["BLOCK_R"]), _cdiv(cols, meta["BLOCK_C"]))](
+                *args, **plan.kwargs)
+        else:
+            _kernel(plan.interpret, False)[plan.grid](*args, **plan.kwargs)
+        return out
+
+    @staticmethod
+    def _plan(x: torch.Tensor, scale: Optional[torch.Tensor], shift: torch.Tensor, residual: Optional[torch.Tensor],
+              residual_scale: Optional[torch.Tensor], act: str, gate: Optional[torch.Tensor], slope: Optional[float],
+              tune: bool) -> Optional[_Plan]:
+        """The launch of this call, or None where bn_act would convert a tensor first or not launch."""
+        if not uses_triton(x):
+            return None
+        interpret = x.device.type == "cpu"
+        sms = device_sms(x.device.index or 0) if x.is_cuda else DEFAULT_SMS
+        _, launch = plan_launch(x, scale, shift, residual, residual_scale, None, act, gate=gate, slope=slope,
+                                interpret=interpret, sms=sms)
+        if launch is None:
+            return None
+        given = (x, scale, shift, residual, residual_scale)
+        used = (launch.args[0], launch.args[1] if scale is not None else None, launch.args[2],
+                launch.args[4] if residual is not None else None, launch.args[5] if residual_scale is not None else None)
+        grid = launch.grid()
+        if any(a is not b for a, b in zip(given, used)) or grid[0] > 2**31 - 1 or grid[1] > 65535:
+            return None
+        tuned = tune and not interpret
+        return _Plan(tuned, interpret, dict(launch.flags) if tuned else launch.kwargs, grid,
+                     tuple(launch.args[7:]))
 
 
 def _checked(x: torch.Tensor, scale: Optional[torch.Tensor], shift: Optional[torch.Tensor],

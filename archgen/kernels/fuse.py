@@ -45,7 +45,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from archgen.kernels.bn_act import bn_act, bn_act_reference, bn_scale_shift, uses_triton
+from archgen.kernels.bn_act import RepeatedLaunch, bn_act_reference, bn_scale_shift, uses_triton
 from archgen.layer_kinds.act import FUNCTIONS, apply_act
 from archgen.layer_kinds.base import LayerKind, MergeKind
 from archgen.layer_kinds.merges import carry
@@ -176,11 +176,33 @@ def _post(block: nn.Module) -> list[Item]:
     return [(layer.name, m, layer) for layer, m in zip(post, modules)]
 
 
-class BNAct(nn.Module):
+class KernelVectors(nn.Module):
+    """A module whose per-channel vectors (float buffers named in VECTORS) the kernel reads in float32, and
+    whose bn_act calls repeat pass after pass (`launch`, a RepeatedLaunch, plans each shape once)."""
+
+    VECTORS: tuple[str, ...] = ("scale", "shift")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.launch = RepeatedLaunch()
+
+    def _apply(self, fn, recurse=True):
+        # model.half() / .to(bfloat16) would round the per-channel vectors; they stay float32 (C values each).
+        super()._apply(fn, recurse)
+        for name in self.VECTORS:
+            v = getattr(self, name)
+            if v is not None and v.is_floating_point() and v.dtype != torch.float32:
+                setattr(self, name, v.float())
+        return self
+
+
+class BNAct(KernelVectors):
     """act(x * scale + shift [+ r * rscale | + r]) through `bn_act`; the per-channel vectors are buffers.
 
     `scale` None: a folded BN (shift is then the conv's bias). `rscale` None: the residual is added as is.
     """
+
+    VECTORS = ("scale", "shift", "rscale")
 
     def __init__(self, scale: Optional[torch.Tensor], shift: torch.Tensor, act: str = "relu", slope: float = 0.0,
                  rscale: Optional[torch.Tensor] = None) -> None:
@@ -190,15 +212,6 @@ class BNAct(nn.Module):
         self.register_buffer("rscale", None if rscale is None else rscale.detach().float().clone())
         self.act = act
         self.slope = slope
-
-    def _apply(self, fn, recurse=True):
-        # model.half() / .to(bfloat16) would round the per-channel vectors; they stay float32 (C values each).
-        super()._apply(fn, recurse)
-        for name in ("scale", "shift", "rscale"):
-            v = getattr(self, name)
-            if v is not None and v.is_floating_point() and v.dtype != torch.float32:
-                setattr(self, name, v.float())
-        return self
 
     @classmethod
     def from_bn(cls, bn: nn.BatchNorm2d, act: str = "none", slope: float = 0.0) -> "BNAct":
@@ -212,7 +225,7 @@ class BNAct(nn.Module):
         if not uses_triton(x):
             return self.in_place(torch.addcmul(self._vec(self.shift, x), x, self._vec(self.scale, x))
                                  if self.scale is not None else x + self._vec(self.shift, x), residual)
-        return bn_act(x, self.scale, self.shift, residual, self.rscale, act=self.act, slope=self.slope)
+        return self.launch(x, self.scale, self.shift, residual, self.rscale, act=self.act, slope=self.slope)
 
     @staticmethod
     def _vec(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -347,7 +360,7 @@ class FusedBlock(nn.Module):
         return self.act_out(self.merge.join(self, x, pre, y))
 
 
-class GatedTail(nn.Module):
+class GatedTail(KernelVectors):
     """act(bn(conv(y)) * gate + r), gate = SE(bn(conv(y))), with the BN applied once, in the kernel: the gate
     reads the conv's pooled output through the BN's affine map (the mean of an affine map is the map of the
     mean), so bn(conv(y)) is never written out; SE-ResNet's tail in one pass where eager spends four (BN, the
@@ -365,7 +378,7 @@ class GatedTail(nn.Module):
         x = self.conv(y)
         pooled = x.float().mean((2, 3)) * self.scale + self.shift
         gate = self.se_gate(self.fc2(self.se_act(self.fc1(pooled.to(x.dtype)[:, :, None, None]))))
-        return bn_act(x, self.scale, self.shift, residual, act=self.act, slope=self.slope, gate=gate)
+        return self.launch(x, self.scale, self.shift, residual, act=self.act, slope=self.slope, gate=gate)
 
     def extra_repr(self) -> str:
         return f"act={self.act}, squeeze-and-excitation gate in the kernel"
