@@ -353,6 +353,26 @@ def test_a_short_calibration_draws_its_correction_networks_smaller():
     assert macs(2 * DEFAULT_MINUTES) == full
 
 
+def test_the_correction_fits_small_passes_too():
+    """Of 8 correction networks, the two cheapest drawn are timed again at a quarter of their input size (a
+    CIFAR network's MACs), so that the constant of a per-batch correction is fitted on small passes, not
+    extrapolated to them; fewer than 4 networks are all drawn ones."""
+    import archgen
+    from archgen.bench.calibration import SHRINK, SHRUNK_NETWORKS
+
+    nets = correction_networks(["regnetx_400mf", "mobile_mbconv"], 8, 0)
+    shrunk = [n for n in nets if n["name"].endswith("px")]
+    drawn = {n["name"]: n for n in nets if n not in shrunk}
+    assert len(nets) == 8 and len(shrunk) == SHRUNK_NETWORKS
+    cheapest = sorted(drawn.values(), key=lambda n: archgen.profile(n).macs)[:SHRUNK_NETWORKS]
+    for small, big in zip(sorted(shrunk, key=lambda n: n["name"]), sorted(cheapest, key=lambda n: n["name"])):
+        assert small["name"].startswith(big["name"]) and {**small, "name": big["name"], "input": None} == \
+            {**big, "input": None}
+        assert archgen.profile(small).input_size == archgen.profile(big).input_size // SHRINK
+        assert archgen.profile(small).macs < archgen.profile(big).macs / 10
+    assert not any(n["name"].endswith("px") for n in correction_networks(["regnetx_400mf"], 3, 0))
+
+
 def test_a_calibration_too_short_for_this_machine_says_so():
     """A run that fitted on too little, or ran well past --minutes, warns in a sentence; one that met its budget
     on enough samples, or stopped at the cap it was given, does not."""

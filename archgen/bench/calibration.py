@@ -60,6 +60,10 @@ CHUNK = 16
 NETWORKS_PER_BATCH, NETWORK_CHUNK = 8, 4
 #: The correction's networks are drawn at most this large (ResNet-50's 4.1G MACs an image, and some room).
 MAX_NETWORK_MACS = 4.5e9
+#: Of the correction's networks, this many are the cheapest drawn ones again at 1/SHRINK of their input
+#: size (at least 32 px): a network of CIFAR's size. Fitted on the spaces' ImageNet-size draws alone, a
+#: per-batch correction's constant (4.3-4.6 ms at batch 8 on ONNX Runtime) doubled plain-20's prediction.
+SHRUNK_NETWORKS, SHRINK = 2, 4
 #: Perturbations: log-scale spread of the base stream's and of an adaptive round's, and the base stream's
 #: share of perturbed copies.
 BASE_SPREAD, ROUND_SPREAD, PERTURBED_SHARE = math.log(2.0), math.log(1.35), 0.3
@@ -320,7 +324,9 @@ def correction_networks(spaces: Sequence[str], n: int, seed: int, minutes: float
     has none), so that timing them whole takes a small share of the run; ordered cheapest, dearest, next
     cheapest, ..., so that the first few, all a short run may time, still span the sizes. A run shorter than
     the default draws them smaller in proportion: the first chunk is timed whatever it costs (a fit needs
-    networks), and one holding a 4.6 GMACs network took a 1-minute calibration to 2.7 minutes."""
+    networks), and one holding a 4.6 GMACs network took a 1-minute calibration to 2.7 minutes. From 4 networks
+    on, SHRUNK_NETWORKS of them are the cheapest draws again at a CIFAR network's size (`_shrunk`), so that the
+    correction's constant is fitted on small passes too, not extrapolated to them."""
     import archgen
 
     largest = MAX_NETWORK_MACS * min(1.0, minutes / DEFAULT_MINUTES)
@@ -330,9 +336,21 @@ def correction_networks(spaces: Sequence[str], n: int, seed: int, minutes: float
                        key=lambda d: d[:2])
         kept = [d for d in draws if d[0] <= largest] or draws[:1]
         pools.append(sorted(kept, key=lambda d: d[1]))
-    chosen = sorted([pool[k] for k in range(n) for pool in pools if k < len(pool)][:n], key=lambda d: d[0])
+    shrunk = min(SHRUNK_NETWORKS, n // 4)
+    chosen = sorted([pool[k] for k in range(n) for pool in pools if k < len(pool)][:n - shrunk], key=lambda d: d[0])
+    chosen = sorted([(0, -1, _shrunk(spec)) for _, _, spec in chosen[:shrunk]], key=lambda d: d[1]) + chosen
     spread = [chosen[i // 2] if i % 2 == 0 else chosen[-1 - i // 2] for i in range(len(chosen))]
     return [spec for _, _, spec in spread]
+
+
+def _shrunk(spec: dict) -> dict:
+    """The spec at 1/SHRINK of its input size (at least 32 px), named for it."""
+    import archgen
+
+    given = archgen.load_spec(spec).doc.input
+    size = max(32, given.size // SHRINK)
+    return {**spec, "name": f"{spec.get('name', 'network')}_{size}px",
+            "input": {"channels": given.channels, "size": size, "classes": given.classes}}
 
 
 # ---------------------------------------------------------------------------------------------------------
