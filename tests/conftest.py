@@ -6,6 +6,7 @@ import functools
 import json
 import math
 import os
+import sys
 import zlib
 from pathlib import Path
 
@@ -25,6 +26,19 @@ if "CI" in os.environ:
 # forwards many times slower. Set before any test imports torch, which reads it once.
 if "PYTEST_XDIST_WORKER" in os.environ:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture(autouse=True)
+def seeded_torch(request):
+    """Each test's draws from torch's global generator (a built model's initial weights) are seeded from the
+    test's own id: under `-n auto --dist loadfile` a worker runs whichever files come free, so the generator's
+    state at a test used to depend on what ran before it, and a tolerance that held for most weights failed
+    in CI for EfficientNet-B1's ONNX Runtime logits (0.062 against 0.046 allowed). torch is seeded only where a
+    test module has imported it: tests of the pure-Python description must not import it."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.manual_seed(zlib.crc32(request.node.nodeid.encode()))
+
 
 DATA = Path(__file__).parent / "data"
 
