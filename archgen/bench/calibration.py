@@ -338,7 +338,7 @@ def correction_networks(spaces: Sequence[str], n: int, seed: int, minutes: float
         pools.append(sorted(kept, key=lambda d: d[1]))
     shrunk = min(SHRUNK_NETWORKS, n // 4)
     chosen = sorted([pool[k] for k in range(n) for pool in pools if k < len(pool)][:n - shrunk], key=lambda d: d[0])
-    chosen = sorted([(0, -1, _shrunk(spec)) for _, _, spec in chosen[:shrunk]], key=lambda d: d[1]) + chosen
+    chosen = [(0, -1, _shrunk(spec)) for _, _, spec in chosen[:shrunk]] + chosen  # the cheapest of all
     spread = [chosen[i // 2] if i % 2 == 0 else chosen[-1 - i // 2] for i in range(len(chosen))]
     return [spec for _, _, spec in spread]
 

@@ -440,8 +440,9 @@ class RepeatedLaunch:
         if launch is None:
             return None
         given = (x, scale, shift, residual, residual_scale)
-        used = (launch.args[0], launch.args[1] if scale is not None else None, launch.args[2],
-                launch.args[4] if residual is not None else None, launch.args[5] if residual_scale is not None else None)
+        args = launch.args
+        used = (args[0], args[1] if scale is not None else None, args[2], args[4] if residual is not None else None,
+                args[5] if residual_scale is not None else None)
         grid = launch.grid()
         if any(a is not b for a, b in zip(given, used)) or grid[0] > 2**31 - 1 or grid[1] > 65535:
             return None
